@@ -1,0 +1,59 @@
+# `make test` and `make demo` are self-sufficient on a fresh machine: each creates the virtual
+# environments, installs every package, starts the services it needs and stops them again.
+
+PYTHON ?= python3.11
+VENV := .venv
+LS_VENV := .venv-labelstudio
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+CONSTRAINTS := requirements/constraints.txt
+EXPORTERS := labelstudio uptrain clearml sagemaker
+EDITABLES := -e '.[serve,demo]' $(foreach e,$(EXPORTERS),-e exporters/$(e))
+SERVICES := scripts/services.sh
+
+.PHONY: install install-labelstudio-server test lint typecheck pytest demo bench clean lock
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.installed: $(UV) pyproject.toml $(wildcard exporters/*/pyproject.toml) requirements/test.txt $(CONSTRAINTS)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -c $(CONSTRAINTS) $(EDITABLES) -r requirements/test.txt
+	touch $@
+
+# The Label Studio server lives in its own environment: its Django pins must not steer ours.
+$(LS_VENV)/.installed: $(UV)
+	$(UV) venv --quiet --allow-existing -p $(PYTHON) $(LS_VENV)
+	VIRTUAL_ENV=$(LS_VENV) $(UV) pip install --quiet 'label-studio==1.23.2'
+	touch $@
+
+install: $(VENV)/.installed
+install-labelstudio-server: $(LS_VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check otel_bridge exporters
+
+typecheck: install
+	$(BIN)/mypy
+
+# Starts Label Studio and moto, runs pytest with their addresses in the environment, stops them.
+pytest: install install-labelstudio-server
+	$(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: install
+	$(BIN)/otel-bridge demo
+
+bench: install install-labelstudio-server
+	$(SERVICES) run -- sh -c 'for b in bench/*.py; do $(BIN)/python $$b || exit 1; done'
+
+# Re-pin every transitive dependency (run after changing a dependency, commit the result).
+lock: $(UV)
+	$(UV) pip compile --quiet -p $(PYTHON) requirements/all.in -o $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) .services .pytest_cache .mypy_cache .ruff_cache

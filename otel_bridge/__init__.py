@@ -1,0 +1,45 @@
+"""LangChain to OpenTelemetry: a callback handler, finished traces and durable sink delivery."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otel_bridge.exporter import TraceExporter
+    from otel_bridge.handler import OTelCallbackHandler
+    from otel_bridge.instrumentation import instrument, uninstrument
+    from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
+    from otel_bridge.traces import FinishedTrace, SpanRecord
+
+__all__ = [
+    "DeliveryReport",
+    "FinishedTrace",
+    "OTelCallbackHandler",
+    "PermanentError",
+    "RetryableError",
+    "SpanRecord",
+    "TraceExporter",
+    "instrument",
+    "uninstrument",
+]
+
+# Imported on first use so that `import otel_bridge` stays cheap for apps that only trace.
+_LAZY = {
+    "OTelCallbackHandler": "otel_bridge.handler",
+    "instrument": "otel_bridge.instrumentation",
+    "uninstrument": "otel_bridge.instrumentation",
+    "TraceExporter": "otel_bridge.exporter",
+    "FinishedTrace": "otel_bridge.traces",
+    "SpanRecord": "otel_bridge.traces",
+    "DeliveryReport": "otel_bridge.sink",
+    "PermanentError": "otel_bridge.sink",
+    "RetryableError": "otel_bridge.sink",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_bridge' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,1 @@
+"""Shared pytest configuration: services started by `make test` announce themselves via env vars."""
