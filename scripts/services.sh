@@ -5,7 +5,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-state="$top/.services"
+state="${SERVICES_STATE_DIR:-$top/.services}"
 venv="$top/.venv"
 ls_venv="$top/.venv-labelstudio"
 pids=()
