@@ -6,6 +6,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # core-handler: the TracerProvider builder the handler uses, public for the demo/receiver.
+    from otel_bridge._provider import configure_tracer_provider
     from otel_bridge.exporter import TraceExporter
     from otel_bridge.handler import OTelCallbackHandler
     from otel_bridge.instrumentation import instrument, uninstrument
@@ -20,6 +22,7 @@ __all__ = [
     "RetryableError",
     "SpanRecord",
     "TraceExporter",
+    "configure_tracer_provider",
     "instrument",
     "uninstrument",
 ]
@@ -35,6 +38,8 @@ _LAZY = {
     "DeliveryReport": "otel_bridge.sink",
     "PermanentError": "otel_bridge.sink",
     "RetryableError": "otel_bridge.sink",
+    # core-handler
+    "configure_tracer_provider": "otel_bridge._provider",
 }
 
 

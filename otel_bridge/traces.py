@@ -6,11 +6,47 @@ built from in-process spans and one decoded from OTLP by the receiver answer the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-AttributeValue = str | bool | int | float | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...]
+from otel_bridge import semconv
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "AgentStep",
+    "AttributeValue",
+    "Compression",
+    "Document",
+    "EventRecord",
+    "FinishedTrace",
+    "LLMCall",
+    "LinkRecord",
+    "Message",
+    "MultiQuery",
+    "RagTurn",
+    "SpanError",
+    "SpanRecord",
+    "ToolCall",
+]
+
+_logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+AttributeValue = (
+    str
+    | bool
+    | int
+    | float
+    | tuple[str, ...]
+    | tuple[bool, ...]
+    | tuple[int, ...]
+    | tuple[float, ...]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +82,129 @@ class SpanRecord:
     resource: Mapping[str, AttributeValue] = field(default_factory=dict)
     scope_name: str = ""
     scope_version: str | None = None
+    # True when the parent lives in another process (a propagated context): this span is then a
+    # local root even though it has a parent id. The receiver sets it from the OTLP span flags.
+    parent_is_remote: bool = False
+
+    @property
+    def is_local_root(self) -> bool:
+        """True when the span has no parent or its parent is in another process."""
+        return self.parent_span_id is None or self.parent_is_remote
+
+    @property
+    def duration_s(self) -> float:
+        return max(0, self.end_time_ns - self.start_time_ns) / 1e9
+
+    @classmethod
+    def from_readable(cls, span: ReadableSpan) -> SpanRecord:
+        """Detach a finished SDK span (in-process, or decoded from OTLP by the receiver)."""
+        context = span.context
+        if context is None:
+            raise ValueError(f"span {span.name!r} has no span context")
+        parent = span.parent
+        status = span.status
+        scope = span.instrumentation_scope
+        return cls(
+            trace_id=context.trace_id,
+            span_id=context.span_id,
+            parent_span_id=parent.span_id if parent is not None and parent.span_id else None,
+            parent_is_remote=bool(parent is not None and parent.is_remote),
+            name=str(span.name),
+            kind=span.kind.name,
+            start_time_ns=int(span.start_time or 0),
+            end_time_ns=int(span.end_time or span.start_time or 0),
+            attributes=_attributes(span.attributes),
+            status_code=status.status_code.name,
+            status_description=status.description,
+            events=tuple(
+                EventRecord(e.name, int(e.timestamp or 0), _attributes(e.attributes))
+                for e in span.events
+            ),
+            links=tuple(
+                LinkRecord(
+                    link.context.trace_id, link.context.span_id, _attributes(link.attributes)
+                )
+                for link in span.links
+            ),
+            resource=_attributes(span.resource.attributes if span.resource else None),
+            scope_name=scope.name if scope is not None else "",
+            scope_version=scope.version if scope is not None else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ids as lowercase hex like OTLP/JSON, attribute tuples as lists."""
+        return {
+            "trace_id": format(self.trace_id, "032x"),
+            "span_id": format(self.span_id, "016x"),
+            "parent_span_id": None
+            if self.parent_span_id is None
+            else format(self.parent_span_id, "016x"),
+            "parent_is_remote": self.parent_is_remote,
+            "name": self.name,
+            "kind": self.kind,
+            "start_time_ns": self.start_time_ns,
+            "end_time_ns": self.end_time_ns,
+            "attributes": dict(self.attributes),
+            "status_code": self.status_code,
+            "status_description": self.status_description,
+            "events": [
+                {"name": e.name, "timestamp_ns": e.timestamp_ns, "attributes": dict(e.attributes)}
+                for e in self.events
+            ],
+            "links": [
+                {
+                    "trace_id": format(link.trace_id, "032x"),
+                    "span_id": format(link.span_id, "016x"),
+                    "attributes": dict(link.attributes),
+                }
+                for link in self.links
+            ],
+            "resource": dict(self.resource),
+            "scope_name": self.scope_name,
+            "scope_version": self.scope_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpanRecord:
+        """Inverse of `to_dict`; raises ValueError/KeyError/TypeError on a malformed dict."""
+        parent = data.get("parent_span_id")
+        return cls(
+            trace_id=int(data["trace_id"], 16),
+            span_id=int(data["span_id"], 16),
+            parent_span_id=None if parent is None else int(parent, 16),
+            parent_is_remote=bool(data.get("parent_is_remote", False)),
+            name=str(data["name"]),
+            kind=str(data.get("kind", "INTERNAL")),
+            start_time_ns=int(data["start_time_ns"]),
+            end_time_ns=int(data["end_time_ns"]),
+            attributes=_attributes(data.get("attributes")),
+            status_code=str(data.get("status_code", "UNSET")),
+            status_description=data.get("status_description"),
+            events=tuple(
+                EventRecord(
+                    str(e["name"]), int(e["timestamp_ns"]), _attributes(e.get("attributes"))
+                )
+                for e in data.get("events", ())
+            ),
+            links=tuple(
+                LinkRecord(
+                    int(link["trace_id"], 16),
+                    int(link["span_id"], 16),
+                    _attributes(link.get("attributes")),
+                )
+                for link in data.get("links", ())
+            ),
+            resource=_attributes(data.get("resource")),
+            scope_name=str(data.get("scope_name", "")),
+            scope_version=data.get("scope_version"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SpanRecord:
+        return cls.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +322,576 @@ class FinishedTrace:
     trace_id: int
     spans: tuple[SpanRecord, ...]
     partial: bool = False
+    _by_id: Mapping[int, SpanRecord] = field(init=False, repr=False, compare=False)
+    _children: Mapping[int, tuple[SpanRecord, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Spans sorted by start time make every helper's output chronological.
+        ordered = tuple(sorted(self.spans, key=lambda s: (s.start_time_ns, s.end_time_ns)))
+        children: dict[int, list[SpanRecord]] = {}
+        for span in ordered:
+            if span.parent_span_id is not None:
+                children.setdefault(span.parent_span_id, []).append(span)
+        object.__setattr__(self, "spans", ordered)
+        object.__setattr__(self, "_by_id", {span.span_id: span for span in ordered})
+        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+
+    # --- construction and JSON ----------------------------------------------------------------
+
+    @classmethod
+    def from_spans(cls, spans: Iterable[ReadableSpan], partial: bool = False) -> FinishedTrace:
+        """Build one trace from SDK spans that all share a trace id (ValueError otherwise)."""
+        return cls.from_records([SpanRecord.from_readable(span) for span in spans], partial)
+
+    @classmethod
+    def from_records(cls, records: Iterable[SpanRecord], partial: bool = False) -> FinishedTrace:
+        records = tuple(records)
+        trace_ids = {record.trace_id for record in records}
+        if len(trace_ids) != 1:
+            raise ValueError(
+                f"a finished trace needs spans of exactly one trace id, got {len(trace_ids)}"
+            )
+        return cls(trace_ids.pop(), records, partial)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": format(self.trace_id, "032x"),
+            "partial": self.partial,
+            "spans": [span.to_dict() for span in self.spans],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinishedTrace:
+        return cls(
+            trace_id=int(data["trace_id"], 16),
+            spans=tuple(SpanRecord.from_dict(span) for span in data["spans"]),
+            partial=bool(data.get("partial", False)),
+        )
+
+    def to_json(self) -> str:
+        """Stable JSON (ids in hex, attribute tuples as lists) used by the spool and the receiver."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> FinishedTrace:
+        return cls.from_dict(json.loads(text))
+
+    # --- navigation -----------------------------------------------------------------------------
+
+    @property
+    def root(self) -> SpanRecord:
+        """The local root: no parent, a remote parent, or a parent missing from this trace."""
+        for span in self.spans:
+            if span.is_local_root:
+                return span
+        for span in self.spans:
+            if span.parent_span_id not in self._by_id:
+                return span
+        return self.spans[0]
+
+    def span(self, span_id: int) -> SpanRecord | None:
+        return self._by_id.get(span_id)
+
+    def parent(self, span: SpanRecord) -> SpanRecord | None:
+        return None if span.parent_span_id is None else self._by_id.get(span.parent_span_id)
+
+    def children(self, span: SpanRecord) -> tuple[SpanRecord, ...]:
+        """Direct children in start order."""
+        return self._children.get(span.span_id, ())
+
+    def descendants(self, span: SpanRecord) -> Iterator[SpanRecord]:
+        """Every span below `span`, depth first, children in start order."""
+        stack = list(reversed(self.children(span)))
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed(self.children(current)))
+
+    def ancestors(self, span: SpanRecord) -> Iterator[SpanRecord]:
+        """Parent, grandparent, ... up to the local root (cycle-safe for malformed input)."""
+        seen = {span.span_id}
+        current = self.parent(span)
+        while current is not None and current.span_id not in seen:
+            seen.add(current.span_id)
+            yield current
+            current = self.parent(current)
+
+    def by_run_id(self, run_id: object) -> SpanRecord | None:
+        """The span made from the LangChain run with this id (a UUID or its string)."""
+        wanted = str(run_id)
+        for span in self.spans:
+            if span.attributes.get(semconv.RUN_ID) == wanted:
+                return span
+        return None
+
+    def run_root(self) -> SpanRecord | None:
+        """The outermost span made from a LangChain run (the local root may be e.g. an HTTP span)."""
+        for span in self.spans:
+            if semconv.RUN_ID in span.attributes and not any(
+                semconv.RUN_ID in a.attributes for a in self.ancestors(span)
+            ):
+                return span
+        return None
+
+    # --- helpers for sinks (each guarded: a malformed attribute costs that field only) ---------
+
+    def llm_calls(self) -> tuple[LLMCall, ...]:
+        """Every LLM / chat-model call, in start order."""
+        return tuple(
+            call
+            for span in self.spans
+            if _is_model(span) and (call := _guarded("LLM call", span, _llm_call, span)) is not None
+        )
+
+    def rag_turns(self) -> tuple[RagTurn, ...]:
+        """Each outermost retrieval paired with the first model call after it under a common chain."""
+        turns = []
+        for retriever in self._outer_retrievers():
+            turn = _guarded("RAG turn", retriever, self._rag_turn, retriever)
+            if turn is not None:
+                turns.append(turn)
+        return tuple(turns)
+
+    def multi_queries(self) -> tuple[MultiQuery, ...]:
+        """Each MultiQueryRetriever run: the question and the query variants the model generated."""
+        return tuple(
+            item
+            for span in self.spans
+            if _run_type(span) == semconv.RUN_TYPE_RETRIEVER
+            and "MultiQuery" in _run_name(span)
+            and (item := _guarded("multi-query", span, self._multi_query, span)) is not None
+        )
+
+    def compressions(self) -> tuple[Compression, ...]:
+        """Each ContextualCompressionRetriever run: the base retriever's vs the compressed documents."""
+        return tuple(
+            item
+            for span in self.spans
+            if _run_type(span) == semconv.RUN_TYPE_RETRIEVER
+            and "ContextualCompression" in _run_name(span)
+            and (item := _guarded("compression", span, self._compression, span)) is not None
+        )
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            item
+            for span in self.spans
+            if _run_type(span) == semconv.RUN_TYPE_TOOL
+            or span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_EXECUTE_TOOL
+            if (item := _guarded("tool call", span, _tool_call, span)) is not None
+        )
+
+    def agent_steps(self) -> tuple[AgentStep, ...]:
+        """Agent actions: from agent-action events, else the tool calls the chat models asked for."""
+        steps = [
+            step
+            for span in self.spans
+            for event in span.events
+            if event.name == semconv.EVENT_AGENT_ACTION
+            if (step := _guarded("agent step", span, _agent_action, span, event)) is not None
+        ]
+        if steps:
+            return tuple(steps)
+        for call in self.llm_calls():
+            for message in call.output_messages:
+                for tool_call in message.tool_calls:
+                    steps.append(
+                        AgentStep(
+                            trace_id=call.trace_id,
+                            span_id=call.span_id,
+                            tool=str(tool_call.get("name") or ""),
+                            tool_input=tool_call.get("arguments"),
+                            log=message.content,
+                            timestamp_ns=call.end_time_ns,
+                        )
+                    )
+        return tuple(steps)
+
+    def errors(self) -> tuple[SpanError, ...]:
+        return tuple(
+            item
+            for span in self.spans
+            if span.status_code == "ERROR" or semconv.ERROR_TYPE in span.attributes
+            if (item := _guarded("error", span, _span_error, span)) is not None
+        )
+
+    def root_input(self) -> Any:
+        """Decoded `langchain.input` of the outermost LangChain run (None when absent/malformed)."""
+        root = self.run_root()
+        return None if root is None else _json_attr(root, semconv.LANGCHAIN_INPUT)
+
+    def root_output(self) -> Any:
+        """Decoded `langchain.output` of the outermost LangChain run (None when absent/malformed)."""
+        root = self.run_root()
+        return None if root is None else _json_attr(root, semconv.LANGCHAIN_OUTPUT)
+
+    def tags(self) -> tuple[str, ...]:
+        """Run tags of every span, first occurrence order, without duplicates."""
+        seen: dict[str, None] = {}
+        for span in self.spans:
+            value = span.attributes.get(semconv.RUN_TAGS)
+            if isinstance(value, str):
+                value = (value,)
+            if isinstance(value, tuple):
+                seen.update((str(tag), None) for tag in value)
+        return tuple(seen)
+
+    def metadata(self) -> dict[str, AttributeValue]:
+        """Run metadata merged over all spans; the outermost run's values win."""
+        merged: dict[str, AttributeValue] = {}
+        prefix = semconv.RUN_METADATA_PREFIX
+        for span in reversed(self.spans):
+            for key, value in span.attributes.items():
+                if key.startswith(prefix):
+                    merged[key[len(prefix) :]] = value
+        return merged
+
+    # --- private assembly of the composite helpers ---------------------------------------------
+
+    def _outer_retrievers(self) -> Iterator[SpanRecord]:
+        for span in self.spans:
+            if _run_type(span) == semconv.RUN_TYPE_RETRIEVER and not any(
+                _run_type(a) == semconv.RUN_TYPE_RETRIEVER for a in self.ancestors(span)
+            ):
+                yield span
+
+    def _inside_retriever(self, span: SpanRecord) -> bool:
+        return any(_run_type(a) == semconv.RUN_TYPE_RETRIEVER for a in self.ancestors(span))
+
+    def _rag_turn(self, retriever: SpanRecord) -> RagTurn | None:
+        retriever_chain = [a.span_id for a in self.ancestors(retriever)]
+        for model in self.spans:
+            if (
+                not _is_model(model)
+                or model.start_time_ns < retriever.end_time_ns
+                or self._inside_retriever(model)
+            ):
+                continue
+            model_ancestors = {a.span_id for a in self.ancestors(model)}
+            common_id = next((sid for sid in retriever_chain if sid in model_ancestors), None)
+            if common_id is None:
+                continue
+            chain = self._by_id[common_id]
+            documents = _documents(retriever)
+            return RagTurn(
+                trace_id=self.trace_id,
+                span_id=chain.span_id,
+                question=_question(chain) or _text(_json_attr(retriever, semconv.LANGCHAIN_INPUT)),
+                documents=documents,
+                context=_join_documents(documents),
+                answer=_answer(chain) or _first(_llm_call(model).generations, ""),
+            )
+        return None
+
+    def _multi_query(self, span: SpanRecord) -> MultiQuery:
+        variants: tuple[str, ...] = ()
+        for descendant in self.descendants(span):
+            output = _json_attr(descendant, semconv.LANGCHAIN_OUTPUT)
+            if _run_type(descendant) in (semconv.RUN_TYPE_PARSER, semconv.RUN_TYPE_CHAIN) and (
+                isinstance(output, list) and output and all(isinstance(v, str) for v in output)
+            ):
+                variants = tuple(v.strip() for v in output if v.strip())
+                break
+            if _is_model(descendant) and not variants:
+                text = _first(_llm_call(descendant).generations, "")
+                variants = tuple(line.strip() for line in text.splitlines() if line.strip())
+        return MultiQuery(
+            trace_id=self.trace_id,
+            span_id=span.span_id,
+            question=_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            variants=variants,
+        )
+
+    def _compression(self, span: SpanRecord) -> Compression:
+        base = next(
+            (d for d in self.descendants(span) if _run_type(d) == semconv.RUN_TYPE_RETRIEVER), None
+        )
+        original = _documents(base) if base is not None else ()
+        compressed = _documents(span)
+        return Compression(
+            trace_id=self.trace_id,
+            span_id=span.span_id,
+            question=_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            original_context=_join_documents(original),
+            compressed_context=_join_documents(compressed),
+            original_documents=original,
+            compressed_documents=compressed,
+        )
+
+
+# --- attribute decoding (pure, private) ---------------------------------------------------------
+
+_SCALARS = (str, bool, int, float)
+
+
+def _attributes(raw: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
+    """Copy attributes into plain values: sequences become tuples, anything exotic a string."""
+    result: dict[str, AttributeValue] = {}
+    for key, value in (raw or {}).items():
+        if isinstance(value, _SCALARS):
+            result[str(key)] = value
+        elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+            result[str(key)] = tuple(v if isinstance(v, _SCALARS) else str(v) for v in value)  # type: ignore[assignment]
+        elif value is not None:
+            result[str(key)] = str(value)
+    return result
+
+
+def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:
+    try:
+        return build(*args)
+    except Exception:  # a malformed attribute must cost one item, never the whole helper
+        _logger.debug(
+            "skipping %s of span %016x: malformed attributes", what, span.span_id, exc_info=True
+        )
+        return None
+
+
+def _run_type(span: SpanRecord) -> str | None:
+    value = span.attributes.get(semconv.RUN_TYPE)
+    return value if isinstance(value, str) else None
+
+
+def _run_name(span: SpanRecord) -> str:
+    value = span.attributes.get(semconv.RUN_NAME)
+    return value if isinstance(value, str) else span.name
+
+
+def _is_model(span: SpanRecord) -> bool:
+    run_type = _run_type(span)
+    if run_type is not None:
+        return run_type in semconv.MODEL_RUN_TYPES
+    return span.attributes.get(semconv.GEN_AI_OPERATION_NAME) in (
+        semconv.OP_CHAT,
+        semconv.OP_TEXT_COMPLETION,
+    )
+
+
+def _json_attr(span: SpanRecord, key: str) -> Any:
+    value = span.attributes.get(key)
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # bounded (truncated) content is no longer JSON: keep the text
+
+
+def _str_attr(span: SpanRecord, key: str) -> str | None:
+    value = span.attributes.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int_attr(span: SpanRecord, key: str) -> int | None:
+    value = span.attributes.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_attr(span: SpanRecord, key: str) -> float | None:
+    value = span.attributes.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _first(values: Sequence[_T], default: _T) -> _T:
+    return values[0] if values else default
+
+
+def _messages(value: Any) -> tuple[Message, ...]:
+    if not isinstance(value, list):
+        return ()
+    messages = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            continue
+        texts: list[str] = []
+        tool_calls: list[Mapping[str, Any]] = []
+        tool_call_id = None
+        for part in item.get("parts") or ():
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind == "text":
+                texts.append(_text(part.get("content")))
+            elif kind == "tool_call":
+                tool_calls.append(
+                    {
+                        "id": part.get("id"),
+                        "name": part.get("name"),
+                        "arguments": part.get("arguments"),
+                    }
+                )
+            elif kind == "tool_call_response":
+                tool_call_id = part.get("id")
+                texts.append(_text(part.get("response")))
+        if "content" in item and not texts:
+            texts.append(_text(item["content"]))
+        messages.append(
+            Message(
+                role=str(item.get("role") or "user"),
+                content="\n".join(texts),
+                tool_calls=tuple(tool_calls),
+                tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
+            )
+        )
+    return tuple(messages)
+
+
+def _finish_reasons(span: SpanRecord, output: Any) -> tuple[str, ...]:
+    value = span.attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
+    if isinstance(value, tuple):
+        return tuple(str(v) for v in value)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(output, list):
+        return tuple(
+            str(m["finish_reason"])
+            for m in output
+            if isinstance(m, Mapping) and m.get("finish_reason")
+        )
+    return ()
+
+
+def _llm_call(span: SpanRecord) -> LLMCall:
+    run_type = _run_type(span)
+    if run_type is None:
+        is_llm = span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_TEXT_COMPLETION
+        run_type = semconv.RUN_TYPE_LLM if is_llm else semconv.RUN_TYPE_CHAT_MODEL
+    prompts = _json_attr(span, semconv.LLM_PROMPTS)
+    prompt_list = [_text(p) for p in prompts] if isinstance(prompts, list) else None
+    messages = _messages(_json_attr(span, semconv.GEN_AI_INPUT_MESSAGES))
+    if not messages and prompt_list:
+        messages = tuple(Message(role="user", content=p) for p in prompt_list)
+    raw_output = _json_attr(span, semconv.GEN_AI_OUTPUT_MESSAGES)
+    output_messages = _messages(raw_output)
+    prompt = None
+    if run_type == semconv.RUN_TYPE_LLM:
+        prompt = (
+            "\n\n".join(prompt_list) if prompt_list else "\n\n".join(m.content for m in messages)
+        )
+    return LLMCall(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        run_type=run_type,
+        name=_run_name(span),
+        prompt=prompt,
+        messages=messages,
+        generations=tuple(m.content for m in output_messages),
+        output_messages=output_messages,
+        model=_str_attr(span, semconv.GEN_AI_RESPONSE_MODEL)
+        or _str_attr(span, semconv.GEN_AI_REQUEST_MODEL),
+        provider=_str_attr(span, semconv.GEN_AI_PROVIDER_NAME),
+        input_tokens=_int_attr(span, semconv.GEN_AI_USAGE_INPUT_TOKENS),
+        output_tokens=_int_attr(span, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        latency_s=span.duration_s,
+        finish_reasons=_finish_reasons(span, raw_output),
+        temperature=_float_attr(span, semconv.GEN_AI_REQUEST_TEMPERATURE),
+        max_tokens=_int_attr(span, semconv.GEN_AI_REQUEST_MAX_TOKENS),
+        error=_str_attr(span, semconv.ERROR_TYPE),
+        start_time_ns=span.start_time_ns,
+        end_time_ns=span.end_time_ns,
+    )
+
+
+def _documents(span: SpanRecord) -> tuple[Document, ...]:
+    raw = _json_attr(span, semconv.RETRIEVAL_DOCUMENTS)
+    if not isinstance(raw, list):
+        return ()
+    documents = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            metadata = item.get("metadata")
+            documents.append(
+                Document(
+                    page_content=_text(item.get("page_content")),
+                    metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+                )
+            )
+        elif isinstance(item, str):
+            documents.append(Document(page_content=item))
+    return tuple(documents)
+
+
+def _join_documents(documents: Sequence[Document]) -> str:
+    return "\n\n".join(d.page_content for d in documents)
+
+
+_QUESTION_KEYS = ("question", "query", "input")
+_ANSWER_KEYS = ("answer", "result", "output", "text")
+
+
+def _pick(value: Any, keys: Sequence[str]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        for key in keys:
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return ""
+
+
+def _question(chain: SpanRecord) -> str:
+    return _pick(_json_attr(chain, semconv.LANGCHAIN_INPUT), _QUESTION_KEYS)
+
+
+def _answer(chain: SpanRecord) -> str:
+    return _pick(_json_attr(chain, semconv.LANGCHAIN_OUTPUT), _ANSWER_KEYS)
+
+
+def _tool_call(span: SpanRecord) -> ToolCall:
+    return ToolCall(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        name=_str_attr(span, semconv.GEN_AI_TOOL_NAME) or _run_name(span),
+        call_id=_str_attr(span, semconv.GEN_AI_TOOL_CALL_ID),
+        arguments=_json_attr(span, semconv.LANGCHAIN_INPUT),
+        result=_json_attr(span, semconv.LANGCHAIN_OUTPUT),
+        error=_str_attr(span, semconv.ERROR_TYPE),
+        latency_s=span.duration_s,
+    )
+
+
+def _event_value(event: EventRecord, name: str) -> Any:
+    """An agent-action event attribute ("tool", "tool_input", "log"; content JSON-encoded)."""
+    value = event.attributes.get(name)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _agent_action(span: SpanRecord, event: EventRecord) -> AgentStep:
+    return AgentStep(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        tool=_text(_event_value(event, "tool")),
+        tool_input=_event_value(event, "tool_input"),
+        log=_text(_event_value(event, "log")),
+        timestamp_ns=event.timestamp_ns,
+    )
+
+
+def _span_error(span: SpanRecord) -> SpanError:
+    exception = next((e for e in span.events if e.name == "exception"), None)
+    error_type = _str_attr(span, semconv.ERROR_TYPE)
+    message = span.status_description or ""
+    if exception is not None:
+        error_type = error_type or _text(exception.attributes.get("exception.type"))
+        message = message or _text(exception.attributes.get("exception.message"))
+    return SpanError(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        span_name=span.name,
+        run_type=_run_type(span),
+        error_type=error_type or "error",
+        message=message,
+    )

@@ -1,0 +1,212 @@
+"""`LabelStudioSpanExporter`: the core `TraceExporter` wired to the task encoder and the transport."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from otel_bridge.exporter import TraceExporter
+from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
+from otel_bridge.traces import FinishedTrace
+from otel_bridge_labelstudio._encoder import Task, TaskEncoder, TaskGranularity
+from otel_bridge_labelstudio._filter import TraceFilter
+from otel_bridge_labelstudio._label_config import LabelStudioMode
+from otel_bridge_labelstudio._settings import resolve_settings
+from otel_bridge_labelstudio._transport import (
+    AuthenticationFailed,
+    LabelStudioTransport,
+    Project,
+    ProjectNotFound,
+)
+
+_logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Tasks per bulk-import request; a trace's tasks always travel in the same request, so a trace
+# is in Label Studio entirely or not at all.
+_TASKS_PER_IMPORT = 500
+
+
+class LabelStudioSpanExporter(TraceExporter):
+    """Turns every LLM call of a finished trace (or each whole trace) into a Label Studio task.
+
+    Arguments and environment variables follow langchain_community's LabelStudioCallbackHandler:
+    `api_key` (`LABEL_STUDIO_API_KEY`), `url` (`LABEL_STUDIO_URL`, default
+    http://localhost:8080), `project_id` (`LABEL_STUDIO_PROJECT_ID`), `project_name` (an
+    strftime pattern, default "LangChain-%Y-%m-%d"), `project_config` (labeling XML, validated
+    now) and `mode` ("prompt" or "chat"). The `OTEL_BRIDGE_LABELSTUDIO_*` variables of the same
+    names take precedence over the `LABEL_STUDIO_*` ones. Beyond the seed: `task_per`
+    ("llm_call" or "trace"), `trace_filter`, `trace_url_template` (a link to the trace in your
+    tracing UI, with `{trace_id}` / `{span_id}`) and `timeout` per HTTP request. Everything
+    else (`spool_dir`, `grace_period`, ...) goes to `TraceExporter`.
+
+    The server is contacted only from the delivery thread: an unreachable server delays tasks,
+    a rejected token dead-letters them with the server's answer as the reason.
+    """
+
+    sink_name: ClassVar[str] = "labelstudio"
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        url: str | None = None,
+        project_id: int | str | None = None,
+        project_name: str | None = None,
+        project_config: str | None = None,
+        mode: str | LabelStudioMode | None = None,
+        *,
+        task_per: str | TaskGranularity = TaskGranularity.LLM_CALL,
+        trace_filter: TraceFilter | None = None,
+        trace_url_template: str | None = None,
+        timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        self.settings = resolve_settings(
+            api_key=api_key,
+            url=url,
+            project_id=project_id,
+            project_name=project_name,
+            project_config=project_config,
+            mode=mode,
+            trace_url_template=trace_url_template,
+        )
+        self.granularity = TaskGranularity(task_per)
+        self.trace_filter = trace_filter or TraceFilter()
+        self._transport = LabelStudioTransport(
+            self.settings.url, self.settings.api_key, timeout=timeout
+        )
+        self._project: Project | None = None
+        self._encoder: TaskEncoder | None = None
+        self._project_lock = threading.Lock()
+        super().__init__(**options)
+
+    @property
+    def token_kind(self) -> str:
+        """ "personal access token" or "legacy token", as detected from the key's format."""
+        return self._transport.token_kind.value
+
+    def project(self) -> Project:
+        """The target project, found or created on first use (network; not for the app's thread)."""
+        with self._project_lock:
+            if self._project is None:
+                settings = self.settings
+                if settings.project_id is not None:
+                    project = self._transport.project_by_id(settings.project_id, settings.mode)
+                else:
+                    project = self._transport.find_or_create_project(
+                        settings.project_title, settings.project_config, settings.mode
+                    )
+                self._encoder = TaskEncoder(
+                    project.binding, self.granularity, settings.trace_url_template
+                )
+                self._project = project
+                _logger.info("Label Studio tasks go to project %d (%r)", project.id, project.title)
+            return self._project
+
+    # --- TraceExporter hooks ----------------------------------------------------------------
+
+    def accepts(self, trace: FinishedTrace) -> bool:
+        return self.trace_filter.matches(trace)
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]:
+        """Trace keys with tasks in the project (a trace is imported whole, in one request)."""
+        if not keys:
+            return set()
+        try:
+            project = self._checked(self.project)
+            span_keys = self._checked(lambda: self._transport.existing_span_keys(project.id, keys))
+        except PermanentError:
+            # `deliver` meets the same failure and dead-letters the traces with its reason.
+            return set()
+        return {key.partition("-")[0] for key in span_keys} & set(keys)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        project = self._checked(self.project)
+        encoder = self._encoder
+        assert encoder is not None  # set together with the project
+        permanent: dict[str, str] = {}
+        tasks_by_trace: dict[str, list[Task]] = {}
+        for trace in traces:
+            try:
+                tasks_by_trace[trace_key(trace)] = list(encoder.encode(trace))
+            except Exception as error:  # one malformed trace must not hold back the batch
+                _logger.exception(
+                    "could not encode trace %s as Label Studio tasks", trace_key(trace)
+                )
+                permanent[trace_key(trace)] = f"could not encode as Label Studio tasks: {error!r}"
+        with_tasks = [key for key, tasks in tasks_by_trace.items() if tasks]
+        existing = self._checked(lambda: self._transport.existing_span_keys(project.id, with_tasks))
+        fresh = {
+            key: [task for task in tasks if task.span_key not in existing]
+            for key, tasks in tasks_by_trace.items()
+        }
+        delivered = {key for key, tasks in fresh.items() if not tasks}
+        retryable: dict[str, str] = {}
+        retry_after: float | None = None
+        pending = [key for key, tasks in fresh.items() if tasks]
+        for chunk in _chunks(pending, fresh):
+            if retryable:
+                retryable.update(dict.fromkeys(chunk, "an earlier import in the batch failed"))
+                continue
+            try:
+                self._import(project, chunk, fresh, permanent)
+            except RetryableError as error:
+                retryable.update(dict.fromkeys(chunk, error.reason))
+                retry_after = error.retry_after
+                continue
+            delivered.update(key for key in chunk if key not in permanent)
+        return DeliveryReport(
+            delivered=frozenset(delivered),
+            retryable=retryable,
+            permanent=permanent,
+            retry_after=retry_after,
+        )
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _import(
+        self,
+        project: Project,
+        chunk: Sequence[str],
+        fresh: dict[str, list[Task]],
+        permanent: dict[str, str],
+    ) -> None:
+        """Import a chunk; when the server refuses its payload, find the traces at fault."""
+        payload = [task.payload for key in chunk for task in fresh[key]]
+        try:
+            self._checked(lambda: self._transport.import_tasks(project.id, payload))
+        except (AuthenticationFailed, ProjectNotFound):
+            raise
+        except PermanentError as error:
+            if len(chunk) == 1:
+                permanent[chunk[0]] = error.reason
+                return
+            for key in chunk:
+                self._import(project, [key], fresh, permanent)
+
+    def _checked(self, call: Callable[[], _T]) -> _T:
+        """Run a transport call; a project that vanished is looked up (or created) again."""
+        try:
+            return call()
+        except ProjectNotFound as error:
+            if self.settings.project_id is not None:
+                raise
+            with self._project_lock:
+                self._project = None
+            raise RetryableError(
+                f"{error.reason}; the project is looked up or created again on the next attempt"
+            ) from error
+
+
+def _chunks(keys: Sequence[str], tasks: dict[str, list[Task]]) -> list[list[str]]:
+    chunks: list[list[str]] = []
+    size = 0
+    for key in keys:
+        if not chunks or size + len(tasks[key]) > _TASKS_PER_IMPORT:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(key)
+        size += len(tasks[key])
+    return chunks

@@ -1,0 +1,193 @@
+"""`SageMakerSpanExporter`: the core `TraceExporter` wired to the SageMaker encoder and transport,
+logging each finished trace into one SageMaker Experiments run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import boto3
+
+from otel_bridge.exporter import TraceExporter
+from otel_bridge.sink import DeliveryReport, PermanentError, trace_key
+from otel_bridge.traces import FinishedTrace
+from otel_bridge_sagemaker.encoder import encode_batch
+from otel_bridge_sagemaker.settings import DEFAULT_ARTIFACT_PREFIX, SageMakerSettings
+from otel_bridge_sagemaker.transport import (
+    CLIENT_CONFIG,
+    RunTarget,
+    SageMakerTransport,
+    aws_errors,
+)
+
+__all__ = ["SageMakerSpanExporter"]
+
+RECORDS_DIRECTORY = "langchain-records"
+
+
+class SageMakerSpanExporter(TraceExporter):
+    """Logs finished LangChain traces into a SageMaker Experiments run.
+
+    Per trace: metric points with steps (latency and tokens per model call, error counts per
+    model and per trace) through BatchPutMetrics, run parameters (model, temperature, max
+    tokens, chain name) and the trace's records as JSON Lines in S3 (one file per delivered
+    batch, all under one registered output artifact, so the run never reaches SageMaker's
+    30-artifact limit). See `otel_bridge_sagemaker.encoder` for the record schema.
+
+    Logs into `run` (a `sagemaker.core.experiments.run.Run`) when given, else loads or creates
+    the run `run_name` of `experiment_name` on first delivery. Region and credentials come the
+    standard AWS way (from `sagemaker_session` or the run's session when there is one);
+    `endpoint_url` points every client at a SageMaker-compatible endpoint. `**options` go to
+    `TraceExporter` (spool_dir, grace_period, retry, ...).
+    """
+
+    sink_name: ClassVar[str] = "sagemaker"
+
+    def __init__(
+        self,
+        run: Any = None,
+        experiment_name: str | None = None,
+        run_name: str | None = None,
+        sagemaker_session: Any = None,
+        artifact_bucket: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        artifact_prefix: str | None = None,
+        **options: Any,
+    ) -> None:
+        if run is not None and (experiment_name or run_name):
+            raise ValueError("pass either `run` or `experiment_name`/`run_name`, not both")
+        self.settings = SageMakerSettings.resolve(
+            experiment_name=experiment_name,
+            run_name=run_name,
+            artifact_bucket=artifact_bucket,
+            artifact_prefix=artifact_prefix,
+            endpoint_url=endpoint_url,
+        )
+        self._run = run
+        self._sagemaker_session = sagemaker_session
+        self._transport: SageMakerTransport | None = None
+        self._connect_lock = threading.Lock()
+        # Names this exporter's records files: a retried batch overwrites its own file, and
+        # two processes logging into one run never overwrite each other's.
+        self._writer_id = uuid.uuid4().hex[:12]
+        options.setdefault("spool_name", self._default_spool_name())
+        super().__init__(**options)
+
+    @property
+    def trial_component_name(self) -> str:
+        """The trial component (run) this exporter logs into."""
+        if self._run is not None:
+            return str(self._run.experiment_config["RunName"])
+        return self.settings.trial_component_name
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        transport = self._connect()
+        state = transport.read_state()
+        transport.check_artifact_room(state)
+        batch = encode_batch(
+            traces, first_step=state.next_step, now_s=time.time(), writer_id=self._writer_id
+        )
+        if batch.traces:
+            transport.put_records(batch.object_name, batch.records_jsonl())
+            transport.put_metrics(batch.metrics)
+            transport.write_run(state, batch.parameters, batch.next_step)
+        return DeliveryReport(
+            delivered=frozenset(trace_key(t) for t in batch.traces), permanent=dict(batch.failed)
+        )
+
+    def _default_spool_name(self) -> str:
+        # A named run keeps its own spool, so several runs can log from one process and a
+        # restarted process resumes its run's backlog; with a generated run name the next
+        # process has a new run, and the shared spool hands it the previous one's leftovers.
+        if self._run is None and self.settings.run_name_generated:
+            return self.sink_name
+        return f"{self.sink_name}-{self.trial_component_name}"
+
+    def _connect(self) -> SageMakerTransport:
+        with self._connect_lock:
+            if self._transport is None:
+                self._transport = self._open_transport()
+            return self._transport
+
+    def _open_transport(self) -> SageMakerTransport:
+        session = self._sagemaker_session or _session_of(self._run)
+        boto_session = session.boto_session if session is not None else boto3.Session()
+        with aws_errors("create AWS clients"):
+            sagemaker_client, metrics_client, s3_client = (
+                boto_session.client(
+                    name, endpoint_url=self.settings.endpoint_url, config=CLIENT_CONFIG
+                )
+                for name in ("sagemaker", "sagemaker-metrics", "s3")
+            )
+        run = self._run
+        if run is None:
+            if session is None:
+                session = _new_session(boto_session, sagemaker_client, metrics_client)
+            with aws_errors("load or create the SageMaker run"):
+                run = _load_or_create_run(self.settings, session)
+        bucket = self.settings.artifact_bucket or _run_bucket(run)
+        if bucket is None:
+            if session is None:
+                session = _new_session(boto_session, sagemaker_client, metrics_client)
+            with aws_errors("find the SageMaker default bucket"):
+                bucket = str(session.default_bucket())
+        prefix = self.settings.artifact_prefix or _run_prefix(run) or DEFAULT_ARTIFACT_PREFIX
+        trial_component = str(run.experiment_config["RunName"])
+        return SageMakerTransport(
+            sagemaker_client=sagemaker_client,
+            metrics_client=metrics_client,
+            s3_client=s3_client,
+            target=RunTarget(
+                trial_component_name=trial_component,
+                bucket=bucket,
+                records_prefix=f"{prefix.strip('/')}/{trial_component}/{RECORDS_DIRECTORY}/",
+            ),
+        )
+
+
+def _load_or_create_run(settings: SageMakerSettings, session: Any) -> Any:
+    # Imported here: the SageMaker SDK takes seconds to import, and an exporter built from the
+    # environment should not make the app's start-up pay for it.
+    from sagemaker.core.experiments.run import Run
+
+    try:
+        return Run(
+            experiment_name=settings.experiment_name,
+            run_name=settings.run_name,
+            sagemaker_session=session,
+            artifact_bucket=settings.artifact_bucket,
+            artifact_prefix=settings.artifact_prefix,
+        )
+    except ValueError as error:
+        raise PermanentError(f"cannot create the SageMaker run: {error}") from error
+
+
+def _new_session(boto_session: Any, sagemaker_client: Any, metrics_client: Any) -> Any:
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(
+        boto_session=boto_session,
+        sagemaker_client=sagemaker_client,
+        sagemaker_metrics_client=metrics_client,
+    )
+
+
+# The Run API exposes neither its session nor its artifact location; these private attributes
+# of sagemaker.core.experiments.run.Run are read defensively and fall back to the defaults.
+def _session_of(run: Any) -> Any:
+    return getattr(getattr(run, "_trial_component", None), "sagemaker_session", None)
+
+
+def _run_bucket(run: Any) -> str | None:
+    bucket = getattr(getattr(run, "_artifact_uploader", None), "artifact_bucket", None)
+    return str(bucket) if bucket else None
+
+
+def _run_prefix(run: Any) -> str | None:
+    prefix = getattr(getattr(run, "_artifact_uploader", None), "artifact_prefix", None)
+    return str(prefix) if prefix else None

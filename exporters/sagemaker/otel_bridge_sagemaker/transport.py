@@ -1,0 +1,259 @@
+"""Thin transport to one SageMaker Experiments run: trial component state and parameters,
+BatchPutMetrics, and S3 records, with AWS failures mapped to the core's retryable/permanent errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge_sagemaker.encoder import MetricPoint, ParameterValue
+
+RECORDS_ARTIFACT = "langchain-records"
+# The artifact names the S3 prefix that holds every JSON Lines file of the run, so the run
+# uses one of its output artifacts however many flush windows it sees.
+RECORDS_MEDIA_TYPE = "s3/uri"
+STEP_PARAMETER = "otel_bridge.next_metric_step"
+MAX_RUN_OUTPUT_ARTIFACTS = 30  # sagemaker.core.experiments.run.MAX_RUN_TC_ARTIFACTS_LEN
+
+# One retry policy for the whole exporter: the core's. botocore's own retries would multiply
+# its attempts and hide throttling from it, so every client makes exactly one attempt.
+CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=10,
+    read_timeout=30,
+)
+
+# Error codes worth retrying: botocore's standard retry mode lists (botocore/retries/standard.py,
+# ThrottledRetryableChecker and TransientRetryableChecker) plus expired credentials, which the
+# credential provider refreshes before the next attempt.
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
+)
+# HTTP statuses botocore's standard mode treats as transient, plus 429 Too Many Requests.
+_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# BatchPutMetrics reports per-point failures in its body (sagemaker-metrics API reference).
+_RETRYABLE_METRIC_ERRORS = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
+_METRICS_PER_REQUEST = 10  # botocore model: RawMetricDataList max 10
+
+
+@dataclass(frozen=True, slots=True)
+class RunTarget:
+    """Where one run's data goes."""
+
+    trial_component_name: str
+    bucket: str
+    records_prefix: str  # S3 key prefix of the JSON Lines files, ending with "/"
+
+    @property
+    def records_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.records_prefix}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What the trial component holds before a delivery writes to it."""
+
+    parameters: Mapping[str, Mapping[str, Any]]  # boto shape: name -> {StringValue|NumberValue}
+    output_artifacts: Mapping[str, Mapping[str, Any]]  # boto shape: name -> {Value, MediaType}
+    next_step: int
+
+
+class SageMakerTransport:
+    """Reads and writes one trial component, its metrics and its records in S3."""
+
+    def __init__(
+        self, *, sagemaker_client: Any, metrics_client: Any, s3_client: Any, target: RunTarget
+    ) -> None:
+        self._sagemaker = sagemaker_client
+        self._metrics = metrics_client
+        self._s3 = s3_client
+        self.target = target
+
+    def read_state(self) -> RunState:
+        with aws_errors("DescribeTrialComponent"):
+            response = self._sagemaker.describe_trial_component(
+                TrialComponentName=self.target.trial_component_name
+            )
+        parameters = dict(response.get("Parameters") or {})
+        step_value = parameters.get(STEP_PARAMETER, {}).get("NumberValue")
+        return RunState(
+            parameters=parameters,
+            output_artifacts=dict(response.get("OutputArtifacts") or {}),
+            next_step=int(step_value) if step_value is not None else 0,
+        )
+
+    def check_artifact_room(self, state: RunState) -> None:
+        """Refuse before writing anything when the run has no output artifact left for the records."""
+        if RECORDS_ARTIFACT in state.output_artifacts:
+            return
+        if len(state.output_artifacts) >= MAX_RUN_OUTPUT_ARTIFACTS:
+            raise PermanentError(
+                f"run {self.target.trial_component_name!r} already has {len(state.output_artifacts)} output "
+                f"artifacts (SageMaker allows {MAX_RUN_OUTPUT_ARTIFACTS}); remove one so "
+                f"{RECORDS_ARTIFACT!r} can be registered, then replay the dead letters"
+            )
+
+    def put_records(self, object_name: str, body: bytes) -> str:
+        key = f"{self.target.records_prefix}{object_name}"
+        with aws_errors("S3 PutObject"):
+            self._s3.put_object(
+                Bucket=self.target.bucket, Key=key, Body=body, ContentType="application/jsonl"
+            )
+        return f"s3://{self.target.bucket}/{key}"
+
+    def put_metrics(self, points: Sequence[MetricPoint]) -> None:
+        for start in range(0, len(points), _METRICS_PER_REQUEST):
+            chunk = points[start : start + _METRICS_PER_REQUEST]
+            with aws_errors("BatchPutMetrics"):
+                response = self._metrics.batch_put_metrics(
+                    TrialComponentName=self.target.trial_component_name,
+                    MetricData=[
+                        {
+                            "MetricName": p.name,
+                            "Value": p.value,
+                            "Step": p.step,
+                            "Timestamp": p.timestamp_s,
+                        }
+                        for p in chunk
+                    ],
+                )
+            _raise_for_metric_errors(response.get("Errors") or [], chunk)
+
+    def write_run(
+        self, state: RunState, parameters: Mapping[str, ParameterValue], next_step: int
+    ) -> None:
+        """Merge `parameters` and the step counter into the run and register the records prefix.
+
+        Sends the whole merged maps: the SageMaker API merges by key, but some compatible
+        endpoints (moto) replace the map, and neither must lose the run's other parameters.
+        """
+        merged = dict(state.parameters)
+        merged.update({name: _parameter_value(value) for name, value in parameters.items()})
+        merged[STEP_PARAMETER] = {"NumberValue": float(next_step)}
+        request: dict[str, Any] = {
+            "TrialComponentName": self.target.trial_component_name,
+            "Parameters": merged,
+        }
+        if RECORDS_ARTIFACT not in state.output_artifacts:
+            artifacts = dict(state.output_artifacts)
+            artifacts[RECORDS_ARTIFACT] = {
+                "Value": self.target.records_uri,
+                "MediaType": RECORDS_MEDIA_TYPE,
+            }
+            request["OutputArtifacts"] = artifacts
+        with aws_errors("UpdateTrialComponent"):
+            self._sagemaker.update_trial_component(**request)
+
+
+@contextlib.contextmanager
+def aws_errors(action: str) -> Iterator[None]:
+    """Translate botocore failures of `action` into RetryableError / PermanentError."""
+    try:
+        yield
+    except ClientError as error:
+        raise classify_client_error(action, error) from error
+    except (NoCredentialsError, PartialCredentialsError) as error:
+        raise PermanentError(
+            f"{action}: no usable AWS credentials ({error}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE or a role"
+        ) from error
+    except NoRegionError as error:
+        raise PermanentError(
+            f"{action}: no AWS region; set AWS_REGION or AWS_DEFAULT_REGION"
+        ) from error
+    except (BotoConnectionError, HTTPClientError, CredentialRetrievalError) as error:
+        raise RetryableError(f"{action}: {error}") from error
+    except BotoCoreError as error:
+        raise PermanentError(f"{action}: {error}") from error
+
+
+def classify_client_error(action: str, error: ClientError) -> RetryableError | PermanentError:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", ""))
+    message = str(details.get("Message", ""))
+    metadata = error.response.get("ResponseMetadata", {})
+    status = int(metadata.get("HTTPStatusCode") or 0)
+    reason = f"{action}: {code or 'HTTP ' + str(status)}: {message}".rstrip(": ")
+    if code in _THROTTLING_CODES or code in _TRANSIENT_CODES or status in _RETRYABLE_STATUSES:
+        return RetryableError(reason, retry_after=_retry_after(metadata.get("HTTPHeaders") or {}))
+    return PermanentError(reason)
+
+
+def _raise_for_metric_errors(
+    errors: Sequence[Mapping[str, Any]], chunk: Sequence[MetricPoint]
+) -> None:
+    if not errors:
+        return
+    codes = sorted({str(e.get("Code")) for e in errors})
+    first = errors[0]
+    index = first.get("MetricIndex")
+    point = chunk[index] if isinstance(index, int) and 0 <= index < len(chunk) else None
+    reason = f"BatchPutMetrics rejected {len(errors)} point(s) ({', '.join(codes)})" + (
+        f", first {point.name!r} step {point.step}" if point is not None else ""
+    )
+    # Points already written are overwritten with the same values when the batch is redelivered
+    # with the same steps, so retrying the whole batch is safe.
+    if set(codes) <= _RETRYABLE_METRIC_ERRORS:
+        raise RetryableError(reason)
+    raise PermanentError(reason)
+
+
+def _parameter_value(value: ParameterValue) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"StringValue": value}
+    return {"NumberValue": float(value)}
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

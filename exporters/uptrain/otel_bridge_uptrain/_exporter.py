@@ -1,0 +1,241 @@
+"""`UpTrainSpanExporter`: wires trace selection, the UpTrain judge and result publishing onto the
+core `TraceExporter`, which provides spooling, batching and retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+from otel_bridge.exporter import TraceExporter
+from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
+from otel_bridge.traces import FinishedTrace
+from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected, Score
+from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
+from otel_bridge_uptrain._selection import CheckPlan, EvaluationRequest, Shape, is_sampled, select
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+_logger = logging.getLogger(__name__)
+
+KEY_TYPES = ("openai", "uptrain")
+# Generic variables, consulted after OTEL_BRIDGE_UPTRAIN_<SETTING>.
+_GENERIC_KEY_ENV = {"openai": "OPENAI_API_KEY", "uptrain": "UPTRAIN_ACCESS_TOKEN"}
+_ENV_PREFIX = "OTEL_BRIDGE_UPTRAIN_"
+
+TraceFilter = Callable[[FinishedTrace], bool]
+
+
+def _env(name: str, *generic: str) -> str | None:
+    for variable in (_ENV_PREFIX + name, *generic):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return None
+
+
+def _parse_bool(variable: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{variable}={raw!r} is not a boolean (true/false)")
+
+
+class UpTrainSpanExporter(TraceExporter):
+    """Evaluates finished LangChain traces with UpTrain and emits each score as a span.
+
+    The arguments of langchain_community's `UpTrainCallbackHandler` (`project_name`,
+    `key_type`, `api_key`, `model`, `log_results`), plus where the judge lives (`api_base` for
+    any OpenAI-compatible endpoint, `uptrain_server_url` for `key_type="uptrain"`), which checks
+    run per trace shape (`checks`), which traces are evaluated (`sample_rate`, `trace_filter`)
+    and where results go (`tracer_provider`, `meter_provider` with `score_histograms`,
+    `log_stream`). Other keyword arguments go to `TraceExporter`.
+
+    Each setting resolves as: argument > OTEL_BRIDGE_UPTRAIN_<SETTING> > generic variable >
+    default. Generic variables: OPENAI_API_KEY or UPTRAIN_ACCESS_TOKEN (API_KEY, by key type),
+    OPENAI_BASE_URL (API_BASE), UPTRAIN_SERVER_URL (SERVER_URL).
+    """
+
+    sink_name: ClassVar[str] = "uptrain"
+
+    def __init__(
+        self,
+        *,
+        project_name: str | None = None,
+        key_type: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        log_results: bool | None = None,
+        api_base: str | None = None,
+        uptrain_server_url: str | None = None,
+        checks: CheckPlan | None = None,
+        sample_rate: float | None = None,
+        trace_filter: TraceFilter | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        score_histograms: bool | None = None,
+        log_stream: IO[str] | None = None,
+        judge_timeout: float = 60.0,
+        **options: Any,
+    ) -> None:
+        self.project_name = project_name or _env("PROJECT_NAME") or "langchain"
+        self.key_type = key_type or _env("KEY_TYPE") or "openai"
+        if self.key_type not in KEY_TYPES:
+            raise ValueError(
+                f"Invalid key type {self.key_type!r}: must be 'uptrain' or 'openai' "
+                f"(argument key_type or {_ENV_PREFIX}KEY_TYPE)"
+            )
+        generic_key = _GENERIC_KEY_ENV[self.key_type]
+        resolved_key = api_key or _env("API_KEY", generic_key)
+        if not resolved_key:
+            raise ValueError(
+                f"UpTrainSpanExporter(key_type={self.key_type!r}) needs an API key: pass api_key= "
+                f"or set {_ENV_PREFIX}API_KEY or {generic_key}"
+            )
+        self.model = model or _env("MODEL") or "gpt-3.5-turbo"
+        self.sample_rate = (
+            sample_rate if sample_rate is not None else self._env_float("SAMPLE_RATE", 1.0)
+        )
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be between 0 and 1, not {self.sample_rate}")
+        self.checks = checks or CheckPlan()
+        self._trace_filter = trace_filter
+        self._judge: Judge
+        if self.key_type == "openai":
+            if not self.model.startswith("gpt"):
+                _logger.warning(
+                    "uptrain 0.7 sends models not named gpt* through litellm, not through the "
+                    "OpenAI-compatible endpoint; %r may not reach the judge you configured",
+                    self.model,
+                )
+            self._judge = LocalJudge(
+                api_key=resolved_key,
+                model=self.model,
+                api_base=api_base or _env("API_BASE", "OPENAI_BASE_URL"),
+                project_name=self.project_name,
+                timeout=judge_timeout,
+            )
+        else:
+            self._judge = HostedJudge(
+                api_key=resolved_key,
+                model=self.model,
+                server_url=uptrain_server_url or _env("SERVER_URL", "UPTRAIN_SERVER_URL"),
+                project_name=self.project_name,
+            )
+        if log_results is None:
+            raw = _env("LOG_RESULTS")
+            log_results = True if raw is None else _parse_bool(_ENV_PREFIX + "LOG_RESULTS", raw)
+        if score_histograms is None:
+            raw = _env("SCORE_HISTOGRAMS")
+            score_histograms = raw is not None and _parse_bool(
+                _ENV_PREFIX + "SCORE_HISTOGRAMS", raw
+            )
+        if score_histograms and meter_provider is None:
+            from opentelemetry.metrics import get_meter_provider
+
+            meter_provider = get_meter_provider()
+        self.log_results = log_results
+        self._publisher = ResultPublisher(
+            project_name=self.project_name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider if score_histograms else None,
+            stream=(log_stream or sys.stdout) if log_results else None,
+        )
+        # Last: the base starts the delivery worker, which may call deliver() at once for
+        # traces a previous run left in the spool.
+        super().__init__(meter_provider=meter_provider, **options)
+
+    @staticmethod
+    def _env_float(name: str, default: float) -> float:
+        raw = _env(name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{_ENV_PREFIX}{name}={raw!r} is not a number") from None
+
+    # --- TraceExporter --------------------------------------------------------------------------
+
+    def accepts(self, trace: FinishedTrace) -> bool:
+        # Our own evaluation spans come back here when the user sends them through the same
+        # provider that feeds this exporter; there is nothing to evaluate in them.
+        if all(span.scope_name == SCOPE_NAME for span in trace.spans):
+            return False
+        if not is_sampled(trace.trace_id, self.sample_rate):
+            return False
+        if self._trace_filter is None:
+            return True
+        try:
+            return bool(self._trace_filter(trace))
+        except Exception:
+            _logger.exception(
+                "uptrain: trace_filter raised; trace %s not evaluated", trace_key(trace)
+            )
+            return False
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        requests = [request for trace in traces for request in select(trace, self.checks)]
+        try:
+            evaluations = self._evaluate(requests)
+        except RowsRejected as rejected:
+            if len(traces) == 1:
+                return DeliveryReport(permanent={trace_key(traces[0]): rejected.reason})
+            # Find the trace the judge refused; the others are still worth evaluating.
+            return self._deliver_one_by_one(traces)
+        self._publisher.publish(evaluations)
+        return DeliveryReport.all_delivered(traces)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._judge.close()
+
+    # --- private --------------------------------------------------------------------------------
+
+    def _evaluate(self, requests: Sequence[EvaluationRequest]) -> list[Evaluation]:
+        evaluations: list[Evaluation] = []
+        for shape in Shape:
+            group = [request for request in requests if request.shape is shape]
+            if not group:
+                continue
+            start_ns = time.time_ns()
+            scores: list[list[Score]] = [[] for _ in group]
+            # Every request of a shape carries the same checks: one judge call per check
+            # evaluates the rows of all traces in the batch together.
+            for check in group[0].checks:
+                results = self._judge.evaluate(shape.value, [r.row for r in group], check)
+                for row_scores, result in zip(scores, results, strict=True):
+                    row_scores.extend(result)
+            end_ns = time.time_ns()
+            evaluations.extend(
+                Evaluation(request, tuple(row_scores), start_ns, end_ns)
+                for request, row_scores in zip(group, scores, strict=True)
+            )
+        return evaluations
+
+    def _deliver_one_by_one(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        delivered: set[str] = set()
+        retryable: dict[str, str] = {}
+        permanent: dict[str, str] = {}
+        for trace in traces:
+            try:
+                report = self.deliver([trace])
+            except RetryableError as error:
+                retryable[trace_key(trace)] = error.reason
+                continue
+            except PermanentError as error:
+                permanent[trace_key(trace)] = error.reason
+                continue
+            delivered |= report.delivered
+            permanent.update(report.permanent)
+        return DeliveryReport(
+            delivered=frozenset(delivered), retryable=retryable, permanent=permanent
+        )

@@ -1,0 +1,47 @@
+"""`UpTrainCallbackHandler`: the drop-in for langchain_community's handler of that name, an
+`OTelCallbackHandler` whose spans feed an `UpTrainSpanExporter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge_uptrain._exporter import UpTrainSpanExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+
+class UpTrainCallbackHandler(OTelCallbackHandler):
+    """Takes the seed handler's arguments; evaluation happens off the app's thread, per trace.
+
+    `exporter_options` go to `UpTrainSpanExporter` (e.g. `api_base`, `checks`, `spool_dir`);
+    other keyword arguments go to `OTelCallbackHandler`.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_name: str = "langchain",
+        key_type: str = "openai",
+        api_key: str | None = None,
+        model: str = "gpt-3.5-turbo",
+        log_results: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        exporter_options: Mapping[str, Any] | None = None,
+        **handler_options: Any,
+    ) -> None:
+        self.exporter = UpTrainSpanExporter(
+            project_name=project_name,
+            key_type=key_type,
+            api_key=api_key,
+            model=model,
+            log_results=log_results,
+            tracer_provider=tracer_provider,
+            **dict(exporter_options or {}),
+        )
+        super().__init__(
+            tracer_provider=tracer_provider, exporters=[self.exporter], **handler_options
+        )

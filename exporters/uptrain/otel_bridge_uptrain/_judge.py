@@ -1,0 +1,292 @@
+"""Thin transport: run one UpTrain check on rows and say how it went.
+
+`LocalJudge` evaluates with `uptrain.EvalLLM` against any OpenAI-compatible endpoint;
+`HostedJudge` sends the rows to an UpTrain server through `uptrain.APIClient`. Both turn a
+failure into the core's `RetryableError` / `PermanentError`, or `RowsRejected` when the rows
+themselves cannot be evaluated.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import openai
+
+from otel_bridge.delivery import RETRYABLE_HTTP_STATUS, retry_after_seconds
+from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge_uptrain._selection import Check
+
+# uptrain's LLM-check operators are process-wide singletons that `EvalLLM.evaluate` re-configures
+# on every call, so two evaluations running at once would overwrite each other's settings.
+_UPTRAIN_LOCK = threading.Lock()
+
+# The key or account is refused: no retry helps until the configuration changes.
+CREDENTIAL_STATUSES = frozenset({401, 403})
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One check's result for one row; `value` is None when the judge gave no usable grade."""
+
+    name: str
+    value: float | None
+    explanation: str | None
+
+
+class RowsRejected(Exception):
+    """These rows cannot be evaluated as sent (missing column, prompt refused): retrying won't help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Judge(Protocol):
+    def evaluate(
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+    ) -> list[tuple[Score, ...]]:
+        """The scores `check` gives each row, in row order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def scores_of(sent: Mapping[str, Any], returned: Mapping[str, Any]) -> tuple[Score, ...]:
+    """The scores uptrain added to a row: `score_<name>` columns (with `explanation_<name>`),
+    and the numeric columns non-LLM operators add under their own `col_out`."""
+    scores: list[Score] = []
+    for column, value in returned.items():
+        if column in sent or column.startswith("explanation_"):
+            continue
+        if column.startswith("score_"):
+            name = column.removeprefix("score_")
+            if name.startswith("confidence"):
+                continue
+            explanation = returned.get(f"explanation_{name}")
+            scores.append(
+                Score(name, _as_float(value), None if explanation is None else str(explanation))
+            )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            scores.append(Score(column, float(value), None))
+    return tuple(scores)
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_status(status: int, reason: str, retry_after: str | None = None) -> Exception:
+    """The error a judge answer with this HTTP status becomes."""
+    if status in CREDENTIAL_STATUSES:
+        return PermanentError(f"judge refused the credentials (HTTP {status}): {reason}")
+    # The core's table (OTLP's retryable statuses plus 408/500), and any other server error:
+    # a judge model behind a gateway fails with assorted 5xx while it restarts.
+    if status in RETRYABLE_HTTP_STATUS or status >= 500:
+        return RetryableError(
+            f"judge unavailable (HTTP {status}): {reason}", retry_after_seconds(retry_after)
+        )
+    return RowsRejected(f"judge rejected the request (HTTP {status}): {reason}")
+
+
+# --- local evaluation (EvalLLM) ---------------------------------------------------------------
+
+
+class _JudgeCallFailed(Exception):
+    """Raised to uptrain instead of the OpenAI error, so uptrain neither retries nor sleeps."""
+
+
+class _JudgeClient:
+    """What uptrain calls as `aclient.chat.completions.create(...)`, aimed at our endpoint.
+
+    Each call opens its own `AsyncOpenAI` because uptrain runs every check in a fresh event
+    loop, and a pooled connection from a closed loop fails the next check. The first HTTP
+    failure is kept for the transport to classify and every later call fails fast.
+    """
+
+    def __init__(self, api_key: str, base_url: str | None, timeout: float) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout
+        self.failure: openai.APIError | None = None
+        self.chat = self
+        self.completions = self
+
+    async def create(self, **request: Any) -> Any:
+        if self.failure is not None:
+            raise _JudgeCallFailed(str(self.failure))
+        # uptrain adds `api_base` for litellm and its own 180 s timeout; the client takes neither.
+        request.pop("api_base", None)
+        request.pop("timeout", None)
+        async with openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout
+        ) as client:
+            try:
+                return await client.chat.completions.create(**request)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                self.failure = self.failure or exc
+                raise _JudgeCallFailed(str(exc)) from None
+
+
+_ACTIVE_CLIENT: ContextVar[_JudgeClient | None] = ContextVar(
+    "otel_bridge_uptrain_judge", default=None
+)
+
+
+class _AsyncOpenAIFactory:
+    """Stands in for `AsyncOpenAI` inside uptrain's LLM module.
+
+    uptrain 0.7 builds its client as `AsyncOpenAI()` from process-wide environment variables
+    and retries outages with minute-long sleeps; while one of our evaluations runs (and only on
+    its thread) it gets our `_JudgeClient` instead. Every other caller gets the real class.
+    """
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        client = _ACTIVE_CLIENT.get()
+        if client is not None and not args and not kwargs:
+            return client
+        return self.original(*args, **kwargs)
+
+
+def _hook_uptrain_client() -> None:
+    import uptrain.operators.language.llm as uptrain_llm
+
+    if not isinstance(uptrain_llm.AsyncOpenAI, _AsyncOpenAIFactory):
+        uptrain_llm.AsyncOpenAI = _AsyncOpenAIFactory(uptrain_llm.AsyncOpenAI)
+
+
+class LocalJudge:
+    """Evaluates on this machine with `EvalLLM`, the grading prompts going to `api_base`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        api_base: str | None,
+        project_name: str,
+        timeout: float = 60.0,
+    ) -> None:
+        self._api_key = api_key
+        self._model = model
+        self._api_base = api_base
+        self._project_name = project_name
+        self._timeout = timeout
+        self._eval_llm: Any = None
+
+    def _client(self) -> Any:
+        if self._eval_llm is None:
+            from uptrain import EvalLLM, Settings
+
+            _hook_uptrain_client()
+            # The key is set after construction: passed to the constructor, uptrain would copy
+            # it into os.environ and EvalLLM would check it against api.openai.com.
+            settings = Settings(model=self._model, api_base=self._api_base, evaluate_locally=True)
+            settings.uptrain_access_token = None
+            self._eval_llm = EvalLLM(settings=settings)
+            settings.openai_api_key = self._api_key
+        return self._eval_llm
+
+    def evaluate(
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+    ) -> list[tuple[Score, ...]]:
+        client = _JudgeClient(self._api_key, self._api_base, self._timeout)
+        data = [dict(row) for row in rows]
+        with _UPTRAIN_LOCK:
+            eval_llm = self._client()
+            # uptrain also writes the key into the `openai` module's global; give it back.
+            module_key = openai.api_key
+            token = _ACTIVE_CLIENT.set(client)
+            try:
+                results = eval_llm.evaluate(
+                    data=data,
+                    checks=[check],
+                    project_name=self._project_name,
+                    evaluation_name=evaluation_name,
+                )
+            except Exception as exc:
+                if client.failure is None:
+                    raise RowsRejected(f"uptrain could not evaluate the rows: {exc!r}") from exc
+            finally:
+                _ACTIVE_CLIENT.reset(token)
+                openai.api_key = module_key
+        if client.failure is not None:
+            failure = client.failure
+            if isinstance(failure, openai.APIStatusError):
+                raise classify_status(
+                    failure.status_code,
+                    failure.message,
+                    failure.response.headers.get("retry-after"),
+                )
+            raise RetryableError(f"judge unreachable: {failure}")
+        return [scores_of(sent, returned) for sent, returned in zip(rows, results, strict=True)]
+
+    def close(self) -> None:
+        self._eval_llm = None
+
+
+# --- hosted evaluation (APIClient) ------------------------------------------------------------
+
+
+class HostedJudge:
+    """Logs and evaluates the rows on an UpTrain server (`key_type="uptrain"`)."""
+
+    def __init__(
+        self, *, api_key: str, model: str, server_url: str | None, project_name: str
+    ) -> None:
+        self._api_key = api_key
+        self._model = model
+        self._server_url = server_url
+        self._project_name = project_name
+        self._api_client: Any = None
+
+    def _client(self) -> Any:
+        if self._api_client is None:
+            from uptrain import APIClient, Settings
+
+            settings = Settings(model=self._model)
+            settings.uptrain_access_token = self._api_key
+            if self._server_url is not None:
+                settings.uptrain_server_url = self._server_url
+            self._api_client = APIClient(settings=settings)
+        return self._api_client
+
+    def evaluate(
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+    ) -> list[tuple[Score, ...]]:
+        data = [dict(row) for row in rows]
+        try:
+            results = self._client().log_and_evaluate(
+                project_name=self._project_name,
+                evaluation_name=evaluation_name,
+                data=data,
+                checks=[check],
+            )
+        except httpx.HTTPStatusError as exc:
+            raise classify_status(
+                exc.response.status_code,
+                exc.response.text[:200],
+                exc.response.headers.get("retry-after"),
+            ) from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"UpTrain server unreachable: {exc!r}") from exc
+        except Exception as exc:
+            raise RowsRejected(f"UpTrain could not evaluate the rows: {exc!r}") from exc
+        return [scores_of(sent, returned) for sent, returned in zip(rows, results, strict=True)]
+
+    def close(self) -> None:
+        if self._api_client is not None:
+            self._api_client.client.close()
+            self._api_client = None

@@ -1,0 +1,230 @@
+"""Bounded, redacted JSON for content attributes: run inputs/outputs, messages, documents.
+
+Anything LangChain hands a callback can be encoded here without raising: unknown objects become
+their `repr`, cycles and excessive depth are cut, secrets are masked, and the result stays valid
+JSON within the length limit by shortening strings and lists before giving up on structure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+Redactor = Callable[[str], str]
+
+SECRET_MASK = "[REDACTED]"
+# Keys whose values are credentials wherever they appear (serialized kwargs, inputs, metadata).
+# "token" alone is not here: it would mask token counts such as "input_tokens".
+SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|passw(or)?d|authorization|credential|access[_-]?token|auth[_-]?token|"
+    r"refresh[_-]?token|session[_-]?token|bearer|private[_-]?key)",
+    re.IGNORECASE,
+)
+_MAX_DEPTH = 32
+# Successively tighter caps tried when the encoding exceeds the limit: (string chars, list items).
+_SHRINK_STEPS = ((4096, 256), (1024, 64), (256, 16), (64, 4))
+# Chunks subclass their message class, so isinstance covers streamed messages too.
+_ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
+    (HumanMessage, "user"),
+    (AIMessage, "assistant"),
+    (SystemMessage, "system"),
+    (ToolMessage, "tool"),
+    (FunctionMessage, "tool"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    """How content is captured: the length bound per attribute and the redaction hook."""
+
+    max_length: int
+    redact: Redactor | None = None
+
+
+def is_secret_key(key: str) -> bool:
+    return SECRET_KEY.search(key) is not None
+
+
+class _Shrinker:
+    """Converts arbitrary values to JSON-compatible ones with caps on strings and lists."""
+
+    __slots__ = ("_list_cap", "_redact", "_seen", "_string_cap")
+
+    def __init__(self, redact: Redactor | None, string_cap: int | None, list_cap: int | None):
+        self._redact = redact
+        self._string_cap = string_cap
+        self._list_cap = list_cap
+        self._seen: set[int] = set()
+
+    def text(self, value: str) -> str:
+        if self._redact is not None:
+            value = self._redact(value)
+        cap = self._string_cap
+        if cap is not None and len(value) > cap:
+            return value[:cap] + f"...[{len(value) - cap} more chars]"
+        return value
+
+    def convert(self, value: Any, depth: int = 0) -> Any:
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, float):
+            # NaN and infinities are not JSON.
+            return (
+                value
+                if value == value and value not in (float("inf"), float("-inf"))
+                else str(value)
+            )
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, SecretStr | SecretBytes):
+            return SECRET_MASK
+        if isinstance(value, bytes | bytearray | memoryview):
+            raw = bytes(value)
+            return self.text(base64.b64encode(raw).decode("ascii"))
+        if depth >= _MAX_DEPTH:
+            return "[max depth]"
+        marker = id(value)
+        if marker in self._seen:
+            return "[cycle]"
+        self._seen.add(marker)
+        try:
+            return self._convert_container(value, depth + 1)
+        finally:
+            self._seen.discard(marker)
+
+    def _convert_container(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, BaseMessage):
+            return self.convert(message_dict(value), depth)
+        if isinstance(value, Document):
+            return self.convert(document_dict(value), depth)
+        if isinstance(value, BaseModel):
+            return self._mapping(_model_fields(value), depth)
+        if isinstance(value, list | tuple | set | frozenset) or _is_plain_sequence(value):
+            items = list(value)
+            cap = self._list_cap
+            converted = [self.convert(item, depth) for item in items[:cap]]
+            if cap is not None and len(items) > cap:
+                converted.append(f"...[{len(items) - cap} more items]")
+            return converted
+        return self.text(_safe_repr(value))
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        items = list(value.items())
+        cap = self._list_cap
+        for key, item in items[:cap]:
+            name = key if isinstance(key, str) else _safe_repr(key)
+            result[name] = SECRET_MASK if is_secret_key(name) else self.convert(item, depth)
+        if cap is not None and len(items) > cap:
+            result["..."] = f"[{len(items) - cap} more keys]"
+        return result
+
+
+def _is_plain_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+
+
+def _model_fields(model: BaseModel) -> dict[str, Any]:
+    # Field access, not model_dump(): a model that fails to serialize still shows its fields.
+    return {name: getattr(model, name, None) for name in type(model).model_fields}
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not cost the attribute
+        return f"<{type(value).__name__}>"
+
+
+def encode(value: Any, policy: ContentPolicy) -> str:
+    """JSON for `value`, at most `policy.max_length` characters, still valid JSON when cut."""
+    text = _dumps(_Shrinker(policy.redact, None, None).convert(value))
+    if len(text) <= policy.max_length:
+        return text
+    for string_cap, list_cap in _SHRINK_STEPS:
+        text = _dumps(_Shrinker(policy.redact, string_cap, list_cap).convert(value))
+        if len(text) <= policy.max_length:
+            return text
+    # Structure does not fit at all: keep a JSON string holding the start of the encoding.
+    budget = max(policy.max_length - 32, 0)
+    return _dumps(text[:budget] + "...[truncated]")[: policy.max_length]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _parts_of_content(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}] if content else []
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, str):
+                parts.append({"type": "text", "content": block})
+            elif isinstance(block, Mapping) and block.get("type") == "text":
+                parts.append({"type": "text", "content": block.get("text", "")})
+            elif isinstance(block, Mapping):
+                parts.append(dict(block))
+            else:
+                parts.append({"type": "text", "content": _safe_repr(block)})
+    return parts
+
+
+def message_role(message: BaseMessage) -> str:
+    if isinstance(message, ChatMessage):
+        return message.role
+    for message_class, role in _ROLE_BY_MESSAGE_CLASS:
+        if isinstance(message, message_class):
+            return role
+    return message.type
+
+
+def message_dict(message: BaseMessage) -> dict[str, Any]:
+    """A LangChain message as a GenAI-convention message: role and parts."""
+    parts = _parts_of_content(message.content)
+    for call in getattr(message, "tool_calls", None) or ():
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "arguments": call.get("args"),
+            }
+        )
+    if isinstance(message, ToolMessage):
+        response = message.content
+        parts = [
+            {
+                "type": "tool_call_response",
+                "id": getattr(message, "tool_call_id", None),
+                "response": response,
+            }
+        ]
+    return {"role": message_role(message), "parts": parts}
+
+
+def document_dict(document: Document) -> dict[str, Any]:
+    return {
+        "page_content": document.page_content,
+        "metadata": dict(document.metadata),
+        "id": document.id,
+    }

@@ -1,0 +1,247 @@
+"""Small pure functions reading GenAI facts out of what LangChain hands a callback.
+
+Each reads one fact and may raise on a malformed payload; the handler calls each under its own
+guard so one bad value costs one attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+
+from otel_bridge._content import is_secret_key, message_dict
+
+__all__ = [
+    "Usage",
+    "conversation_id",
+    "finish_reasons",
+    "input_messages",
+    "metadata_attributes",
+    "output_messages",
+    "prompt_messages",
+    "request_model",
+    "request_parameters",
+    "response_id",
+    "response_model",
+    "run_name",
+    "usage",
+]
+
+_CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+_MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "model_path")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int | None
+    output_tokens: int | None
+
+    def as_usage_metadata(self) -> UsageMetadata:
+        input_tokens = self.input_tokens or 0
+        output_tokens = self.output_tokens or 0
+        return UsageMetadata(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=input_tokens + output_tokens,
+        )
+
+
+def run_name(serialized: Mapping[str, Any] | None, name: str | None) -> str:
+    if name:
+        return str(name)
+    if serialized:
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ids = serialized.get("id")
+        if isinstance(ids, list) and ids:
+            return str(ids[-1])
+    return "unnamed"
+
+
+def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
+    """Scalar metadata entries as attributes; credentials and nested values are left out."""
+    if not metadata:
+        return {}
+    return {
+        prefix + key: value
+        for key, value in metadata.items()
+        if isinstance(value, str | bool | int | float)
+        and isinstance(key, str)
+        and not is_secret_key(key)
+    }
+
+
+def conversation_id(metadata: Mapping[str, Any] | None) -> str | None:
+    if not metadata:
+        return None
+    for key in _CONVERSATION_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def request_model(
+    serialized: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any] | None,
+    invocation_params: Mapping[str, Any] | None,
+) -> str | None:
+    """The requested model: per-call parameters first, then LangSmith params, then the model's
+    own serialized constructor arguments."""
+    for source in (invocation_params, metadata and {"model": metadata.get("ls_model_name")}):
+        found = _first_model(source)
+        if found:
+            return found
+    if serialized:
+        kwargs = serialized.get("kwargs")
+        found = _first_model(kwargs if isinstance(kwargs, Mapping) else None)
+        if found:
+            return found
+    return None
+
+
+def _first_model(source: Mapping[str, Any] | None) -> str | None:
+    if not source:
+        return None
+    for key in _MODEL_KEYS:
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def request_parameters(
+    metadata: Mapping[str, Any] | None, invocation_params: Mapping[str, Any] | None
+) -> dict[str, float | int]:
+    """temperature / max_tokens / top_p: per-call parameters win over LangSmith params."""
+    params = invocation_params or {}
+    meta = metadata or {}
+    found: dict[str, float | int] = {}
+    temperature = _number(params.get("temperature"), meta.get("ls_temperature"))
+    if temperature is not None:
+        found["temperature"] = float(temperature)
+    max_tokens = _number(
+        params.get("max_tokens"),
+        params.get("max_completion_tokens"),
+        params.get("max_output_tokens"),
+        meta.get("ls_max_tokens"),
+    )
+    if max_tokens is not None:
+        found["max_tokens"] = int(max_tokens)
+    top_p = _number(params.get("top_p"))
+    if top_p is not None:
+        found["top_p"] = float(top_p)
+    return found
+
+
+def _number(*candidates: Any) -> float | int | None:
+    for value in candidates:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _generations(response: LLMResult) -> Iterator[Generation]:
+    for generation_list in response.generations:
+        yield from generation_list
+
+
+def _response_metadata(generation: Generation) -> Mapping[str, Any]:
+    if isinstance(generation, ChatGeneration):
+        return generation.message.response_metadata or {}
+    return {}
+
+
+def usage(response: LLMResult) -> Usage | None:
+    """Token usage: the messages' `usage_metadata` summed, else the provider's `llm_output`."""
+    input_tokens = output_tokens = 0
+    found = False
+    for generation in _generations(response):
+        message = generation.message if isinstance(generation, ChatGeneration) else None
+        usage_metadata = getattr(message, "usage_metadata", None)
+        if usage_metadata:
+            found = True
+            input_tokens += int(usage_metadata.get("input_tokens") or 0)
+            output_tokens += int(usage_metadata.get("output_tokens") or 0)
+    if found:
+        return Usage(input_tokens, output_tokens)
+    llm_output = response.llm_output or {}
+    for key in ("token_usage", "usage"):
+        token_usage = llm_output.get(key)
+        if isinstance(token_usage, Mapping):
+            prompt = _number(token_usage.get("prompt_tokens"), token_usage.get("input_tokens"))
+            completion = _number(
+                token_usage.get("completion_tokens"), token_usage.get("output_tokens")
+            )
+            if prompt is not None or completion is not None:
+                return Usage(
+                    None if prompt is None else int(prompt),
+                    None if completion is None else int(completion),
+                )
+    return None
+
+
+def response_model(response: LLMResult) -> str | None:
+    for generation in _generations(response):
+        metadata = _response_metadata(generation)
+        found = _first_model(metadata)
+        if found:
+            return found
+    return _first_model(response.llm_output)
+
+
+def finish_reasons(response: LLMResult) -> tuple[str, ...]:
+    reasons: list[str] = []
+    for generation in _generations(response):
+        info = generation.generation_info or {}
+        metadata = _response_metadata(generation)
+        reason = (
+            info.get("finish_reason")
+            or metadata.get("finish_reason")
+            or metadata.get("stop_reason")
+            or info.get("stop_reason")
+        )
+        if isinstance(reason, str) and reason:
+            reasons.append(reason)
+    return tuple(reasons)
+
+
+def response_id(response: LLMResult) -> str | None:
+    for generation in _generations(response):
+        metadata = _response_metadata(generation)
+        value = metadata.get("id")
+        if isinstance(value, str) and value:
+            return value
+    llm_output = response.llm_output or {}
+    value = llm_output.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def output_messages(response: LLMResult) -> list[dict[str, Any]]:
+    """One GenAI output message per generation, with its finish reason."""
+    messages: list[dict[str, Any]] = []
+    for generation in _generations(response):
+        info = generation.generation_info or {}
+        if isinstance(generation, ChatGeneration):
+            message = message_dict(generation.message)
+            metadata = generation.message.response_metadata or {}
+            reason = info.get("finish_reason") or metadata.get("finish_reason")
+        else:
+            message = {"role": "assistant", "parts": [{"type": "text", "content": generation.text}]}
+            reason = info.get("finish_reason")
+        message["finish_reason"] = reason if isinstance(reason, str) else "stop"
+        messages.append(message)
+    return messages
+
+
+def input_messages(messages: Sequence[Sequence[BaseMessage]]) -> list[dict[str, Any]]:
+    return [message_dict(message) for batch in messages for message in batch]
+
+
+def prompt_messages(prompts: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"role": "user", "parts": [{"type": "text", "content": prompt}]} for prompt in prompts]

@@ -1,0 +1,108 @@
+"""The handler's map of open runs, bounded in size and age so runs that never end cannot pile up."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+from uuid import UUID
+
+__all__ = ["OpenRunRegistry"]
+
+Run = TypeVar("Run")
+
+# Why an entry was evicted; becomes the span's status description.
+EVICTED_OVER_CAPACITY = "run evicted: open-run limit reached before it ended"
+EVICTED_TOO_OLD = "run evicted: still open after the maximum run age"
+
+
+class OpenRunRegistry(Generic[Run]):
+    """Open runs by run id, oldest first.
+
+    Insertion order is start order, and every entry is stamped with the clock at insertion, so
+    the oldest entry is always the first one: both bounds are enforced in O(1) per start.
+    Evicted runs are handed to `on_evict` outside the lock (ending a span may export it).
+    """
+
+    __slots__ = ("_clock", "_evicted", "_lock", "_max_age_s", "_max_runs", "_on_evict", "_runs")
+
+    def __init__(
+        self,
+        *,
+        max_runs: int,
+        max_age_s: float,
+        clock: Callable[[], float],
+        on_evict: Callable[[UUID, Run, str], None],
+    ) -> None:
+        if max_runs < 1:
+            raise ValueError(f"max_runs must be at least 1, got {max_runs}")
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s must be positive, got {max_age_s}")
+        self._max_runs = max_runs
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._on_evict = on_evict
+        self._runs: dict[UUID, tuple[float, Run]] = {}
+        self._lock = threading.Lock()
+        self._evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    @property
+    def evicted(self) -> int:
+        """How many runs were ended by the bounds instead of by LangChain."""
+        return self._evicted
+
+    def add(self, run_id: UUID, run: Run) -> None:
+        now = self._clock()
+        with self._lock:
+            self._runs[run_id] = (now, run)
+            evicted = self._collect_evictions(now)
+        for evicted_id, evicted_run, reason in evicted:
+            self._on_evict(evicted_id, evicted_run, reason)
+
+    def get(self, run_id: UUID | None) -> Run | None:
+        if run_id is None:
+            return None
+        entry = self._runs.get(run_id)
+        return None if entry is None else entry[1]
+
+    def pop(self, run_id: UUID | None) -> Run | None:
+        if run_id is None:
+            return None
+        with self._lock:
+            entry = self._runs.pop(run_id, None)
+        return None if entry is None else entry[1]
+
+    def end_stale(self) -> int:
+        """Evict runs older than the maximum age now; returns how many were evicted."""
+        with self._lock:
+            evicted = self._collect_evictions(self._clock())
+        for evicted_id, evicted_run, reason in evicted:
+            self._on_evict(evicted_id, evicted_run, reason)
+        return len(evicted)
+
+    def drain(self) -> list[tuple[UUID, Run]]:
+        """Remove and return every open run (handler shutdown)."""
+        with self._lock:
+            runs = [(run_id, entry[1]) for run_id, entry in self._runs.items()]
+            self._runs.clear()
+        return runs
+
+    def _collect_evictions(self, now: float) -> list[tuple[UUID, Run, str]]:
+        evicted: list[tuple[UUID, Run, str]] = []
+        runs = self._runs
+        while len(runs) > self._max_runs:
+            oldest = next(iter(runs))
+            evicted.append((oldest, runs.pop(oldest)[1], EVICTED_OVER_CAPACITY))
+        deadline = now - self._max_age_s
+        while runs:
+            oldest = next(iter(runs))
+            started, run = runs[oldest]
+            if started > deadline:
+                break
+            del runs[oldest]
+            evicted.append((oldest, run, EVICTED_TOO_OLD))
+        self._evicted += len(evicted)
+        return evicted

@@ -1,0 +1,129 @@
+"""Making a run's span current while the run executes, without ever leaking it afterwards.
+
+LangChain calls an inline handler's `on_*_start` in the caller's context, so a context attached
+there is what `_generate`/`_agenerate`/`_stream` and any instrumented client inside them see.
+The matching `on_*_end` often runs in a *different* `contextvars.Context` (async ends are
+shielded in a copied context; streams can be closed from elsewhere), where the attach token
+cannot be reset. The attached context is therefore a `RunScopedContext`: while the run is open it
+reads as "the run's span is current"; once closed it reads exactly like the context that was
+current before it, so whatever still holds it behaves as if it had been detached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import suppress
+from contextvars import Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+__all__ = ["RunScopedContext", "context_for_root_run", "enter", "leave"]
+
+_MISSING = object()
+
+
+class RunScopedContext(Context):
+    """A context whose span entry expires when its run ends.
+
+    The dict storage holds the entries as of the start of the run (what OTel code that copies a
+    context picks up while the run is open); once closed, every read is answered by the context below.
+    """
+
+    __slots__ = ("_below", "_open", "root")
+    _below: Context
+    _open: bool
+    root: bool
+
+    def __init__(self, below: Context, span: trace.Span, *, root: bool) -> None:
+        # A closed scope below us reads as its own `below`: skip it so a long-lived task that
+        # runs many calls keeps a chain of at most one closed scope, not one per call.
+        while isinstance(below, RunScopedContext) and not below._open:
+            below = below._below
+        super().__init__(trace.set_span_in_context(span, below))
+        self._below = below
+        self._open = True
+        # Whether the run is a LangChain root run (no parent run).
+        self.root = root
+
+    @property
+    def below(self) -> Context:
+        return self._below
+
+    def close(self) -> None:
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._open:
+            return dict.get(self, key, default)
+        return self._below.get(key, default)
+
+    def __getitem__(self, key: str) -> object:
+        if self._open:
+            return dict.__getitem__(self, key)
+        return self._below[key]
+
+    def __contains__(self, key: object) -> bool:
+        if self._open:
+            return dict.__contains__(self, key)
+        return key in self._below
+
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self) if self._open else iter(self._below)
+
+    def __len__(self) -> int:
+        return dict.__len__(self) if self._open else len(self._below)
+
+    def copy(self) -> dict[str, object]:
+        return dict(dict.items(self)) if self._open else dict(self._below.items())
+
+    def keys(self) -> Any:
+        return dict.keys(self) if self._open else self._below.keys()
+
+    def values(self) -> Any:
+        return dict.values(self) if self._open else self._below.values()
+
+    def items(self) -> Any:
+        return dict.items(self) if self._open else self._below.items()
+
+
+def enter(span: trace.Span, *, root: bool) -> tuple[RunScopedContext, Token[Context]]:
+    """Make `span` current in the calling context; returns what `leave` needs."""
+    scoped = RunScopedContext(otel_context.get_current(), span, root=root)
+    return scoped, otel_context.attach(scoped)
+
+
+def context_for_root_run() -> Context:
+    """The context a new LangChain root run nests under: the current one, minus open root runs.
+
+    LangChain starts sibling root runs back to back in one context (`RunnableSequence.batch`,
+    `generate` over several prompts) before running any of them; the second must not become a
+    child of the first. Spans of other runs (a tool, a model) are kept: a root run started inside
+    them does belong under them.
+    """
+    current = otel_context.get_current()
+    while isinstance(current, RunScopedContext) and current.is_open and current.root:
+        current = current.below
+    return current
+
+
+def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
+    """Close the scope and, when the caller's context still has it on top, detach it.
+
+    Resetting is only attempted when the scope is what this context currently sees: resetting
+    beneath someone else's attached context would pull theirs away while they still use it. A
+    token from another `contextvars.Context` cannot be reset; the closed scope then simply reads
+    as its predecessor wherever it lingers, so nothing is logged and nothing leaks.
+    """
+    scoped.close()
+    if otel_context.get_current() is not scoped:
+        return
+    # ValueError: the token belongs to another Context; RuntimeError: it was already used.
+    with suppress(ValueError, RuntimeError):
+        token.var.reset(token)

@@ -1,0 +1,448 @@
+"""Delivery from the spool to a sink: the retry policy (as data), clocks, health metrics and the
+background worker that assembles finished traces and delivers them in batches.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry.metrics import MeterProvider, get_meter_provider
+
+from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
+from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
+from otel_bridge.traces import FinishedTrace
+
+__all__ = [
+    "RETRYABLE_HTTP_STATUS",
+    "Clock",
+    "DeliveryMetrics",
+    "DeliveryWorker",
+    "FakeClock",
+    "RetryPolicy",
+    "SinkCalls",
+    "SystemClock",
+    "error_for_http_status",
+    "retry_after_seconds",
+]
+
+_logger = logging.getLogger(__name__)
+
+# Status codes worth retrying, as the OTLP spec lists them for exporters
+# (https://opentelemetry.io/docs/specs/otlp/#failures-1: 429, 502, 503, 504), plus 408 Request
+# Timeout and 500, which the services we deliver to answer during restarts and overload.
+RETRYABLE_HTTP_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter under one deadline over all attempts of an item.
+
+    Attempt n (1-based) failing waits `initial_backoff * multiplier**(n-1)`, capped at
+    `max_backoff`, scaled by a random factor in [1 - jitter, 1 + jitter]; a Retry-After hint
+    from the sink replaces the computed wait. An item still failing `deadline` seconds after
+    its first attempt goes to the dead-letter table.
+    """
+
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+    deadline: float = 24 * 3600.0
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** max(0, attempt - 1))
+        factor = (rng or random).uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        return max(0.0, base * factor)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Parse an HTTP Retry-After header (delta-seconds or an HTTP-date) into seconds."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_for_http_status(
+    status: int, reason: str, retry_after: str | None = None
+) -> RetryableError | PermanentError:
+    """The exception a sink raises for a failed HTTP response (status >= 300)."""
+    message = f"HTTP {status}: {reason}"
+    if status in RETRYABLE_HTTP_STATUS:
+        return RetryableError(message, retry_after=retry_after_seconds(retry_after))
+    return PermanentError(message)
+
+
+class Clock(Protocol):
+    """Wall-clock time (persisted in the spool) and an interruptible wait."""
+
+    def now(self) -> float: ...
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait until `event` is set (True) or `timeout` seconds of this clock passed (False)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        return event.wait(timeout)
+
+
+class FakeClock:
+    """A clock that only moves when told to, so tests never sleep through grace or backoff."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._changed = threading.Condition()
+
+    def now(self) -> float:
+        with self._changed:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._changed:
+            self._now += seconds
+            self._changed.notify_all()
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        with self._changed:
+            deadline = None if timeout is None else self._now + timeout
+            while not event.is_set():
+                if deadline is not None and self._now >= deadline:
+                    return False
+                # The event is set by other threads without touching our condition: poll it.
+                self._changed.wait(0.005)
+            return True
+
+
+class DeliveryMetrics:
+    """The exporter's health as OTel instruments, labelled with the sink name."""
+
+    def __init__(self, sink_name: str, meter_provider: MeterProvider | None) -> None:
+        meter = (meter_provider or get_meter_provider()).get_meter("otel_bridge.delivery")
+        self._attributes = {"otel_bridge.sink": sink_name}
+        self._queued = meter.create_counter(
+            "otel_bridge.delivery.queued", unit="{trace}", description="Finished traces queued"
+        )
+        self._delivered = meter.create_counter(
+            "otel_bridge.delivery.delivered", unit="{trace}", description="Traces delivered"
+        )
+        self._retried = meter.create_counter(
+            "otel_bridge.delivery.retried", unit="{trace}", description="Delivery attempts retried"
+        )
+        self._dead_lettered = meter.create_counter(
+            "otel_bridge.delivery.dead_lettered",
+            unit="{trace}",
+            description="Traces moved to the dead-letter table",
+        )
+        self._dropped = meter.create_counter(
+            "otel_bridge.delivery.dropped",
+            unit="{span}",
+            description="Spans not delivered: spool full, malformed, or filtered by the sink",
+        )
+        self._latency = meter.create_histogram(
+            "otel_bridge.delivery.latency",
+            unit="s",
+            description="Time from a trace being queued to its delivery",
+        )
+
+    def queued(self, count: int) -> None:
+        if count:
+            self._queued.add(count, self._attributes)
+
+    def delivered(self, count: int) -> None:
+        if count:
+            self._delivered.add(count, self._attributes)
+
+    def retried(self, count: int) -> None:
+        if count:
+            self._retried.add(count, self._attributes)
+
+    def dead_lettered(self, count: int) -> None:
+        if count:
+            self._dead_lettered.add(count, self._attributes)
+
+    def dropped(self, count: int, reason: str) -> None:
+        if count:
+            self._dropped.add(count, {**self._attributes, "otel_bridge.reason": reason})
+
+    def latency(self, seconds: float) -> None:
+        self._latency.record(max(0.0, seconds), self._attributes)
+
+
+class SinkCalls(Protocol):
+    """The three calls the worker makes into a sink exporter (looked up on every call)."""
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport: ...
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]: ...
+
+    def accepts(self, trace: FinishedTrace) -> bool: ...
+
+
+class DeliveryWorker:
+    """Background thread: assemble finished traces, deliver due batches, back off, repeat."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        spool: Spool,
+        sink: SinkCalls,
+        policy: RetryPolicy,
+        clock: Clock,
+        metrics: DeliveryMetrics,
+        grace_period: float,
+        max_trace_age: float,
+        max_batch: int,
+    ) -> None:
+        self._name = name
+        self._spool = spool
+        self._sink = sink
+        self._policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._grace_period = grace_period
+        self._max_trace_age = max_trace_age
+        self._max_batch = max_batch
+        self._rng = random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._flush_requests = 0
+        self._flush_served = 0
+        self._drained_flush = 0
+        self._logged_errors: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name=f"otel-bridge-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def flush(self, timeout: float) -> bool:
+        """Assemble every trace whose root ended, try every queued item once more now, and wait
+        (real time) until the outbox is empty. False at the timeout."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            self._flush_requests += 1
+            request = self._flush_requests
+        self._wake.set()
+        with self._progress:
+            while self._drained_flush < request:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._progress.wait(min(remaining, 0.05))
+                # A pass that ended with work left waits for backoff; wake it for the flush.
+                self._wake.set()
+            return True
+
+    def stop(self, timeout: float) -> None:
+        """Stop after the current step; a `deliver` call blocked past `timeout` is abandoned
+        (the thread is a daemon, and its item stays in the spool as attempted)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            with self._progress:
+                flush = self._flush_requests
+            try:
+                busy = self._step(flush_pending=flush > self._flush_served)
+            except SpoolClosedError:
+                return
+            except Exception:
+                _logger.exception("delivery worker for %s failed a step; retrying", self._name)
+                busy = False
+            if self._stop.is_set():
+                return
+            if busy:
+                continue
+            try:
+                idle = self._spool.counts().outbox == 0 and not self._spool.has_rooted_pending()
+                wakeup = self._spool.next_wakeup(
+                    grace_period=self._grace_period, max_trace_age=self._max_trace_age
+                )
+            except SpoolClosedError:
+                return
+            with self._progress:
+                self._flush_served = max(self._flush_served, flush)
+                if idle:
+                    self._drained_flush = max(self._drained_flush, flush)
+                self._progress.notify_all()
+            timeout = None if wakeup is None else max(0.0, wakeup - self._clock.now())
+            self._clock.wait(self._wake, timeout)
+
+    def _step(self, *, flush_pending: bool) -> bool:
+        """One round; True when it delivered something and should loop again at once."""
+        now = self._clock.now()
+        assembled = self._spool.assemble_ready(
+            now,
+            grace_period=self._grace_period,
+            max_trace_age=self._max_trace_age,
+            flush=flush_pending,
+        )
+        self._metrics.queued(assembled.complete + assembled.partial)
+        if assembled.partial:
+            _logger.warning(
+                "%s: %d trace(s) reached max_trace_age=%ss before their root ended; delivering them"
+                " partial",
+                self._name,
+                assembled.partial,
+                self._max_trace_age,
+            )
+        items = self._spool.due(now, self._max_batch, ignore_backoff=flush_pending)
+        if not items:
+            return False
+        self._deliver_batch(items, now)
+        with self._progress:
+            self._flush_served = max(self._flush_served, self._flush_requests)
+        return True
+
+    def _deliver_batch(self, items: list[OutboxItem], now: float) -> None:
+        items = self._skip_already_delivered(items, now)
+        traces: dict[str, tuple[OutboxItem, FinishedTrace]] = {}
+        for item in items:
+            try:
+                trace = FinishedTrace.from_json(item.payload)
+            except Exception as error:
+                self._spool.dead_letter(item.id, f"unreadable spool payload: {error!r}", now)
+                self._metrics.dead_lettered(1)
+                continue
+            if not self._accepts(trace):
+                self._spool.remove([item.id])
+                self._metrics.dropped(len(trace.spans), "filtered")
+                continue
+            traces[item.key] = (item, trace)
+        if not traces:
+            return
+        self._spool.mark_attempted([item.id for item, _ in traces.values()], now)
+        report = self._call_deliver([trace for _, trace in traces.values()])
+        if self._stop.is_set() and self._spool.closed:
+            return
+        finished = self._clock.now()
+        delivered = [item for key, (item, _) in traces.items() if key in report.delivered]
+        self._spool.remove([item.id for item in delivered])
+        self._metrics.delivered(len(delivered))
+        for item in delivered:
+            self._metrics.latency(finished - item.enqueued_at)
+        for key, (item, _) in traces.items():
+            if key in report.delivered:
+                continue
+            if key in report.permanent:
+                self._dead_letter(item, report.permanent[key], finished)
+            else:
+                reason = report.retryable.get(key, "not reported by the sink")
+                self._retry_later(item, reason, report.retry_after, finished)
+
+    def _skip_already_delivered(self, items: list[OutboxItem], now: float) -> list[OutboxItem]:
+        """Items attempted before (a retry, or a crash mid-delivery) are checked with the sink
+        first, which makes at-least-once delivery effectively once."""
+        attempted = [item for item in items if item.attempts > 0]
+        if not attempted:
+            return items
+        try:
+            present = set(self._sink.already_delivered([item.key for item in attempted]))
+        except Exception as error:
+            self._log_once(error, "already_delivered")
+            for item in attempted:
+                self._retry_later(item, f"already_delivered failed: {error!r}", None, now)
+            return [item for item in items if item.attempts == 0]
+        done = [item.id for item in attempted if item.key in present]
+        if done:
+            self._spool.remove(done)
+            self._metrics.delivered(len(done))
+        return [item for item in items if item.id not in done]
+
+    def _accepts(self, trace: FinishedTrace) -> bool:
+        try:
+            return bool(self._sink.accepts(trace))
+        except Exception as error:
+            self._log_once(error, "accepts")
+            return True
+
+    def _call_deliver(self, traces: list[FinishedTrace]) -> DeliveryReport:
+        keys = [format(trace.trace_id, "032x") for trace in traces]
+        try:
+            return self._sink.deliver(traces)
+        except RetryableError as error:
+            return DeliveryReport(
+                retryable=dict.fromkeys(keys, error.reason), retry_after=error.retry_after
+            )
+        except PermanentError as error:
+            return DeliveryReport(permanent=dict.fromkeys(keys, error.reason))
+        except Exception as error:
+            self._log_once(error, "deliver")
+            return DeliveryReport(retryable=dict.fromkeys(keys, f"{type(error).__name__}: {error}"))
+
+    def _retry_later(
+        self, item: OutboxItem, reason: str, retry_after: float | None, now: float
+    ) -> None:
+        attempts = item.attempts + 1
+        first_attempt = item.first_attempt_at if item.first_attempt_at is not None else now
+        delay = (
+            retry_after if retry_after is not None else self._policy.backoff(attempts, self._rng)
+        )
+        if now + delay > first_attempt + self._policy.deadline:
+            self._dead_letter(
+                item,
+                f"gave up after {attempts} attempt(s) over {now - first_attempt:.0f}s"
+                f" (deadline {self._policy.deadline:.0f}s): {reason}",
+                now,
+            )
+            return
+        self._spool.reschedule(item.id, now + delay, reason)
+        self._metrics.retried(1)
+        _logger.info(
+            "%s: delivery of trace %s failed (%s); retry %d in %.1fs",
+            self._name,
+            item.key,
+            reason,
+            attempts,
+            delay,
+        )
+
+    def _dead_letter(self, item: OutboxItem, reason: str, now: float) -> None:
+        self._spool.dead_letter(item.id, reason, now)
+        self._metrics.dead_lettered(1)
+        _logger.error(
+            "%s: trace %s moved to the dead-letter table (%s); `otel-bridge replay --sink %s`"
+            " re-delivers it",
+            self._name,
+            item.key,
+            reason,
+            self._name,
+        )
+
+    def _log_once(self, error: Exception, where: str) -> None:
+        signature = f"{where}:{type(error).__qualname__}:{error}"
+        if signature in self._logged_errors:
+            _logger.warning("%s: %s raised %r again", self._name, where, error)
+            return
+        self._logged_errors.add(signature)
+        _logger.error("%s: %s raised; counted as retryable", self._name, where, exc_info=error)

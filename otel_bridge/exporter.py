@@ -1,0 +1,244 @@
+"""`TraceExporter`: the SpanExporter every sink stands on. `export()` persists spans to the sink's
+SQLite spool; a background worker hands each finished trace to the sink's `deliver()`, with retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
+from otel_bridge.sink import DeliveryReport
+from otel_bridge.spool import Spool, SpoolLockedError, WhenFull, spool_path
+from otel_bridge.traces import FinishedTrace, SpanRecord
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["TraceExporter", "default_spool_dir"]
+
+_logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+SPOOL_DIR_ENV = "OTEL_BRIDGE_SPOOL_DIR"
+# Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file.
+_MAX_SPOOL_SUFFIX = 16
+
+
+def default_spool_dir() -> Path:
+    """$OTEL_BRIDGE_SPOOL_DIR, else the per-user cache dir ($XDG_CACHE_HOME or ~/.cache)."""
+    configured = os.environ.get(SPOOL_DIR_ENV)
+    if configured:
+        return Path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "otel-bridge" / "spool"
+
+
+class TraceExporter(SpanExporter, ABC):
+    """Groups spans into finished traces and delivers them durably to one sink.
+
+    A sink overrides `deliver` (and optionally `already_delivered` and `accepts`); the base
+    provides the SDK contract. `export` only writes the spans to the spool (one SQLite
+    transaction, no network) and never raises; it runs on the BatchSpanProcessor's worker or
+    the receiver's thread, never the app's.
+
+    A trace is finished when its local root (a span with no parent, or a remote one) has
+    arrived and `grace_period` seconds passed, or, marked partial, `max_trace_age` seconds after
+    its first span arrived. When the spool reaches `max_spool_bytes`, `when_full` decides:
+    "drop_newest" rejects the incoming spans (export returns FAILURE, so an OTLP client retries),
+    "drop_oldest" evicts the oldest queued data; either way an error is logged and the
+    `otel_bridge.delivery.dropped` counter counts the spans. More than `max_traces` unfinished
+    traces, or `max_spans_per_trace` spans in one, hand the oldest/that trace over early
+    (partial) instead of dropping anything.
+
+    Settings resolve as: argument > OTEL_BRIDGE_<SINK>_<SETTING> > OTEL_BRIDGE_<SETTING> >
+    default, for SPOOL_DIR, GRACE_PERIOD, MAX_TRACE_AGE, MAX_SPOOL_BYTES and WHEN_FULL.
+    """
+
+    sink_name: ClassVar[str] = "trace"
+
+    def __init__(
+        self,
+        *,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_name: str | None = None,
+        grace_period: float | None = None,
+        max_trace_age: float | None = None,
+        max_batch: int = 64,
+        retry: RetryPolicy | None = None,
+        max_spool_bytes: int | None = None,
+        max_traces: int = 10_000,
+        max_spans_per_trace: int = 10_000,
+        when_full: WhenFull | None = None,
+        meter_provider: MeterProvider | None = None,
+        clock: Clock | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self._setting_prefix = f"OTEL_BRIDGE_{self.sink_name.upper()}_"
+        directory = Path(
+            self._setting(
+                None if spool_dir is None else os.fspath(spool_dir),
+                "SPOOL_DIR",
+                str,
+                str(default_spool_dir()),
+            )
+        )
+        self.grace_period = self._setting(grace_period, "GRACE_PERIOD", float, 2.0)
+        self.max_trace_age = self._setting(max_trace_age, "MAX_TRACE_AGE", float, 300.0)
+        if self.max_trace_age < self.grace_period:
+            raise ValueError("max_trace_age must not be shorter than grace_period")
+        when_full_value = self._setting(when_full, "WHEN_FULL", str, "drop_newest")
+        if when_full_value not in ("drop_newest", "drop_oldest"):
+            raise ValueError(
+                f"when_full must be 'drop_newest' or 'drop_oldest', not {when_full_value!r}"
+            )
+        self._clock: Clock = clock or SystemClock()
+        self._shutdown_timeout = shutdown_timeout
+        self._metrics = DeliveryMetrics(self.sink_name, meter_provider)
+        self._spool = self._open_spool(
+            directory,
+            spool_name or self.sink_name,
+            max_bytes=self._setting(max_spool_bytes, "MAX_SPOOL_BYTES", int, 256 * 1024 * 1024),
+            max_traces=max_traces,
+            max_spans_per_trace=max_spans_per_trace,
+            when_full=when_full_value,
+        )
+        self._shutdown_lock = threading.Lock()
+        self._is_shutdown = False
+        self._worker = DeliveryWorker(
+            name=self.sink_name,
+            spool=self._spool,
+            sink=self,
+            policy=retry or RetryPolicy(),
+            clock=self._clock,
+            metrics=self._metrics,
+            grace_period=self.grace_period,
+            max_trace_age=self.max_trace_age,
+            max_batch=max_batch,
+        )
+        # Whatever a previous run left in the spool is delivered from here on.
+        self._worker.start()
+
+    # --- what a sink overrides ------------------------------------------------------------------
+
+    @abstractmethod
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        """Deliver a batch; report per `trace_key`, or raise RetryableError / PermanentError for
+        the whole batch. Any other exception counts as retryable. Runs on the worker thread."""
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]:
+        """Which of these trace keys the sink already holds. Consulted before re-delivering an
+        item that was attempted before (after a failure, a timeout or a crash)."""
+        return set()
+
+    def accepts(self, trace: FinishedTrace) -> bool:
+        """Filter or sample finished traces; rejected ones are counted as dropped ("filtered")."""
+        return True
+
+    # --- SDK contract ---------------------------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._is_shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            records = self._records(spans)
+            result = self._spool.add(records, self._clock.now())
+        except Exception:
+            _logger.exception(
+                "%s: could not write %d span(s) to the spool", self.sink_name, len(spans)
+            )
+            self._metrics.dropped(len(spans), "spool_error")
+            return SpanExportResult.FAILURE
+        self._metrics.queued(result.early_traces)
+        if result.rejected or result.evicted:
+            _logger.error(
+                "%s: spool %s is full (%d bytes, max_spool_bytes=%d, when_full=%s): %s %d span(s)",
+                self.sink_name,
+                self._spool.path,
+                self._spool.bytes_used,
+                self._spool.max_bytes,
+                self._spool.when_full,
+                "rejected" if result.rejected else "evicted the oldest",
+                result.rejected or result.evicted,
+            )
+            self._metrics.dropped(result.rejected, "spool_full")
+            self._metrics.dropped(result.evicted, "evicted")
+        self._worker.wake()
+        return SpanExportResult.FAILURE if result.rejected else SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Deliver every trace whose root has ended (grace skipped) and everything queued, one
+        immediate attempt each; False if the outbox is not empty at the timeout."""
+        if self._is_shutdown:
+            return False
+        return self._worker.flush(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        """Flush within `shutdown_timeout`, stop the worker; what is left stays in the spool."""
+        with self._shutdown_lock:
+            if self._is_shutdown:
+                return
+            self._is_shutdown = True
+        try:
+            self._worker.flush(self._shutdown_timeout / 2)
+        finally:
+            self._worker.stop(self._shutdown_timeout / 2)
+            self._spool.close()
+
+    @property
+    def spool_full(self) -> bool:
+        """True while the spool is near its byte limit: the receiver answers 429/503 meanwhile."""
+        return self._spool.full
+
+    @property
+    def spool(self) -> Spool:
+        return self._spool
+
+    # --- private --------------------------------------------------------------------------------
+
+    def _setting(self, value: _T | None, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        if value is not None:
+            return value
+        for variable in (self._setting_prefix + name, "OTEL_BRIDGE_" + name):
+            raw = os.environ.get(variable)
+            if raw:
+                try:
+                    return parse(raw)
+                except ValueError as error:
+                    raise ValueError(f"{variable}={raw!r} is not valid: {error}") from None
+        return default
+
+    def _records(self, spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
+        records = []
+        for span in spans:
+            try:
+                records.append(SpanRecord.from_readable(span))
+            except Exception as error:
+                _logger.error(
+                    "%s: dropping a malformed span %r: %r",
+                    self.sink_name,
+                    span,
+                    error,
+                    exc_info=True,
+                )
+                self._metrics.dropped(1, "malformed")
+        return records
+
+    def _open_spool(self, directory: Path, name: str, **bounds: object) -> Spool:
+        for suffix in range(_MAX_SPOOL_SUFFIX):
+            path = spool_path(directory, name if suffix == 0 else f"{name}.{suffix}")
+            try:
+                return Spool(path, **bounds)  # type: ignore[arg-type]
+            except SpoolLockedError:
+                continue
+        raise SpoolLockedError(
+            f"{_MAX_SPOOL_SUFFIX} exporters already use spools named {name!r} in {directory}"
+        )

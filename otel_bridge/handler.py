@@ -1,0 +1,909 @@
+"""`OTelCallbackHandler`: every LangChain run becomes one OpenTelemetry span, linked by run tree.
+
+Spans are parented explicitly by `parent_run_id`; a root run nests under the span current when
+the app called LangChain. While a run executes its span is current (see `_run_context`), so
+spans from instrumented HTTP clients inside a model or tool become its children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from langchain_core.agents import AgentAction, AgentFinish
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import LLMResult
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.context.context import Context
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otel_bridge import _extract, semconv
+from otel_bridge._content import ContentPolicy, Redactor, document_dict, encode
+from otel_bridge._metrics import GenAIMetrics
+from otel_bridge._provider import resolve_tracer_provider
+from otel_bridge._registry import OpenRunRegistry
+from otel_bridge._run_context import RunScopedContext, context_for_root_run, enter, leave
+
+__all__ = ["OTelCallbackHandler"]
+
+logger = logging.getLogger("otel_bridge")
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+MAX_LENGTH_ENV = "OTEL_BRIDGE_MAX_CONTENT_LENGTH"
+GENERIC_MAX_LENGTH_ENV = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+DEFAULT_MAX_CONTENT_LENGTH = 64 * 1024
+DEFAULT_MAX_OPEN_RUNS = 10_000
+DEFAULT_MAX_RUN_AGE_S = 3600.0
+_MAX_LOGGED_PROBLEMS = 1024
+_TRACER_NAME = "otel_bridge"
+
+
+@dataclass(slots=True)
+class _OpenRun:
+    """What the handler keeps for a run between its start and end callbacks."""
+
+    span: Span
+    run_type: str
+    started_s: float
+    scope: RunScopedContext | None = None
+    token: Token[Context] | None = None
+    operation: str | None = None
+    metric_attributes: dict[str, str] = field(default_factory=dict)
+    # The name of the innermost agent this run belongs to (itself, if it is an agent).
+    agent_scope: str | None = None
+    first_token_seen: bool = False
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip().lower() not in ("false", "0", "no", "off")
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value is None or not value.strip():
+            continue
+        try:
+            return int(value)
+        except ValueError:
+            logger.warning("otel-bridge: ignoring %s=%r, not an integer", name, value)
+    return None
+
+
+class OTelCallbackHandler(BaseCallbackHandler):
+    """A LangChain callback handler that records every run as an OpenTelemetry span.
+
+    `callbacks=[OTelCallbackHandler()]` traces one call; `otel_bridge.instrument()` installs one
+    for every run in the process. Spans go to `tracer_provider`, else the global SDK provider,
+    else (when `exporters` are given or an OTLP endpoint is configured) a provider built from the
+    `OTEL_*` variables. Content (messages, inputs, outputs, documents) is captured unless
+    `capture_content=False` or `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`; each
+    value is at most `max_content_length` characters (argument > `OTEL_BRIDGE_MAX_CONTENT_LENGTH`
+    > `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` > 65536), and `redact` rewrites every captured string.
+    """
+
+    raise_error: bool = False
+    run_inline: bool = True
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        capture_content: bool | None = None,
+        exporters: Sequence[SpanExporter] | None = None,
+        *,
+        max_content_length: int | None = None,
+        redact: Redactor | None = None,
+        max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
+        max_run_age_s: float = DEFAULT_MAX_RUN_AGE_S,
+        raise_error: bool = False,
+        ignore_llm: bool = False,
+        ignore_chat_model: bool = False,
+        ignore_chain: bool = False,
+        ignore_agent: bool = False,
+        ignore_retriever: bool = False,
+        ignore_retry: bool = False,
+        ignore_custom_event: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
+        self._tracer = provider.get_tracer(_TRACER_NAME)
+        self._metrics = GenAIMetrics(meter_provider)
+        if capture_content is None:
+            capture_content = _env_flag(CAPTURE_CONTENT_ENV) is not False
+        self.capture_content = capture_content
+        if max_content_length is None:
+            max_content_length = _env_int(MAX_LENGTH_ENV, GENERIC_MAX_LENGTH_ENV)
+        self._content = ContentPolicy(
+            max_length=max_content_length or DEFAULT_MAX_CONTENT_LENGTH, redact=redact
+        )
+        self.raise_error = raise_error
+        self._ignore = {
+            "llm": ignore_llm,
+            "chat_model": ignore_chat_model,
+            "chain": ignore_chain,
+            "agent": ignore_agent,
+            "retriever": ignore_retriever,
+            "retry": ignore_retry,
+            "custom_event": ignore_custom_event,
+        }
+        self._clock = clock
+        self._runs: OpenRunRegistry[_OpenRun] = OpenRunRegistry(
+            max_runs=max_open_runs,
+            max_age_s=max_run_age_s,
+            clock=clock,
+            on_evict=self._end_evicted,
+        )
+        self._usage_lock = threading.Lock()
+        self._usage: dict[str, UsageMetadata] = {}
+        self._logged_problems: set[tuple[str, str]] = set()
+
+    # --- LangChain's ignore_* switches ---------------------------------------------------------
+    @property
+    def ignore_llm(self) -> bool:
+        return self._ignore["llm"]
+
+    @property
+    def ignore_chat_model(self) -> bool:
+        return self._ignore["chat_model"]
+
+    @property
+    def ignore_chain(self) -> bool:
+        return self._ignore["chain"]
+
+    @property
+    def ignore_agent(self) -> bool:
+        return self._ignore["agent"]
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return self._ignore["retriever"]
+
+    @property
+    def ignore_retry(self) -> bool:
+        return self._ignore["retry"]
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return self._ignore["custom_event"]
+
+    # --- public state ----------------------------------------------------------------------------
+    @property
+    def usage_metadata(self) -> dict[str, UsageMetadata]:
+        """Token usage summed per model name, like langchain_core's UsageMetadataCallbackHandler."""
+        with self._usage_lock:
+            return dict(self._usage)
+
+    @property
+    def open_runs(self) -> int:
+        """Runs started and not yet ended."""
+        return len(self._runs)
+
+    @property
+    def evicted_runs(self) -> int:
+        """Runs that never ended and were ended by the open-run bounds instead."""
+        return self._runs.evicted
+
+    def end_stale_runs(self) -> int:
+        """End runs older than `max_run_age_s` now (also done on every run start)."""
+        return self._runs.end_stale()
+
+    # --- problems: logged once per kind, never raised unless raise_error ------------------------
+    def _problem(self, where: str, error: BaseException) -> None:
+        key = (where, type(error).__name__)
+        if key not in self._logged_problems and len(self._logged_problems) < _MAX_LOGGED_PROBLEMS:
+            self._logged_problems.add(key)
+            logger.warning(
+                "otel-bridge: %s failed (%s: %s); the span goes on without it (logged once)",
+                where,
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
+        if self.raise_error:
+            raise error
+
+    def _set(self, span: Span, name: str, compute: Callable[..., Any], *args: Any) -> None:
+        """Set one attribute from `compute(*args)`; a failure costs this attribute only."""
+        try:
+            value = compute(*args)
+        except Exception as error:
+            self._problem(name, error)
+            return
+        if value is not None and value != ():
+            span.set_attribute(name, value)
+
+    def _content_of(self, value: Any) -> str:
+        return encode(value, self._content)
+
+    # --- starting and ending spans --------------------------------------------------------------
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        run_type: str,
+        name: str,
+        span_name: str,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        attributes: dict[str, Any],
+        *,
+        enter_scope: bool = True,
+    ) -> _OpenRun | None:
+        if otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return None
+        parent = self._runs.get(parent_run_id)
+        if parent_run_id is None:
+            parent_context: Context | None = context_for_root_run()
+        elif parent is None:
+            # A parent we never saw (ignored, suppressed, or started before this handler was
+            # installed): the current span is the best evidence of where this run belongs.
+            parent_context = None
+        elif parent.scope is not None and parent.scope.is_open:
+            parent_context = parent.scope
+        else:
+            parent_context = trace.set_span_in_context(parent.span)
+        attributes[semconv.RUN_ID] = str(run_id)
+        attributes[semconv.RUN_TYPE] = run_type
+        attributes[semconv.RUN_NAME] = name
+        if parent_run_id is not None:
+            attributes[semconv.RUN_PARENT_ID] = str(parent_run_id)
+        if tags:
+            attributes[semconv.RUN_TAGS] = [str(tag) for tag in tags]
+        if metadata:
+            try:
+                attributes.update(
+                    _extract.metadata_attributes(metadata, semconv.RUN_METADATA_PREFIX)
+                )
+                conversation = _extract.conversation_id(metadata)
+                if conversation is not None:
+                    attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation
+            except Exception as error:
+                self._problem(semconv.RUN_METADATA_PREFIX + "*", error)
+        span = self._tracer.start_span(
+            span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        run = _OpenRun(
+            span=span,
+            run_type=run_type,
+            started_s=self._clock(),
+            agent_scope=None if parent is None else parent.agent_scope,
+        )
+        if enter_scope:
+            run.scope, run.token = enter(span, root=parent_run_id is None)
+        self._runs.add(run_id, run)
+        return run
+
+    def _finish(self, run: _OpenRun, error: BaseException | None = None) -> None:
+        span = run.span
+        if error is not None:
+            self._record_error(span, error)
+        if run.token is not None and run.scope is not None:
+            leave(run.scope, run.token)
+        span.end()
+
+    def _record_error(self, span: Span, error: BaseException) -> None:
+        if isinstance(error, GeneratorExit):
+            # The consumer stopped reading a stream: the run ended early, it did not fail.
+            span.set_attribute(semconv.RUN_CLOSED_EARLY, True)
+            return
+        error_type = type(error).__qualname__
+        span.set_attribute(semconv.ERROR_TYPE, error_type)
+        span.record_exception(error, escaped=True)
+        span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
+
+    def _end_evicted(self, run_id: UUID, run: _OpenRun, reason: str) -> None:
+        try:
+            run.span.set_attribute(semconv.RUN_ABANDONED, True)
+            run.span.set_status(Status(StatusCode.ERROR, reason))
+            if run.scope is not None:
+                run.scope.close()
+            run.span.end()
+        except Exception as error:
+            self._problem("ending an abandoned run", error)
+
+    def _record_metrics(self, run: _OpenRun, error: BaseException | None, usage: Any) -> None:
+        if run.operation is None:
+            return
+        attributes = run.metric_attributes
+        if error is not None and not isinstance(error, GeneratorExit):
+            attributes = {**attributes, semconv.ERROR_TYPE: type(error).__qualname__}
+        self._metrics.record(attributes, self._clock() - run.started_s, usage)
+
+    # --- model runs -----------------------------------------------------------------------------
+    def _start_model(
+        self,
+        run_type: str,
+        operation: str,
+        serialized: dict[str, Any],
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> _OpenRun | None:
+        invocation_params = kwargs.get("invocation_params")
+        if not isinstance(invocation_params, Mapping):
+            invocation_params = None
+        name = _extract.run_name(serialized, kwargs.get("name"))
+        attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation}
+        model = None
+        try:
+            model = _extract.request_model(serialized, metadata, invocation_params)
+            provider = (metadata or {}).get("ls_provider")
+            if isinstance(provider, str) and provider:
+                attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
+            if model:
+                attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+            parameters = _extract.request_parameters(metadata, invocation_params)
+        except Exception as error:
+            self._problem("request model attributes", error)
+            parameters = {}
+        for key, attribute in (
+            ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+            ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+            ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+        ):
+            if key in parameters:
+                attributes[attribute] = parameters[key]
+        span_name = f"{operation} {model}" if model else name
+        # `generate` over several prompts starts every run before calling the model once per
+        # prompt in the same context: no single run's span can be current for those calls.
+        batch_size = kwargs.get("batch_size")
+        single = not isinstance(batch_size, int) or batch_size <= 1
+        run = self._start(
+            run_id,
+            parent_run_id,
+            run_type,
+            name,
+            span_name,
+            tags,
+            metadata,
+            attributes,
+            enter_scope=single,
+        )
+        if run is not None:
+            run.operation = operation
+            run.metric_attributes = {
+                key: value
+                for key, value in attributes.items()
+                if key
+                in (
+                    semconv.GEN_AI_OPERATION_NAME,
+                    semconv.GEN_AI_PROVIDER_NAME,
+                    semconv.GEN_AI_REQUEST_MODEL,
+                )
+            }
+        return run
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            run = self._start_model(
+                semconv.RUN_TYPE_CHAT_MODEL,
+                semconv.OP_CHAT,
+                serialized,
+                run_id,
+                parent_run_id,
+                tags,
+                metadata,
+                kwargs,
+            )
+            if run is not None and self.capture_content:
+                self._set(
+                    run.span,
+                    semconv.GEN_AI_INPUT_MESSAGES,
+                    self._encode_call,
+                    _extract.input_messages,
+                    messages,
+                )
+        except Exception as error:
+            self._problem("on_chat_model_start", error)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            run = self._start_model(
+                semconv.RUN_TYPE_LLM,
+                semconv.OP_TEXT_COMPLETION,
+                serialized,
+                run_id,
+                parent_run_id,
+                tags,
+                metadata,
+                kwargs,
+            )
+            if run is not None and self.capture_content:
+                self._set(run.span, semconv.LLM_PROMPTS, self._content_of, prompts)
+                self._set(
+                    run.span,
+                    semconv.GEN_AI_INPUT_MESSAGES,
+                    self._encode_call,
+                    _extract.prompt_messages,
+                    prompts,
+                )
+        except Exception as error:
+            self._problem("on_llm_start", error)
+
+    def _encode_call(self, build: Callable[[Any], Any], value: Any) -> str:
+        return self._content_of(build(value))
+
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.get(run_id)
+        if run is None or run.first_token_seen:
+            return
+        try:
+            run.first_token_seen = True
+            elapsed = self._clock() - run.started_s
+            run.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, elapsed)
+            run.span.add_event(
+                semconv.EVENT_FIRST_TOKEN,
+                {semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: elapsed},
+            )
+        except Exception as error:
+            self._problem("on_llm_new_token", error)
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        usage = None
+        try:
+            span = run.span
+            try:
+                usage = _extract.usage(response)
+            except Exception as error:
+                self._problem("token usage", error)
+            if usage is not None:
+                if usage.input_tokens is not None:
+                    span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
+                if usage.output_tokens is not None:
+                    span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
+            response_model = None
+            try:
+                response_model = _extract.response_model(response)
+            except Exception as error:
+                self._problem(semconv.GEN_AI_RESPONSE_MODEL, error)
+            if response_model:
+                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, response_model)
+                run.metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+            self._set(
+                span, semconv.GEN_AI_RESPONSE_FINISH_REASONS, _extract.finish_reasons, response
+            )
+            self._set(span, semconv.GEN_AI_RESPONSE_ID, _extract.response_id, response)
+            if self.capture_content:
+                self._set(
+                    span,
+                    semconv.GEN_AI_OUTPUT_MESSAGES,
+                    self._encode_call,
+                    _extract.output_messages,
+                    response,
+                )
+            self._add_usage(
+                response_model or run.metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL), usage
+            )
+            self._record_metrics(run, None, usage)
+        except Exception as error:
+            self._problem("on_llm_end", error)
+        finally:
+            self._finish(run)
+
+    def _add_usage(self, model: str | None, usage: _extract.Usage | None) -> None:
+        if usage is None or model is None:
+            return
+        addition = usage.as_usage_metadata()
+        with self._usage_lock:
+            current = self._usage.get(model)
+            self._usage[model] = addition if current is None else add_usage(current, addition)
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end_with_error(run_id, error)
+
+    def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            self._record_metrics(run, error, None)
+            self._finish(run, error)
+        except Exception as problem:
+            self._problem("ending a failed run", problem)
+
+    # --- chains, agents, prompts, parsers ------------------------------------------------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = _extract.run_name(serialized, kwargs.get("name"))
+            run_type = kwargs.get("run_type") or semconv.RUN_TYPE_CHAIN
+            attributes: dict[str, Any] = {}
+            agent_name = self._agent_name(serialized, name, metadata, parent_run_id)
+            span_name = name
+            if agent_name is not None:
+                run_type = semconv.RUN_TYPE_AGENT
+                span_name = f"{semconv.OP_INVOKE_AGENT} {agent_name}"
+                attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_INVOKE_AGENT
+                attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
+            run = self._start(
+                run_id, parent_run_id, run_type, name, span_name, tags, metadata, attributes
+            )
+            if run is None:
+                return
+            if agent_name is not None:
+                run.agent_scope = agent_name
+                run.operation = semconv.OP_INVOKE_AGENT
+                run.metric_attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT}
+            if self.capture_content:
+                self._set(run.span, semconv.LANGCHAIN_INPUT, self._content_of, inputs)
+        except Exception as error:
+            self._problem("on_chain_start", error)
+
+    def _agent_name(
+        self,
+        serialized: Mapping[str, Any] | None,
+        name: str,
+        metadata: Mapping[str, Any] | None,
+        parent_run_id: UUID | None,
+    ) -> str | None:
+        """The agent's name when this chain run is an agent, else None.
+
+        Classic agents are `AgentExecutor` runs. `langchain.agents.create_agent` graphs mark
+        their config with `ls_integration`; that metadata is inherited by every run inside the
+        agent, so only the outermost run carrying a given agent name is the agent.
+        """
+        ids = (serialized or {}).get("id")
+        if name == "AgentExecutor" or (
+            isinstance(ids, list) and ids and ids[-1] == "AgentExecutor"
+        ):
+            return name
+        if not metadata or metadata.get("ls_integration") != "langchain_create_agent":
+            return None
+        agent_name = str(metadata.get("lc_agent_name") or name)
+        parent = self._runs.get(parent_run_id)
+        if parent is not None and parent.agent_scope == agent_name:
+            return None
+        return agent_name
+
+    def on_chain_end(
+        self,
+        outputs: dict[str, Any] | Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            if self.capture_content:
+                self._set(run.span, semconv.LANGCHAIN_OUTPUT, self._content_of, outputs)
+            self._record_metrics(run, None, None)
+        except Exception as error:
+            self._problem("on_chain_end", error)
+        finally:
+            self._finish(run)
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end_with_error(run_id, error)
+
+    def on_agent_action(
+        self,
+        action: AgentAction,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        try:
+            attributes: dict[str, Any] = {"tool": str(action.tool)}
+            if self.capture_content:
+                attributes["tool_input"] = self._content_of(action.tool_input)
+                attributes["log"] = self._content_of(action.log)
+            run.span.add_event(semconv.EVENT_AGENT_ACTION, attributes)
+        except Exception as error:
+            self._problem("on_agent_action", error)
+
+    def on_agent_finish(
+        self,
+        finish: AgentFinish,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        try:
+            attributes: dict[str, Any] = {}
+            if self.capture_content:
+                attributes["return_values"] = self._content_of(finish.return_values)
+                attributes["log"] = self._content_of(finish.log)
+            run.span.add_event(semconv.EVENT_AGENT_FINISH, attributes)
+        except Exception as error:
+            self._problem("on_agent_finish", error)
+
+    # --- tools ----------------------------------------------------------------------------------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = _extract.run_name(serialized, kwargs.get("name"))
+            tool_name = str((serialized or {}).get("name") or name)
+            attributes: dict[str, Any] = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_NAME: tool_name,
+            }
+            description = (serialized or {}).get("description")
+            if isinstance(description, str) and description:
+                attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = description
+            tool_call_id = kwargs.get("tool_call_id")
+            if isinstance(tool_call_id, str) and tool_call_id:
+                attributes[semconv.GEN_AI_TOOL_CALL_ID] = tool_call_id
+            run = self._start(
+                run_id,
+                parent_run_id,
+                semconv.RUN_TYPE_TOOL,
+                name,
+                f"{semconv.OP_EXECUTE_TOOL} {tool_name}",
+                tags,
+                metadata,
+                attributes,
+            )
+            if run is None:
+                return
+            run.operation = semconv.OP_EXECUTE_TOOL
+            run.metric_attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL}
+            if self.capture_content:
+                self._set(
+                    run.span,
+                    semconv.LANGCHAIN_INPUT,
+                    self._content_of,
+                    inputs if inputs is not None else input_str,
+                )
+        except Exception as error:
+            self._problem("on_tool_start", error)
+
+    def on_tool_end(
+        self,
+        output: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            call_id = getattr(output, "tool_call_id", None)
+            if isinstance(call_id, str) and call_id:
+                run.span.set_attribute(semconv.GEN_AI_TOOL_CALL_ID, call_id)
+            if self.capture_content:
+                result = output.content if isinstance(output, BaseMessage) else output
+                self._set(run.span, semconv.LANGCHAIN_OUTPUT, self._content_of, result)
+            self._record_metrics(run, None, None)
+        except Exception as error:
+            self._problem("on_tool_end", error)
+        finally:
+            self._finish(run)
+
+    def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end_with_error(run_id, error)
+
+    # --- retrievers -----------------------------------------------------------------------------
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            name = _extract.run_name(serialized, kwargs.get("name"))
+            run = self._start(
+                run_id, parent_run_id, semconv.RUN_TYPE_RETRIEVER, name, name, tags, metadata, {}
+            )
+            if run is not None and self.capture_content:
+                self._set(run.span, semconv.LANGCHAIN_INPUT, self._content_of, query)
+        except Exception as error:
+            self._problem("on_retriever_start", error)
+
+    def on_retriever_end(
+        self,
+        documents: Sequence[Document],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            if self.capture_content:
+                self._set(
+                    run.span,
+                    semconv.RETRIEVAL_DOCUMENTS,
+                    self._encode_call,
+                    _documents,
+                    documents,
+                )
+        except Exception as error:
+            self._problem("on_retriever_end", error)
+        finally:
+            self._finish(run)
+
+    def on_retriever_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end_with_error(run_id, error)
+
+    # --- events on an open run's span ------------------------------------------------------------
+    def _event(self, run_id: UUID, name: str, attributes: Mapping[str, Any]) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            run.span.add_event(name, attributes)
+
+    def on_text(
+        self,
+        text: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            attributes = {"text": self._content_of(text)} if self.capture_content else {}
+            self._event(run_id, semconv.EVENT_TEXT, attributes)
+        except Exception as error:
+            self._problem("on_text", error)
+
+    def on_retry(
+        self,
+        retry_state: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            attributes: dict[str, Any] = {}
+            attempt = getattr(retry_state, "attempt_number", None)
+            if isinstance(attempt, int):
+                attributes["attempt"] = attempt
+            outcome = getattr(retry_state, "outcome", None)
+            failure = outcome.exception() if outcome is not None and outcome.failed else None
+            if failure is not None:
+                attributes[semconv.ERROR_TYPE] = type(failure).__qualname__
+                attributes["exception.message"] = str(failure)
+            self._event(run_id, semconv.EVENT_RETRY, attributes)
+        except Exception as error:
+            self._problem("on_retry", error)
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            attributes: dict[str, Any] = {"name": str(name)}
+            if self.capture_content:
+                attributes["data"] = self._content_of(data)
+            self._event(run_id, semconv.EVENT_CUSTOM, attributes)
+        except Exception as error:
+            self._problem("on_custom_event", error)
+
+
+def _documents(documents: Sequence[Document]) -> list[dict[str, Any]]:
+    return [
+        document_dict(document)
+        if isinstance(document, Document)
+        else {"page_content": str(document), "metadata": {}, "id": None}
+        for document in documents
+    ]

@@ -1,0 +1,77 @@
+"""`instrument()` / `uninstrument()`: trace every LangChain run in the process, no code change.
+
+LangChain's configure hooks add a handler to every callback manager it builds; the hook's
+"context variable" here reads one process-wide slot, so runs in any thread or task see it.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from typing import Any, cast
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers import context as tracer_context
+from opentelemetry import metrics, trace
+
+from otel_bridge.handler import OTelCallbackHandler
+
+__all__ = ["instrument", "instrumented_handler", "uninstrument"]
+
+
+class _ProcessWideHandler:
+    """Quacks like the `ContextVar` LangChain's configure hook reads, but is process-wide.
+
+    A real ContextVar would only be set in the context that called `instrument()`: threads
+    started later (and their executors) begin with an empty context and would go untraced.
+    """
+
+    __slots__ = ("handler",)
+
+    def __init__(self) -> None:
+        self.handler: OTelCallbackHandler | None = None
+
+    def get(self, default: Any = None) -> OTelCallbackHandler | None:
+        return self.handler if self.handler is not None else default
+
+
+_slot = _ProcessWideHandler()
+_hook = (cast("ContextVar[BaseCallbackHandler | None]", _slot), True, None, None)
+_lock = threading.Lock()
+
+
+def instrument(
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+    **options: Any,
+) -> OTelCallbackHandler:
+    """Trace every LangChain run in this process; returns the handler doing it.
+
+    `options` are `OTelCallbackHandler`'s (`exporters=`, `capture_content=`, ...). Calling it
+    again while instrumented changes nothing and returns the handler already installed.
+    """
+    with _lock:
+        if _slot.handler is not None:
+            return _slot.handler
+        handler = OTelCallbackHandler(
+            tracer_provider=tracer_provider, meter_provider=meter_provider, **options
+        )
+        _slot.handler = handler
+        if _hook not in tracer_context._configure_hooks:
+            tracer_context.register_configure_hook(_hook[0], inheritable=True)
+        return handler
+
+
+def uninstrument() -> None:
+    """Stop tracing runs started from now on; removes the hook entirely. Safe to call twice."""
+    with _lock:
+        _slot.handler = None
+        hooks = tracer_context._configure_hooks
+        # The hook list is LangChain's; there is no public way to unregister a hook.
+        while _hook in hooks:
+            hooks.remove(_hook)
+
+
+def instrumented_handler() -> OTelCallbackHandler | None:
+    """The handler `instrument()` installed, if instrumentation is on."""
+    return _slot.handler

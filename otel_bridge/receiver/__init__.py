@@ -1,0 +1,30 @@
+"""`otel-bridge serve`: an OTLP/HTTP and OTLP/gRPC receiver feeding the sink exporters."""
+
+from __future__ import annotations
+
+from otel_bridge.receiver.config import (
+    BridgeConfig,
+    ConfigError,
+    ReceiverConfig,
+    SinkConfig,
+    load_config,
+    parse_config,
+)
+from otel_bridge.receiver.ingest import Ingestor, Outcome, Sink, Verdict
+from otel_bridge.receiver.server import ENTRY_POINT_GROUP, Receiver, build_sinks
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BridgeConfig",
+    "ConfigError",
+    "Ingestor",
+    "Outcome",
+    "Receiver",
+    "ReceiverConfig",
+    "Sink",
+    "SinkConfig",
+    "Verdict",
+    "build_sinks",
+    "load_config",
+    "parse_config",
+]

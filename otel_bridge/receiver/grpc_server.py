@@ -1,0 +1,121 @@
+"""OTLP/gRPC transport: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+
+The method is registered with a raw-bytes deserializer instead of the generated servicer so an
+undecodable message is answered INVALID_ARGUMENT (the generated one would say INTERNAL), and
+throttling carries `google.rpc.RetryInfo`, without which OTLP clients must not retry
+RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+
+from otel_bridge import otlp
+from otel_bridge.receiver.auth import bearer_token_matches
+from otel_bridge.receiver.config import TLSConfig
+from otel_bridge.receiver.ingest import Ingestor, Verdict
+
+__all__ = ["SERVICE_NAME", "OTLPGRPCServer"]
+
+SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
+_TRANSPORT = "grpc"
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_VERDICT_CODES = {
+    Verdict.THROTTLED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Verdict.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class OTLPGRPCServer:
+    def __init__(
+        self,
+        address: str,
+        ingestor: Ingestor,
+        *,
+        max_request_bytes: int,
+        bearer_token: str | None = None,
+        tls: TLSConfig | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self._ingestor = ingestor
+        self._bearer_token = bearer_token
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=max_workers, thread_name_prefix="otel-bridge-grpc"
+            ),
+            options=[
+                # gRPC enforces this on the decompressed message, which bounds a gzip bomb.
+                ("grpc.max_receive_message_length", max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, response_serializer=lambda message: message.SerializeToString()
+        )
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),)
+        )
+        if tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
+                require_client_auth=tls.client_ca_file is not None,
+            )
+            self.port = self._server.add_secure_port(address, credentials)
+        if not self.port:
+            raise OSError(f"cannot bind the OTLP/gRPC receiver to {address}")
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Refuse new RPCs and wait up to `grace_seconds` for the running ones."""
+        self._server.stop(grace_seconds).wait()
+
+    def _export(self, body: bytes, context: grpc.ServicerContext) -> Any:
+        metadata = dict(context.invocation_metadata())
+        if not bearer_token_matches(self._bearer_token, _text(metadata.get("authorization"))):
+            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            request = otlp.decode_protobuf(body)
+        except otlp.OTLPDecodeError as exc:
+            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        outcome = self._ingestor.ingest(request, _TRANSPORT)
+        if outcome.verdict is not Verdict.ACCEPTED:
+            self._abort(
+                context,
+                _VERDICT_CODES[outcome.verdict],
+                outcome.message,
+                outcome.retry_after_seconds,
+            )
+        self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)
+        return otlp.export_response(outcome.rejected)
+
+    def _abort(
+        self,
+        context: grpc.ServicerContext,
+        code: grpc.StatusCode,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        self._ingestor.metrics.request(_TRANSPORT, code.name)
+        if retry_after is not None:
+            retry_info = error_details_pb2.RetryInfo(
+                retry_delay=Duration(seconds=math.ceil(retry_after))
+            )
+            status = status_pb2.Status(code=code.value[0], message=message)
+            status.details.add().Pack(retry_info)
+            context.set_trailing_metadata(((_STATUS_DETAILS_KEY, status.SerializeToString()),))
+        context.abort(code, message)
+
+
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

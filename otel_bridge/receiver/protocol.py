@@ -1,0 +1,155 @@
+"""OTLP/HTTP request and response bodies: media types, bounded gzip inflation, decoding and the
+`google.rpc.Status` error body, independent of any server.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from io import BufferedIOBase
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_bridge import otlp
+
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "ProtocolError",
+    "decode_body",
+    "encode_message",
+    "error_body",
+    "inflate",
+    "media_type",
+    "read_chunked",
+    "read_exact",
+]
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_SUPPORTED_MEDIA_TYPES = frozenset({PROTOBUF, JSON})
+_IDENTITY_ENCODINGS = frozenset({"", "identity", "none"})
+_READ_SIZE = 64 * 1024
+
+# HTTP status -> google.rpc.Code for the Status body (OTLP/HTTP "Failures" section).
+_RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    404: code_pb2.NOT_FOUND,
+    405: code_pb2.UNIMPLEMENTED,
+    411: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    503: code_pb2.UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError(Exception):
+    """A request the receiver answers with `status` (and `message` in the Status body)."""
+
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+
+def media_type(content_type: str | None) -> str:
+    """The supported media type named by a Content-Type header, else ProtocolError 415."""
+    value = (content_type or "").split(";", 1)[0].strip().lower()
+    if value not in _SUPPORTED_MEDIA_TYPES:
+        raise ProtocolError(
+            415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}"
+        )
+    return value
+
+
+def read_exact(stream: BufferedIOBase, length: int, limit: int) -> bytes:
+    """Read a Content-Length body, refusing (413) before reading when it exceeds `limit`."""
+    if length > limit:
+        raise ProtocolError(413, f"request body of {length} bytes exceeds the limit of {limit}")
+    body = stream.read(length)
+    if len(body) != length:
+        raise ProtocolError(400, f"request body ended after {len(body)} of {length} bytes")
+    return body
+
+
+def read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
+    """Read a `Transfer-Encoding: chunked` body, stopping with 413 once it exceeds `limit`."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        header = stream.readline(1024)
+        try:
+            size = int(header.split(b";", 1)[0].strip(), 16)
+        except ValueError as exc:
+            raise ProtocolError(400, "malformed chunked request body") from exc
+        if size == 0:
+            while stream.readline(1024).strip():  # trailers
+                pass
+            return b"".join(parts)
+        total += size
+        if total > limit:
+            raise ProtocolError(413, f"request body exceeds the limit of {limit} bytes")
+        chunk = stream.read(size)
+        if len(chunk) != size or stream.readline(1024).strip():
+            raise ProtocolError(400, "malformed chunked request body")
+        parts.append(chunk)
+
+
+def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo Content-Encoding; gzip is inflated in steps so a bomb stops at `limit` bytes."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in _IDENTITY_ENCODINGS:
+        return body
+    if encoding != "gzip":
+        raise ProtocolError(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    total = 0
+    pending = body
+    try:
+        while not inflater.eof:
+            part = inflater.decompress(pending, _READ_SIZE)
+            pending = inflater.unconsumed_tail
+            if not part and not pending:
+                break
+            total += len(part)
+            if total > limit:
+                raise ProtocolError(
+                    413, f"decompressed request body exceeds the limit of {limit} bytes"
+                )
+            parts.append(part)
+    except zlib.error as exc:
+        raise ProtocolError(400, f"invalid gzip body: {exc}") from exc
+    if not inflater.eof:
+        raise ProtocolError(400, "invalid gzip body: truncated stream")
+    return b"".join(parts)
+
+
+def decode_body(body: bytes, media: str) -> ExportTraceServiceRequest:
+    """Decode an inflated body of a supported media type, else ProtocolError 400."""
+    try:
+        return otlp.decode_protobuf(body) if media == PROTOBUF else otlp.decode_json(body or b"{}")
+    except otlp.OTLPDecodeError as exc:
+        raise ProtocolError(400, str(exc)) from exc
+
+
+def encode_message(message: Message, media: str) -> bytes:
+    """A response message in the request's encoding (OTLP/HTTP answers in kind)."""
+    if media == JSON:
+        return otlp.encode_json(message).encode("utf-8")
+    return message.SerializeToString()
+
+
+def error_body(status: int, message: str, media: str) -> bytes:
+    """The `google.rpc.Status` body OTLP/HTTP sends with every failure status."""
+    rpc_status = status_pb2.Status(code=_RPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    if media == JSON:
+        return json_format.MessageToJson(rpc_status, indent=None).encode("utf-8")
+    return rpc_status.SerializeToString()

@@ -1,0 +1,506 @@
+"""The durable per-sink queue: a SQLite file (WAL) holding spans awaiting assembly, finished
+traces awaiting delivery (the outbox) and dead letters, so a crash or an outage loses nothing.
+
+Tables: `pending_spans` + `pending_traces` (spans grouped by trace id until the trace is
+finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`) and `dead_letters`.
+Every method is one transaction under one lock, so `export()` threads and the delivery worker
+can share the spool; a second process opening the same file is kept out by a file lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from otel_bridge.traces import SpanRecord
+
+__all__ = [
+    "AddResult",
+    "AssembleResult",
+    "DeadLetter",
+    "OutboxItem",
+    "Spool",
+    "SpoolClosedError",
+    "SpoolCounts",
+    "WhenFull",
+    "spool_path",
+]
+
+_logger = logging.getLogger(__name__)
+
+WhenFull = Literal["drop_newest", "drop_oldest"]
+
+# A batch that would overflow the spool is rejected (drop_newest), so the bytes in use rarely
+# reach the limit exactly; reporting "full" a little earlier lets the receiver push back
+# (429/503) before it has to reject anything.
+_FULL_FRACTION = 0.95
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_traces (
+    trace_id TEXT PRIMARY KEY,
+    first_arrival REAL NOT NULL,
+    root_arrival REAL,
+    span_count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_traces_first ON pending_traces (first_arrival);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    span_count INTEGER NOT NULL,
+    partial INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at REAL,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    span_count INTEGER NOT NULL,
+    partial INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+"""
+
+
+class SpoolClosedError(RuntimeError):
+    """The spool was closed (exporter shut down) while a caller still used it."""
+
+
+def spool_path(directory: str | os.PathLike[str], name: str) -> Path:
+    """The SQLite file of the spool called `name` in `directory`."""
+    return Path(directory) / f"{name}.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What happened to one batch of spans handed to `Spool.add`."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0  # not stored: the spool was full and when_full="drop_newest"
+    evicted: int = 0  # older spans removed to make room (when_full="drop_oldest")
+    early_traces: int = 0  # traces handed over early (partial) because a bound was reached
+
+
+@dataclass(frozen=True, slots=True)
+class AssembleResult:
+    complete: int = 0
+    partial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    payload: str
+    partial: bool
+    enqueued_at: float
+    attempts: int
+    first_attempt_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    key: str
+    attempts: int
+    reason: str
+    dead_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolCounts:
+    pending_traces: int
+    pending_spans: int
+    outbox: int
+    dead_letters: int
+    bytes_used: int
+
+
+class Spool:
+    """One sink's durable queue. Times are the caller's clock (seconds since the epoch)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int,
+        max_traces: int,
+        max_spans_per_trace: int,
+        when_full: WhenFull = "drop_newest",
+    ) -> None:
+        if when_full not in ("drop_newest", "drop_oldest"):
+            raise ValueError(f"when_full must be 'drop_newest' or 'drop_oldest', not {when_full!r}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.max_traces = max_traces
+        self.max_spans_per_trace = max_spans_per_trace
+        self.when_full: WhenFull = when_full
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _exclusive_lock(self.path.with_name(self.path.name + ".lock"))
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._bytes = self._count_bytes(self._db)
+        self._pending_traces = _scalar(self._db, "SELECT COUNT(*) FROM pending_traces")
+        self._rejected_since_drain = False
+
+    # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    @property
+    def full(self) -> bool:
+        return self._rejected_since_drain or self._bytes >= self.max_bytes * _FULL_FRACTION
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def counts(self) -> SpoolCounts:
+        with self._transaction() as db:
+            return SpoolCounts(
+                pending_traces=_scalar(db, "SELECT COUNT(*) FROM pending_traces"),
+                pending_spans=_scalar(db, "SELECT COUNT(*) FROM pending_spans"),
+                outbox=_scalar(db, "SELECT COUNT(*) FROM outbox"),
+                dead_letters=_scalar(db, "SELECT COUNT(*) FROM dead_letters"),
+                bytes_used=self._bytes,
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is None:
+                return
+            self._db.close()
+            self._db = None
+            self._lock_file.close()
+
+    # --- spans in -------------------------------------------------------------------------------
+
+    def add(self, records: Sequence[SpanRecord], now: float) -> AddResult:
+        """Store a batch of finished spans in one transaction."""
+        encoded = [(record, record.to_json()) for record in records]
+        incoming = sum(len(text) for _, text in encoded)
+        accepted = duplicates = rejected = evicted = early = 0
+        with self._transaction() as db:
+            if self._bytes + incoming > self.max_bytes:
+                if self.when_full == "drop_oldest":
+                    evicted = self._evict_oldest(db, self._bytes + incoming - self.max_bytes)
+                else:
+                    fitting: list[tuple[SpanRecord, str]] = []
+                    room = self.max_bytes - self._bytes
+                    for record, text in encoded:
+                        if len(text) <= room:
+                            fitting.append((record, text))
+                            room -= len(text)
+                    rejected = len(encoded) - len(fitting)
+                    encoded = fitting
+                    self._rejected_since_drain = True
+            for record, text in encoded:
+                trace_hex = format(record.trace_id, "032x")
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
+                    (trace_hex, format(record.span_id, "016x"), text),
+                )
+                if cursor.rowcount == 0:
+                    duplicates += 1
+                    continue
+                accepted += 1
+                self._bytes += len(text)
+                count = _scalar(
+                    db,
+                    "UPDATE pending_traces SET span_count = span_count + 1, bytes = bytes + ?,"
+                    " root_arrival = COALESCE(?, root_arrival) WHERE trace_id = ?"
+                    " RETURNING span_count",
+                    len(text),
+                    now if record.is_local_root else None,
+                    trace_hex,
+                )
+                if count == 0:  # the first span of a trace
+                    if self._pending_traces >= self.max_traces:
+                        early += self._assemble_oldest(db, now)
+                    db.execute(
+                        "INSERT INTO pending_traces"
+                        " (trace_id, first_arrival, root_arrival, span_count, bytes)"
+                        " VALUES (?, ?, ?, 1, ?)",
+                        (trace_hex, now, now if record.is_local_root else None, len(text)),
+                    )
+                    self._pending_traces += 1
+                    count = 1
+                if count >= self.max_spans_per_trace:
+                    self._assemble(db, trace_hex, partial=True, now=now)
+                    early += 1
+        return AddResult(accepted, duplicates, rejected, evicted, early)
+
+    # --- assembly: pending spans -> outbox ------------------------------------------------------
+
+    def assemble_ready(
+        self, now: float, *, grace_period: float, max_trace_age: float, flush: bool = False
+    ) -> AssembleResult:
+        """Move finished traces to the outbox: local root seen `grace_period` ago (any time when
+        flushing), or first span seen `max_trace_age` ago (then partial)."""
+        complete = partial = 0
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT trace_id, root_arrival FROM pending_traces WHERE"
+                " (root_arrival IS NOT NULL AND (? OR root_arrival <= ?)) OR first_arrival <= ?",
+                (flush, now - grace_period, now - max_trace_age),
+            ).fetchall()
+            for trace_hex, root_arrival in rows:
+                is_partial = root_arrival is None
+                self._assemble(db, trace_hex, partial=is_partial, now=now)
+                if is_partial:
+                    partial += 1
+                else:
+                    complete += 1
+        return AssembleResult(complete, partial)
+
+    def has_rooted_pending(self) -> bool:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT 1 FROM pending_traces WHERE root_arrival IS NOT NULL LIMIT 1"
+            ).fetchone()
+            return row is not None
+
+    def next_wakeup(self, *, grace_period: float, max_trace_age: float) -> float | None:
+        """The earliest time at which a trace becomes ready or an outbox item due."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT MIN(t) FROM ("
+                " SELECT MIN(root_arrival) + ? AS t FROM pending_traces"
+                " UNION ALL SELECT MIN(first_arrival) + ? FROM pending_traces"
+                " UNION ALL SELECT MIN(next_attempt_at) FROM outbox)",
+                (grace_period, max_trace_age),
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    def due(self, now: float, limit: int, *, ignore_backoff: bool = False) -> list[OutboxItem]:
+        """Up to `limit` items whose next attempt is due, oldest first, at most one per key (a
+        report is keyed by trace key, so two pieces of one trace never share a batch)."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, key, payload, partial, enqueued_at, attempts, first_attempt_at"
+                " FROM outbox WHERE ? OR next_attempt_at <= ? ORDER BY id LIMIT ?",
+                (ignore_backoff, now, limit * 2),
+            ).fetchall()
+        items: dict[str, OutboxItem] = {}
+        for row in rows:
+            if row[1] not in items and len(items) < limit:
+                items[row[1]] = OutboxItem(row[0], row[1], row[2], bool(row[3]), *row[4:])
+        return list(items.values())
+
+    def mark_attempted(self, ids: Sequence[int], now: float) -> None:
+        """Committed before `deliver` runs, so a crash mid-delivery is known on restart."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
+                [(now, item_id) for item_id in ids],
+            )
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._transaction() as db:
+            for item_id in ids:
+                self._delete_outbox(db, item_id)
+
+    def reschedule(self, item_id: int, next_attempt_at: float, reason: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",
+                (next_attempt_at, reason, item_id),
+            )
+
+    def dead_letter(self, item_id: int, reason: str, now: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO dead_letters"
+                " (key, payload, bytes, span_count, partial, enqueued_at, attempts, reason, dead_at)"
+                " SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts, ?, ?"
+                " FROM outbox WHERE id = ?",
+                (reason, now, item_id),
+            )
+            self._delete_outbox(db, item_id)
+
+    # --- dead letters ---------------------------------------------------------------------------
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, key, attempts, reason, dead_at FROM dead_letters ORDER BY id"
+            ).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def requeue_dead_letters(self, now: float) -> int:
+        """Move every dead letter back to the outbox, due now. Attempts are kept, so the sink's
+        `already_delivered` check runs before the item is sent again."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, key, payload, bytes, span_count, partial, enqueued_at, attempts"
+                " FROM dead_letters"
+            ).fetchall()
+            for dead_id, key, payload, size, span_count, partial, enqueued_at, attempts in rows:
+                db.execute(
+                    "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
+                    " attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key, payload, size, span_count, partial, enqueued_at, attempts, now),
+                )
+                db.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
+                self._bytes += size
+        return len(rows)
+
+    # --- private --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._db
+            if db is None:
+                raise SpoolClosedError(f"spool {self.path} is closed")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                self._bytes = self._count_bytes(db)
+                self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+                raise
+            db.execute("COMMIT")
+
+    @staticmethod
+    def _count_bytes(db: sqlite3.Connection) -> int:
+        return _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM pending_traces") + _scalar(
+            db, "SELECT COALESCE(SUM(bytes), 0) FROM outbox"
+        )
+
+    def _assemble(
+        self, db: sqlite3.Connection, trace_hex: str, *, partial: bool, now: float
+    ) -> None:
+        records = [
+            row[0]
+            for row in db.execute(
+                "SELECT record FROM pending_spans WHERE trace_id = ?", (trace_hex,)
+            ).fetchall()
+        ]
+        # Same layout as FinishedTrace.to_json, built from the stored span JSON without parsing.
+        payload = (
+            f'{{"trace_id":"{trace_hex}","partial":{"true" if partial else "false"},'
+            f'"spans":[{",".join(records)}]}}'
+        )
+        size = _scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_hex)
+        db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace_hex,))
+        db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace_hex,))
+        self._pending_traces -= 1
+        db.execute(
+            "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
+            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (trace_hex, payload, size, len(records), partial, now, now),
+        )
+
+    def _assemble_oldest(self, db: sqlite3.Connection, now: float) -> int:
+        row = db.execute(
+            "SELECT trace_id FROM pending_traces ORDER BY first_arrival LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return 0
+        _logger.warning(
+            "spool %s holds %d unfinished traces (max_traces): handing trace %s over early, partial",
+            self.path.name,
+            self.max_traces,
+            row[0],
+        )
+        self._assemble(db, row[0], partial=True, now=now)
+        return 1
+
+    def _delete_outbox(self, db: sqlite3.Connection, item_id: int) -> None:
+        row = db.execute("SELECT bytes FROM outbox WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return
+        db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        self._bytes -= row[0]
+        if self._bytes < self.max_bytes * _FULL_FRACTION:
+            self._rejected_since_drain = False
+
+    def _evict_oldest(self, db: sqlite3.Connection, needed: int) -> int:
+        """Free `needed` bytes, oldest outbox items first, then the oldest pending traces.
+        Returns the number of spans evicted."""
+        freed = evicted = 0
+        while freed < needed:
+            row = db.execute(
+                "SELECT id, span_count, bytes FROM outbox ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                evicted += row[1]
+                freed += row[2]
+                self._delete_outbox(db, row[0])
+                continue
+            trace = db.execute(
+                "SELECT trace_id, span_count, bytes FROM pending_traces"
+                " ORDER BY first_arrival LIMIT 1"
+            ).fetchone()
+            if trace is None:
+                break
+            db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace[0],))
+            db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace[0],))
+            self._pending_traces -= 1
+            self._bytes -= trace[2]
+            freed += trace[2]
+            evicted += trace[1]
+        return evicted
+
+
+def _scalar(db: sqlite3.Connection, sql: str, *params: object) -> int:
+    row = db.execute(sql, params).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _exclusive_lock(path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on `path` for the spool's lifetime: two writers (processes or
+    exporters in one process) sharing one spool could deliver the same item twice."""
+    handle = path.open("a+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SpoolLockedError(
+            f"spool {path.with_suffix('')} is in use by another exporter; give each exporter its own"
+            " spool_name or spool_dir"
+        ) from None
+    return handle
+
+
+class SpoolLockedError(RuntimeError):
+    """Another live exporter (in this or another process) owns the spool file."""

@@ -1,0 +1,191 @@
+"""The SQLite spool: assembly of finished traces, bounds, dead letters, persistence, locking."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from otel_bridge.spool import Spool, SpoolLockedError, spool_path
+from otel_bridge.traces import FinishedTrace, SpanRecord
+from tests.contract import make_spans
+
+NOW = 1_700_000_000.0
+
+
+def records(names: tuple[str, ...] = ("root", "child", "grandchild")) -> list[SpanRecord]:
+    """Real SDK spans of one trace, detached; order: grandchild, child, root (end order)."""
+    return [SpanRecord.from_readable(span) for span in make_spans(names)]
+
+
+def open_spool(tmp_path: Path, **bounds: object) -> Spool:
+    options: dict[str, object] = {
+        "max_bytes": 10_000_000,
+        "max_traces": 1000,
+        "max_spans_per_trace": 1000,
+    }
+    options.update(bounds)
+    return Spool(spool_path(tmp_path, "test"), **options)  # type: ignore[arg-type]
+
+
+def outbox_traces(spool: Spool, now: float = NOW + 10_000) -> list[FinishedTrace]:
+    return [FinishedTrace.from_json(item.payload) for item in spool.due(now, 1000)]
+
+
+def test_a_trace_is_ready_grace_after_its_root_arrived(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    grandchild, child, root = records()
+    spool.add([grandchild, child], NOW)
+    assert spool.assemble_ready(NOW + 100, grace_period=2, max_trace_age=300).complete == 0
+    spool.add([root], NOW + 100)
+    assert spool.assemble_ready(NOW + 101, grace_period=2, max_trace_age=300).complete == 0
+    assert spool.next_wakeup(grace_period=2, max_trace_age=300) == NOW + 102
+    assert spool.assemble_ready(NOW + 102, grace_period=2, max_trace_age=300).complete == 1
+    (trace,) = outbox_traces(spool)
+    assert {s.name for s in trace.spans} == {"root", "child", "grandchild"}
+    assert not trace.partial
+    assert spool.counts().pending_spans == 0
+
+
+def test_a_trace_without_root_is_delivered_partial_at_max_age(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    _, child, _ = records()
+    spool.add([child], NOW)
+    assert spool.assemble_ready(NOW + 299, grace_period=2, max_trace_age=300).partial == 0
+    assert spool.assemble_ready(NOW + 300, grace_period=2, max_trace_age=300).partial == 1
+    (trace,) = outbox_traces(spool)
+    assert trace.partial
+    assert [s.name for s in trace.spans] == ["child"]
+
+
+def test_flush_ignores_grace_but_not_missing_roots(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.add(records(), NOW)
+    spool.add(records()[:1], NOW)  # another trace, root not ended
+    result = spool.assemble_ready(NOW, grace_period=2, max_trace_age=300, flush=True)
+    assert (result.complete, result.partial) == (1, 0)
+    assert spool.counts().pending_traces == 1
+
+
+def test_a_span_with_a_remote_parent_is_a_root(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    (server,) = records(("server",))
+    remote_child = dataclasses.replace(server, parent_span_id=0x1234, parent_is_remote=True)
+    local_orphan = dataclasses.replace(server, span_id=server.span_id + 1, parent_span_id=0x99)
+    spool.add([local_orphan], NOW)
+    assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300).complete == 0
+    spool.add([remote_child], NOW)
+    assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300).complete == 1
+
+
+def test_duplicate_spans_are_stored_once(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spans = records()
+    assert spool.add(spans, NOW).accepted == 3
+    again = spool.add(spans, NOW)
+    assert (again.accepted, again.duplicates) == (0, 3)
+    assert spool.counts().pending_spans == 3
+
+
+def test_drop_newest_rejects_what_does_not_fit_and_reports_full(tmp_path: Path) -> None:
+    one_trace = records()
+    size = sum(len(r.to_json()) for r in one_trace)
+    spool = open_spool(tmp_path, max_bytes=size + 10)
+    assert spool.add(one_trace, NOW).rejected == 0
+    second = spool.add(records(), NOW)
+    assert second.rejected == 3 and second.accepted == 0
+    assert spool.full
+    assert spool.counts().pending_spans == 3
+    spool.assemble_ready(NOW + 10, grace_period=2, max_trace_age=300)
+    (item,) = spool.due(NOW + 10, 10)
+    spool.remove([item.id])
+    assert not spool.full
+    assert spool.bytes_used == 0
+
+
+def test_drop_oldest_evicts_the_oldest_queued_trace(tmp_path: Path) -> None:
+    first = records()
+    size = sum(len(r.to_json()) for r in first)
+    spool = open_spool(tmp_path, max_bytes=size + 10, when_full="drop_oldest")
+    spool.add(first, NOW)
+    spool.assemble_ready(NOW + 10, grace_period=2, max_trace_age=300)
+    second = records()
+    result = spool.add(second, NOW + 20)
+    assert (result.evicted, result.accepted, result.rejected) == (3, 3, 0)
+    spool.assemble_ready(NOW + 30, grace_period=2, max_trace_age=300)
+    (trace,) = outbox_traces(spool)
+    assert trace.trace_id == second[0].trace_id
+
+
+def test_spans_per_trace_bound_hands_the_trace_over_early(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, max_spans_per_trace=2)
+    result = spool.add(records(), NOW)
+    assert result.early_traces == 1
+    counts = spool.counts()
+    assert (counts.outbox, counts.pending_spans) == (1, 1)
+    (trace,) = outbox_traces(spool)
+    assert trace.partial and len(trace.spans) == 2
+
+
+def test_traces_bound_hands_the_oldest_over_early(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, max_traces=2)
+    oldest = records(("a",))
+    spool.add(oldest, NOW)
+    spool.add(records(("b",)), NOW + 1)
+    result = spool.add(records(("c",)), NOW + 2)
+    assert result.early_traces == 1
+    (trace,) = outbox_traces(spool)
+    assert trace.trace_id == oldest[0].trace_id
+    assert spool.counts().pending_traces == 2
+
+
+def test_one_item_per_trace_key_in_a_batch(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, max_spans_per_trace=1)
+    spool.add(records(), NOW)  # three one-span pieces of the same trace
+    assert spool.counts().outbox == 3
+    assert len(spool.due(NOW, 10)) == 1
+
+
+def test_dead_letters_keep_reason_and_attempts_and_can_be_requeued(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.add(records(), NOW)
+    spool.assemble_ready(NOW, grace_period=0, max_trace_age=300)
+    (item,) = spool.due(NOW, 10)
+    spool.mark_attempted([item.id], NOW)
+    spool.dead_letter(item.id, "HTTP 400: bad payload", NOW + 1)
+    assert spool.due(NOW + 100, 10) == []
+    (dead,) = spool.dead_letters()
+    assert (dead.key, dead.reason, dead.attempts) == (item.key, "HTTP 400: bad payload", 1)
+    assert spool.bytes_used == 0
+    assert spool.requeue_dead_letters(NOW + 2) == 1
+    (again,) = spool.due(NOW + 2, 10)
+    assert again.attempts == 1 and again.payload == item.payload
+    assert spool.dead_letters() == []
+
+
+def test_everything_survives_close_and_reopen(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    spool.add(records(), NOW)
+    spool.add(records()[:2], NOW)
+    spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300)
+    before = spool.counts()
+    spool.close()
+    reopened = open_spool(tmp_path)
+    assert reopened.counts() == before
+    assert reopened.bytes_used == before.bytes_used > 0
+
+
+def test_the_file_uses_wal(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    with sqlite3.connect(spool.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_second_writer_is_locked_out(tmp_path: Path) -> None:
+    first = open_spool(tmp_path)
+    with pytest.raises(SpoolLockedError, match="in use"):
+        open_spool(tmp_path)
+    first.close()
+    open_spool(tmp_path).close()

@@ -1,0 +1,367 @@
+"""FinishedTrace helpers over real handler output for real LangChain chains (tests/chains.py).
+
+The only stand-in is the LLM API: the chains use otel_bridge.testing's fake models.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from otel_bridge import semconv
+from otel_bridge.traces import FinishedTrace, SpanRecord
+from tests import chains
+
+
+@pytest.fixture(scope="module")
+def rag() -> FinishedTrace:
+    return chains.trace_of(
+        chains.rag_chain(),
+        chains.QUESTION,
+        {"tags": ["rag", "unit-test"], "metadata": {"user": "ada", "session": 7}},
+    )
+
+
+@pytest.fixture(scope="module")
+def agent() -> FinishedTrace:
+    return chains.trace_of(chains.agent(), {"messages": [("user", chains.AGENT_QUESTION)]})
+
+
+# --- LLM calls ------------------------------------------------------------------------------
+
+
+def test_llm_call_of_a_chat_model_in_a_rag_chain(rag: FinishedTrace) -> None:
+    (call,) = rag.llm_calls()
+    assert call.run_type == "chat_model"
+    assert call.prompt is None
+    assert [m.role for m in call.messages] == ["system", "user"]
+    assert call.messages[1].content == chains.QUESTION
+    assert "It flows into the North Sea near Rotterdam." in call.messages[0].content
+    assert call.generations == (chains.RAG_ANSWER,)
+    assert call.output_messages[0].role == "assistant"
+    assert call.model == "fake-rag-model"
+    assert call.provider == "fake"
+    assert call.input_tokens is not None and call.input_tokens > 0
+    assert call.output_tokens == len(chains.RAG_ANSWER.split())
+    assert call.finish_reasons == ("stop",)
+    assert call.error is None
+    assert call.latency_s >= 0
+    assert call.trace_id == rag.trace_id
+    assert rag.span(call.span_id) is not None
+
+
+def test_llm_call_of_a_text_completion_model() -> None:
+    trace = chains.trace_of(chains.completion_chain(), {"topic": "otel"})
+    (call,) = trace.llm_calls()
+    assert call.run_type == "llm"
+    assert call.prompt == "Tell a story about otel."
+    assert [(m.role, m.content) for m in call.messages] == [("user", "Tell a story about otel.")]
+    assert call.generations == (chains.COMPLETION,)
+    assert call.temperature == pytest.approx(0.2)
+    assert call.model == "fake-completion-model"
+
+
+def test_plain_chat_call() -> None:
+    trace = chains.trace_of(chains.chat_model(), chains.chat_messages())
+    (call,) = trace.llm_calls()
+    assert [(m.role, m.content) for m in call.messages] == [
+        ("system", "You are a polite assistant."),
+        ("user", "Say hello in French."),
+    ]
+    assert call.generations == (chains.CHAT_ANSWER,)
+    assert trace.root.span_id == call.span_id
+    assert trace.rag_turns() == ()
+
+
+# --- RAG, multi-query, compression ----------------------------------------------------------
+
+
+def test_rag_turn(rag: FinishedTrace) -> None:
+    (turn,) = rag.rag_turns()
+    assert turn.question == chains.QUESTION
+    assert turn.answer == chains.RAG_ANSWER
+    assert len(turn.documents) == 2
+    assert turn.documents[0].metadata["source"].endswith(".txt")
+    assert turn.context == "\n\n".join(d.page_content for d in turn.documents)
+    assert turn.span_id == rag.root.span_id  # the chain holding retrieval and answer
+
+
+def test_multi_query_variants() -> None:
+    trace = chains.trace_of(chains.multi_query_retriever(), chains.QUESTION)
+    (multi,) = trace.multi_queries()
+    assert multi.question == chains.QUESTION
+    assert multi.variants == chains.MULTI_QUERY_VARIANTS
+    assert trace.span(multi.span_id).attributes[semconv.RUN_NAME] == "MultiQueryRetriever"  # type: ignore[union-attr]
+
+
+def test_rag_turn_over_a_multi_query_retriever_ignores_the_query_writer() -> None:
+    trace = chains.trace_of(chains.multi_query_rag_chain(), chains.QUESTION)
+    (turn,) = trace.rag_turns()
+    assert turn.answer == chains.RAG_ANSWER
+    assert turn.question == chains.QUESTION
+    assert turn.documents
+    assert len(trace.multi_queries()) == 1
+    assert len(trace.llm_calls()) == 2
+
+
+def test_compression_original_and_compressed_context() -> None:
+    trace = chains.trace_of(chains.compression_retriever(), chains.QUESTION)
+    (compression,) = trace.compressions()
+    assert compression.question == chains.QUESTION
+    assert len(compression.original_documents) == 2
+    assert len(compression.compressed_documents) == 2
+    for original, compressed in zip(
+        compression.original_documents, compression.compressed_documents, strict=True
+    ):
+        assert original.page_content.startswith(compressed.page_content.rstrip("."))
+        assert len(compressed.page_content) < len(original.page_content)
+    assert compression.original_context == "\n\n".join(
+        d.page_content for d in compression.original_documents
+    )
+    assert compression.compressed_context != compression.original_context
+
+
+# --- agents and tools -----------------------------------------------------------------------
+
+
+def test_tool_calls(agent: FinishedTrace) -> None:
+    (call,) = agent.tool_calls()
+    assert call.name == "get_weather"
+    assert call.call_id == "call_weather_1"
+    assert call.arguments == {"city": "Paris"}
+    assert call.result == "sunny and 21 degrees in Paris"
+    assert call.error is None
+
+
+def test_agent_steps_from_the_model_tool_calls(agent: FinishedTrace) -> None:
+    (step,) = agent.agent_steps()
+    assert step.tool == "get_weather"
+    assert step.tool_input == {"city": "Paris"}
+    assert step.log == "Let me check the weather."
+    calls = agent.llm_calls()
+    assert len(calls) == 2
+    assert calls[-1].generations == (chains.AGENT_ANSWER,)
+    assert calls[0].output_messages[0].tool_calls[0]["id"] == "call_weather_1"
+    assert calls[-1].messages[-1].role == "tool"
+    assert calls[-1].messages[-1].tool_call_id == "call_weather_1"
+
+
+def test_agent_steps_from_agent_action_events() -> None:
+    trace = chains.trace_of(chains.classic_agent(), {"input": chains.AGENT_QUESTION})
+    (step,) = trace.agent_steps()
+    assert step.tool == "get_weather"
+    assert step.tool_input == {"city": "Paris"}
+    assert "Checking the weather tool." in step.log
+    assert trace.root.attributes[semconv.RUN_NAME] == "AgentExecutor"
+    assert trace.root_output() == {"output": chains.AGENT_ANSWER}
+    assert [c.name for c in trace.tool_calls()] == ["get_weather"]
+
+
+# --- errors, root input/output, tags, metadata ----------------------------------------------
+
+
+def test_errors_of_a_failing_chain() -> None:
+    trace = chains.trace_of(
+        chains.failing_chain(), {"question": "?"}, expect_error=chains.ChainFailedError
+    )
+    errors = trace.errors()
+    assert errors
+    assert {e.error_type for e in errors} == {"ChainFailedError"}
+    assert any("cannot handle" in e.message for e in errors)
+    assert trace.root.status_code == "ERROR"
+
+
+def test_root_input_output_tags_metadata(rag: FinishedTrace) -> None:
+    assert rag.root_input() == chains.QUESTION
+    assert rag.root_output() == chains.RAG_ANSWER
+    assert rag.tags()[:2] == ("rag", "unit-test")
+    metadata = rag.metadata()
+    assert metadata["user"] == "ada"
+    assert metadata["session"] == 7
+
+
+# --- navigation and JSON --------------------------------------------------------------------
+
+
+def test_navigation(rag: FinishedTrace) -> None:
+    root = rag.root
+    assert root.parent_span_id is None
+    assert root.attributes[semconv.RUN_NAME] == "RunnableSequence"
+    children = rag.children(root)
+    assert [c.attributes[semconv.RUN_TYPE] for c in children] == [
+        "chain",
+        "prompt",
+        "chat_model",
+        "parser",
+    ]
+    assert all(rag.parent(c) == root for c in children)
+    assert len(list(rag.descendants(root))) == len(rag.spans) - 1
+    run_id = children[2].attributes[semconv.RUN_ID]
+    assert rag.by_run_id(run_id) == children[2]
+    assert rag.by_run_id("no-such-run") is None
+    assert rag.run_root() == root
+
+
+def test_json_round_trip_is_exact(rag: FinishedTrace, agent: FinishedTrace) -> None:
+    for trace in (rag, agent):
+        text = trace.to_json()
+        again = FinishedTrace.from_json(text)
+        assert again == trace
+        assert again.to_json() == text
+        assert json.loads(text)["trace_id"] == format(trace.trace_id, "032x")
+
+
+def test_spans_in_any_order_give_the_same_trace(rag: FinishedTrace) -> None:
+    shuffled = FinishedTrace.from_records(reversed(rag.spans))
+    assert shuffled == rag
+    assert shuffled.rag_turns() == rag.rag_turns()
+
+
+def test_from_spans_rejects_mixed_traces() -> None:
+    first = chains.trace_of(chains.chat_model(), chains.chat_messages())
+    second = chains.trace_of(chains.chat_model(), chains.chat_messages())
+    with pytest.raises(ValueError, match="one trace id"):
+        FinishedTrace.from_records([*first.spans, *second.spans])
+
+
+def test_a_span_under_a_remote_parent_is_the_local_root() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    context = trace_api.set_span_in_context(NonRecordingSpan(remote))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("server", context=context):
+        with tracer.start_as_current_span("inner"):
+            pass
+    trace = FinishedTrace.from_spans(memory.get_finished_spans())
+    assert trace.root.name == "server"
+    assert trace.root.parent_span_id == 0xDEF
+    assert trace.root.parent_is_remote
+    assert not trace.span(trace.children(trace.root)[0].span_id).is_local_root  # type: ignore[union-attr]
+
+
+# --- malformed attributes cost one field, never raise ---------------------------------------
+
+
+def _record(
+    attributes: dict[str, object], span_id: int = 1, parent: int | None = None
+) -> SpanRecord:
+    return SpanRecord(
+        trace_id=7,
+        span_id=span_id,
+        parent_span_id=parent,
+        name="x",
+        kind="INTERNAL",
+        start_time_ns=span_id,
+        end_time_ns=span_id + 10,
+        attributes=attributes,  # type: ignore[arg-type]
+        status_code="UNSET",
+    )
+
+
+def test_malformed_model_attributes_cost_only_their_field() -> None:
+    trace = FinishedTrace.from_records(
+        [
+            _record(
+                {
+                    semconv.RUN_TYPE: "chat_model",
+                    semconv.GEN_AI_INPUT_MESSAGES: '[{"role": "user", "parts": [{"type": "te',
+                    semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                        [{"role": "assistant", "parts": [{"type": "text", "content": "hi"}]}]
+                    ),
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: "many",
+                    semconv.GEN_AI_RESPONSE_MODEL: 42,
+                }
+            )
+        ]
+    )
+    (call,) = trace.llm_calls()
+    assert call.messages == ()
+    assert call.generations == ("hi",)
+    assert call.input_tokens is None
+    assert call.model is None
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_VALUES = st.one_of(
+    st.text(max_size=20),
+    _JSONISH.map(json.dumps),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.tuples(st.text(max_size=5)),
+)
+_KEYS = st.sampled_from(
+    [
+        semconv.RUN_TYPE,
+        semconv.RUN_NAME,
+        semconv.RUN_TAGS,
+        semconv.LANGCHAIN_INPUT,
+        semconv.LANGCHAIN_OUTPUT,
+        semconv.RETRIEVAL_DOCUMENTS,
+        semconv.LLM_PROMPTS,
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+        semconv.GEN_AI_RESPONSE_FINISH_REASONS,
+        semconv.GEN_AI_OPERATION_NAME,
+        semconv.ERROR_TYPE,
+        semconv.RUN_METADATA_PREFIX + "k",
+    ]
+)
+_RUN_TYPES = st.sampled_from(["chat_model", "llm", "retriever", "tool", "chain", "parser", 3])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            _RUN_TYPES,
+            st.sampled_from(["MultiQueryRetriever", "ContextualCompression", "x"]),
+            st.dictionaries(_KEYS, _VALUES, max_size=6),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_helpers_never_raise_on_arbitrary_attributes(
+    spans: list[tuple[object, str, dict[str, object]]],
+) -> None:
+    records = [
+        _record(
+            {semconv.RUN_TYPE: run_type, semconv.RUN_NAME: name, **attributes},
+            span_id=index + 1,
+            parent=index or None,
+        )
+        for index, (run_type, name, attributes) in enumerate(spans)
+    ]
+    trace = FinishedTrace.from_records(records)
+    for helper in (
+        trace.llm_calls,
+        trace.rag_turns,
+        trace.multi_queries,
+        trace.compressions,
+        trace.tool_calls,
+        trace.agent_steps,
+        trace.errors,
+        trace.root_input,
+        trace.root_output,
+        trace.tags,
+        trace.metadata,
+    ):
+        helper()
+    assert FinishedTrace.from_json(trace.to_json()).spans == trace.spans

@@ -1,0 +1,86 @@
+"""Fixtures for the SageMaker exporter tests: the moto server `make test` starts (MOTO_ENDPOINT_URL),
+fake AWS credentials, a fresh bucket and experiment per test, and read-back helpers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from otel_bridge_sagemaker.settings import (
+    ENV_ARTIFACT_BUCKET,
+    ENV_ARTIFACT_PREFIX,
+    ENV_ENDPOINT_URL,
+    ENV_EXPERIMENT_NAME,
+    ENV_RUN_NAME,
+    ENV_SERVICE_NAME,
+)
+
+from .aws import REGION, Aws
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> str:
+    url = os.environ.get("MOTO_ENDPOINT_URL")
+    if not url:
+        pytest.fail(
+            "MOTO_ENDPOINT_URL is not set: the SageMaker exporter tests need the moto server that "
+            "`make test` starts; run them as `scripts/services.sh run -- .venv/bin/python -m pytest "
+            "tests/exporters/sagemaker`",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
+    """Fake credentials and every AWS client pointed at moto, as a user's environment would."""
+    for name in (
+        ENV_EXPERIMENT_NAME,
+        ENV_RUN_NAME,
+        ENV_ARTIFACT_BUCKET,
+        ENV_ARTIFACT_PREFIX,
+        ENV_ENDPOINT_URL,
+        ENV_SERVICE_NAME,
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    return moto_url
+
+
+@pytest.fixture
+def aws(aws_env: str) -> Aws:
+    return Aws(
+        sagemaker=boto3.client("sagemaker", region_name=REGION),
+        s3=boto3.client("s3", region_name=REGION),
+        metrics=boto3.client("sagemaker-metrics", region_name=REGION),
+    )
+
+
+@pytest.fixture
+def bucket(aws: Aws) -> str:
+    name = f"otel-bridge-{uuid.uuid4().hex[:12]}"
+    aws.s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def experiment_name() -> str:
+    return f"exp-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sagemaker_run(experiment_name: str, bucket: str) -> Iterator[Any]:
+    """A real `sagemaker.core.experiments.run.Run`, used inside its `with` block as users do."""
+    from sagemaker.core.experiments.run import Run
+
+    with Run(experiment_name=experiment_name, run_name="run-1", artifact_bucket=bucket) as run:
+        yield run

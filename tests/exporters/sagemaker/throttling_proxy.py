@@ -1,0 +1,181 @@
+"""A small HTTP proxy in front of the moto server that answers AWS errors for a while.
+
+It forwards every request unchanged, except the first `fail_first` ones, which get the error
+each AWS protocol uses for throttling (or the one given): the SageMaker JSON API and
+sagemaker-metrics a 400 `ThrottlingException`, S3 a 503 `SlowDown`. Counting requests instead
+of time keeps the tests deterministic.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedError:
+    """What a failed request is answered with; None fields take the protocol's throttling error."""
+
+    status: int | None = None
+    code: str | None = None
+
+
+class ThrottlingProxy:
+    """`with ThrottlingProxy(upstream, fail_first=5) as proxy:` then point clients at `proxy.url`."""
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        fail_first: int = 0,
+        error: InjectedError | None = None,
+        only: str | None = None,
+    ) -> None:
+        upstream = urlsplit(upstream_url)
+        self._upstream_host = upstream.hostname or "127.0.0.1"
+        self._upstream_port = upstream.port or 80
+        self._lock = threading.Lock()
+        self._remaining_failures = fail_first
+        self.error = error or InjectedError()
+        # Fail only this operation: a SageMaker action ("UpdateTrialComponent"),
+        # "BatchPutMetrics", or "s3" for every S3 request.
+        self.only = only
+        self.failed = 0
+        self.forwarded = 0
+        self.failed_paths: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def fail_next(self, count: int, error: InjectedError | None = None) -> None:
+        with self._lock:
+            self._remaining_failures = count
+            if error is not None:
+                self.error = error
+
+    def __enter__(self) -> ThrottlingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _take_failure(self, path: str, operation: str) -> bool:
+        with self._lock:
+            if self._remaining_failures <= 0 or self.only not in (None, operation):
+                self.forwarded += 1
+                return False
+            self._remaining_failures -= 1
+            self.failed += 1
+            self.failed_paths.append(path)
+            return True
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Silent: the tests read the counters instead."""
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if proxy._take_failure(self.path, self._operation()):
+                    self._answer_error()
+                    return
+                upstream = http.client.HTTPConnection(
+                    proxy._upstream_host, proxy._upstream_port, timeout=30
+                )
+                try:
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                    }
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    payload = response.read()
+                    self.send_response(response.status, response.reason)
+                    for key, value in response.getheaders():
+                        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                finally:
+                    upstream.close()
+
+            def _operation(self) -> str:
+                target = self.headers.get("X-Amz-Target")
+                if target:
+                    return target.rpartition(".")[2]
+                if self.path.startswith("/BatchPutMetrics"):
+                    return "BatchPutMetrics"
+                return "s3"
+
+            def _answer_error(self) -> None:
+                error = proxy.error
+                if self.headers.get("X-Amz-Target"):  # SageMaker: awsJson1_1
+                    code = error.code or "ThrottlingException"
+                    self._send(
+                        error.status or 400,
+                        {"Content-Type": "application/x-amz-json-1.1"},
+                        json.dumps({"__type": code, "message": "Rate exceeded"}).encode(),
+                    )
+                elif self.path.startswith("/BatchPutMetrics"):  # sagemaker-metrics: restJson1
+                    code = error.code or "ThrottlingException"
+                    self._send(
+                        error.status or 400,
+                        {"Content-Type": "application/json", "x-amzn-ErrorType": code},
+                        json.dumps({"message": "Rate exceeded"}).encode(),
+                    )
+                else:  # S3: restXml
+                    code = error.code or "SlowDown"
+                    body = (
+                        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                        "<Message>Please reduce your request rate.</Message></Error>"
+                    ).encode()
+                    self._send(error.status or 503, {"Content-Type": "application/xml"}, body)
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+        return Handler

@@ -1,0 +1,103 @@
+"""Fixtures for the UpTrain exporter tests: the local judge, result spans, traced chains.
+
+The judge (`tests.support.fake_openai.FakeJudge`) is the one stand-in: a local
+OpenAI-compatible HTTP server in place of the paid LLM API UpTrain grades with. uptrain itself,
+the OpenAI client, the LangChain chains and the OTel SDK are all real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_bridge import FinishedTrace, OTelCallbackHandler
+from otel_bridge_uptrain import UpTrainSpanExporter
+from tests.support.fake_openai import FakeJudge
+
+MakeExporter = Callable[..., UpTrainSpanExporter]
+
+_UPTRAIN_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "UPTRAIN_ACCESS_TOKEN",
+    "UPTRAIN_SERVER_URL",
+    "OTEL_BRIDGE_UPTRAIN_API_KEY",
+    "OTEL_BRIDGE_UPTRAIN_API_BASE",
+    "OTEL_BRIDGE_UPTRAIN_MODEL",
+    "OTEL_BRIDGE_UPTRAIN_KEY_TYPE",
+    "OTEL_BRIDGE_UPTRAIN_PROJECT_NAME",
+    "OTEL_BRIDGE_UPTRAIN_LOG_RESULTS",
+    "OTEL_BRIDGE_UPTRAIN_SAMPLE_RATE",
+    "OTEL_BRIDGE_UPTRAIN_SCORE_HISTOGRAMS",
+    "OTEL_BRIDGE_UPTRAIN_SPOOL_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a key or endpoint from the developer's shell."""
+    for name in _UPTRAIN_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def judge() -> Iterator[FakeJudge]:
+    with FakeJudge(api_key="sk-judge") as server:
+        yield server
+
+
+@pytest.fixture
+def results() -> InMemorySpanExporter:
+    """Where the evaluation spans land (the tracer provider the user chose)."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def results_provider(results: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(results))
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def make_exporter(
+    judge: FakeJudge, results_provider: TracerProvider, tmp_path: Path
+) -> Iterator[MakeExporter]:
+    made: list[UpTrainSpanExporter] = []
+
+    def make(**options: Any) -> UpTrainSpanExporter:
+        settings: dict[str, Any] = {
+            "api_key": "sk-judge",
+            "api_base": judge.url,
+            "tracer_provider": results_provider,
+            "log_results": False,
+            "spool_dir": tmp_path / "spool",
+            "grace_period": 0.01,
+        }
+        settings.update(options)
+        exporter = UpTrainSpanExporter(**settings)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown()
+
+
+def run_through(exporter: UpTrainSpanExporter, runnable: Any, value: Any) -> FinishedTrace:
+    """Run `runnable` under the real handler on a provider that feeds `exporter`, and return the
+    finished trace the exporter receives (for the expected values)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runnable.invoke(value, config={"callbacks": [OTelCallbackHandler(tracer_provider=provider)]})
+    spans: list[ReadableSpan] = list(memory.get_finished_spans())
+    return FinishedTrace.from_spans(spans)

@@ -1,0 +1,394 @@
+"""UpTrainSpanExporter end to end: real chains, the real handler, the real uptrain library and the
+core's spool and retry. The judge is the one stand-in: `FakeJudge`, a local OpenAI-compatible HTTP
+server answering uptrain's grading prompts deterministically, in place of a paid LLM API."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from otel_bridge import semconv
+from otel_bridge_uptrain import SCORE_HISTOGRAM, CheckPlan, UpTrainSpanExporter
+from tests.chains import (
+    CHAT_ANSWER,
+    MULTI_QUERY_VARIANTS,
+    QUESTION,
+    RAG_ANSWER,
+    chat_messages,
+    chat_model,
+    compression_retriever,
+    multi_query_rag_chain,
+    rag_chain,
+)
+from tests.exporters.uptrain.conftest import MakeExporter, run_through
+from tests.support.fake_openai import FakeJudge
+
+RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
+
+
+def evaluations(results: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [
+        span
+        for span in results.get_finished_spans()
+        if semconv.GEN_AI_EVALUATION_NAME in (span.attributes or {})
+    ]
+
+
+def evaluated(span: ReadableSpan) -> tuple[int, int]:
+    """The (trace id, span id) an evaluation span links to."""
+    (link,) = span.links
+    return link.context.trace_id, link.context.span_id
+
+
+def scores_by_name(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    return {
+        span.attributes[semconv.GEN_AI_EVALUATION_NAME]: span.attributes.get(
+            semconv.GEN_AI_EVALUATION_SCORE_VALUE
+        )
+        for span in spans
+        if span.attributes
+    }
+
+
+# --- what is evaluated and what comes back ------------------------------------------------------
+
+
+def test_a_rag_trace_is_scored_and_each_score_is_a_span_linked_to_the_rag_span(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    exporter = make_exporter()
+    trace = run_through(exporter, rag_chain(), QUESTION)
+    (turn,) = trace.rag_turns()
+
+    assert exporter.force_flush(30_000)
+
+    spans = evaluations(results)
+    assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
+    for span in spans:
+        assert evaluated(span) == (trace.trace_id, turn.span_id)
+        # A new trace of its own: linked to the evaluated span, never parented to it.
+        assert span.parent is None and span.context.trace_id != trace.trace_id
+        assert span.attributes["uptrain.project_name"] == "langchain"
+        assert span.attributes["uptrain.evaluation_name"] == "rag"
+        assert span.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION]
+    # What the judge was asked, exactly as the trace holds it.
+    (relevance,) = judge.graded("context_relevance")
+    assert relevance.fields["Query"] == QUESTION
+    assert relevance.fields["Extracted Context"] == turn.context
+    (completeness,) = judge.graded("response_completeness")
+    assert completeness.fields["Question"] == QUESTION
+    assert completeness.fields["Response"] == RAG_ANSWER
+    (facts,) = judge.graded("fact_generate")
+    assert facts.fields["Response"] == RAG_ANSWER
+    (fact_check,) = judge.graded("fact_evaluate")
+    assert fact_check.fields["Context"] == turn.context
+    assert all(r.body is not None and r.body["model"] == "gpt-3.5-turbo" for r in judge.graded())
+
+
+def test_scores_follow_the_judges_grades(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    judge.grades.update(context_relevance="B", response_completeness="C", factual_accuracy="C")
+    exporter = make_exporter()
+    run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(30_000)
+
+    assert scores_by_name(evaluations(results)) == {
+        "context_relevance": 0.5,
+        "factual_accuracy": 0.0,
+        "response_completeness": 0.0,
+    }
+
+
+def test_multi_query_and_compression_shapes_get_their_checks(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    exporter = make_exporter()
+    multi = run_through(exporter, multi_query_rag_chain(), QUESTION)
+    compressed = run_through(exporter, compression_retriever(), QUESTION)
+
+    assert exporter.force_flush(30_000)
+
+    spans = evaluations(results)
+    (multi_query,) = multi.multi_queries()
+    (compression,) = compressed.compressions()
+    by_target: dict[tuple[int, int], set[str]] = {}
+    for span in spans:
+        by_target.setdefault(evaluated(span), set()).add(
+            str(span.attributes[semconv.GEN_AI_EVALUATION_NAME])
+        )
+    (turn,) = multi.rag_turns()
+    assert by_target == {
+        (multi.trace_id, turn.span_id): RAG_CHECKS,
+        (multi.trace_id, multi_query.span_id): {"multi_query_accuracy"},
+        (compressed.trace_id, compression.span_id): {"context_conciseness", "context_reranking"},
+    }
+    (variants,) = judge.graded("multi_query_accuracy")
+    assert variants.fields["Question"] == QUESTION
+    assert variants.fields["Variants"] == repr(list(MULTI_QUERY_VARIANTS))
+    (concise,) = judge.graded("context_conciseness")
+    assert concise.fields["Original Context"] == compression.original_context
+    assert concise.fields["Concise Context"] == compression.compressed_context
+    (reranked,) = judge.graded("context_reranking")
+    assert reranked.fields["Reranked Context"] == compression.compressed_context
+
+
+def test_a_plain_chat_call_gets_the_configurable_default_set(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    exporter = make_exporter(checks=dataclasses.replace(CheckPlan(), llm=("response_conciseness",)))
+    trace = run_through(exporter, chat_model(), chat_messages())
+    (call,) = trace.llm_calls()
+
+    assert exporter.force_flush(30_000)
+
+    (span,) = evaluations(results)
+    assert evaluated(span) == (trace.trace_id, call.span_id)
+    assert span.attributes[semconv.GEN_AI_EVALUATION_NAME] == "response_conciseness"
+    (asked,) = judge.graded()
+    assert asked.fields == {
+        "Question": "Say hello in French.",
+        "Response": CHAT_ANSWER,
+        "Output": "",
+    }
+
+
+def test_non_llm_operators_run_as_overrides(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    from uptrain.operators import RougeScore
+
+    rouge = RougeScore(col_in_generated="response", col_in_source="context", score_type="f1")
+    exporter = make_exporter(checks=dataclasses.replace(CheckPlan(), rag=(rouge,)))
+    run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(30_000)
+
+    (span,) = evaluations(results)
+    assert span.attributes[semconv.GEN_AI_EVALUATION_NAME] == "rouge_score"
+    assert float(span.attributes[semconv.GEN_AI_EVALUATION_SCORE_VALUE]) > 0
+    assert judge.graded() == []
+
+
+def test_an_unusable_grade_becomes_an_error_span_not_a_made_up_score(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    judge.grades["response_completeness"] = "Z"  # not a choice uptrain accepts
+    exporter = make_exporter(checks=dataclasses.replace(CheckPlan(), rag=("response_completeness",)))
+    run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(30_000)
+
+    (span,) = evaluations(results)
+    assert semconv.GEN_AI_EVALUATION_SCORE_VALUE not in span.attributes
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "uptrain.no_grade"
+
+
+def test_traces_evaluated_concurrently_do_not_mix(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    # The judge grades anything asked or said about the Danube C and the rest A, so a score
+    # landing on the wrong trace shows.
+    judge.grader = lambda check, fields: (
+        "C" if any("Danube" in fields.get(f, "") for f in ("Question", "Query", "Facts")) else "A"
+    )
+    exporter = make_exporter()
+    questions = {
+        "rhine": (QUESTION, RAG_ANSWER),
+        "danube": ("Where does the Danube end?", "The Danube ends in the Black Sea."),
+    }
+    traces: dict[str, Any] = {}
+    barrier = threading.Barrier(len(questions))
+
+    def run(name: str) -> None:
+        question, answer = questions[name]
+        barrier.wait()
+        traces[name] = run_through(exporter, rag_chain(chat_model(answer)), question)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert exporter.force_flush(30_000)
+
+    spans = evaluations(results)
+    for name, trace in traces.items():
+        (turn,) = trace.rag_turns()
+        mine = [span for span in spans if evaluated(span) == (trace.trace_id, turn.span_id)]
+        assert scores_by_name(mine) == dict.fromkeys(RAG_CHECKS, 0.0 if name == "danube" else 1.0)
+        question = questions[name][0]
+        relevance = next(
+            s for s in mine if s.attributes[semconv.GEN_AI_EVALUATION_NAME] == "context_relevance"
+        )
+        assert repr(question) in str(relevance.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION])
+    assert len(spans) == 2 * len(RAG_CHECKS)
+
+
+# --- sampling and filters -----------------------------------------------------------------------
+
+
+def test_sampled_out_and_filtered_traces_are_not_evaluated(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    none_sampled = make_exporter(sample_rate=0.0, spool_name="uptrain-none")
+    run_through(none_sampled, rag_chain(), QUESTION)
+    filtered = make_exporter(
+        trace_filter=lambda trace: "Danube" in str(trace.root_input()), spool_name="uptrain-filter"
+    )
+    run_through(filtered, rag_chain(), QUESTION)
+    danube = run_through(filtered, rag_chain(), "Where does the Danube end?")
+
+    assert none_sampled.force_flush(30_000) and filtered.force_flush(30_000)
+
+    assert {evaluated(span)[0] for span in evaluations(results)} == {danube.trace_id}
+
+
+def test_evaluation_spans_sent_back_into_the_same_pipeline_are_not_evaluated(
+    judge: FakeJudge, tmp_path: Any
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    exporter = UpTrainSpanExporter(
+        api_key="sk-judge",
+        api_base=judge.url,
+        tracer_provider=provider,  # the provider that also feeds this exporter
+        log_results=False,
+        spool_dir=tmp_path,
+        grace_period=0.01,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        from otel_bridge import OTelCallbackHandler
+
+        rag_chain().invoke(QUESTION, config={"callbacks": [OTelCallbackHandler(provider)]})
+        assert exporter.force_flush(30_000)
+        asked = len(judge.requests)
+        assert exporter.force_flush(30_000)  # delivers the evaluation spans' own traces
+        assert len(evaluations(memory)) == len(RAG_CHECKS)
+        assert len(judge.requests) == asked
+        assert exporter.spool.dead_letters() == []
+    finally:
+        provider.shutdown()
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [503, 429, 500])
+def test_a_judge_outage_delays_evaluation_and_loses_nothing(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter, status: int
+) -> None:
+    exporter = make_exporter()
+    judge.fail_until_recovered(status)
+    trace = run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(500) is False
+    assert evaluations(results) == []
+    assert exporter.spool.counts().outbox == 1
+    assert exporter.spool.dead_letters() == []
+    assert {r.status for r in judge.requests} == {status}
+
+    judge.recover()
+    assert exporter.force_flush(30_000)
+
+    spans = evaluations(results)
+    assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
+    assert {evaluated(span)[0] for span in spans} == {trace.trace_id}
+    assert exporter.spool.counts().outbox == 0
+
+
+def test_a_bad_key_is_dead_lettered_with_its_reason(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    exporter = make_exporter(api_key="sk-wrong")
+    run_through(exporter, rag_chain(), QUESTION)
+
+    exporter.force_flush(5_000)
+
+    (dead,) = exporter.spool.dead_letters()
+    assert "401" in dead.reason and "credentials" in dead.reason
+    assert evaluations(results) == []
+    assert {r.authorization for r in judge.requests} == {"Bearer sk-wrong"}
+
+
+def test_the_uptrain_server_being_down_is_retried_not_dropped(make_exporter: MakeExporter) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    exporter = make_exporter(
+        key_type="uptrain", api_key="up-token", uptrain_server_url=f"http://127.0.0.1:{closed_port}"
+    )
+    run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(500) is False
+
+    assert exporter.spool.counts().outbox == 1
+    assert exporter.spool.dead_letters() == []
+
+
+# --- results elsewhere --------------------------------------------------------------------------
+
+
+def test_log_results_prints_the_seeds_lines_once(make_exporter: MakeExporter) -> None:
+    stream = io.StringIO()
+    exporter = make_exporter(log_results=True, log_stream=stream)
+    run_through(exporter, multi_query_rag_chain(), QUESTION)
+
+    assert exporter.force_flush(30_000)
+
+    variants = "".join(f"  - {variant}\n" for variant in MULTI_QUERY_VARIANTS)
+    assert stream.getvalue() == (
+        f"\nQuestion: {QUESTION}\nResponse: {RAG_ANSWER}\n\n"
+        "Context Relevance Score: 1.0\nFactual Accuracy Score: 1.0\n"
+        "Response Completeness Score: 1.0\n"
+        f"\nQuestion: {QUESTION}\nMulti Queries:\n{variants}\nMulti Query Accuracy Score: 1.0\n"
+    )
+
+
+def test_log_results_false_prints_nothing(
+    make_exporter: MakeExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exporter = make_exporter(log_results=False)
+    run_through(exporter, rag_chain(), QUESTION)
+    assert exporter.force_flush(30_000)
+    assert "Question:" not in capsys.readouterr().out
+
+
+def test_score_histograms_per_check(make_exporter: MakeExporter) -> None:
+    reader = InMemoryMetricReader()
+    exporter = make_exporter(
+        meter_provider=MeterProvider(metric_readers=[reader]), score_histograms=True
+    )
+    run_through(exporter, rag_chain(), QUESTION)
+    assert exporter.force_flush(30_000)
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == SCORE_HISTOGRAM
+        for point in metric.data.data_points
+    ]
+    assert {p.attributes[semconv.GEN_AI_EVALUATION_NAME]: (p.count, p.sum) for p in points} == (
+        dict.fromkeys(RAG_CHECKS, (1, 1.0))
+    )

@@ -1,0 +1,307 @@
+"""A local OpenAI-compatible HTTP server that grades UpTrain's judge prompts deterministically.
+
+This is the one stand-in the test suite allows: it replaces the paid LLM API that UpTrain's
+LLM-judge checks call. Everything else (uptrain, the OpenAI client, HTTP over loopback) is real.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Each judge prompt is recognised by a sentence only its template contains (uptrain 0.7,
+# uptrain/operators/language/prompts/classic.py). Order matters: the first match wins.
+_PROMPT_SIGNATURES: tuple[tuple[str, str], ...] = (
+    ("fact_generate", "please breakdown the response into independent facts"),
+    ("fact_evaluate", "determine if the given facts are supported by the given context"),
+    ("context_reranking", "original context, and reranked context"),
+    ("context_conciseness", "original context and concise context"),
+    ("multi_query_accuracy", "list of variations of the same question"),
+    ("response_completeness_wrt_context", "utilize all the relevant information in the context"),
+    ("context_relevance", "has enough information to answer the given query"),
+    ("response_completeness", "able to answer all aspects of the given query completely"),
+    ("response_conciseness", "degree of irrelevant information present in the given response"),
+    ("response_consistency", "An intelligent LLM generated the given response"),
+    ("valid_response", "Please assess if the given response contain any information"),
+)
+_TASK_DATA = re.compile(r"^Task [Dd]ata[.:]\s*$", re.MULTILINE)
+_FIELD = re.compile(
+    r"^\[(Question|Query|Response|Context|Extracted Context|Original Context|Reranked Context|"
+    r"Concise Context|Variants|Facts|Sub Questions|User Query|Output)\]: ?",
+    re.MULTILINE,
+)
+_JUDGEMENTS = {"A": "yes", "B": "unclear", "C": "no"}
+
+Grader = Callable[[str, Mapping[str, str]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeRequest:
+    """One HTTP request the judge received; `check` and `fields` are set for grading prompts."""
+
+    method: str
+    path: str
+    authorization: str | None
+    body: Mapping[str, Any] | None
+    status: int
+    check: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+def identify_check(prompt: str) -> str | None:
+    """Which uptrain grading prompt this is, or None for a prompt the judge does not know."""
+    for check, signature in _PROMPT_SIGNATURES:
+        if signature in prompt:
+            return check
+    return None
+
+
+def task_fields(prompt: str) -> dict[str, str]:
+    """The `[Label]: value` pairs of the prompt's task-data section, values exactly as sent."""
+    markers = list(_TASK_DATA.finditer(prompt))
+    section = prompt[markers[-1].end() :] if markers else prompt
+    matches = list(_FIELD.finditer(section))
+    fields: dict[str, str] = {}
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(section)
+        value = section[match.end() : end]
+        # The template puts exactly one newline between a value and the next label.
+        fields[match.group(1)] = value[:-1] if value.endswith("\n") else value
+    return fields
+
+
+def _facts_of(text: str) -> list[str]:
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return [text]
+    if isinstance(parsed, dict):
+        parsed = parsed.get("Facts", [])
+    return [str(fact) for fact in parsed] or [text]
+
+
+class FakeJudge:
+    """A real HTTP server on a free loopback port answering `/v1/models` and `/v1/chat/completions`.
+
+    Grades are letters "A"/"B"/"C" (uptrain maps them to 1.0/0.5/0.0): `grades[check]`, else the
+    `grader(check, fields)` callable, else "A". `fail_next(status, times)` makes the next requests
+    fail (503/429/401/...), `requests` records every request received.
+    """
+
+    def __init__(self, *, api_key: str = "sk-judge", grader: Grader | None = None) -> None:
+        self.api_key = api_key
+        self.grader = grader
+        self.grades: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._requests: list[JudgeRequest] = []
+        self._failures: list[tuple[int, float | None]] = []
+        self._failing_status: tuple[int, float | None] | None = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-judge", daemon=True
+        )
+        self._thread.start()
+
+    # --- test controls ----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The OpenAI-style base URL, e.g. http://127.0.0.1:PORT/v1."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
+        """Answer the next `times` requests with `status` instead of a grade."""
+        with self._lock:
+            self._failures.extend([(status, retry_after)] * times)
+
+    def fail_until_recovered(self, status: int, retry_after: float | None = None) -> None:
+        """Answer every request with `status` until `recover()`."""
+        with self._lock:
+            self._failing_status = (status, retry_after)
+
+    def recover(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._failing_status = None
+
+    @property
+    def requests(self) -> list[JudgeRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def graded(self, check: str | None = None) -> list[JudgeRequest]:
+        """The grading prompts answered successfully, optionally only those of one check."""
+        return [
+            request
+            for request in self.requests
+            if request.check is not None
+            and request.status == HTTPStatus.OK
+            and (check is None or request.check == check)
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeJudge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[JudgeRequest]:
+        return iter(self.requests)
+
+    # --- grading ----------------------------------------------------------------------------
+    def _grade(self, check: str, fields: Mapping[str, str]) -> str:
+        if check in self.grades:
+            return self.grades[check]
+        if self.grader is not None:
+            return self.grader(check, fields)
+        return "A"
+
+    def answer(self, prompt: str) -> tuple[str | None, dict[str, str], str]:
+        """The check, task fields and JSON reply content for one grading prompt."""
+        check = identify_check(prompt)
+        fields = task_fields(prompt)
+        question = fields.get("Question", fields.get("Query", ""))
+        if check == "fact_generate":
+            sentences = [s.strip() for s in fields.get("Response", "").split(". ") if s.strip()]
+            return check, fields, json.dumps({"Facts": sentences or ["(no facts)"]})
+        if check == "fact_evaluate":
+            judgement = _JUDGEMENTS[self._grade("factual_accuracy", fields)]
+            result = [
+                {
+                    "Fact": fact,
+                    "Reasoning": f"fact checked against context: {fact}",
+                    "Judgement": judgement,
+                }
+                for fact in _facts_of(fields.get("Facts", ""))
+            ]
+            return check, fields, json.dumps({"Result": result})
+        grade = self._grade(check or "unknown", fields)
+        reply: dict[str, Any] = {
+            "Reasoning": f"{check} graded {grade} for question {question!r}",
+            "Choice": grade,
+        }
+        if check == "response_consistency" or check is None:
+            reply["Argument"] = "deterministic judge"
+            reply["Score"] = {"A": 1.0, "B": 0.5}.get(grade, 0.0)
+        return check, fields, json.dumps(reply)
+
+    # --- HTTP -------------------------------------------------------------------------------
+    def _next_failure(self) -> tuple[int, float | None] | None:
+        with self._lock:
+            if self._failures:
+                return self._failures.pop(0)
+            return self._failing_status
+
+    def _record(self, request: JudgeRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        judge = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _send_json(
+                self, status: int, payload: Any, headers: Mapping[str, str] = {}
+            ) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _refuse(self, body: Mapping[str, Any] | None) -> bool:
+                """Answer with an error when told to, or when the key is wrong; True if so."""
+                authorization = self.headers.get("Authorization")
+                failure = judge._next_failure()
+                if failure is None and authorization != f"Bearer {judge.api_key}":
+                    failure = (HTTPStatus.UNAUTHORIZED, None)
+                if failure is None:
+                    return False
+                status, retry_after = failure
+                headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+                judge._record(JudgeRequest(self.command, self.path, authorization, body, status))
+                error = {
+                    "message": f"fake judge answers {status}",
+                    "type": "fake_judge",
+                    "code": str(status),
+                }
+                self._send_json(status, {"error": error}, headers)
+                return True
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
+                    return
+                if self._refuse(None):
+                    return
+                judge._record(
+                    JudgeRequest("GET", self.path, self.headers.get("Authorization"), None, 200)
+                )
+                models = [{"id": "gpt-3.5-turbo", "object": "model", "owned_by": "fake-judge"}]
+                self._send_json(HTTPStatus.OK, {"object": "list", "data": models})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
+                    return
+                if self._refuse(body):
+                    return
+                prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+                check, fields, content = judge.answer(prompt)
+                judge._record(
+                    JudgeRequest(
+                        "POST",
+                        self.path,
+                        self.headers.get("Authorization"),
+                        body,
+                        200,
+                        check,
+                        fields,
+                    )
+                )
+                self._send_json(
+                    HTTPStatus.OK,
+                    {
+                        "id": f"chatcmpl-fake-{len(judge._requests)}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model", "gpt-3.5-turbo"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": content},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
+
+        return _Handler
