@@ -37,8 +37,11 @@ SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _MAX_DEPTH = 32
-# Successively tighter caps tried when the encoding exceeds the limit: (string chars, list items).
-_SHRINK_STEPS = ((4096, 256), (1024, 64), (256, 16), (64, 4))
+# When strings alone cannot be cut enough, lists and mappings are cut to these many items.
+_LIST_CAPS = (64, 16, 4)
+_MIN_STRING_CAP = 16
+# Room for the "...[N more chars]" marker appended to a cut string.
+_CUT_MARKER_ROOM = 24
 # Chunks subclass their message class, so isinstance covers streamed messages too.
 _ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
     (HumanMessage, "user"),
@@ -49,12 +52,22 @@ _ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
 )
 
 
+MIN_MAX_LENGTH = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ContentPolicy:
     """How content is captured: the length bound per attribute and the redaction hook."""
 
     max_length: int
     redact: Redactor | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_length < MIN_MAX_LENGTH:
+            raise ValueError(
+                f"the content length limit must be at least {MIN_MAX_LENGTH} characters, "
+                f"got {self.max_length}"
+            )
 
 
 def is_secret_key(key: str) -> bool:
@@ -64,17 +77,22 @@ def is_secret_key(key: str) -> bool:
 class _Shrinker:
     """Converts arbitrary values to JSON-compatible ones with caps on strings and lists."""
 
-    __slots__ = ("_list_cap", "_redact", "_seen", "_string_cap")
+    __slots__ = ("_list_cap", "_redact", "_seen", "_string_cap", "string_chars", "strings")
 
     def __init__(self, redact: Redactor | None, string_cap: int | None, list_cap: int | None):
         self._redact = redact
         self._string_cap = string_cap
         self._list_cap = list_cap
         self._seen: set[int] = set()
+        # How many strings the value holds and their total length, to share a length budget.
+        self.strings = 0
+        self.string_chars = 0
 
     def text(self, value: str) -> str:
         if self._redact is not None:
             value = self._redact(value)
+        self.strings += 1
+        self.string_chars += len(value)
         cap = self._string_cap
         if cap is not None and len(value) > cap:
             return value[:cap] + f"...[{len(value) - cap} more chars]"
@@ -155,17 +173,36 @@ def _safe_repr(value: Any) -> str:
 
 
 def encode(value: Any, policy: ContentPolicy) -> str:
-    """JSON for `value`, at most `policy.max_length` characters, still valid JSON when cut."""
-    text = _dumps(_Shrinker(policy.redact, None, None).convert(value))
-    if len(text) <= policy.max_length:
+    """JSON for `value`, at most `policy.max_length` characters, still valid JSON when cut.
+
+    Strings are cut first, each to an equal share of what the structure leaves of the limit;
+    only if that is not enough are lists and mappings cut too.
+    """
+    limit = policy.max_length
+    measured = _Shrinker(policy.redact, None, None)
+    text = _dumps(measured.convert(value))
+    if len(text) <= limit:
         return text
-    for string_cap, list_cap in _SHRINK_STEPS:
-        text = _dumps(_Shrinker(policy.redact, string_cap, list_cap).convert(value))
-        if len(text) <= policy.max_length:
+    structure = max(len(text) - measured.string_chars, 0)
+    share = (limit - structure) // max(measured.strings, 1) - _CUT_MARKER_ROOM
+    while share >= _MIN_STRING_CAP:
+        text = _dumps(_Shrinker(policy.redact, share, None).convert(value))
+        if len(text) <= limit:
+            return text
+        share //= 2
+    for list_cap in _LIST_CAPS:
+        text = _dumps(_Shrinker(policy.redact, _MIN_STRING_CAP * 4, list_cap).convert(value))
+        if len(text) <= limit:
             return text
     # Structure does not fit at all: keep a JSON string holding the start of the encoding.
-    budget = max(policy.max_length - 32, 0)
-    return _dumps(text[:budget] + "...[truncated]")[: policy.max_length]
+    budget = limit
+    while budget > 0:
+        candidate = _dumps(text[:budget] + "...[truncated]")
+        if len(candidate) <= limit:
+            return candidate
+        # Escaping makes the JSON longer than its text: shrink in proportion and retry.
+        budget = budget * limit // len(candidate) - 1
+    return '""'
 
 
 def _dumps(value: Any) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "response_id",
     "response_model",
     "run_name",
+    "tags",
     "usage",
 ]
 
@@ -51,16 +52,22 @@ class Usage:
         )
 
 
-def run_name(serialized: Mapping[str, Any] | None, name: str | None) -> str:
-    if name:
-        return str(name)
-    if serialized:
-        if serialized.get("name"):
-            return str(serialized["name"])
+def run_name(serialized: Mapping[str, Any] | None, name: Any) -> str:
+    """The run's name: LangChain's `name` argument, else the serialized name or class path."""
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(serialized, Mapping):
+        serialized_name = serialized.get("name")
+        if isinstance(serialized_name, str) and serialized_name:
+            return serialized_name
         ids = serialized.get("id")
-        if isinstance(ids, list) and ids:
-            return str(ids[-1])
+        if isinstance(ids, list) and ids and isinstance(ids[-1], str):
+            return ids[-1]
     return "unnamed"
+
+
+def tags(values: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(value if isinstance(value, str) else repr(value) for value in values)
 
 
 def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:

@@ -31,12 +31,16 @@ NO_PROVIDER_WARNING = (
 )
 
 
-def _otlp_exporter() -> SpanExporter | None:
-    """The OTLP span exporter the standard env vars ask for, if any endpoint is set."""
-    if not (
+def _otlp_endpoint_set() -> bool:
+    return bool(
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    ):
+    )
+
+
+def _otlp_exporter() -> SpanExporter | None:
+    """The OTLP span exporter the standard env vars ask for, if any endpoint is set."""
+    if not _otlp_endpoint_set():
         return None
     protocol = (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -104,7 +108,7 @@ def resolve_tracer_provider(
             _wire(tracer_provider, exporters)
         return tracer_provider
     current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider) or exporters or _otlp_exporter() is not None:
+    if isinstance(current, TracerProvider) or exporters or _otlp_endpoint_set():
         return configure_tracer_provider(exporters)
     with _lock:
         if not _warned_no_provider:

@@ -14,6 +14,7 @@ Run = TypeVar("Run")
 # Why an entry was evicted; becomes the span's status description.
 EVICTED_OVER_CAPACITY = "run evicted: open-run limit reached before it ended"
 EVICTED_TOO_OLD = "run evicted: still open after the maximum run age"
+EVICTED_RESTARTED = "run evicted: its run id was started again before it ended"
 
 
 class OpenRunRegistry(Generic[Run]):
@@ -57,8 +58,13 @@ class OpenRunRegistry(Generic[Run]):
     def add(self, run_id: UUID, run: Run) -> None:
         now = self._clock()
         with self._lock:
+            # Re-inserting moves the id to the end, keeping the dict in start order.
+            restarted = self._runs.pop(run_id, None)
             self._runs[run_id] = (now, run)
             evicted = self._collect_evictions(now)
+            if restarted is not None:
+                self._evicted += 1
+                evicted.append((run_id, restarted[1], EVICTED_RESTARTED))
         for evicted_id, evicted_run, reason in evicted:
             self._on_evict(evicted_id, evicted_run, reason)
 

@@ -39,6 +39,9 @@ _logger = logging.getLogger(__name__)
 # Timeout and 500, which the services we deliver to answer during restarts and overload.
 RETRYABLE_HTTP_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
+# A sink answering "Retry-After: 0" (or a zero backoff policy) must not spin the worker.
+_MIN_RETRY_DELAY = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -284,7 +287,7 @@ class DeliveryWorker:
             if busy:
                 continue
             try:
-                idle = self._spool.counts().outbox == 0 and not self._spool.has_rooted_pending()
+                idle = self._spool.drained()
                 wakeup = self._spool.next_wakeup(
                     grace_period=self._grace_period, max_trace_age=self._max_trace_age
                 )
@@ -369,9 +372,18 @@ class DeliveryWorker:
         try:
             present = set(self._sink.already_delivered([item.key for item in attempted]))
         except Exception as error:
-            self._log_once(error, "already_delivered")
+            # Sending again without knowing could store a duplicate: these items wait instead.
+            self._spool.mark_attempted([item.id for item in attempted], now)
             for item in attempted:
-                self._retry_later(item, f"already_delivered failed: {error!r}", None, now)
+                if isinstance(error, PermanentError):
+                    self._dead_letter(item, f"already_delivered: {error.reason}", now)
+                    continue
+                if isinstance(error, RetryableError):
+                    reason, retry_after = f"already_delivered: {error.reason}", error.retry_after
+                else:
+                    self._log_once(error, "already_delivered")
+                    reason, retry_after = f"already_delivered: {error!r}", None
+                self._retry_later(item, reason, retry_after, now)
             return [item for item in items if item.attempts == 0]
         done = [item.id for item in attempted if item.key in present]
         if done:
@@ -408,6 +420,7 @@ class DeliveryWorker:
         delay = (
             retry_after if retry_after is not None else self._policy.backoff(attempts, self._rng)
         )
+        delay = max(delay, _MIN_RETRY_DELAY)
         if now + delay > first_attempt + self._policy.deadline:
             self._dead_letter(
                 item,

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
 from otel_bridge.sink import DeliveryReport
-from otel_bridge.spool import Spool, SpoolLockedError, WhenFull, spool_path
+from otel_bridge.spool import Spool, SpoolClosedError, SpoolLockedError, WhenFull, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
 
 if TYPE_CHECKING:
@@ -151,6 +151,8 @@ class TraceExporter(SpanExporter, ABC):
         try:
             records = self._records(spans)
             result = self._spool.add(records, self._clock.now())
+        except SpoolClosedError:  # shutdown() raced this call
+            return SpanExportResult.FAILURE
         except Exception:
             _logger.exception(
                 "%s: could not write %d span(s) to the spool", self.sink_name, len(spans)
@@ -171,7 +173,9 @@ class TraceExporter(SpanExporter, ABC):
             )
             self._metrics.dropped(result.rejected, "spool_full")
             self._metrics.dropped(result.evicted, "evicted")
-        self._worker.wake()
+        if result.traces_with_root or result.new_traces or result.early_traces or result.evicted:
+            # Only these can move the worker's next deadline (grace, max age) earlier.
+            self._worker.wake()
         return SpanExportResult.FAILURE if result.rejected else SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -201,6 +205,10 @@ class TraceExporter(SpanExporter, ABC):
     @property
     def spool(self) -> Spool:
         return self._spool
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     # --- private --------------------------------------------------------------------------------
 

@@ -48,6 +48,12 @@ DEFAULT_MAX_CONTENT_LENGTH = 64 * 1024
 DEFAULT_MAX_OPEN_RUNS = 10_000
 DEFAULT_MAX_RUN_AGE_S = 3600.0
 _MAX_LOGGED_PROBLEMS = 1024
+# The span attributes that also label the GenAI metrics.
+_METRIC_ATTRIBUTES = (
+    semconv.GEN_AI_OPERATION_NAME,
+    semconv.GEN_AI_PROVIDER_NAME,
+    semconv.GEN_AI_REQUEST_MODEL,
+)
 _TRACER_NAME = "otel_bridge"
 
 
@@ -220,18 +226,26 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if self.raise_error:
             raise error
 
-    def _set(self, span: Span, name: str, compute: Callable[..., Any], *args: Any) -> None:
-        """Set one attribute from `compute(*args)`; a failure costs this attribute only."""
+    def _compute(self, name: str, compute: Callable[..., Any], *args: Any) -> Any:
+        """`compute(*args)`, or None when it fails: a failure costs this one attribute."""
         try:
-            value = compute(*args)
+            return compute(*args)
         except Exception as error:
             self._problem(name, error)
-            return
+            return None
+
+    def _put(
+        self, attributes: dict[str, Any], name: str, compute: Callable[..., Any], *args: Any
+    ) -> None:
+        value = self._compute(name, compute, *args)
         if value is not None and value != ():
-            span.set_attribute(name, value)
+            attributes[name] = value
 
     def _content_of(self, value: Any) -> str:
         return encode(value, self._content)
+
+    def _content_via(self, build: Callable[[Any], Any], value: Any) -> str:
+        return encode(build(value), self._content)
 
     # --- starting and ending spans --------------------------------------------------------------
     def _start(
@@ -245,9 +259,18 @@ class OTelCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         attributes: dict[str, Any],
         *,
+        operation: str | None = None,
         enter_scope: bool = True,
     ) -> _OpenRun | None:
+        """Start the run's span with `attributes` plus the run identity; None when suppressed.
+
+        Everything that can fail is computed before the span starts, so a failure (re-raised
+        with `raise_error`) never leaves a span open or a context attached.
+        """
         if otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return None
+        if run_id is None:
+            self._problem("starting a run", ValueError("LangChain passed no run_id"))
             return None
         parent = self._runs.get(parent_run_id)
         if parent_run_id is None:
@@ -266,17 +289,19 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if parent_run_id is not None:
             attributes[semconv.RUN_PARENT_ID] = str(parent_run_id)
         if tags:
-            attributes[semconv.RUN_TAGS] = [str(tag) for tag in tags]
+            self._put(attributes, semconv.RUN_TAGS, _extract.tags, tags)
         if metadata:
-            try:
-                attributes.update(
-                    _extract.metadata_attributes(metadata, semconv.RUN_METADATA_PREFIX)
-                )
-                conversation = _extract.conversation_id(metadata)
-                if conversation is not None:
-                    attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation
-            except Exception as error:
-                self._problem(semconv.RUN_METADATA_PREFIX + "*", error)
+            metadata_attributes = self._compute(
+                semconv.RUN_METADATA_PREFIX + "*",
+                _extract.metadata_attributes,
+                metadata,
+                semconv.RUN_METADATA_PREFIX,
+            )
+            if metadata_attributes:
+                attributes.update(metadata_attributes)
+            self._put(
+                attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata
+            )
         span = self._tracer.start_span(
             span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
         )
@@ -284,11 +309,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
             span=span,
             run_type=run_type,
             started_s=self._clock(),
+            operation=operation,
             agent_scope=None if parent is None else parent.agent_scope,
         )
+        if operation is not None:
+            run.metric_attributes = {
+                key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
+            }
+        self._runs.add(run_id, run)
         if enter_scope:
             run.scope, run.token = enter(span, root=parent_run_id is None)
-        self._runs.add(run_id, run)
         return run
 
     def _finish(self, run: _OpenRun, error: BaseException | None = None) -> None:
@@ -319,7 +349,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         except Exception as error:
             self._problem("ending an abandoned run", error)
 
-    def _record_metrics(self, run: _OpenRun, error: BaseException | None, usage: Any) -> None:
+    def _record_metrics(
+        self, run: _OpenRun, error: BaseException | None, usage: _extract.Usage | None
+    ) -> None:
         if run.operation is None:
             return
         attributes = run.metric_attributes
@@ -327,7 +359,54 @@ class OTelCallbackHandler(BaseCallbackHandler):
             attributes = {**attributes, semconv.ERROR_TYPE: type(error).__qualname__}
         self._metrics.record(attributes, self._clock() - run.started_s, usage)
 
+    def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            self._record_metrics(run, error, None)
+        except Exception as problem:
+            self._problem("recording metrics", problem)
+        finally:
+            self._finish(run, error)
+
     # --- model runs -----------------------------------------------------------------------------
+    def _model_attributes(
+        self,
+        operation: str,
+        serialized: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[dict[str, Any], str | None]:
+        """The request attributes of a model run, and the requested model name."""
+        invocation_params = kwargs.get("invocation_params")
+        if not isinstance(invocation_params, Mapping):
+            invocation_params = None
+        attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation}
+        provider = (metadata or {}).get("ls_provider")
+        if isinstance(provider, str) and provider:
+            attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
+        model = self._compute(
+            semconv.GEN_AI_REQUEST_MODEL,
+            _extract.request_model,
+            serialized,
+            metadata,
+            invocation_params,
+        )
+        if model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        parameters = self._compute(
+            "request parameters", _extract.request_parameters, metadata, invocation_params
+        )
+        for key, attribute in (
+            ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+            ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+            ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+        ):
+            if parameters and key in parameters:
+                attributes[attribute] = parameters[key]
+        return attributes, model
+
     def _start_model(
         self,
         run_type: str,
@@ -338,60 +417,29 @@ class OTelCallbackHandler(BaseCallbackHandler):
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
         kwargs: dict[str, Any],
-    ) -> _OpenRun | None:
-        invocation_params = kwargs.get("invocation_params")
-        if not isinstance(invocation_params, Mapping):
-            invocation_params = None
+        content: dict[str, tuple[Callable[[Any], Any], Any]],
+    ) -> None:
+        attributes, model = self._model_attributes(operation, serialized, metadata, kwargs)
+        if self.capture_content:
+            for key, (build, value) in content.items():
+                self._put(attributes, key, self._content_via, build, value)
         name = _extract.run_name(serialized, kwargs.get("name"))
-        attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation}
-        model = None
-        try:
-            model = _extract.request_model(serialized, metadata, invocation_params)
-            provider = (metadata or {}).get("ls_provider")
-            if isinstance(provider, str) and provider:
-                attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-            if model:
-                attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-            parameters = _extract.request_parameters(metadata, invocation_params)
-        except Exception as error:
-            self._problem("request model attributes", error)
-            parameters = {}
-        for key, attribute in (
-            ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-            ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-            ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-        ):
-            if key in parameters:
-                attributes[attribute] = parameters[key]
-        span_name = f"{operation} {model}" if model else name
         # `generate` over several prompts starts every run before calling the model once per
         # prompt in the same context: no single run's span can be current for those calls.
         batch_size = kwargs.get("batch_size")
         single = not isinstance(batch_size, int) or batch_size <= 1
-        run = self._start(
+        self._start(
             run_id,
             parent_run_id,
             run_type,
             name,
-            span_name,
+            f"{operation} {model}" if model else name,
             tags,
             metadata,
             attributes,
+            operation=operation,
             enter_scope=single,
         )
-        if run is not None:
-            run.operation = operation
-            run.metric_attributes = {
-                key: value
-                for key, value in attributes.items()
-                if key
-                in (
-                    semconv.GEN_AI_OPERATION_NAME,
-                    semconv.GEN_AI_PROVIDER_NAME,
-                    semconv.GEN_AI_REQUEST_MODEL,
-                )
-            }
-        return run
 
     def on_chat_model_start(
         self,
@@ -405,7 +453,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            run = self._start_model(
+            self._start_model(
                 semconv.RUN_TYPE_CHAT_MODEL,
                 semconv.OP_CHAT,
                 serialized,
@@ -414,15 +462,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 tags,
                 metadata,
                 kwargs,
+                {semconv.GEN_AI_INPUT_MESSAGES: (_extract.input_messages, messages)},
             )
-            if run is not None and self.capture_content:
-                self._set(
-                    run.span,
-                    semconv.GEN_AI_INPUT_MESSAGES,
-                    self._encode_call,
-                    _extract.input_messages,
-                    messages,
-                )
         except Exception as error:
             self._problem("on_chat_model_start", error)
 
@@ -438,7 +479,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            run = self._start_model(
+            self._start_model(
                 semconv.RUN_TYPE_LLM,
                 semconv.OP_TEXT_COMPLETION,
                 serialized,
@@ -447,21 +488,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 tags,
                 metadata,
                 kwargs,
+                {
+                    semconv.LLM_PROMPTS: (list, prompts),
+                    semconv.GEN_AI_INPUT_MESSAGES: (_extract.prompt_messages, prompts),
+                },
             )
-            if run is not None and self.capture_content:
-                self._set(run.span, semconv.LLM_PROMPTS, self._content_of, prompts)
-                self._set(
-                    run.span,
-                    semconv.GEN_AI_INPUT_MESSAGES,
-                    self._encode_call,
-                    _extract.prompt_messages,
-                    prompts,
-                )
         except Exception as error:
             self._problem("on_llm_start", error)
-
-    def _encode_call(self, build: Callable[[Any], Any], value: Any) -> str:
-        return self._content_of(build(value))
 
     def on_llm_new_token(
         self,
@@ -496,38 +529,34 @@ class OTelCallbackHandler(BaseCallbackHandler):
         run = self._runs.pop(run_id)
         if run is None:
             return
-        usage = None
         try:
-            span = run.span
-            try:
-                usage = _extract.usage(response)
-            except Exception as error:
-                self._problem("token usage", error)
+            attributes: dict[str, Any] = {}
+            usage = self._compute("token usage", _extract.usage, response)
             if usage is not None:
                 if usage.input_tokens is not None:
-                    span.set_attribute(semconv.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
+                    attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
                 if usage.output_tokens is not None:
-                    span.set_attribute(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-            response_model = None
-            try:
-                response_model = _extract.response_model(response)
-            except Exception as error:
-                self._problem(semconv.GEN_AI_RESPONSE_MODEL, error)
-            if response_model:
-                span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, response_model)
-                run.metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
-            self._set(
-                span, semconv.GEN_AI_RESPONSE_FINISH_REASONS, _extract.finish_reasons, response
+                    attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            self._put(attributes, semconv.GEN_AI_RESPONSE_MODEL, _extract.response_model, response)
+            self._put(
+                attributes,
+                semconv.GEN_AI_RESPONSE_FINISH_REASONS,
+                _extract.finish_reasons,
+                response,
             )
-            self._set(span, semconv.GEN_AI_RESPONSE_ID, _extract.response_id, response)
+            self._put(attributes, semconv.GEN_AI_RESPONSE_ID, _extract.response_id, response)
             if self.capture_content:
-                self._set(
-                    span,
+                self._put(
+                    attributes,
                     semconv.GEN_AI_OUTPUT_MESSAGES,
-                    self._encode_call,
+                    self._content_via,
                     _extract.output_messages,
                     response,
                 )
+            run.span.set_attributes(attributes)
+            response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
+            if response_model:
+                run.metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
             self._add_usage(
                 response_model or run.metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL), usage
             )
@@ -555,16 +584,6 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._end_with_error(run_id, error)
 
-    def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
-        run = self._runs.pop(run_id)
-        if run is None:
-            return
-        try:
-            self._record_metrics(run, error, None)
-            self._finish(run, error)
-        except Exception as problem:
-            self._problem("ending a failed run", problem)
-
     # --- chains, agents, prompts, parsers ------------------------------------------------------
     def on_chain_start(
         self,
@@ -583,22 +602,28 @@ class OTelCallbackHandler(BaseCallbackHandler):
             attributes: dict[str, Any] = {}
             agent_name = self._agent_name(serialized, name, metadata, parent_run_id)
             span_name = name
+            operation = None
             if agent_name is not None:
                 run_type = semconv.RUN_TYPE_AGENT
-                span_name = f"{semconv.OP_INVOKE_AGENT} {agent_name}"
-                attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_INVOKE_AGENT
+                operation = semconv.OP_INVOKE_AGENT
+                span_name = f"{operation} {agent_name}"
+                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
                 attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
-            run = self._start(
-                run_id, parent_run_id, run_type, name, span_name, tags, metadata, attributes
-            )
-            if run is None:
-                return
-            if agent_name is not None:
-                run.agent_scope = agent_name
-                run.operation = semconv.OP_INVOKE_AGENT
-                run.metric_attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_INVOKE_AGENT}
             if self.capture_content:
-                self._set(run.span, semconv.LANGCHAIN_INPUT, self._content_of, inputs)
+                self._put(attributes, semconv.LANGCHAIN_INPUT, self._content_of, inputs)
+            run = self._start(
+                run_id,
+                parent_run_id,
+                str(run_type),
+                name,
+                span_name,
+                tags,
+                metadata,
+                attributes,
+                operation=operation,
+            )
+            if run is not None and agent_name is not None:
+                run.agent_scope = agent_name
         except Exception as error:
             self._problem("on_chain_start", error)
 
@@ -628,6 +653,26 @@ class OTelCallbackHandler(BaseCallbackHandler):
             return None
         return agent_name
 
+    def _end_run(self, run_id: UUID, attributes: Callable[[], dict[str, Any]]) -> None:
+        run = self._runs.pop(run_id)
+        if run is None:
+            return
+        try:
+            run.span.set_attributes(attributes())
+            self._record_metrics(run, None, None)
+        except Exception as error:
+            self._problem("ending a run", error)
+        finally:
+            self._finish(run)
+
+    def _output_attributes(
+        self, key: str, build: Callable[[Any], Any], value: Any
+    ) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        if self.capture_content:
+            self._put(attributes, key, self._content_via, build, value)
+        return attributes
+
     def on_chain_end(
         self,
         outputs: dict[str, Any] | Any,
@@ -636,17 +681,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.pop(run_id)
-        if run is None:
-            return
-        try:
-            if self.capture_content:
-                self._set(run.span, semconv.LANGCHAIN_OUTPUT, self._content_of, outputs)
-            self._record_metrics(run, None, None)
-        except Exception as error:
-            self._problem("on_chain_end", error)
-        finally:
-            self._finish(run)
+        self._end_run(
+            run_id, lambda: self._output_attributes(semconv.LANGCHAIN_OUTPUT, _same, outputs)
+        )
 
     def on_chain_error(
         self,
@@ -666,15 +703,12 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
-        if run is None:
-            return
         try:
             attributes: dict[str, Any] = {"tool": str(action.tool)}
             if self.capture_content:
-                attributes["tool_input"] = self._content_of(action.tool_input)
-                attributes["log"] = self._content_of(action.log)
-            run.span.add_event(semconv.EVENT_AGENT_ACTION, attributes)
+                self._put(attributes, "tool_input", self._content_of, action.tool_input)
+                self._put(attributes, "log", self._content_of, action.log)
+            self._event(run_id, semconv.EVENT_AGENT_ACTION, attributes)
         except Exception as error:
             self._problem("on_agent_action", error)
 
@@ -686,15 +720,12 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.get(run_id)
-        if run is None:
-            return
         try:
             attributes: dict[str, Any] = {}
             if self.capture_content:
-                attributes["return_values"] = self._content_of(finish.return_values)
-                attributes["log"] = self._content_of(finish.log)
-            run.span.add_event(semconv.EVENT_AGENT_FINISH, attributes)
+                self._put(attributes, "return_values", self._content_of, finish.return_values)
+                self._put(attributes, "log", self._content_of, finish.log)
+            self._event(run_id, semconv.EVENT_AGENT_FINISH, attributes)
         except Exception as error:
             self._problem("on_agent_finish", error)
 
@@ -713,7 +744,11 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         try:
             name = _extract.run_name(serialized, kwargs.get("name"))
-            tool_name = str((serialized or {}).get("name") or name)
+            # The tool's own name: `name` may be a run_name given in the config.
+            serialized_name = (serialized or {}).get("name")
+            tool_name = (
+                serialized_name if isinstance(serialized_name, str) and serialized_name else name
+            )
             attributes: dict[str, Any] = {
                 semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL,
                 semconv.GEN_AI_TOOL_NAME: tool_name,
@@ -724,7 +759,14 @@ class OTelCallbackHandler(BaseCallbackHandler):
             tool_call_id = kwargs.get("tool_call_id")
             if isinstance(tool_call_id, str) and tool_call_id:
                 attributes[semconv.GEN_AI_TOOL_CALL_ID] = tool_call_id
-            run = self._start(
+            if self.capture_content:
+                self._put(
+                    attributes,
+                    semconv.LANGCHAIN_INPUT,
+                    self._content_of,
+                    inputs if inputs is not None else input_str,
+                )
+            self._start(
                 run_id,
                 parent_run_id,
                 semconv.RUN_TYPE_TOOL,
@@ -733,18 +775,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 tags,
                 metadata,
                 attributes,
+                operation=semconv.OP_EXECUTE_TOOL,
             )
-            if run is None:
-                return
-            run.operation = semconv.OP_EXECUTE_TOOL
-            run.metric_attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL}
-            if self.capture_content:
-                self._set(
-                    run.span,
-                    semconv.LANGCHAIN_INPUT,
-                    self._content_of,
-                    inputs if inputs is not None else input_str,
-                )
         except Exception as error:
             self._problem("on_tool_start", error)
 
@@ -756,21 +788,14 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.pop(run_id)
-        if run is None:
-            return
-        try:
+        def attributes() -> dict[str, Any]:
+            found = self._output_attributes(semconv.LANGCHAIN_OUTPUT, _tool_result, output)
             call_id = getattr(output, "tool_call_id", None)
             if isinstance(call_id, str) and call_id:
-                run.span.set_attribute(semconv.GEN_AI_TOOL_CALL_ID, call_id)
-            if self.capture_content:
-                result = output.content if isinstance(output, BaseMessage) else output
-                self._set(run.span, semconv.LANGCHAIN_OUTPUT, self._content_of, result)
-            self._record_metrics(run, None, None)
-        except Exception as error:
-            self._problem("on_tool_end", error)
-        finally:
-            self._finish(run)
+                found[semconv.GEN_AI_TOOL_CALL_ID] = call_id
+            return found
+
+        self._end_run(run_id, attributes)
 
     def on_tool_error(
         self,
@@ -796,11 +821,19 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         try:
             name = _extract.run_name(serialized, kwargs.get("name"))
-            run = self._start(
-                run_id, parent_run_id, semconv.RUN_TYPE_RETRIEVER, name, name, tags, metadata, {}
+            attributes: dict[str, Any] = {}
+            if self.capture_content:
+                self._put(attributes, semconv.LANGCHAIN_INPUT, self._content_of, query)
+            self._start(
+                run_id,
+                parent_run_id,
+                semconv.RUN_TYPE_RETRIEVER,
+                name,
+                name,
+                tags,
+                metadata,
+                attributes,
             )
-            if run is not None and self.capture_content:
-                self._set(run.span, semconv.LANGCHAIN_INPUT, self._content_of, query)
         except Exception as error:
             self._problem("on_retriever_start", error)
 
@@ -812,22 +845,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        run = self._runs.pop(run_id)
-        if run is None:
-            return
-        try:
-            if self.capture_content:
-                self._set(
-                    run.span,
-                    semconv.RETRIEVAL_DOCUMENTS,
-                    self._encode_call,
-                    _documents,
-                    documents,
-                )
-        except Exception as error:
-            self._problem("on_retriever_end", error)
-        finally:
-            self._finish(run)
+        self._end_run(
+            run_id,
+            lambda: self._output_attributes(semconv.RETRIEVAL_DOCUMENTS, _documents, documents),
+        )
 
     def on_retriever_error(
         self,
@@ -854,7 +875,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            attributes = {"text": self._content_of(text)} if self.capture_content else {}
+            attributes: dict[str, Any] = {}
+            if self.capture_content:
+                self._put(attributes, "text", self._content_of, text)
             self._event(run_id, semconv.EVENT_TEXT, attributes)
         except Exception as error:
             self._problem("on_text", error)
@@ -894,10 +917,18 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {"name": str(name)}
             if self.capture_content:
-                attributes["data"] = self._content_of(data)
+                self._put(attributes, "data", self._content_of, data)
             self._event(run_id, semconv.EVENT_CUSTOM, attributes)
         except Exception as error:
             self._problem("on_custom_event", error)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _tool_result(output: Any) -> Any:
+    return output.content if isinstance(output, BaseMessage) else output
 
 
 def _documents(documents: Sequence[Document]) -> list[dict[str, Any]]:

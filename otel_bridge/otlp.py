@@ -209,7 +209,7 @@ def accepted_spans(
         for scope_spans in resource_spans.scope_spans:
             scope = SdkScope(
                 scope_spans.scope.name,
-                scope_spans.scope.version or None,
+                scope_spans.scope.version,
                 scope_spans.schema_url or None,
                 _attributes(scope_spans.scope.attributes) or None,
             )
@@ -362,7 +362,8 @@ def _record(span: Span, resource: Mapping[str, AttributeValue], scope: Any) -> S
         ),
         resource=resource,
         scope_name=scope.name,
-        scope_version=scope.version or None,
+        scope_version=scope.version,
+        parent_is_remote=bool(parent and span.flags & _FLAGS_IS_REMOTE),
     )
 
 
@@ -398,6 +399,7 @@ def _proto_span(record: SpanRecord) -> Span:
         span_id=record.span_id.to_bytes(8, "big"),
         parent_span_id=record.parent_span_id.to_bytes(8, "big") if record.parent_span_id else b"",
         name=record.name,
+        flags=_FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if record.parent_is_remote else 0),
         kind=_SDK_KIND_TO_PROTO.get(record.kind, Span.SPAN_KIND_INTERNAL),
         start_time_unix_nano=record.start_time_ns,
         end_time_unix_nano=record.end_time_ns,

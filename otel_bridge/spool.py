@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS pending_traces (
     bytes INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pending_traces_first ON pending_traces (first_arrival);
+CREATE INDEX IF NOT EXISTS pending_traces_root ON pending_traces (root_arrival);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
@@ -105,6 +106,8 @@ class AddResult:
     rejected: int = 0  # not stored: the spool was full and when_full="drop_newest"
     evicted: int = 0  # older spans removed to make room (when_full="drop_oldest")
     early_traces: int = 0  # traces handed over early (partial) because a bound was reached
+    traces_with_root: int = 0  # traces whose local root arrived in this batch
+    new_traces: int = 0  # traces whose first spans arrived in this batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,7 @@ class Spool:
         """Store a batch of finished spans in one transaction."""
         encoded = [(record, record.to_json()) for record in records]
         incoming = sum(len(text) for _, text in encoded)
-        accepted = duplicates = rejected = evicted = early = 0
+        accepted = duplicates = rejected = evicted = early = roots = new = 0
         with self._transaction() as db:
             if self._bytes + incoming > self.max_bytes:
                 if self.when_full == "drop_oldest":
@@ -228,41 +231,52 @@ class Spool:
                     rejected = len(encoded) - len(fitting)
                     encoded = fitting
                     self._rejected_since_drain = True
+            # Per trace: spans added, their bytes, and whether a local root was among them.
+            added: dict[str, list[int]] = {}
             for record, text in encoded:
                 trace_hex = format(record.trace_id, "032x")
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
                     (trace_hex, format(record.span_id, "016x"), text),
                 )
-                if cursor.rowcount == 0:
+                if cursor.rowcount == 0:  # a resent span (an OTLP client retrying)
                     duplicates += 1
                     continue
                 accepted += 1
                 self._bytes += len(text)
-                count = _scalar(
+                totals = added.setdefault(trace_hex, [0, 0, 0])
+                totals[0] += 1
+                totals[1] += len(text)
+                totals[2] |= record.is_local_root
+            for trace_hex, (count, size, has_root) in added.items():
+                roots += has_root
+                root_arrival = now if has_root else None
+                total = _scalar(
                     db,
-                    "UPDATE pending_traces SET span_count = span_count + 1, bytes = bytes + ?,"
+                    "UPDATE pending_traces SET span_count = span_count + ?, bytes = bytes + ?,"
                     " root_arrival = COALESCE(?, root_arrival) WHERE trace_id = ?"
                     " RETURNING span_count",
-                    len(text),
-                    now if record.is_local_root else None,
+                    count,
+                    size,
+                    root_arrival,
                     trace_hex,
                 )
-                if count == 0:  # the first span of a trace
+                if total == 0:  # the first spans of this trace
                     if self._pending_traces >= self.max_traces:
                         early += self._assemble_oldest(db, now)
                     db.execute(
                         "INSERT INTO pending_traces"
                         " (trace_id, first_arrival, root_arrival, span_count, bytes)"
-                        " VALUES (?, ?, ?, 1, ?)",
-                        (trace_hex, now, now if record.is_local_root else None, len(text)),
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (trace_hex, now, root_arrival, count, size),
                     )
                     self._pending_traces += 1
-                    count = 1
-                if count >= self.max_spans_per_trace:
+                    new += 1
+                    total = count
+                if total >= self.max_spans_per_trace:
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
-        return AddResult(accepted, duplicates, rejected, evicted, early)
+        return AddResult(accepted, duplicates, rejected, evicted, early, roots, new)
 
     # --- assembly: pending spans -> outbox ------------------------------------------------------
 
@@ -287,12 +301,15 @@ class Spool:
                     complete += 1
         return AssembleResult(complete, partial)
 
-    def has_rooted_pending(self) -> bool:
+    def drained(self) -> bool:
+        """Nothing left to deliver: an empty outbox and no trace whose root has arrived
+        (traces still waiting for their root are not the flush's to deliver)."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT 1 FROM pending_traces WHERE root_arrival IS NOT NULL LIMIT 1"
+                "SELECT EXISTS (SELECT 1 FROM outbox) OR EXISTS"
+                " (SELECT 1 FROM pending_traces WHERE root_arrival IS NOT NULL)"
             ).fetchone()
-            return row is not None
+            return not row[0]
 
     def next_wakeup(self, *, grace_period: float, max_trace_age: float) -> float | None:
         """The earliest time at which a trace becomes ready or an outbox item due."""

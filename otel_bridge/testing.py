@@ -103,7 +103,9 @@ class FakeChatModel(_ClientSpanMixin, BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    responses: list[Reply] = Field(default_factory=lambda: list[Reply](["Hello from the fake model."]))
+    responses: list[Reply] = Field(
+        default_factory=lambda: list[Reply](["Hello from the fake model."])
+    )
     respond: ReplyFunction | None = None
     model_name: str = "fake-chat-model"
     provider: str = "fake"

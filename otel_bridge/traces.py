@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from otel_bridge import semconv
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
@@ -126,7 +127,7 @@ class SpanRecord:
                 )
                 for link in span.links
             ),
-            resource=_attributes(span.resource.attributes if span.resource else None),
+            resource=_resource_attributes(span.resource),
             scope_name=scope.name if scope is not None else "",
             scope_version=scope.version if scope is not None else None,
         )
@@ -624,17 +625,42 @@ class FinishedTrace:
 _SCALARS = (str, bool, int, float)
 
 
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
 def _attributes(raw: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
     """Copy attributes into plain values: sequences become tuples, anything exotic a string."""
     result: dict[str, AttributeValue] = {}
-    for key, value in (raw or {}).items():
-        if isinstance(value, _SCALARS):
+    if not raw:
+        return result
+    for key, value in dict(raw).items():  # one snapshot: the SDK's mapping locks per access
+        if type(value) in _SCALAR_TYPES:  # the common case, checked without isinstance walks
+            result[key if type(key) is str else str(key)] = value
+        elif isinstance(value, _SCALARS):
             result[str(key)] = value
         elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
             result[str(key)] = tuple(v if isinstance(v, _SCALARS) else str(v) for v in value)  # type: ignore[assignment]
         elif value is not None:
             result[str(key)] = str(value)
     return result
+
+
+# Every span of a process shares one Resource: copy its attributes once, not per span.
+_resource_cache: dict[int, tuple[Resource, dict[str, AttributeValue]]] = {}
+_RESOURCE_CACHE_SIZE = 16
+
+
+def _resource_attributes(resource: Resource | None) -> dict[str, AttributeValue]:
+    if resource is None:
+        return {}
+    cached = _resource_cache.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    attributes = _attributes(resource.attributes)
+    if len(_resource_cache) >= _RESOURCE_CACHE_SIZE:
+        _resource_cache.clear()
+    _resource_cache[id(resource)] = (resource, attributes)
+    return attributes
 
 
 def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:

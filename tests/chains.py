@@ -38,18 +38,18 @@ __all__ = [
     "AGENT_ANSWER",
     "AGENT_QUESTION",
     "CHAT_ANSWER",
-    "ChainFailedError",
     "COMPLETION",
     "DOCUMENTS",
     "MULTI_QUERY_VARIANTS",
     "QUESTION",
     "RAG_ANSWER",
+    "ChainFailedError",
     "agent",
     "chat_messages",
     "chat_model",
     "classic_agent",
-    "compression_retriever",
     "completion_chain",
+    "compression_retriever",
     "failing_chain",
     "multi_query_rag_chain",
     "multi_query_retriever",
@@ -212,7 +212,8 @@ def trace_of(
     provider.add_span_processor(SimpleSpanProcessor(memory))
     handler = OTelCallbackHandler(tracer_provider=provider, **handler_options)
     run_config: RunnableConfig = {**(config or {})}
-    run_config["callbacks"] = [*(run_config.get("callbacks") or []), handler]  # type: ignore[list-item]
+    given = run_config.get("callbacks")
+    run_config["callbacks"] = [*(given if isinstance(given, list) else []), handler]
     try:
         runnable.invoke(input, run_config)
     except BaseException as error:

@@ -44,8 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         # Imported here so the other commands work without the demo extra (rich, langgraph).
-        from rich.console import Console
-
+        from otel_bridge.demo.rendering import make_console
         from otel_bridge.demo.runner import DemoOptions, run_demo
     except ImportError as exc:
         print(
@@ -60,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
         force_fake_model=args.fake_model,
         run_sinks=not args.no_sinks,
     )
-    return run_demo(options, Console(), os.environ)
+    return run_demo(options, make_console(), os.environ)

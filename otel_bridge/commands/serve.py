@@ -9,10 +9,10 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
 
 HELP = "receive OTLP traces (HTTP and gRPC) and hand them to the sink exporters"
 
@@ -104,6 +104,11 @@ def _announce(line: str) -> None:
 def _meter_provider(endpoint: str | None) -> MeterProvider | None:
     if not endpoint:
         return None
+    # Imported only when asked for: the metrics SDK and exporter take a second to import, and
+    # every `otel-bridge` command loads this module.
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
     return MeterProvider(metric_readers=[reader])

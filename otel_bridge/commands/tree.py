@@ -35,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         # Imported here so `otel-bridge --help` works without the demo extra installed.
-        from rich.console import Console
-
-        from otel_bridge.demo.rendering import render_traces
+        from otel_bridge.demo.rendering import make_console, render_traces
         from otel_bridge.otlp import OTLPDecodeError, read_traces
     except ImportError as exc:
         print(
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"otel-bridge tree: {path}: {exc}", file=sys.stderr)
             return 1
     selected = [trace for trace in traces if _selected(trace, args.trace_id, args.errors)]
-    console = Console()
+    console = make_console()
     if not selected:
         console.print("no matching traces", style="yellow")
         return 1 if args.trace_id else 0

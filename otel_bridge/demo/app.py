@@ -23,6 +23,7 @@ from langchain_core.runnables import (
 from langchain_core.tools import BaseTool, tool
 from langchain_core.vectorstores import InMemoryVectorStore
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 __all__ = [
@@ -86,7 +87,7 @@ class DemoApp:
     """The runnables the demo invokes; each one is an ordinary LangChain runnable."""
 
     rag: Runnable[str, str]
-    agent: Runnable[dict[str, Any], dict[str, Any]]
+    agent: CompiledStateGraph[Any, Any, Any, Any]
     publish: Runnable[dict[str, str], str]
 
 
@@ -141,7 +142,7 @@ def _fake_agent_turn(messages: Sequence[BaseMessage]) -> AIMessage:
     if len(results) == 1:
         call = {"name": "add", "args": {"a": int(results[0].text), "b": 5}, "id": "call_add"}
         return AIMessage("", tool_calls=[call])
-    return AIMessage(f"The batch holds 12 × 7 + 5 = {results[-1].text} items.")
+    return AIMessage(f"The batch holds 12 x 7 + 5 = {results[-1].text} items.")
 
 
 @tool
@@ -172,7 +173,7 @@ def _publish_to_newsletter(summary: str) -> str:
 
 def _build_agent(
     model: BaseChatModel, tools: Sequence[BaseTool]
-) -> Runnable[dict[str, Any], dict[str, Any]]:
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     model_with_tools = model.bind_tools(tools)
 
     def call_model(state: MessagesState, config: RunnableConfig) -> dict[str, list[BaseMessage]]:

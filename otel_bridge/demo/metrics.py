@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, Metric, MetricsData, NumberDataPoint
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+)
 from rich.table import Table
 
 from otel_bridge import semconv
@@ -142,4 +147,4 @@ def _operation_and_model(attributes: Mapping[str, object]) -> tuple[str, str]:
     model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(
         semconv.GEN_AI_REQUEST_MODEL
     )
-    return str(operation or "unknown"), str(model or "unknown")
+    return str(operation or "-"), str(model or "-")

@@ -4,16 +4,27 @@ tokens and status, built only from `SpanRecord` fields and the `otel_bridge.semc
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
 from otel_bridge import semconv
 from otel_bridge.traces import AttributeValue, FinishedTrace, SpanRecord
 
-__all__ = ["format_duration", "render_trace", "render_traces", "span_roots", "trace_tokens"]
+__all__ = [
+    "format_duration",
+    "make_console",
+    "render_trace",
+    "render_traces",
+    "span_roots",
+    "trace_tokens",
+]
+
+# Pipes and CI logs have no width; rich's 80-column fallback would wrap most span lines.
+_PIPE_WIDTH = 140
 
 # One colour per LangChain run type, so a reader can scan a tree for the model and tool calls.
 _RUN_TYPE_STYLES: Mapping[str, str] = {
@@ -27,6 +38,14 @@ _RUN_TYPE_STYLES: Mapping[str, str] = {
     semconv.RUN_TYPE_AGENT: "bold cyan",
 }
 _FOREIGN_SPAN_STYLE = "white"
+
+
+def make_console() -> Console:
+    """A console for stdout: colour on terminals (NO_COLOR honoured), wide lines in pipes."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=_PIPE_WIDTH)
+    return console
 
 
 def format_duration(nanoseconds: int) -> str:
@@ -130,8 +149,10 @@ def _status_text(span: SpanRecord) -> Text:
     if span.status_code != "ERROR":
         return Text("  ✓", style="green")
     error_type = _str_attribute(span.attributes, semconv.ERROR_TYPE) or "error"
-    detail = f": {span.status_description}" if span.status_description else ""
-    return Text(f"  ✗ {error_type}{_shorten(detail, 100)}", style="bold red")
+    description = span.status_description or ""
+    # Descriptions often start with the exception's type already ("ValueError: ...").
+    message = description if description.startswith(error_type) else f"{error_type}: {description}"
+    return Text(f"  ✗ {_shorten(message.rstrip(': '), 100)}", style="bold red")
 
 
 def _shorten(text: str, limit: int) -> str:

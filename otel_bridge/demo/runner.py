@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from otel_bridge.demo.sinks import plan_sinks, sink_report
 from rich.console import Console
 
 from otel_bridge.demo.app import build_app
@@ -19,6 +18,7 @@ from otel_bridge.demo.models import choose_chat_model
 from otel_bridge.demo.pipeline import DemoPipeline, build_pipeline, otlp_destination
 from otel_bridge.demo.rendering import render_traces
 from otel_bridge.demo.scenarios import ScenarioOutcome, run_scenarios
+from otel_bridge.demo.sinks import plan_sinks, sink_report
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.handler import OTelCallbackHandler

@@ -92,7 +92,7 @@ def _run_one(
     console: Console,
 ) -> ScenarioOutcome:
     started = time.perf_counter()
-    error: BaseException | None = None
+    error: Exception | None = None
     answer = ""
     try:
         if streams:

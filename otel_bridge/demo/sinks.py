@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 from otel_bridge.demo.metrics import DeliveryCounts
@@ -22,12 +23,21 @@ _Builder = Callable[[Mapping[str, str], dict[str, Any]], tuple[TraceExporter | N
 
 
 @dataclass(frozen=True, slots=True)
+class _SinkSpec:
+    title: str
+    sink_name: str  # the exporter's `sink_name`, which labels its delivery metrics
+    distribution: str
+    verb: str  # what the sink does, as in "set ... to <verb> <work>"
+    verb_past: str
+    work: WorkDescription
+    build: _Builder
+
+
+@dataclass(frozen=True, slots=True)
 class SinkPlan:
     """One sink in this demo run: its exporter when enabled, else why not (`skip_hint`)."""
 
-    title: str
-    sink_name: str
-    work: WorkDescription
+    spec: _SinkSpec
     exporter: TraceExporter | None = None
     destination: str = ""
     skip_hint: str = ""
@@ -35,64 +45,62 @@ class SinkPlan:
 
 def plan_sinks(environ: Mapping[str, str], options: Mapping[str, Any]) -> list[SinkPlan]:
     """Build the exporters of every configured sink; `options` go to each `TraceExporter`."""
-    return [
-        _plan(title, sink_name, distribution, work, build, environ, dict(options))
-        for title, sink_name, distribution, work, build in _SINKS
-    ]
+    return [_plan(spec, environ, dict(options)) for spec in _SINKS]
 
 
 def sink_report(
     plan: SinkPlan, traces: Sequence[FinishedTrace], counts: Mapping[str, DeliveryCounts]
 ) -> str:
     """One line: what the sink did with this run's traces, or what to set to make it run."""
-    work = plan.work(traces)
+    spec = plan.spec
+    work = spec.work(traces)
     if plan.exporter is None:
-        return f"{plan.title}: {plan.skip_hint} to send {work}"
-    delivered = counts.get(plan.sink_name, DeliveryCounts())
+        return f"{spec.title}: {plan.skip_hint} to {spec.verb} {work}"
+    delivered = counts.get(spec.sink_name, DeliveryCounts())
     if delivered.delivered >= len(traces) and not delivered.dead_lettered:
-        return f"{plan.title}: sent {work} to {plan.destination}"
+        return f"{spec.title}: {spec.verb_past} {work}: {plan.destination}"
     problems = [f"{delivered.delivered} of {len(traces)} traces delivered to {plan.destination}"]
     if delivered.dead_lettered:
         problems.append(
             f"{delivered.dead_lettered} dead-lettered (see the log; "
-            f"`otel-bridge replay --sink {plan.sink_name}` re-delivers them)"
+            f"`otel-bridge replay --sink {spec.sink_name}` re-delivers them)"
         )
-    if delivered.retried or delivered.delivered + delivered.dead_lettered < len(traces):
+    if delivered.delivered + delivered.dead_lettered < len(traces):
         problems.append("the rest stays in the spool and is retried on the next start")
-    return f"{plan.title}: " + "; ".join(problems)
+    return f"{spec.title}: " + "; ".join(problems)
 
 
-def _plan(
-    title: str,
-    sink_name: str,
-    distribution: str,
-    work: WorkDescription,
-    build: _Builder,
-    environ: Mapping[str, str],
-    options: dict[str, Any],
-) -> SinkPlan:
+def _plan(spec: _SinkSpec, environ: Mapping[str, str], options: dict[str, Any]) -> SinkPlan:
     try:
-        exporter, detail = build(environ, options)
+        exporter, detail = spec.build(environ, options)
     except ImportError:
-        return SinkPlan(title, sink_name, work, skip_hint=f"pip install {distribution}")
+        return SinkPlan(spec, skip_hint=f"pip install {spec.distribution}")
     except ValueError as exc:
         # The exporters name the argument or variable at fault in their constructor errors.
-        return SinkPlan(title, sink_name, work, skip_hint=f"not configured ({exc}); fix that")
+        return SinkPlan(spec, skip_hint=f"fix the configuration ({exc})")
     if exporter is None:
-        return SinkPlan(title, sink_name, work, skip_hint=detail)
-    return SinkPlan(title, sink_name, work, exporter=exporter, destination=detail)
+        return SinkPlan(spec, skip_hint=detail)
+    return SinkPlan(spec, exporter=exporter, destination=detail)
 
 
 def _any_set(environ: Mapping[str, str], *variables: str) -> bool:
     return any(environ.get(variable) for variable in variables)
 
 
+def _installed(module: str) -> None:
+    # Checked without importing: a sink's client library can take seconds to import, which the
+    # demo only pays for the sinks it runs.
+    if find_spec(module) is None:
+        raise ImportError(f"{module} is not installed", name=module)
+
+
 def _label_studio(
     environ: Mapping[str, str], options: dict[str, Any]
 ) -> tuple[TraceExporter | None, str]:
+    _installed("otel_bridge_labelstudio")
+    if not _any_set(environ, "OTEL_BRIDGE_LABELSTUDIO_API_KEY", "LABEL_STUDIO_API_KEY"):
+        return None, "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
     labelstudio = import_module("otel_bridge_labelstudio")
-    if not _any_set(environ, labelstudio.ENV_API_KEY, labelstudio.GENERIC_ENV_API_KEY):
-        return None, f"set {labelstudio.GENERIC_ENV_URL} and {labelstudio.GENERIC_ENV_API_KEY}"
     exporter = labelstudio.LabelStudioSpanExporter(**options)
     settings = exporter.settings
     return exporter, f"project {settings.project_title!r} at {settings.url}"
@@ -101,20 +109,22 @@ def _label_studio(
 def _uptrain(
     environ: Mapping[str, str], options: dict[str, Any]
 ) -> tuple[TraceExporter | None, str]:
-    uptrain = import_module("otel_bridge_uptrain")
+    _installed("otel_bridge_uptrain")
     keys = ("OTEL_BRIDGE_UPTRAIN_API_KEY", "OPENAI_API_KEY", "UPTRAIN_ACCESS_TOKEN")
     if not _any_set(environ, *keys):
         return None, (
-            "set OPENAI_API_KEY (plus OTEL_BRIDGE_UPTRAIN_API_BASE for any OpenAI-compatible "
-            "judge) or UPTRAIN_ACCESS_TOKEN with OTEL_BRIDGE_UPTRAIN_KEY_TYPE=uptrain"
+            "set OPENAI_API_KEY (or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE "
+            "for any OpenAI-compatible judge)"
         )
+    uptrain = import_module("otel_bridge_uptrain")
     exporter = uptrain.UpTrainSpanExporter(**options)
-    return exporter, f"the {exporter.key_type} judge ({exporter.model}), scores as linked spans"
+    return exporter, f"{exporter.model} as the judge, scores as spans linked to each trace"
 
 
 def _clearml(
     environ: Mapping[str, str], options: dict[str, Any]
 ) -> tuple[TraceExporter | None, str]:
+    _installed("otel_bridge_clearml")
     clearml = import_module("otel_bridge_clearml")
     exporter = clearml.ClearMLSpanExporter(**options)
     return exporter, "ClearML"
@@ -123,21 +133,21 @@ def _clearml(
 def _sagemaker(
     environ: Mapping[str, str], options: dict[str, Any]
 ) -> tuple[TraceExporter | None, str]:
-    sagemaker = import_module("otel_bridge_sagemaker")
-    settings = import_module("otel_bridge_sagemaker.settings")
+    _installed("otel_bridge_sagemaker")
     # Opt-in: the demo must not create experiments in an AWS account just because one is set up.
     if not _any_set(
         environ,
-        settings.ENV_EXPERIMENT_NAME,
-        settings.ENV_ENDPOINT_URL,
-        settings.ENV_AWS_ENDPOINT_URL,
+        "OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME",
+        "OTEL_BRIDGE_SAGEMAKER_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL",
     ):
         return None, (
-            f"set {settings.ENV_EXPERIMENT_NAME} (AWS credentials and region the usual way; "
-            f"{settings.ENV_ENDPOINT_URL} for a SageMaker-compatible endpoint)"
+            "set OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME (AWS credentials and region the usual "
+            "way, or OTEL_BRIDGE_SAGEMAKER_ENDPOINT_URL for a SageMaker-compatible endpoint)"
         )
+    sagemaker = import_module("otel_bridge_sagemaker")
     exporter = sagemaker.SageMakerSpanExporter(**options)
-    return exporter, f"SageMaker Experiments run {exporter.trial_component_name!r}"
+    return exporter, f"metrics, parameters and artifacts of run {exporter.trial_component_name!r}"
 
 
 def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
@@ -146,20 +156,34 @@ def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
 
 def _evaluations(traces: Sequence[FinishedTrace]) -> str:
     rag_turns = sum(len(trace.rag_turns()) for trace in traces)
-    return f"{len(traces)} traces for evaluation ({rag_turns} RAG turns)"
+    return f"{len(traces)} traces ({rag_turns} RAG turns)"
 
 
-def _experiment_logs(traces: Sequence[FinishedTrace]) -> str:
-    return f"{len(traces)} traces as run metrics, parameters and artifacts"
+def _trace_count(traces: Sequence[FinishedTrace]) -> str:
+    return f"{len(traces)} traces"
 
 
-def _task_logs(traces: Sequence[FinishedTrace]) -> str:
-    return f"{len(traces)} traces as tables, scalars and console logs"
-
-
-_SINKS: tuple[tuple[str, str, str, WorkDescription, _Builder], ...] = (
-    ("Label Studio", "labelstudio", "otel-bridge-labelstudio", _review_tasks, _label_studio),
-    ("UpTrain", "uptrain", "otel-bridge-uptrain", _evaluations, _uptrain),
-    ("ClearML", "clearml", "otel-bridge-clearml", _task_logs, _clearml),
-    ("SageMaker", "sagemaker", "otel-bridge-sagemaker", _experiment_logs, _sagemaker),
+_SINKS = (
+    _SinkSpec(
+        "Label Studio",
+        "labelstudio",
+        "otel-bridge-labelstudio",
+        "send",
+        "sent",
+        _review_tasks,
+        _label_studio,
+    ),
+    _SinkSpec(
+        "UpTrain", "uptrain", "otel-bridge-uptrain", "evaluate", "evaluated", _evaluations, _uptrain
+    ),
+    _SinkSpec("ClearML", "clearml", "otel-bridge-clearml", "log", "logged", _trace_count, _clearml),
+    _SinkSpec(
+        "SageMaker",
+        "sagemaker",
+        "otel-bridge-sagemaker",
+        "log",
+        "logged",
+        _trace_count,
+        _sagemaker,
+    ),
 )

@@ -61,15 +61,20 @@ class OTLPGRPCServer:
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),)
         )
-        if tls is None:
-            self.port = self._server.add_insecure_port(address)
-        else:
-            credentials = grpc.ssl_server_credentials(
-                [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
-                root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
-                require_client_auth=tls.client_ca_file is not None,
-            )
-            self.port = self._server.add_secure_port(address, credentials)
+        try:
+            if tls is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                    root_certificates=(
+                        tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+                    ),
+                    require_client_auth=tls.client_ca_file is not None,
+                )
+                self.port = self._server.add_secure_port(address, credentials)
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise OSError(f"cannot bind the OTLP/gRPC receiver to {address}: {exc}") from exc
         if not self.port:
             raise OSError(f"cannot bind the OTLP/gRPC receiver to {address}")
 

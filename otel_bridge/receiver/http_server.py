@@ -13,6 +13,8 @@ import math
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +59,10 @@ class OTLPHTTPServer(ThreadingHTTPServer):
         self.bearer_token = bearer_token
         self.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
+        # Handler threads are daemons (an idle keep-alive connection must not block exit), so
+        # stop() waits for the requests in progress itself.
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def port(self) -> int:
@@ -78,10 +84,23 @@ class OTLPHTTPServer(ThreadingHTTPServer):
         )
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop accepting connections; requests already being handled finish first."""
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop accepting connections; requests in progress get `grace_seconds` to finish."""
         self.shutdown()
         self.server_close()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, grace_seconds)
+
+    @contextmanager
+    def request_in_progress(self) -> Iterator[None]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,6 +109,10 @@ class _Handler(BaseHTTPRequestHandler):
     _body_read = False
 
     def do_POST(self) -> None:
+        with self.server.request_in_progress():
+            self._post()
+
+    def _post(self) -> None:
         self._body_read = False
         if self.path.split("?", 1)[0] != TRACES_PATH:
             self._fail(404, f"no such path {self.path!r}; traces go to {TRACES_PATH}")

@@ -127,7 +127,7 @@ class Receiver:
             if self._stopped.is_set():
                 return
             if self.http is not None:
-                self.http.stop()
+                self.http.stop(grace_seconds)
             if self.grpc is not None:
                 self.grpc.stop(grace_seconds)
             self.ingestor.close()

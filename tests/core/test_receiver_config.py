@@ -194,3 +194,15 @@ def test_bad_sink_options_name_the_sink(tmp_path: Path) -> None:
     config = parse_config({"spool_dir": str(tmp_path), "sinks": {"file": {"when_full": "panic"}}})
     with pytest.raises(ConfigError, match=r"^sinks\.file: when_full must be"):
         build_sinks(config)
+
+
+def test_the_default_sink_writes_into_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OTEL_BRIDGE_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.delenv("OTEL_BRIDGE_FILE_PATH", raising=False)
+    (sink,) = build_sinks(BridgeConfig())
+    sink.exporter.shutdown()
+    assert isinstance(sink.exporter, FileSpanExporter)
+    assert sink.exporter.path == tmp_path / "otel-bridge-traces.jsonl"

@@ -121,8 +121,10 @@ def test_drop_oldest_evicts_the_oldest_queued_trace(tmp_path: Path) -> None:
 
 def test_spans_per_trace_bound_hands_the_trace_over_early(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, max_spans_per_trace=2)
-    result = spool.add(records(), NOW)
-    assert result.early_traces == 1
+    grandchild, child, root = records()
+    assert spool.add([grandchild], NOW).early_traces == 0
+    assert spool.add([child], NOW).early_traces == 1
+    spool.add([root], NOW)
     counts = spool.counts()
     assert (counts.outbox, counts.pending_spans) == (1, 1)
     (trace,) = outbox_traces(spool)
@@ -143,7 +145,8 @@ def test_traces_bound_hands_the_oldest_over_early(tmp_path: Path) -> None:
 
 def test_one_item_per_trace_key_in_a_batch(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, max_spans_per_trace=1)
-    spool.add(records(), NOW)  # three one-span pieces of the same trace
+    for record in records():
+        spool.add([record], NOW)  # three one-span pieces of the same trace
     assert spool.counts().outbox == 3
     assert len(spool.due(NOW, 10)) == 1
 

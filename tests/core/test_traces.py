@@ -239,9 +239,11 @@ def test_a_span_under_a_remote_parent_is_the_local_root() -> None:
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     context = trace_api.set_span_in_context(NonRecordingSpan(remote))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("server", context=context):
-        with tracer.start_as_current_span("inner"):
-            pass
+    with (
+        tracer.start_as_current_span("server", context=context),
+        tracer.start_as_current_span("inner"),
+    ):
+        pass
     trace = FinishedTrace.from_spans(memory.get_finished_spans())
     assert trace.root.name == "server"
     assert trace.root.parent_span_id == 0xDEF

@@ -10,6 +10,7 @@ import ast
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -95,9 +96,13 @@ class FakeJudge:
     fail (503/429/401/...), `requests` records every request received.
     """
 
-    def __init__(self, *, api_key: str = "sk-judge", grader: Grader | None = None) -> None:
+    def __init__(
+        self, *, api_key: str = "sk-judge", grader: Grader | None = None, latency: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.grader = grader
+        # Seconds each grading answer takes, to play a real model's response time in benchmarks.
+        self.latency = latency
         self.grades: dict[str, str] = {}
         self._lock = threading.Lock()
         self._requests: list[JudgeRequest] = []
@@ -273,6 +278,8 @@ class FakeJudge:
                     return
                 if self._refuse(body):
                     return
+                if judge.latency:
+                    time.sleep(judge.latency)
                 prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
                 check, fields, content = judge.answer(prompt)
                 judge._record(

@@ -11,6 +11,7 @@ with `fail_next(...)` and consumed one per POST: an HTTP status (with an optiona
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -148,8 +149,8 @@ class HttpTestSink(TraceExporter):
 
     sink_name = "httptest"
 
-    def __init__(self, url: str, *, timeout: float = 2.0, **options: Any) -> None:
-        self.url = url
+    def __init__(self, url: str | None = None, *, timeout: float = 2.0, **options: Any) -> None:
+        self.url = url or os.environ["OTEL_BRIDGE_HTTPTEST_URL"]
         self.timeout = timeout
         super().__init__(**options)
 

@@ -61,9 +61,10 @@ class TaskEncoder:
     def encode(self, trace: FinishedTrace) -> tuple[Task, ...]:
         if self.granularity is TaskGranularity.TRACE:
             return (self._trace_task(trace),)
-        return tuple(self._call_task(call) for call in trace.llm_calls())
+        tags = _user_tags(trace)
+        return tuple(self._call_task(call, tags) for call in trace.llm_calls())
 
-    def _call_task(self, call: LLMCall) -> Task:
+    def _call_task(self, call: LLMCall, tags: list[str]) -> Task:
         if self.binding.mode is LabelStudioMode.CHAT:
             shown: Any = self._dialogue(call.messages)
         elif call.prompt is not None:
@@ -81,6 +82,7 @@ class TaskEncoder:
             "output_tokens": call.output_tokens,
             "finish_reasons": list(call.finish_reasons) or None,
             "error": call.error,
+            "tags": tags or None,
         }
         answers = [_render_message(m) for m in call.output_messages] or list(call.generations)
         return self._task(call.trace_id, call.span_id, data, answers, call.model or call.name)
@@ -107,6 +109,7 @@ class TaskEncoder:
             "input_tokens": _total(call.input_tokens for call in calls),
             "output_tokens": _total(call.output_tokens for call in calls),
             "error": errors[0].error_type if errors else None,
+            "tags": _user_tags(trace) or None,
         }
         output = _unwrap(trace.root_output())
         replies = _conversation(output)
@@ -167,6 +170,11 @@ def check_trace_url_template(template: str) -> None:
             f"trace URL template {template!r} may only use the fields {{trace_id}} and "
             f"{{span_id}}: {error!r}"
         ) from None
+
+
+def _user_tags(trace: FinishedTrace) -> list[str]:
+    # LangChain tags every step of a sequence "seq:step:N"; reviewers filter by the app's tags.
+    return [tag for tag in trace.tags() if not tag.startswith("seq:step:")]
 
 
 def _render_message(message: Message) -> str:

@@ -19,8 +19,9 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://localhost:8080"
 DEFAULT_PROJECT_NAME = "LangChain-%Y-%m-%d"
-# Label Studio refuses shorter project titles.
+# The project title lengths Label Studio accepts.
 _MIN_TITLE_LENGTH = 3
+_MAX_TITLE_LENGTH = 50
 
 ENV_API_KEY = "OTEL_BRIDGE_LABELSTUDIO_API_KEY"
 ENV_URL = "OTEL_BRIDGE_LABELSTUDIO_URL"
@@ -85,10 +86,11 @@ def resolve_settings(
     resolved_mode = parse_mode(mode or env.get(ENV_MODE) or LabelStudioMode.PROMPT)
     name = project_name or env.get(ENV_PROJECT_NAME) or DEFAULT_PROJECT_NAME
     title = (today or datetime.today()).strftime(name)
-    if len(title) < _MIN_TITLE_LENGTH:
+    if not _MIN_TITLE_LENGTH <= len(title) <= _MAX_TITLE_LENGTH:
         raise ValueError(
-            f"Label Studio project title {title!r} (from project_name={name!r}) is shorter "
-            f"than {_MIN_TITLE_LENGTH} characters, which Label Studio refuses"
+            f"Label Studio project title {title!r} (from project_name={name!r}) has "
+            f"{len(title)} characters; Label Studio accepts {_MIN_TITLE_LENGTH} to "
+            f"{_MAX_TITLE_LENGTH}"
         )
     config = project_config or default_label_config(resolved_mode)
     # A bad config must fail here, in the user's constructor call, not later in the delivery thread.

@@ -32,13 +32,21 @@ and, by type (the seed `SageMakerCallbackHandler` record each one replaces in br
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge.sink import trace_key
-from otel_bridge.traces import FinishedTrace, LLMCall, Message
+from otel_bridge.traces import (
+    AgentStep,
+    FinishedTrace,
+    LLMCall,
+    Message,
+    SpanError,
+    SpanRecord,
+    ToolCall,
+)
 
 RECORD_SCHEMA = "otel-bridge.sagemaker.record/1"
 
@@ -108,9 +116,10 @@ def encode_batch(
     failed: dict[str, str] = {}
     for trace in ordered:
         try:
-            trace_metrics, next_step = _trace_metrics(trace, step, now_s)
-            records_of_trace = trace_records(trace)
-            parameters_of_trace = _trace_parameters(trace)
+            view = _TraceView.of(trace)
+            trace_metrics, next_step = _trace_metrics(view, step, now_s)
+            records_of_trace = _trace_records(view)
+            parameters_of_trace = _trace_parameters(view)
         except Exception as error:  # one malformed trace must not hold back the batch
             failed[trace_key(trace)] = f"cannot encode trace: {type(error).__name__}: {error}"
             continue
@@ -137,210 +146,242 @@ def records_to_jsonl(records: Iterable[Mapping[str, Any]]) -> bytes:
 
 def trace_records(trace: FinishedTrace) -> list[dict[str, Any]]:
     """The trace's records in time order (starts before ends at the same instant)."""
-    # (time, order among records of the same instant, record type, span id, type's fields)
-    timed: list[tuple[int, int, str, int, dict[str, Any]]] = []
+    return _trace_records(_TraceView.of(trace))
 
-    def add(time_ns: int, order: int, span_id: int, record: str, **fields: Any) -> None:
-        timed.append((time_ns, order, record, span_id, fields))
 
-    llm_calls = trace.llm_calls()
-    tool_calls = trace.tool_calls()
-    errors = trace.errors()
-    start_ns, end_ns = _trace_bounds(trace)
-    run_root = trace.run_root()
-    root_span_id = run_root.span_id if run_root is not None else trace.root.span_id
-    add(
-        start_ns,
-        0,
-        root_span_id,
+@dataclass(frozen=True, slots=True)
+class _TraceView:
+    """What the encoder reads from one trace, each helper asked once."""
+
+    trace: FinishedTrace
+    llm_calls: tuple[LLMCall, ...]
+    tool_calls: tuple[ToolCall, ...]
+    agent_steps: tuple[AgentStep, ...]
+    errors: tuple[SpanError, ...]
+    run_root: SpanRecord | None
+    start_ns: int
+    end_ns: int
+
+    @classmethod
+    def of(cls, trace: FinishedTrace) -> _TraceView:
+        start_ns, end_ns = _trace_bounds(trace)
+        return cls(
+            trace=trace,
+            llm_calls=trace.llm_calls(),
+            tool_calls=trace.tool_calls(),
+            agent_steps=trace.agent_steps(),
+            errors=trace.errors(),
+            run_root=trace.run_root(),
+            start_ns=start_ns,
+            end_ns=end_ns,
+        )
+
+    def span_times(self, span_id: int) -> tuple[int, int]:
+        span = self.trace.span(span_id)
+        return (
+            (self.start_ns, self.end_ns) if span is None else (span.start_time_ns, span.end_time_ns)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A record before numbering: `order` breaks ties at one instant (starts before ends)."""
+
+    time_ns: int
+    order: int
+    record: str
+    span_id: int
+    fields: Mapping[str, Any]
+
+
+_FIRST, _START, _END, _LAST = 0, 1, 2, 3
+
+
+def _trace_records(view: _TraceView) -> list[dict[str, Any]]:
+    entries = sorted(
+        [
+            *_summary_entries(view),
+            *_chain_entries(view),
+            *_llm_entries(view),
+            *_tool_entries(view),
+            *_agent_entries(view),
+            *_error_entries(view),
+        ],
+        key=lambda entry: (entry.time_ns, entry.order),
+    )
+    trace_id = trace_key(view.trace)
+    return [
+        {
+            "schema": RECORD_SCHEMA,
+            "record": entry.record,
+            "trace_id": trace_id,
+            "span_id": format(entry.span_id, "016x"),
+            "seq": seq,
+            "time": _iso(entry.time_ns),
+            **entry.fields,
+        }
+        for seq, entry in enumerate(entries)
+    ]
+
+
+def _summary_entries(view: _TraceView) -> Iterator[_Entry]:
+    root = view.run_root or view.trace.root
+    yield _Entry(
+        view.start_ns,
+        _FIRST,
         "trace",
-        chain_name=run_root.name if run_root is not None else None,
-        partial=trace.partial,
-        llm_calls=len(llm_calls),
-        tool_calls=len(tool_calls),
-        errors=len(errors),
-        latency_s=(end_ns - start_ns) / 1e9,
+        root.span_id,
+        {
+            "chain_name": view.run_root.name if view.run_root is not None else None,
+            "partial": view.trace.partial,
+            "llm_calls": len(view.llm_calls),
+            "tool_calls": len(view.tool_calls),
+            "errors": len(view.errors),
+            "latency_s": (view.end_ns - view.start_ns) / 1e9,
+        },
     )
 
-    call_span_ids = {c.span_id for c in llm_calls} | {t.span_id for t in tool_calls}
-    if run_root is not None and run_root.span_id not in call_span_ids:
-        add(
-            run_root.start_time_ns,
-            1,
-            run_root.span_id,
-            "chain_start",
-            name=run_root.name,
-            inputs=trace.root_input(),
-        )
-        add(
-            run_root.end_time_ns,
-            3,
-            run_root.span_id,
-            "chain_end",
-            name=run_root.name,
-            outputs=trace.root_output(),
-            latency_s=run_root.duration_s,
-        )
 
-    for call in llm_calls:
-        add(
+def _chain_entries(view: _TraceView) -> Iterator[_Entry]:
+    root = view.run_root
+    calls = {c.span_id for c in view.llm_calls} | {t.span_id for t in view.tool_calls}
+    if root is None or root.span_id in calls:  # a lone model or tool call is no chain
+        return
+    yield _Entry(
+        root.start_time_ns,
+        _START,
+        "chain_start",
+        root.span_id,
+        {"name": root.name, "inputs": view.trace.root_input()},
+    )
+    yield _Entry(
+        root.end_time_ns,
+        _LAST,
+        "chain_end",
+        root.span_id,
+        {"name": root.name, "outputs": view.trace.root_output(), "latency_s": root.duration_s},
+    )
+
+
+def _llm_entries(view: _TraceView) -> Iterator[_Entry]:
+    fields: dict[str, Any]
+    for call in view.llm_calls:
+        yield _Entry(
             call.start_time_ns,
-            1,
-            call.span_id,
+            _START,
             "llm_start",
-            name=call.name,
-            run_type=call.run_type,
-            model=call.model,
-            provider=call.provider,
-            prompt=call.prompt,
-            messages=[_message(m) for m in call.messages],
-            temperature=call.temperature,
-            max_tokens=call.max_tokens,
-        )
-        if call.error is None:
-            add(
-                call.end_time_ns,
-                2,
-                call.span_id,
-                "llm_end",
-                name=call.name,
-                model=call.model,
-                generations=list(call.generations),
-                output_messages=[_message(m) for m in call.output_messages],
-                input_tokens=call.input_tokens,
-                output_tokens=call.output_tokens,
-                finish_reasons=list(call.finish_reasons),
-                latency_s=call.latency_s,
-            )
-        else:
-            add(
-                call.end_time_ns,
-                2,
-                call.span_id,
-                "llm_error",
-                name=call.name,
-                model=call.model,
-                error=call.error,
-                latency_s=call.latency_s,
-            )
-
-    for tool in tool_calls:
-        span = trace.span(tool.span_id)
-        tool_start_ns = span.start_time_ns if span is not None else start_ns
-        tool_end_ns = span.end_time_ns if span is not None else end_ns
-        add(
-            tool_start_ns,
-            1,
-            tool.span_id,
-            "tool_start",
-            name=tool.name,
-            call_id=tool.call_id,
-            input=tool.arguments,
-        )
-        if tool.error is None:
-            add(
-                tool_end_ns,
-                2,
-                tool.span_id,
-                "tool_end",
-                name=tool.name,
-                call_id=tool.call_id,
-                output=tool.result,
-                latency_s=tool.latency_s,
-            )
-        else:
-            add(
-                tool_end_ns,
-                2,
-                tool.span_id,
-                "tool_error",
-                name=tool.name,
-                call_id=tool.call_id,
-                error=tool.error,
-                latency_s=tool.latency_s,
-            )
-
-    for step in trace.agent_steps():
-        add(
-            step.timestamp_ns,
-            1,
-            step.span_id,
-            "agent_action",
-            tool=step.tool,
-            tool_input=step.tool_input,
-            log=step.log,
-        )
-
-    for error in errors:
-        span = trace.span(error.span_id)
-        add(
-            span.end_time_ns if span is not None else end_ns,
-            2,
-            error.span_id,
-            "error",
-            span_name=error.span_name,
-            run_type=error.run_type,
-            error_type=error.error_type,
-            message=error.message,
-        )
-
-    timed.sort(key=lambda item: (item[0], item[1]))
-    trace_id = trace_key(trace)
-    records: list[dict[str, Any]] = []
-    for seq, (time_ns, _order, record, span_id, fields) in enumerate(timed):
-        records.append(
+            call.span_id,
             {
-                "schema": RECORD_SCHEMA,
-                "record": record,
-                "trace_id": trace_id,
-                "span_id": format(span_id, "016x"),
-                "seq": seq,
-                "time": _iso(time_ns),
-                **fields,
-            }
+                "name": call.name,
+                "run_type": call.run_type,
+                "model": call.model,
+                "provider": call.provider,
+                "prompt": call.prompt,
+                "messages": [_message(m) for m in call.messages],
+                "temperature": call.temperature,
+                "max_tokens": call.max_tokens,
+            },
         )
-    return records
+        record, fields = "llm_error", {"error": call.error}
+        if call.error is None:
+            record, fields = (
+                "llm_end",
+                {
+                    "generations": list(call.generations),
+                    "output_messages": [_message(m) for m in call.output_messages],
+                    "input_tokens": call.input_tokens,
+                    "output_tokens": call.output_tokens,
+                    "finish_reasons": list(call.finish_reasons),
+                },
+            )
+        yield _Entry(
+            call.end_time_ns,
+            _END,
+            record,
+            call.span_id,
+            {"name": call.name, "model": call.model, **fields, "latency_s": call.latency_s},
+        )
 
 
-def _trace_metrics(trace: FinishedTrace, step: int, now_s: float) -> tuple[list[MetricPoint], int]:
+def _tool_entries(view: _TraceView) -> Iterator[_Entry]:
+    fields: dict[str, Any]
+    for tool in view.tool_calls:
+        start_ns, end_ns = view.span_times(tool.span_id)
+        identity = {"name": tool.name, "call_id": tool.call_id}
+        yield _Entry(
+            start_ns, _START, "tool_start", tool.span_id, {**identity, "input": tool.arguments}
+        )
+        record, fields = "tool_error", {"error": tool.error}
+        if tool.error is None:
+            record, fields = "tool_end", {"output": tool.result}
+        yield _Entry(
+            end_ns, _END, record, tool.span_id, {**identity, **fields, "latency_s": tool.latency_s}
+        )
+
+
+def _agent_entries(view: _TraceView) -> Iterator[_Entry]:
+    for step in view.agent_steps:
+        yield _Entry(
+            step.timestamp_ns,
+            _START,
+            "agent_action",
+            step.span_id,
+            {"tool": step.tool, "tool_input": step.tool_input, "log": step.log},
+        )
+
+
+def _error_entries(view: _TraceView) -> Iterator[_Entry]:
+    for error in view.errors:
+        yield _Entry(
+            view.span_times(error.span_id)[1],
+            _END,
+            "error",
+            error.span_id,
+            {
+                "span_name": error.span_name,
+                "run_type": error.run_type,
+                "error_type": error.error_type,
+                "message": error.message,
+            },
+        )
+
+
+def _trace_metrics(view: _TraceView, step: int, now_s: float) -> tuple[list[MetricPoint], int]:
     """Points of one trace: one step per LLM call, then one step for the trace summary."""
     points: list[MetricPoint] = []
     errors_by_model: dict[str, int] = {}
-    for call in trace.llm_calls():
-        model = _model_name(call)
+    for call in view.llm_calls:
+        model = call.model or UNKNOWN_MODEL
         errors_by_model[model] = errors_by_model.get(model, 0) + (call.error is not None)
         when = _metric_time(call.end_time_ns, now_s)
-        points.append(
-            MetricPoint(_metric_name(model, "latency_seconds"), call.latency_s, step, when)
+        measures = {
+            "latency_seconds": call.latency_s,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+        }
+        points.extend(
+            MetricPoint(_metric_name(model, measure), float(value), step, when)
+            for measure, value in measures.items()
+            if value is not None
         )
-        if call.input_tokens is not None:
-            points.append(
-                MetricPoint(
-                    _metric_name(model, "input_tokens"), float(call.input_tokens), step, when
-                )
-            )
-        if call.output_tokens is not None:
-            points.append(
-                MetricPoint(
-                    _metric_name(model, "output_tokens"), float(call.output_tokens), step, when
-                )
-            )
         step += 1
-    start_ns, end_ns = _trace_bounds(trace)
-    when = _metric_time(end_ns, now_s)
-    points.append(MetricPoint("trace/latency_seconds", (end_ns - start_ns) / 1e9, step, when))
-    points.append(MetricPoint("trace/errors", float(len(trace.errors())), step, when))
-    for model, count in sorted(errors_by_model.items()):
-        points.append(MetricPoint(_metric_name(model, "errors"), float(count), step, when))
+    when = _metric_time(view.end_ns, now_s)
+    points.append(
+        MetricPoint("trace/latency_seconds", (view.end_ns - view.start_ns) / 1e9, step, when)
+    )
+    points.append(MetricPoint("trace/errors", float(len(view.errors)), step, when))
+    points.extend(
+        MetricPoint(_metric_name(model, "errors"), float(count), step, when)
+        for model, count in sorted(errors_by_model.items())
+    )
     return points, step + 1
 
 
-def _trace_parameters(trace: FinishedTrace) -> dict[str, ParameterValue]:
+def _trace_parameters(view: _TraceView) -> dict[str, ParameterValue]:
     parameters: dict[str, ParameterValue] = {}
-    run_root = trace.run_root()
-    if run_root is not None:
-        parameters[PARAMETER_CHAIN_NAME] = run_root.name[:_MAX_PARAMETER_STRING]
-    for call in trace.llm_calls():
+    if view.run_root is not None:
+        parameters[PARAMETER_CHAIN_NAME] = view.run_root.name[:_MAX_PARAMETER_STRING]
+    for call in view.llm_calls:
         if call.model is not None:
             parameters[PARAMETER_MODEL] = call.model[:_MAX_PARAMETER_STRING]
         if call.temperature is not None:
@@ -356,10 +397,6 @@ def _trace_bounds(trace: FinishedTrace) -> tuple[int, int]:
     if not trace.partial:
         return trace.root.start_time_ns, trace.root.end_time_ns
     return min(s.start_time_ns for s in trace.spans), max(s.end_time_ns for s in trace.spans)
-
-
-def _model_name(call: LLMCall) -> str:
-    return call.model or UNKNOWN_MODEL
 
 
 def _metric_name(model: str, measure: str) -> str:

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
 
@@ -23,6 +23,10 @@ from otel_bridge_sagemaker.transport import (
     SageMakerTransport,
     aws_errors,
 )
+
+if TYPE_CHECKING:
+    from sagemaker.core.experiments.run import Run
+    from sagemaker.core.helper.session_helper import Session
 
 __all__ = ["SageMakerSpanExporter"]
 
@@ -49,10 +53,10 @@ class SageMakerSpanExporter(TraceExporter):
 
     def __init__(
         self,
-        run: Any = None,
+        run: Run | None = None,
         experiment_name: str | None = None,
         run_name: str | None = None,
-        sagemaker_session: Any = None,
+        sagemaker_session: Session | None = None,
         artifact_bucket: str | None = None,
         endpoint_url: str | None = None,
         *,
@@ -93,12 +97,24 @@ class SageMakerSpanExporter(TraceExporter):
             traces, first_step=state.next_step, now_s=time.time(), writer_id=self._writer_id
         )
         if batch.traces:
-            transport.put_records(batch.object_name, batch.records_jsonl())
+            records_key = transport.put_records(batch.object_name, batch.records_jsonl())
             transport.put_metrics(batch.metrics)
-            transport.write_run(state, batch.parameters, batch.next_step)
+            transport.write_run(state, batch.parameters, batch.next_step, records_key)
         return DeliveryReport(
             delivered=frozenset(trace_key(t) for t in batch.traces), permanent=dict(batch.failed)
         )
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]:
+        """Which of these traces (attempted before) are in the run's recently completed batches:
+        those whose final write reached SageMaker while its answer was lost."""
+        transport = self._connect()
+        wanted = set(keys)
+        found: set[str] = set()
+        for records_key in transport.read_state().recent_records_keys:
+            found |= wanted & transport.trace_ids_in(records_key)
+            if found == wanted:
+                break
+        return found
 
     def _default_spool_name(self) -> str:
         # A named run keeps its own spool, so several runs can log from one process and a

@@ -5,13 +5,16 @@ traces through OpenTelemetry and logs into the run via `SageMakerSpanExporter`, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge_sagemaker.exporter import SageMakerSpanExporter
+
+if TYPE_CHECKING:
+    from sagemaker.core.experiments.run import Run
 
 __all__ = ["SageMakerCallbackHandler"]
 
@@ -27,7 +30,7 @@ class SageMakerCallbackHandler(OTelCallbackHandler):
 
     def __init__(
         self,
-        run: Any,
+        run: Run,
         *,
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,

@@ -5,6 +5,7 @@ BatchPutMetrics, and S3 records, with AWS failures mapped to the core's retryabl
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,11 @@ RECORDS_ARTIFACT = "langchain-records"
 # uses one of its output artifacts however many flush windows it sees.
 RECORDS_MEDIA_TYPE = "s3/uri"
 STEP_PARAMETER = "otel_bridge.next_metric_step"
+# The records files of the last batches whose writes completed (newest first, one per line):
+# a batch whose final write reached SageMaker but whose answer was lost is recognised there
+# instead of being written twice, even if a few other batches completed meanwhile.
+RECENT_RECORDS_PARAMETER = "otel_bridge.recent_records_files"
+_RECENT_RECORDS_KEPT = 8
 MAX_RUN_OUTPUT_ARTIFACTS = 30  # sagemaker.core.experiments.run.MAX_RUN_TC_ARTIFACTS_LEN
 
 # One retry policy for the whole exporter: the core's. botocore's own retries would multiply
@@ -79,6 +85,7 @@ _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # BatchPutMetrics reports per-point failures in its body (sagemaker-metrics API reference).
 _RETRYABLE_METRIC_ERRORS = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
 _METRICS_PER_REQUEST = 10  # botocore model: RawMetricDataList max 10
+_MAX_PARAMETER_STRING = 2500  # botocore model: StringParameterValue max length
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,7 @@ class RunState:
     parameters: Mapping[str, Mapping[str, Any]]  # boto shape: name -> {StringValue|NumberValue}
     output_artifacts: Mapping[str, Mapping[str, Any]]  # boto shape: name -> {Value, MediaType}
     next_step: int
+    recent_records_keys: tuple[str, ...]
 
 
 class SageMakerTransport:
@@ -125,6 +133,9 @@ class SageMakerTransport:
             parameters=parameters,
             output_artifacts=dict(response.get("OutputArtifacts") or {}),
             next_step=int(step_value) if step_value is not None else 0,
+            recent_records_keys=tuple(
+                (parameters.get(RECENT_RECORDS_PARAMETER, {}).get("StringValue") or "").split()
+            ),
         )
 
     def check_artifact_room(self, state: RunState) -> None:
@@ -139,12 +150,26 @@ class SageMakerTransport:
             )
 
     def put_records(self, object_name: str, body: bytes) -> str:
+        """Write one records file; returns its S3 key."""
         key = f"{self.target.records_prefix}{object_name}"
         with aws_errors("S3 PutObject"):
             self._s3.put_object(
                 Bucket=self.target.bucket, Key=key, Body=body, ContentType="application/jsonl"
             )
-        return f"s3://{self.target.bucket}/{key}"
+        return key
+
+    def trace_ids_in(self, key: str) -> frozenset[str]:
+        """The trace ids a records file holds (empty when the file is gone)."""
+        try:
+            with aws_errors("S3 GetObject"):
+                body = self._s3.get_object(Bucket=self.target.bucket, Key=key)["Body"].read()
+        except PermanentError as error:
+            if "NoSuchKey" in error.reason:
+                return frozenset()
+            raise
+        return frozenset(
+            str(json.loads(line).get("trace_id")) for line in body.splitlines() if line.strip()
+        )
 
     def put_metrics(self, points: Sequence[MetricPoint]) -> None:
         for start in range(0, len(points), _METRICS_PER_REQUEST):
@@ -165,9 +190,15 @@ class SageMakerTransport:
             _raise_for_metric_errors(response.get("Errors") or [], chunk)
 
     def write_run(
-        self, state: RunState, parameters: Mapping[str, ParameterValue], next_step: int
+        self,
+        state: RunState,
+        parameters: Mapping[str, ParameterValue],
+        next_step: int,
+        records_key: str,
     ) -> None:
-        """Merge `parameters` and the step counter into the run and register the records prefix.
+        """Merge `parameters`, the step counter and the records file just written into the run,
+        registering the records prefix as an output artifact the first time. This write
+        completes a delivery.
 
         Sends the whole merged maps: the SageMaker API merges by key, but some compatible
         endpoints (moto) replace the map, and neither must lose the run's other parameters.
@@ -175,6 +206,8 @@ class SageMakerTransport:
         merged = dict(state.parameters)
         merged.update({name: _parameter_value(value) for name, value in parameters.items()})
         merged[STEP_PARAMETER] = {"NumberValue": float(next_step)}
+        recent = [records_key, *(k for k in state.recent_records_keys if k != records_key)]
+        merged[RECENT_RECORDS_PARAMETER] = {"StringValue": _joined_within_limit(recent)}
         request: dict[str, Any] = {
             "TrialComponentName": self.target.trial_component_name,
             "Parameters": merged,
@@ -241,6 +274,15 @@ def _raise_for_metric_errors(
     if set(codes) <= _RETRYABLE_METRIC_ERRORS:
         raise RetryableError(reason)
     raise PermanentError(reason)
+
+
+def _joined_within_limit(keys: Sequence[str]) -> str:
+    kept: list[str] = []
+    for key in keys[:_RECENT_RECORDS_KEPT]:
+        if sum(len(k) + 1 for k in [*kept, key]) > _MAX_PARAMETER_STRING:
+            break
+        kept.append(key)
+    return "\n".join(kept)
 
 
 def _parameter_value(value: ParameterValue) -> dict[str, Any]:

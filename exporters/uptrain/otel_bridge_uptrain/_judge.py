@@ -192,9 +192,11 @@ class LocalJudge:
 
             _hook_uptrain_client()
             # The key is set after construction: passed to the constructor, uptrain would copy
-            # it into os.environ and EvalLLM would check it against api.openai.com.
+            # it into os.environ, and EvalLLM would check whichever key it holds (Settings also
+            # reads OPENAI_API_KEY) against OPENAI_BASE_URL or api.openai.com, not our endpoint.
             settings = Settings(model=self._model, api_base=self._api_base, evaluate_locally=True)
             settings.uptrain_access_token = None
+            settings.openai_api_key = None
             self._eval_llm = EvalLLM(settings=settings)
             settings.openai_api_key = self._api_key
         return self._eval_llm

@@ -74,8 +74,8 @@ def scrubbed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def project_name(request: pytest.FixtureRequest) -> str:
     """A title no other test (or earlier run against the same server) uses."""
-    test = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60]
-    return f"otel-bridge-{test}-{uuid.uuid4().hex[:8]}"
+    test = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name.removeprefix("test_"))[:30]
+    return f"ob-{test}-{uuid.uuid4().hex[:8]}"  # at most 42 of Label Studio's 50 characters
 
 
 MakeLabelStudioExporter = Callable[..., LabelStudioSpanExporter]

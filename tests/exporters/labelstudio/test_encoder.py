@@ -4,11 +4,11 @@ of `otel_bridge.testing`, via `tests.chains`)."""
 from __future__ import annotations
 
 import pytest
-from otel_bridge.sink import span_key
 from otel_bridge_labelstudio import LabelStudioMode, TaskGranularity, default_label_config
 from otel_bridge_labelstudio._encoder import TaskEncoder
 from otel_bridge_labelstudio._label_config import bind_label_config
 
+from otel_bridge.sink import span_key
 from tests import chains
 
 from .test_label_config import TRANSCRIPT_CONFIG
@@ -43,8 +43,9 @@ def test_chat_model_in_prompt_mode_shows_the_conversation_as_text() -> None:
 
 
 def test_plain_llm_in_chat_mode_becomes_a_one_message_dialogue() -> None:
-    trace = chains.trace_of(chains.completion_chain(), {"topic": "otters"})
+    trace = chains.trace_of(chains.completion_chain(), {"topic": "otters"}, {"tags": ["nightly"]})
     (task,) = encoder("chat").encode(trace)
+    assert task.payload["data"]["tags"] == ["nightly"]
     assert task.payload["data"]["prompt"] == [
         {"role": "human", "content": "Tell a story about otters."}
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from otel_bridge.traces import FinishedTrace
 from otel_bridge_labelstudio import TraceFilter
 
+from otel_bridge.traces import FinishedTrace
 from tests import chains
 
 
@@ -64,11 +64,10 @@ def test_sampling_is_decided_by_the_trace_id(tagged: FinishedTrace) -> None:
 
 
 def test_sampling_keeps_about_the_ratio(tagged: FinishedTrace) -> None:
-    ratio = 0.25
-    sampler = TraceFilter(sample_ratio=ratio)
+    sampler = TraceFilter(sample_ratio=0.25)
     step = (1 << 64) // 1000
     kept = sum(sampler.matches(dataclasses.replace(tagged, trace_id=i * step)) for i in range(1000))
-    assert kept == 250
+    assert abs(kept - 250) <= 1  # ids evenly spread over the 64 low bits
 
 
 @pytest.mark.parametrize("ratio", [-0.1, 1.5, float("nan")])

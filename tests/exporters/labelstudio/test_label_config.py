@@ -29,7 +29,11 @@ def test_default_configs_bind_in_their_mode(mode: LabelStudioMode, to_name: str)
 
 def test_custom_prompt_config_names_its_own_tags() -> None:
     binding = bind_label_config(QUESTION_ANSWER_CONFIG, "prompt")
-    assert (binding.from_name, binding.to_name, binding.data_key) == ("answer", "question", "question")
+    assert (binding.from_name, binding.to_name, binding.data_key) == (
+        "answer",
+        "question",
+        "question",
+    )
 
 
 def test_custom_chat_config_reads_role_and_text_keys() -> None:
@@ -49,8 +53,16 @@ def test_custom_chat_config_reads_role_and_text_keys() -> None:
         ("<View><Text name='t' value='$t'/></View>", "prompt", "has no <TextArea> tag"),
         (TRANSCRIPT_CONFIG, "prompt", "bound to a <Text> object"),
         (QUESTION_ANSWER_CONFIG, "chat", "bound to a <Paragraphs> object"),
-        ("<View><TextArea name='r' toName='nowhere'/></View>", "prompt", "missing object 'nowhere'"),
-        ("<View><Text name='t' value='fixed'/><TextArea name='r' toName='t'/></View>", "prompt", 'value="$field"'),
+        (
+            "<View><TextArea name='r' toName='nowhere'/></View>",
+            "prompt",
+            "missing object 'nowhere'",
+        ),
+        (
+            "<View><Text name='t' value='fixed'/><TextArea name='r' toName='t'/></View>",
+            "prompt",
+            'value="$field"',
+        ),
     ],
 )
 def test_unusable_configs_fail_naming_what_is_missing(config: str, mode: str, message: str) -> None:

@@ -9,6 +9,7 @@ summaries; a point's step is visible only through `Last` (the value at the highe
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -211,6 +212,30 @@ def test_a_batch_retried_after_a_partial_write_is_not_duplicated(
     assert aws.metric_summaries(name)["fake-chat-model/latency_seconds"]["Count"] == 3
 
 
+def test_a_batch_whose_final_answer_was_lost_is_recognised_not_written_again(
+    aws: Aws, aws_env: str, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
+) -> None:
+    with ThrottlingProxy(
+        aws_env,
+        fail_first=1,
+        error=InjectedError(500, "InternalFailure"),
+        only="UpdateTrialComponent",
+        lose_answers=True,
+    ) as proxy:
+        exporter = make_exporter(run=sagemaker_run, endpoint_url=proxy.url)
+        traced = Traced(exporter)
+        for i in range(3):
+            traced.invoke(chat_model(f"reply {i}"), "q")
+        _wait_until(lambda: _all_delivered(exporter), "the batch was recognised as delivered")
+
+    assert proxy.failed == 1
+    name = sagemaker_run.experiment_config["RunName"]
+    trace_records = [r for r in aws.records(name) if r["record"] == "trace"]
+    assert len(trace_records) == len({r["trace_id"] for r in trace_records}) == 3
+    assert aws.metric_summaries(name)["trace/errors"]["Count"] == 3
+    assert aws.parameters(name)[STEP_PARAMETER] == 6.0  # not advanced a second time
+
+
 def test_access_denied_dead_letters_the_traces_and_a_replay_delivers_them(
     aws: Aws, aws_env: str, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
 ) -> None:
@@ -235,14 +260,14 @@ def test_access_denied_dead_letters_the_traces_and_a_replay_delivers_them(
 def test_an_unreachable_endpoint_keeps_traces_in_the_spool(
     make_exporter: Callable[..., SageMakerSpanExporter], sagemaker_run: Any
 ) -> None:
-    import socket
-
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    exporter = make_exporter(run=sagemaker_run, endpoint_url=f"http://127.0.0.1:{port}")
+    exporter = make_exporter(
+        run=sagemaker_run, endpoint_url=f"http://127.0.0.1:{port}", shutdown_timeout=0.5
+    )
 
-    assert Traced(exporter).invoke(chat_model(), "hi") == CHAT_ANSWER  # the app is unaffected
+    assert Traced(exporter).invoke(chat_model(), "hi").content == CHAT_ANSWER  # app unaffected
     assert exporter.force_flush(1_000) is False
 
     counts = exporter.spool.counts()

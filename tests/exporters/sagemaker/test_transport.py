@@ -15,6 +15,7 @@ from otel_bridge_sagemaker.encoder import MetricPoint
 from otel_bridge_sagemaker.transport import (
     CLIENT_CONFIG,
     MAX_RUN_OUTPUT_ARTIFACTS,
+    RECENT_RECORDS_PARAMETER,
     RECORDS_ARTIFACT,
     STEP_PARAMETER,
     RunTarget,
@@ -58,17 +59,24 @@ def test_write_run_merges_parameters_registers_artifact_once_and_keeps_the_step(
     first = transport.read_state()
     assert first.next_step == 0
 
-    transport.write_run(first, {"langchain.model": "m-1", "langchain.temperature": 0.5}, 7)
+    transport.write_run(
+        first, {"langchain.model": "m-1", "langchain.temperature": 0.5}, 7, "records/a.jsonl"
+    )
     second = transport.read_state()
-    transport.write_run(second, {"langchain.model": "m-2"}, 9)
+    transport.write_run(second, {"langchain.model": "m-2"}, 9, "records/b.jsonl")
 
     assert aws.parameters(trial_component) == {
         "user.param": "kept",
         "langchain.model": "m-2",
         "langchain.temperature": 0.5,
         STEP_PARAMETER: 9.0,
+        RECENT_RECORDS_PARAMETER: "records/b.jsonl\nrecords/a.jsonl",
     }
-    assert transport.read_state().next_step == 9
+    state = transport.read_state()
+    assert (state.next_step, state.recent_records_keys) == (
+        9,
+        ("records/b.jsonl", "records/a.jsonl"),
+    )
     artifacts = aws.trial_component(trial_component)["OutputArtifacts"]
     assert artifacts == {
         RECORDS_ARTIFACT: {
@@ -76,6 +84,28 @@ def test_write_run_merges_parameters_registers_artifact_once_and_keeps_the_step(
             "MediaType": "s3/uri",
         }
     }
+
+
+def test_only_the_most_recent_records_files_are_remembered(
+    aws_env: str, trial_component: str, bucket: str
+) -> None:
+    transport = _transport(aws_env, trial_component, bucket)
+    for step in range(12):
+        transport.write_run(transport.read_state(), {}, step + 1, f"records/{step:03d}.jsonl")
+
+    recent = transport.read_state().recent_records_keys
+
+    assert recent == tuple(f"records/{step:03d}.jsonl" for step in range(11, 3, -1))
+
+
+def test_trace_ids_are_read_back_from_a_records_file(
+    aws_env: str, trial_component: str, bucket: str
+) -> None:
+    transport = _transport(aws_env, trial_component, bucket)
+    key = transport.put_records("x.jsonl", b'{"trace_id":"aa"}\n{"trace_id":"bb"}\n')
+
+    assert transport.trace_ids_in(key) == {"aa", "bb"}
+    assert transport.trace_ids_in(f"{key}.missing") == frozenset()
 
 
 def test_metrics_arrive_through_batch_put_metrics_in_chunks(
@@ -114,10 +144,9 @@ def test_records_land_in_s3_under_the_prefix(
 ) -> None:
     transport = _transport(aws_env, trial_component, bucket)
 
-    uri = transport.put_records("window-1.jsonl", b'{"a":1}\n')
+    key = transport.put_records("window-1.jsonl", b'{"a":1}\n')
 
-    key = f"artifacts/{trial_component}/records/window-1.jsonl"
-    assert uri == f"s3://{bucket}/{key}"
+    assert key == f"artifacts/{trial_component}/records/window-1.jsonl"
     assert aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"a":1}\n'
 
 

@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of the moto server that answers AWS errors for a while.
 
-It forwards every request unchanged, except the first `fail_first` ones, which get the error
-each AWS protocol uses for throttling (or the one given): the SageMaker JSON API and
+It forwards every request unchanged, except the first `fail_first` ones (of one operation with
+`only`), which get the error each AWS protocol uses for throttling (or the one given), before or
+with `lose_answers` after reaching moto: the SageMaker JSON API and
 sagemaker-metrics a 400 `ThrottlingException`, S3 a 503 `SlowDown`. Counting requests instead
 of time keeps the tests deterministic.
 """
@@ -47,6 +48,7 @@ class ThrottlingProxy:
         fail_first: int = 0,
         error: InjectedError | None = None,
         only: str | None = None,
+        lose_answers: bool = False,
     ) -> None:
         upstream = urlsplit(upstream_url)
         self._upstream_host = upstream.hostname or "127.0.0.1"
@@ -57,6 +59,9 @@ class ThrottlingProxy:
         # Fail only this operation: a SageMaker action ("UpdateTrialComponent"),
         # "BatchPutMetrics", or "s3" for every S3 request.
         self.only = only
+        # Forward the failing requests and then answer the error: the service did the work but
+        # the client never hears of it (a dropped connection, a timeout on the way back).
+        self.lose_answers = lose_answers
         self.failed = 0
         self.forwarded = 0
         self.failed_paths: list[str] = []
@@ -111,7 +116,8 @@ class ThrottlingProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if proxy._take_failure(self.path, self._operation()):
+                failing = proxy._take_failure(self.path, self._operation())
+                if failing and not proxy.lose_answers:
                     self._answer_error()
                     return
                 upstream = http.client.HTTPConnection(
@@ -124,6 +130,9 @@ class ThrottlingProxy:
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()
+                    if failing:
+                        self._answer_error()
+                        return
                     self.send_response(response.status, response.reason)
                     for key, value in response.getheaders():
                         if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":

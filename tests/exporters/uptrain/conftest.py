@@ -15,9 +15,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_bridge_uptrain import UpTrainSpanExporter
 
 from otel_bridge import FinishedTrace, OTelCallbackHandler
-from otel_bridge_uptrain import UpTrainSpanExporter
 from tests.support.fake_openai import FakeJudge
 
 MakeExporter = Callable[..., UpTrainSpanExporter]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from otel_bridge_uptrain import CheckPlan, Shape, select
 from otel_bridge_uptrain._selection import check_name, is_sampled
+
 from tests.chains import (
     AGENT_ANSWER,
     AGENT_QUESTION,
@@ -131,9 +131,9 @@ def test_check_names_follow_uptrains_score_columns() -> None:
 
     assert check_name("context_relevance") == "context_relevance"
     assert check_name(Evals.FACTUAL_ACCURACY) == "factual_accuracy"
-    assert check_name(RougeScore(col_in_generated="response", col_in_source="context", score_type="f1")) == (
-        "rouge_score"
-    )
+    assert check_name(
+        RougeScore(col_in_generated="response", col_in_source="context", score_type="f1")
+    ) == ("rouge_score")
 
 
 def test_sampling_is_deterministic_by_trace_id() -> None:

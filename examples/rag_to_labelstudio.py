@@ -1,0 +1,54 @@
+"""A RAG chain whose LLM calls become Label Studio review tasks, delivered off the request path.
+
+`LabelStudioCallbackHandler` takes langchain_community's arguments; it traces every run as an
+OpenTelemetry span and a background exporter imports one task per LLM call (prompt, answer as
+the prediction, model, tokens, trace id). Needs a Label Studio server: set LABEL_STUDIO_URL
+(default http://localhost:8080) and LABEL_STUDIO_API_KEY. The chat model is the bundled fake.
+"""
+
+import os
+import sys
+
+from label_studio_sdk import LabelStudio
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
+from langchain_core.vectorstores import InMemoryVectorStore
+from opentelemetry import trace
+
+from otel_bridge.testing import FakeChatModel
+from otel_bridge_labelstudio import LabelStudioCallbackHandler
+
+if not os.environ.get("LABEL_STUDIO_API_KEY"):
+    sys.exit("set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL) to a Label Studio server's token")
+
+store = InMemoryVectorStore(DeterministicFakeEmbedding(size=128))
+store.add_documents(
+    [
+        Document("Refunds are paid within 14 days of receiving the returned item."),
+        Document("Orders over 50 EUR ship free within the EU."),
+        Document("Support answers within one business day."),
+    ]
+)
+prompt = ChatPromptTemplate.from_template("Context:\n{context}\n\nQuestion: {question}")
+model = FakeChatModel(respond=lambda messages: "Within 14 days of receiving the return.")
+rag = (
+    {"context": store.as_retriever(search_kwargs={"k": 2}), "question": RunnablePassthrough()}
+    | prompt
+    | model
+    | StrOutputParser()
+)
+
+handler = LabelStudioCallbackHandler()  # api_key, url, project_name, mode, ... as before
+for question in ("When do I get my refund?", "How fast is support?"):
+    print(question, "->", rag.invoke(question, {"callbacks": [handler]}))
+
+# A short script flushes before it exits; a service would simply keep running.
+trace.get_tracer_provider().force_flush()
+handler.exporter.force_flush()
+project = handler.exporter.project()
+client = LabelStudio(base_url=handler.url, api_key=os.environ["LABEL_STUDIO_API_KEY"])
+tasks = list(client.tasks.list(project=project.id))
+print(f"{len(tasks)} review tasks in project {project.title!r}: {handler.url}/projects/{project.id}")

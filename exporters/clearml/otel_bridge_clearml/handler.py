@@ -1,0 +1,120 @@
+"""`ClearMLCallbackHandler`: a drop-in for langchain_community's handler of the same name that
+traces through OpenTelemetry and logs into ClearML via `ClearMLSpanExporter`, off the app's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge_clearml.exporter import ClearMLSpanExporter
+
+__all__ = ["ClearMLCallbackHandler"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ClearMLCallbackHandler(OTelCallbackHandler):
+    """Logs the LangChain runs it is passed to into a ClearML task.
+
+    Same constructor as `langchain_community.callbacks.ClearMLCallbackHandler` (None means the
+    seed's default, or the OTEL_BRIDGE_CLEARML_* variable when set; see `ClearMLSpanExporter`).
+    The handler has its own TracerProvider, so its task receives exactly the calls this handler
+    traced. `exporter_options` go to `ClearMLSpanExporter` (e.g. `spool_dir`, `spacy_model`,
+    `task`), other keyword arguments to `OTelCallbackHandler`.
+    """
+
+    def __init__(
+        self,
+        task_type: str | None = None,
+        project_name: str | None = None,
+        tags: Sequence[str] | None = None,
+        task_name: str | None = None,
+        visualize: bool | None = None,
+        complexity_metrics: bool | None = None,
+        stream_logs: bool | None = None,
+        *,
+        exporter_options: Mapping[str, Any] | None = None,
+        flush_timeout_s: float = 30.0,
+        **handler_options: Any,
+    ) -> None:
+        self.exporter = ClearMLSpanExporter(
+            task_type,
+            project_name,
+            tags,
+            task_name,
+            visualize,
+            complexity_metrics,
+            stream_logs,
+            **dict(exporter_options or {}),
+        )
+        settings = self.exporter.settings
+        self.task_type = settings.task_type
+        self.project_name = settings.project_name
+        self.tags = list(settings.tags)
+        self.task_name = settings.task_name
+        self.visualize = settings.visualize
+        self.complexity_metrics = settings.complexity_metrics
+        self.stream_logs = settings.stream_logs
+        self._flush_timeout_ms = int(flush_timeout_s * 1000)
+        self._provider = TracerProvider(resource=Resource.create())
+        super().__init__(
+            tracer_provider=self._provider, exporters=[self.exporter], **handler_options
+        )
+
+    @property
+    def task(self) -> Any:
+        """The ClearML task (the current one, or one created on first use)."""
+        return self.exporter.task
+
+    @property
+    def logger(self) -> Any:
+        """The task's ClearML Logger, as the seed exposed it."""
+        return self.task.get_logger()
+
+    def analyze_text(self, text: str) -> dict[str, float | str]:
+        """The seed's `analyze_text`: complexity metrics (when enabled); spaCy renderings are
+        reported as media when `visualize` is on."""
+        return self.exporter.analyze_text(text)
+
+    def flush_tracker(
+        self,
+        name: str | None = None,
+        langchain_asset: Any = None,
+        finish: bool = False,
+    ) -> None:
+        """Deliver everything traced so far, report the session's tables (series `name`), save
+        `langchain_asset` (any chain, agent or LCEL runnable) as an output model, and with
+        `finish` stop tracing and close the task if this handler created it.
+
+        Everything after this call goes into new session tables. A failure is logged, never
+        raised (unless the handler was built with raise_error=True).
+        """
+        try:
+            self._provider.force_flush(self._flush_timeout_ms)
+            if not self.exporter.force_flush(self._flush_timeout_ms):
+                _logger.warning(
+                    "clearml: not every trace reached ClearML within %.0f s; the rest stays "
+                    "queued and is delivered later",
+                    self._flush_timeout_ms / 1000,
+                )
+            self.exporter.report_session(name)
+            if langchain_asset is not None:
+                self.exporter.save_langchain_asset(langchain_asset, name)
+                self.exporter.task.flush(wait_for_uploads=True)
+        except Exception:
+            if self.raise_error:
+                raise
+            _logger.exception("clearml: flush_tracker failed")
+        finally:
+            if finish:
+                self.shutdown()
+
+    def shutdown(self) -> None:
+        """Deliver what is pending and stop tracing; closes the task if this handler created it."""
+        self._provider.shutdown()

@@ -1,0 +1,158 @@
+"""The thin layer over the ClearML SDK: find or create the task (offline without server
+credentials) and report tables, scalars, console text, HTML media and output models to it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otel_bridge_clearml.settings import ClearMLSettings
+
+__all__ = ["ClearMLTransport", "OpenedTask", "open_task", "server_credentials_configured"]
+
+_logger = logging.getLogger(__name__)
+
+# What the exporter asks of Task.init unless task_init_options say otherwise: no patching of the
+# app's frameworks, argument parser or stdout, no resource-monitor thread; a task that logs
+# LangChain traces should not change how the rest of the app behaves.
+_TASK_INIT_DEFAULTS: Mapping[str, Any] = {
+    "output_uri": True,  # as the seed: output models are uploaded, not only registered
+    "auto_connect_frameworks": False,
+    "auto_connect_arg_parser": False,
+    "auto_connect_streams": False,
+    "auto_resource_monitoring": False,
+}
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def server_credentials_configured() -> bool:
+    """True when the ClearML SDK has credentials for a server: CLEARML_AUTH_TOKEN, the
+    CLEARML_API_ACCESS_KEY/SECRET_KEY variables, `api.credentials` in clearml.conf, or
+    `Task.set_credentials`."""
+    from clearml.backend_api.session import Session
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
+    from clearml.config import config_obj
+
+    if ENV_AUTH_TOKEN.get():
+        return True
+    access_key = (
+        ENV_ACCESS_KEY.get()
+        or config_obj.get("api.credentials.access_key", None)
+        or Session.default_key
+    )
+    secret_key = (
+        ENV_SECRET_KEY.get()
+        or config_obj.get("api.credentials.secret_key", None)
+        or Session.default_secret
+    )
+    return bool(access_key and secret_key)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTask:
+    task: Any  # clearml.Task
+    created: bool  # True when we created it (and so may close it)
+
+
+def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -> OpenedTask:
+    """The current ClearML task if there is one, else a new one from `settings`.
+
+    With no server credentials the new task runs in ClearML's offline mode, and one log line
+    says where the session is stored and how to import it into a server later.
+    """
+    from clearml import Task
+
+    current: Any = Task.current_task()
+    if current is not None:
+        return OpenedTask(current, created=False)
+    if not Task.is_offline() and not server_credentials_configured():
+        Task.set_offline(True)
+    task: Any = Task.init(
+        project_name=settings.project_name,
+        task_name=settings.task_name,
+        task_type=settings.task_type,
+        tags=list(settings.tags) or None,
+        **{**_TASK_INIT_DEFAULTS, **task_init_options},
+    )
+    if task.is_offline():
+        folder = task.get_offline_mode_folder()
+        _logger.warning(
+            "clearml: no ClearML server credentials are configured, so task %r logs offline to "
+            "%s (zipped to %s.zip when the task closes); import it into a server with "
+            "clearml.Task.import_offline_session(path)",
+            task.name,
+            folder,
+            folder,
+        )
+    return OpenedTask(task, created=True)
+
+
+class ClearMLTransport:
+    """Reports to one ClearML task; every call is a plain ClearML SDK call."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self._logger = task.get_logger()
+
+    @property
+    def offline_folder(self) -> Path | None:
+        """Where an offline task's session is written (None when logging to a server)."""
+        if not self.task.is_offline():
+            return None
+        folder = self.task.get_offline_mode_folder()
+        return Path(folder) if folder is not None else None
+
+    def report_table(self, title: str, series: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`rows`: a header row, then data rows (ClearML's list-of-rows table)."""
+        self._logger.report_table(title, series, iteration=0, table_plot=[list(r) for r in rows])
+
+    def report_scalar(self, title: str, series: str, value: float, iteration: int) -> None:
+        self._logger.report_scalar(title, series, value, iteration)
+
+    def report_text(self, text: str) -> None:
+        # The task's console log only: the app's own stdout stays the app's.
+        self._logger.report_text(text, print_console=False)
+
+    def report_html(self, title: str, series: str, html: str, iteration: int) -> None:
+        self._logger.report_media(
+            title, series, iteration=iteration, stream=io.StringIO(html), file_extension=".html"
+        )
+
+    def save_output_model(self, name: str | None, config_text: str) -> None:
+        """An OutputModel of this task whose config and weights file are `config_text` (JSON)."""
+        from clearml import OutputModel
+
+        filename = _UNSAFE_FILENAME.sub("_", name or "langchain_asset") + ".json"
+        with tempfile.TemporaryDirectory(prefix="otel-bridge-clearml-") as directory:
+            weights = Path(directory, filename)
+            weights.write_text(config_text, encoding="utf-8")
+            model = OutputModel(task=self.task, config_text=config_text, name=name)
+            try:
+                model.update_weights(
+                    weights_filename=str(weights), auto_delete_file=False, target_filename=name
+                )
+            except AttributeError:
+                if not self.task.is_offline():
+                    raise
+                # clearml 2.1.x: update_weights first reads `published`, which the offline
+                # placeholder model lacks, so it always fails offline; this is the offline
+                # branch update_weights would take next (it copies the file into the session).
+                model._update_weights_offline(weights_filename=str(weights), target_filename=name)
+
+    def flush(self) -> None:
+        """Wait until ClearML has written (offline) or sent everything reported so far."""
+        self.task.flush(wait_for_uploads=True)
+
+    def close(self) -> None:
+        """Close the task; offline, ClearML then zips the session next to its folder."""
+        folder = self.offline_folder
+        self.task.close()
+        if folder is not None:
+            _logger.info("clearml: offline session stored in %s.zip", folder)

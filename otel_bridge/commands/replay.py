@@ -1,0 +1,108 @@
+"""`otel-bridge replay --sink NAME`: move a sink's dead-lettered traces back to its queue and
+deliver them now (the sink's idempotency check runs first, so nothing is stored twice)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from otel_bridge.exporter import TraceExporter
+from otel_bridge.spool import SpoolLockedError
+
+HELP = "re-deliver a sink's dead-lettered traces (after fixing what made the sink reject them)"
+
+_ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sink",
+        required=True,
+        metavar="NAME",
+        help="the sink's exporter entry point name (labelstudio, uptrain, clearml, sagemaker),"
+        " or module:Class of a TraceExporter subclass; it is built from its environment variables",
+    )
+    parser.add_argument(
+        "--spool-dir",
+        type=Path,
+        metavar="DIR",
+        help="the spool directory (default: $OTEL_BRIDGE_SPOOL_DIR, else ~/.cache/otel-bridge/spool)",
+    )
+    parser.add_argument(
+        "--spool-name", metavar="NAME", help="the spool file name without .sqlite3 (default: sink)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default: 60)"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="only list the dead letters and their reasons"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        exporter_class = _exporter_class(args.sink)
+    except LookupError as error:
+        print(f"otel-bridge replay: {error}", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {}
+    if args.spool_dir is not None:
+        options["spool_dir"] = args.spool_dir
+    if args.spool_name:
+        options["spool_name"] = args.spool_name
+    try:
+        exporter = exporter_class(**options)
+    except (SpoolLockedError, ValueError) as error:
+        print(f"otel-bridge replay: cannot open the {args.sink} exporter: {error}", file=sys.stderr)
+        return 1
+    try:
+        return _replay(exporter, args)
+    finally:
+        exporter.shutdown()
+
+
+def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
+    expected = f"{args.spool_name or exporter.sink_name}.sqlite3"
+    if exporter.spool.path.name != expected:
+        print(
+            f"otel-bridge replay: {exporter.spool.path.with_name(expected)} is in use by a running"
+            " exporter; stop it first (it keeps delivering what is queued)",
+            file=sys.stderr,
+        )
+        return 1
+    dead = exporter.spool.dead_letters()
+    for letter in dead:
+        print(f"{letter.key}  attempts={letter.attempts}  {letter.reason}")
+    if args.list or not dead:
+        print(f"{len(dead)} dead letter(s) in {exporter.spool.path}")
+        return 0
+    moved = exporter.spool.requeue_dead_letters(exporter.clock.now())
+    delivered = exporter.force_flush(int(args.timeout * 1000))
+    counts = exporter.spool.counts()
+    print(
+        f"re-queued {moved} trace(s); {counts.outbox} still queued,"
+        f" {counts.dead_letters} dead-lettered again ({exporter.spool.path})"
+    )
+    return 0 if delivered and counts.dead_letters == 0 else 1
+
+
+def _exporter_class(name: str) -> type[TraceExporter]:
+    if ":" in name:
+        module_name, _, class_name = name.partition(":")
+        try:
+            found = getattr(import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise LookupError(f"cannot import {name}: {error}") from None
+    else:
+        candidates = entry_points(group=_ENTRY_POINT_GROUP, name=name)
+        if not candidates:
+            known = sorted(ep.name for ep in entry_points(group=_ENTRY_POINT_GROUP))
+            raise LookupError(f"no sink exporter named {name!r}; installed: {', '.join(known)}")
+        found = next(iter(candidates)).load()
+    if not (isinstance(found, type) and issubclass(found, TraceExporter)):
+        raise LookupError(f"{name} is not a TraceExporter (it has no spool to replay)")
+    return found

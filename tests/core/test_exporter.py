@@ -1,0 +1,208 @@
+"""TraceExporter wiring: settings precedence, spool bounds seen from export(), filtering,
+several exporters of one sink in a process, and the handler feeding it through the SDK."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+from otel_bridge.delivery import FakeClock
+from otel_bridge.exporter import TraceExporter, default_spool_dir
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.sink import DeliveryReport
+from otel_bridge.traces import FinishedTrace
+from tests import chains
+from tests.contract import make_spans
+
+
+class MemorySink(TraceExporter):
+    sink_name = "memtest"
+
+    def __init__(self, **options: Any) -> None:
+        self.delivered: list[FinishedTrace] = []
+        super().__init__(**options)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        self.delivered.extend(traces)
+        return DeliveryReport.all_delivered(traces)
+
+
+class RootNameFilter(MemorySink):
+    def accepts(self, trace: FinishedTrace) -> bool:
+        return trace.root.name != "skip-me"
+
+
+@pytest.fixture
+def exporters() -> Iterator[list[TraceExporter]]:
+    made: list[TraceExporter] = []
+    yield made
+    for exporter in made:
+        exporter.shutdown()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for name in (
+        "OTEL_BRIDGE_SPOOL_DIR",
+        "OTEL_BRIDGE_MEMTEST_SPOOL_DIR",
+        "OTEL_BRIDGE_GRACE_PERIOD",
+        "OTEL_BRIDGE_MEMTEST_GRACE_PERIOD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return monkeypatch
+
+
+def test_spool_dir_precedence(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, exporters: list[TraceExporter]
+) -> None:
+    default = MemorySink()
+    exporters.append(default)
+    assert default.spool.path == tmp_path / "cache" / "otel-bridge" / "spool" / "memtest.sqlite3"
+    default.shutdown()
+
+    clean_env.setenv("OTEL_BRIDGE_SPOOL_DIR", str(tmp_path / "generic"))
+    assert default_spool_dir() == tmp_path / "generic"
+    generic = MemorySink()
+    exporters.append(generic)
+    assert generic.spool.path.parent == tmp_path / "generic"
+    generic.shutdown()
+
+    clean_env.setenv("OTEL_BRIDGE_MEMTEST_SPOOL_DIR", str(tmp_path / "specific"))
+    specific = MemorySink()
+    exporters.append(specific)
+    assert specific.spool.path.parent == tmp_path / "specific"
+    specific.shutdown()
+
+    argument = MemorySink(spool_dir=tmp_path / "argument", spool_name="custom")
+    exporters.append(argument)
+    assert argument.spool.path == tmp_path / "argument" / "custom.sqlite3"
+
+
+def test_grace_period_precedence_and_bad_values(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, exporters: list[TraceExporter]
+) -> None:
+    clean_env.setenv("OTEL_BRIDGE_GRACE_PERIOD", "3")
+    clean_env.setenv("OTEL_BRIDGE_MEMTEST_GRACE_PERIOD", "4")
+    exporters.append(MemorySink(spool_dir=tmp_path / "a"))
+    assert exporters[-1].grace_period == 4.0
+    exporters.append(MemorySink(spool_dir=tmp_path / "b", grace_period=5.0))
+    assert exporters[-1].grace_period == 5.0
+    clean_env.delenv("OTEL_BRIDGE_MEMTEST_GRACE_PERIOD")
+    exporters.append(MemorySink(spool_dir=tmp_path / "c"))
+    assert exporters[-1].grace_period == 3.0
+    clean_env.setenv("OTEL_BRIDGE_GRACE_PERIOD", "soon")
+    with pytest.raises(ValueError, match="OTEL_BRIDGE_GRACE_PERIOD='soon'"):
+        MemorySink(spool_dir=tmp_path / "d")
+    with pytest.raises(ValueError, match="when_full"):
+        MemorySink(spool_dir=tmp_path / "e", grace_period=1.0, when_full="drop_everything")  # type: ignore[arg-type]
+
+
+def test_a_full_spool_rejects_logs_counts_and_reports_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, exporters: list[TraceExporter]
+) -> None:
+    reader = InMemoryMetricReader()
+    first = make_spans()
+    exporter = MemorySink(
+        spool_dir=tmp_path,
+        clock=FakeClock(),
+        max_spool_bytes=sum(len(chains_record.to_json()) for chains_record in _records(first)) + 1,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
+    exporters.append(exporter)
+    assert exporter.export(first) is SpanExportResult.SUCCESS
+    with caplog.at_level(logging.ERROR, logger="otel_bridge.exporter"):
+        assert exporter.export(make_spans()) is SpanExportResult.FAILURE
+    assert exporter.spool_full
+    assert "is full" in caplog.text and "rejected 3 span(s)" in caplog.text
+    dropped = [
+        (point.attributes["otel_bridge.reason"], point.value)
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "otel_bridge.delivery.dropped"
+        for point in metric.data.data_points
+    ]
+    assert dropped == [("spool_full", 3)]
+    assert exporter.force_flush(10_000)
+    assert not exporter.spool_full
+    assert [t.trace_id for t in exporter.delivered] == [first[0].context.trace_id]  # type: ignore[attr-defined]
+
+
+def _records(spans: list[Any]) -> list[Any]:
+    from otel_bridge.traces import SpanRecord
+
+    return [SpanRecord.from_readable(span) for span in spans]
+
+
+def test_accepts_filters_traces(tmp_path: Path, exporters: list[TraceExporter]) -> None:
+    exporter = RootNameFilter(spool_dir=tmp_path)
+    exporters.append(exporter)
+    kept, skipped = make_spans(("keep-me", "child")), make_spans(("skip-me", "child"))
+    exporter.export(kept + skipped)
+    assert exporter.force_flush(10_000)
+    assert [t.root.name for t in exporter.delivered] == ["keep-me"]
+    assert exporter.spool.counts().outbox == 0
+
+
+def test_two_exporters_of_one_sink_in_one_process_get_their_own_spools(
+    tmp_path: Path, exporters: list[TraceExporter]
+) -> None:
+    first, second = MemorySink(spool_dir=tmp_path), MemorySink(spool_dir=tmp_path)
+    exporters.extend([first, second])
+    assert first.spool.path != second.spool.path
+    first.export(make_spans())
+    second.export(make_spans())
+    assert first.force_flush(10_000) and second.force_flush(10_000)
+    assert len(first.delivered) == len(second.delivered) == 1
+
+
+def test_grace_then_max_age_on_a_fake_clock(tmp_path: Path, exporters: list[TraceExporter]) -> None:
+    clock = FakeClock()
+    exporter = MemorySink(spool_dir=tmp_path, clock=clock, grace_period=2.0, max_trace_age=60.0)
+    exporters.append(exporter)
+    grandchild, child, root = make_spans()
+    exporter.export([grandchild])
+    exporter.export([root])
+    clock.advance(1.0)
+    exporter.export([child])  # late but inside the grace period
+    clock.advance(1.0)
+    from tests.support.waiting import wait_until
+
+    wait_until(lambda: len(exporter.delivered) == 1)
+    assert len(exporter.delivered[0].spans) == 3 and not exporter.delivered[0].partial
+
+    _, orphan, _ = make_spans()
+    exporter.export([orphan])
+    clock.advance(59.0)
+    assert exporter.spool.counts().pending_traces == 1
+    clock.advance(1.0)
+    wait_until(lambda: len(exporter.delivered) == 2)
+    assert exporter.delivered[1].partial
+
+
+def test_the_handler_feeds_the_exporter_through_a_batch_span_processor(
+    tmp_path: Path, exporters: list[TraceExporter]
+) -> None:
+    """Real chain (fake LLM API), real handler, real BatchSpanProcessor, the exporter."""
+    exporter = MemorySink(spool_dir=tmp_path)
+    exporters.append(exporter)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    handler = OTelCallbackHandler(tracer_provider=provider)
+    answer = chains.rag_chain().invoke(chains.QUESTION, {"callbacks": [handler]})
+    assert answer == chains.RAG_ANSWER
+    provider.force_flush()
+    assert exporter.force_flush(10_000)
+    (trace,) = exporter.delivered
+    (turn,) = trace.rag_turns()
+    assert (turn.question, turn.answer) == (chains.QUESTION, chains.RAG_ANSWER)
+    assert trace.llm_calls()[0].model == "fake-rag-model"

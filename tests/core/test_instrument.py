@@ -1,0 +1,90 @@
+"""instrument()/uninstrument(): every LangChain run traced with no code change, undone completely.
+
+Real LangChain runnables on otel_bridge.testing's fake chat model (the paid-API stand-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from langchain_core.tracers import context as tracer_context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_bridge
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.instrumentation import instrumented_handler
+from otel_bridge.testing import FakeChatModel
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    instance = TracerProvider()
+    instance.add_span_processor(SimpleSpanProcessor(exporter))
+    yield instance
+    otel_bridge.uninstrument()
+    instance.shutdown()
+
+
+def test_instrument_traces_runs_without_callbacks_in_every_thread_and_task(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    handler = otel_bridge.instrument(tracer_provider=provider)
+    assert isinstance(handler, OTelCallbackHandler)
+    model = FakeChatModel(responses=["ok"])
+    model.invoke("main thread")
+    # A thread started after instrument() begins with an empty contextvars context.
+    worker = threading.Thread(target=model.invoke, args=("worker thread",))
+    worker.start()
+    worker.join()
+    asyncio.run(model.ainvoke("task"))
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["chat fake-chat-model"] * 3
+    assert handler.usage_metadata["fake-chat-model"]["input_tokens"] == 5  # 2 + 2 + 1 words
+
+
+def test_instrument_is_idempotent(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    hooks_before = len(tracer_context._configure_hooks)
+    first = otel_bridge.instrument(tracer_provider=provider)
+    second = otel_bridge.instrument(tracer_provider=provider)
+    assert first is second is instrumented_handler()
+    assert len(tracer_context._configure_hooks) == hooks_before + 1
+    FakeChatModel().invoke("once")
+    # One handler, one span: a second instrument() must not double every span.
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_uninstrument_removes_everything(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    hooks_before = list(tracer_context._configure_hooks)
+    otel_bridge.instrument(tracer_provider=provider)
+    otel_bridge.uninstrument()
+    otel_bridge.uninstrument()
+    assert tracer_context._configure_hooks == hooks_before
+    assert instrumented_handler() is None
+    FakeChatModel().invoke("untraced")
+    assert exporter.get_finished_spans() == ()
+    # And it can be switched on again.
+    otel_bridge.instrument(tracer_provider=provider)
+    FakeChatModel().invoke("traced")
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_instrument_passes_options_to_the_handler(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    handler = otel_bridge.instrument(tracer_provider=provider, capture_content=False)
+    assert handler.capture_content is False
+    FakeChatModel(responses=["private"]).invoke("private")
+    (span,) = exporter.get_finished_spans()
+    assert "gen_ai.input.messages" not in span.attributes

@@ -1,0 +1,93 @@
+"""The built-in `file` sink: the shared exporter contract, its settings, and what it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from otel_bridge.delivery import RetryPolicy
+from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
+from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces
+from otel_bridge.traces import FinishedTrace
+from tests.contract import ExporterContract, MakeExporter, make_spans
+
+
+class TestFileSinkContract(ExporterContract):
+    @pytest.fixture
+    def make_exporter(self, tmp_path: Path) -> MakeExporter:
+        def make(**options: Any) -> FileSpanExporter:
+            return FileSpanExporter(tmp_path / "contract.jsonl", **options)
+
+        return make
+
+
+def _exporter(tmp_path: Path, path: Path | None = None, **options: Any) -> FileSpanExporter:
+    return FileSpanExporter(
+        path, spool_dir=tmp_path / "spool", grace_period=0.01, max_trace_age=60.0, **options
+    )
+
+
+def test_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_FILE_PATH, raising=False)
+    default = _exporter(tmp_path)
+    default.shutdown()
+    assert default.path == tmp_path / DEFAULT_FILE_NAME
+    monkeypatch.setenv(ENV_FILE_PATH, str(tmp_path / "from-env.jsonl"))
+    from_env = _exporter(tmp_path)
+    from_env.shutdown()
+    assert from_env.path == tmp_path / "from-env.jsonl"
+    argument = _exporter(tmp_path, tmp_path / "argument.jsonl")
+    argument.shutdown()
+    assert argument.path == tmp_path / "argument.jsonl"
+
+
+def test_writes_one_line_per_trace_that_reads_back_equal(tmp_path: Path) -> None:
+    exporter = _exporter(tmp_path, tmp_path / "out" / "traces.jsonl")
+    spans = make_spans()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(10_000)
+    exporter.shutdown()
+    lines = (tmp_path / "out" / "traces.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    (read,) = read_traces(tmp_path / "out" / "traces.jsonl")
+    expected = FinishedTrace.from_spans(spans)
+    assert read.trace_id == expected.trace_id
+    assert sorted(read.spans, key=lambda s: s.span_id) == sorted(
+        expected.spans, key=lambda s: s.span_id
+    )
+
+
+def test_already_delivered_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    first = _exporter(tmp_path, path)
+    spans = make_spans()
+    first.export(spans)
+    assert first.force_flush(10_000)
+    first.shutdown()
+    key = format(FinishedTrace.from_spans(spans).trace_id, "032x")
+    second = _exporter(tmp_path, path)
+    try:
+        assert second.already_delivered([key, "0" * 32]) == {key}
+    finally:
+        second.shutdown()
+
+
+def test_an_unwritable_file_delays_delivery_and_loses_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be", encoding="utf-8")
+    path = blocker / "traces.jsonl"
+    exporter = _exporter(
+        tmp_path, path, retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.05, jitter=0.0)
+    )
+    try:
+        assert exporter.export(make_spans()) is SpanExportResult.SUCCESS
+        assert not exporter.force_flush(300)
+        blocker.unlink()
+        assert exporter.force_flush(10_000)
+        assert len(read_traces(path)) == 1
+    finally:
+        exporter.shutdown()

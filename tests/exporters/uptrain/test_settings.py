@@ -1,0 +1,182 @@
+"""How UpTrainSpanExporter is configured: the seed's arguments, environment variables with their
+precedence (argument > OTEL_BRIDGE_UPTRAIN_* > generic > default), clear errors, the entry point
+and the drop-in callback handler. The judges are `FakeJudge` servers, local stand-ins for the paid
+LLM API; one of them is a decoy that must never be asked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_bridge_uptrain import CheckPlan, UpTrainCallbackHandler, UpTrainSpanExporter
+
+from otel_bridge import OTelCallbackHandler, semconv
+from tests.chains import QUESTION, chat_messages, chat_model, rag_chain
+from tests.exporters.uptrain.conftest import run_through
+from tests.support.fake_openai import FakeJudge
+
+
+@pytest.fixture
+def decoy() -> Iterator[FakeJudge]:
+    with FakeJudge(api_key="sk-decoy") as server:
+        yield server
+
+
+def _evaluate_one_chat(exporter: UpTrainSpanExporter) -> None:
+    run_through(exporter, chat_model(), chat_messages())
+    assert exporter.force_flush(30_000)
+
+
+@pytest.mark.parametrize("layer", ["argument", "specific", "generic"])
+def test_settings_precedence(
+    layer: str,
+    judge: FakeJudge,
+    decoy: FakeJudge,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    right = {"key": "sk-judge", "base": judge.url, "model": "gpt-4o-mini", "project": "p-right"}
+    wrong = {"key": "sk-decoy", "base": decoy.url, "model": "gpt-wrong", "project": "p-wrong"}
+    layers = ["argument", "specific", "generic"]
+    below = layers[layers.index(layer) + 1 :]
+    chosen = {name: (right if name == layer else wrong) for name in [layer, *below]}
+    arguments: dict[str, Any] = {}
+    if "argument" in chosen:
+        values = chosen["argument"]
+        arguments = {
+            "api_key": values["key"],
+            "api_base": values["base"],
+            "model": values["model"],
+            "project_name": values["project"],
+        }
+    if "specific" in chosen:
+        values = chosen["specific"]
+        monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_API_KEY", values["key"])
+        monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_API_BASE", values["base"])
+        monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_MODEL", values["model"])
+        monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_PROJECT_NAME", values["project"])
+    if "generic" in chosen:
+        values = chosen["generic"]
+        monkeypatch.setenv("OPENAI_API_KEY", values["key"])
+        monkeypatch.setenv("OPENAI_BASE_URL", values["base"])
+    results = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(results))
+    exporter = UpTrainSpanExporter(
+        tracer_provider=provider,
+        log_results=False,
+        checks=CheckPlan(llm=("response_completeness",)),
+        spool_dir=tmp_path,
+        grace_period=0.01,
+        **arguments,
+    )
+    try:
+        _evaluate_one_chat(exporter)
+    finally:
+        exporter.shutdown()
+
+    assert decoy.requests == []
+    (asked,) = judge.graded()
+    assert asked.authorization == "Bearer sk-judge"
+    # The generic layer has no model or project variable: those fall back to the defaults.
+    expected_model = "gpt-3.5-turbo" if layer == "generic" else right["model"]
+    expected_project = "langchain" if layer == "generic" else right["project"]
+    assert asked.body is not None and asked.body["model"] == expected_model
+    (span,) = results.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["uptrain.project_name"] == expected_project
+
+
+def test_the_constructor_works_from_the_environment_alone(
+    judge: FakeJudge, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-judge")
+    monkeypatch.setenv("OPENAI_BASE_URL", judge.url)
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_SPOOL_DIR", str(tmp_path))
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_LOG_RESULTS", "false")
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_SAMPLE_RATE", "0.25")
+    exporter = UpTrainSpanExporter()
+    try:
+        assert (exporter.project_name, exporter.key_type, exporter.model) == (
+            "langchain",
+            "openai",
+            "gpt-3.5-turbo",
+        )
+        assert exporter.log_results is False
+        assert exporter.sample_rate == 0.25
+        assert exporter.spool.path.parent == tmp_path
+    finally:
+        exporter.shutdown()
+
+
+def test_the_entry_point_loads_the_exporter(
+    judge: FakeJudge, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (entry_point,) = entry_points(group="opentelemetry_traces_exporter", name="uptrain")
+    assert entry_point.load() is UpTrainSpanExporter
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-judge")
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_SPOOL_DIR", str(tmp_path))
+    entry_point.load()().shutdown()
+
+
+def test_an_invalid_key_type_is_refused_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Invalid key type 'anthropic'"):
+        UpTrainSpanExporter(key_type="anthropic", api_key="k", spool_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("key_type", "variable"), [("openai", "OPENAI_API_KEY"), ("uptrain", "UPTRAIN_ACCESS_TOKEN")]
+)
+def test_a_missing_key_names_the_variables_to_set(
+    key_type: str, variable: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=f"OTEL_BRIDGE_UPTRAIN_API_KEY or {variable}"):
+        UpTrainSpanExporter(key_type=key_type, spool_dir=tmp_path)
+
+
+def test_a_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_LOG_RESULTS", "maybe")
+    with pytest.raises(ValueError, match="OTEL_BRIDGE_UPTRAIN_LOG_RESULTS='maybe'"):
+        UpTrainSpanExporter(api_key="k", spool_dir=tmp_path)
+
+
+def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_call(
+    judge: FakeJudge, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    handler = UpTrainCallbackHandler(
+        project_name="drop-in",
+        key_type="openai",
+        api_key="sk-judge",
+        model="gpt-3.5-turbo",
+        log_results=True,
+        tracer_provider=provider,
+        exporter_options={"api_base": judge.url, "spool_dir": tmp_path, "grace_period": 0.01},
+    )
+    assert isinstance(handler, OTelCallbackHandler)
+
+    answer = rag_chain().invoke(QUESTION, config={"callbacks": [handler]})
+
+    assert judge.requests == []  # nothing was evaluated inside the call
+    assert provider.force_flush(10_000)
+    assert handler.exporter.force_flush(30_000)
+    evaluations = [
+        span
+        for span in memory.get_finished_spans()
+        if span.attributes and semconv.GEN_AI_EVALUATION_NAME in span.attributes
+    ]
+    assert len(evaluations) == 3
+    assert all(span.attributes["uptrain.project_name"] == "drop-in" for span in evaluations)  # type: ignore[index]
+    printed = capsys.readouterr().out
+    assert printed.count(f"Question: {QUESTION}") == 1
+    assert f"Response: {answer}" in printed
+    handler.exporter.shutdown()
+    provider.shutdown()

@@ -1,0 +1,150 @@
+"""`otel-bridge serve --config`: a bad file stops the command with a message naming the key;
+the telemetry section sends the receiver's own metrics over OTLP."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from otel_bridge.receiver.telemetry import (
+    METRIC_REQUESTS,
+    METRIC_SPANS_ACCEPTED,
+    METRIC_SPOOL_BYTES,
+)
+from tests.contract import make_spans
+
+SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("receiver:\n  htttp: {}\n", "receiver.htttp: unknown key"),
+        (
+            "receiver:\n  http: {endpoint: 'localhost'}\n",
+            "receiver.http.endpoint: expected host:port",
+        ),
+        ("sinks:\n  nosuchsink: {}\n", "sinks.nosuchsink: no exporter named 'nosuchsink'"),
+        (
+            "receiver:\n  auth: {bearer_token: '${env:OTEL_BRIDGE_TEST_UNSET_TOKEN}'}\n",
+            "receiver.auth.bearer_token: environment variable OTEL_BRIDGE_TEST_UNSET_TOKEN is not set",
+        ),
+        ("receiver: [\n", "invalid YAML"),
+    ],
+)
+def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path, content: str, message: str) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(content, encoding="utf-8")
+    result = subprocess.run(
+        [*SERVE, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class _MetricsCollector(ThreadingHTTPServer):
+    """A minimal OTLP/HTTP metrics endpoint recording the metric names it receives."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _MetricsHandler)
+        self.names: set[str] = set()
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    server: _MetricsCollector
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportMetricsServiceRequest.FromString(body)
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                self.server.names.update(metric.name for metric in scope_metrics.metrics)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_own_metrics_go_to_the_configured_otlp_endpoint(tmp_path: Path) -> None:
+    collector = _MetricsCollector()
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"""
+receiver:
+  http: {{endpoint: "127.0.0.1:0"}}
+  grpc: false
+spool_dir: {tmp_path / "spool"}
+telemetry:
+  metrics_endpoint: http://127.0.0.1:{collector.server_address[1]}/v1/metrics
+sinks:
+  file: {{path: {tmp_path / "out.jsonl"}}}
+""",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [*SERVE, "--config", str(config)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        port = int(first.rsplit(":", 1)[1].split("/", 1)[0])
+        spans = make_spans()
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        collector.shutdown()
+    # The meter provider is flushed on shutdown, so no export interval needs to pass.
+    assert {METRIC_REQUESTS, METRIC_SPANS_ACCEPTED, METRIC_SPOOL_BYTES} <= collector.names
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_a_busy_port_is_reported_without_a_traceback(tmp_path: Path, transport: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        other = "grpc" if transport == "http" else "http"
+        config = tmp_path / "bridge.yaml"
+        config.write_text(
+            f"receiver:\n  {transport}: {{endpoint: '127.0.0.1:{busy.getsockname()[1]}'}}\n"
+            f"  {other}: false\nspool_dir: {tmp_path / 'spool'}\n",
+            encoding="utf-8",
+        )
+        result = subprocess.run(
+            [*SERVE, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "otel-bridge serve: cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
