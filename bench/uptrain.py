@@ -20,23 +20,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# This file is named like the uptrain package: its directory must not shadow it on sys.path.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from langchain_core.documents import Document  # noqa: E402
-from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
-from langchain_core.output_parsers import StrOutputParser  # noqa: E402
-from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
-from langchain_core.runnables import Runnable, RunnablePassthrough  # noqa: E402
-from langchain_core.vectorstores import InMemoryVectorStore  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnablePassthrough
+from langchain_core.vectorstores import InMemoryVectorStore
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
-from otel_bridge import semconv  # noqa: E402
-from otel_bridge.testing import FakeChatModel  # noqa: E402
-from tests.support.fake_openai import FakeJudge  # noqa: E402
+from otel_bridge import semconv
+from otel_bridge.testing import FakeChatModel
+from tests.support.fake_openai import FakeJudge
 
 QUESTION = "Where does the Rhine flow into the sea?"
 ANSWER = "The Rhine flows into the North Sea in the Netherlands."
@@ -92,7 +93,8 @@ def ours(
 
     def finish() -> None:
         provider.force_flush()
-        handler.exporter.force_flush(600_000)
+        if not handler.exporter.force_flush(120_000):
+            print("ours: evaluations had not drained after 120 s")
 
     return handler, finish
 

@@ -172,6 +172,46 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def _plain_default(value: Any) -> Any:
+    """The fast encoder's fallback for types `json` does not know; same output as `_Shrinker`."""
+    if isinstance(value, SecretStr | SecretBytes):
+        return SECRET_MASK
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, BaseMessage):
+        return message_dict(value)
+    if isinstance(value, Document):
+        return document_dict(value)
+    if isinstance(value, BaseModel):
+        return _model_fields(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset) or _is_plain_sequence(value):
+        return list(value)
+    return _safe_repr(value)
+
+
+# allow_nan=False: NaN is not JSON, so such values take the careful path.
+_FAST_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain_default
+)
+
+
+def _fast_encode(value: Any, limit: int) -> str | None:
+    """The C encoder's output when it is already the right answer, else None.
+
+    It is, unless the value has cycles, NaNs, odd keys or excessive depth (the encoder raises),
+    is over the limit, or mentions anything secret-looking (keys must then be masked).
+    """
+    try:
+        text = _FAST_ENCODER.encode(value)
+    except Exception:
+        return None
+    if len(text) > limit or SECRET_KEY.search(text) is not None:
+        return None
+    return text
+
+
 def encode(value: Any, policy: ContentPolicy) -> str:
     """JSON for `value`, at most `policy.max_length` characters, still valid JSON when cut.
 
@@ -179,6 +219,10 @@ def encode(value: Any, policy: ContentPolicy) -> str:
     only if that is not enough are lists and mappings cut too.
     """
     limit = policy.max_length
+    if policy.redact is None:
+        fast = _fast_encode(value, limit)
+        if fast is not None:
+            return fast
     measured = _Shrinker(policy.redact, None, None)
     text = _dumps(measured.convert(value))
     if len(text) <= limit:

@@ -22,14 +22,12 @@ from opentelemetry.context import Context
 
 __all__ = ["RunScopedContext", "context_for_root_run", "enter", "leave"]
 
-_MISSING = object()
-
 
 class RunScopedContext(Context):
     """A context whose span entry expires when its run ends.
 
     The dict storage holds the entries as of the start of the run (what OTel code that copies a
-    context picks up while the run is open); once closed, every read is answered by the context below.
+    context picks up while the run is open); once closed, the context below answers every read.
     """
 
     __slots__ = ("_below", "_open", "root")
@@ -108,7 +106,8 @@ def context_for_root_run() -> Context:
     them does belong under them.
     """
     current = otel_context.get_current()
-    while isinstance(current, RunScopedContext) and current.is_open and current.root:
+    # Closed scopes are skipped too: they read as what is below them anyway.
+    while isinstance(current, RunScopedContext) and (current.root or not current.is_open):
         current = current.below
     return current
 
@@ -124,6 +123,7 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
     scoped.close()
     if otel_context.get_current() is not scoped:
         return
-    # ValueError: the token belongs to another Context; RuntimeError: it was already used.
-    with suppress(ValueError, RuntimeError):
+    # ValueError: the token belongs to another Context; RuntimeError: it was already used;
+    # AttributeError: a non-contextvars runtime context (OTEL_PYTHON_CONTEXT) made the token.
+    with suppress(ValueError, RuntimeError, AttributeError):
         token.var.reset(token)

@@ -233,6 +233,7 @@ class DeliveryWorker:
         self._flush_requests = 0
         self._flush_served = 0
         self._drained_flush = 0
+        self._settled_flush = 0  # last flush request after which a pass found nothing due
         self._logged_errors: set[str] = set()
         self._thread = threading.Thread(target=self._run, name=f"otel-bridge-{name}", daemon=True)
 
@@ -242,9 +243,10 @@ class DeliveryWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def flush(self, timeout: float) -> bool:
-        """Assemble every trace whose root ended, try every queued item once more now, and wait
-        (real time) until the outbox is empty. False at the timeout."""
+    def flush(self, timeout: float, *, until_drained: bool = True) -> bool:
+        """Assemble every trace whose root ended, try queued items once more now, and wait (real
+        time) until the outbox is empty; or, with `until_drained=False`, only until that round
+        is over (what failed waits in the spool). False at the timeout or if not drained."""
         deadline = time.monotonic() + timeout
         with self._progress:
             self._flush_requests += 1
@@ -252,6 +254,8 @@ class DeliveryWorker:
         self._wake.set()
         with self._progress:
             while self._drained_flush < request:
+                if not until_drained and self._settled_flush >= request:
+                    return False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
                     return False
@@ -276,7 +280,7 @@ class DeliveryWorker:
             with self._progress:
                 flush = self._flush_requests
             try:
-                busy = self._step(flush_pending=flush > self._flush_served)
+                busy = self._step(flush)
             except SpoolClosedError:
                 return
             except Exception:
@@ -295,14 +299,17 @@ class DeliveryWorker:
                 return
             with self._progress:
                 self._flush_served = max(self._flush_served, flush)
+                self._settled_flush = max(self._settled_flush, flush)
                 if idle:
                     self._drained_flush = max(self._drained_flush, flush)
                 self._progress.notify_all()
             timeout = None if wakeup is None else max(0.0, wakeup - self._clock.now())
             self._clock.wait(self._wake, timeout)
 
-    def _step(self, *, flush_pending: bool) -> bool:
-        """One round; True when it delivered something and should loop again at once."""
+    def _step(self, flush_request: int) -> bool:
+        """One round; True when it delivered something and should loop again at once. While a
+        flush request is unserved, grace periods and backoff are skipped once."""
+        flush_pending = flush_request > self._flush_served
         now = self._clock.now()
         assembled = self._spool.assemble_ready(
             now,
@@ -324,7 +331,7 @@ class DeliveryWorker:
             return False
         self._deliver_batch(items, now)
         with self._progress:
-            self._flush_served = max(self._flush_served, self._flush_requests)
+            self._flush_served = max(self._flush_served, flush_request)
         return True
 
     def _deliver_batch(self, items: list[OutboxItem], now: float) -> None:

@@ -192,7 +192,8 @@ class TraceExporter(SpanExporter, ABC):
                 return
             self._is_shutdown = True
         try:
-            self._worker.flush(self._shutdown_timeout / 2)
+            # One more round for everything ready; what fails stays for the next start.
+            self._worker.flush(self._shutdown_timeout / 2, until_drained=False)
         finally:
             self._worker.stop(self._shutdown_timeout / 2)
             self._spool.close()
@@ -244,9 +245,29 @@ class TraceExporter(SpanExporter, ABC):
         for suffix in range(_MAX_SPOOL_SUFFIX):
             path = spool_path(directory, name if suffix == 0 else f"{name}.{suffix}")
             try:
-                return Spool(path, **bounds)  # type: ignore[arg-type]
+                spool = Spool(path, **bounds)  # type: ignore[arg-type]
             except SpoolLockedError:
                 continue
+            self._adopt_orphans(spool, directory, name)
+            return spool
         raise SpoolLockedError(
             f"{_MAX_SPOOL_SUFFIX} exporters already use spools named {name!r} in {directory}"
         )
+
+    def _adopt_orphans(self, spool: Spool, directory: Path, name: str) -> None:
+        """Take over spools of this sink that extra exporters left last time (e.g. a second
+        drop-in handler), so what they queued is not stranded when fewer exporters run now."""
+        siblings = [spool_path(directory, f"{name}.{n}") for n in range(1, _MAX_SPOOL_SUFFIX)]
+        for path in [spool_path(directory, name), *siblings]:
+            if path == spool.path or not path.exists():
+                continue
+            try:
+                adopted = spool.adopt(path)
+            except SpoolLockedError:
+                continue  # its exporter is alive and delivers it
+            except Exception:
+                _logger.exception("%s: could not take over the spool %s", self.sink_name, path)
+                continue
+            _logger.info(
+                "%s: took over %d queued item(s) from %s", self.sink_name, adopted, path.name
+            )

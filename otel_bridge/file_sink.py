@@ -6,23 +6,28 @@ and anything that reads the OpenTelemetry Collector file exporter's output.
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from otel_bridge.exporter import TraceExporter
-from otel_bridge.otlp import DEFAULT_FILE_NAME, trace_to_json_line
-from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.otlp import (
+    DEFAULT_FILE_NAME,
+    OTLPDecodeError,
+    trace_to_json_line,
+    traces_from_json_lines,
+)
+from otel_bridge.sink import DeliveryReport, RetryableError, span_key
+from otel_bridge.traces import FinishedTrace, SpanRecord
 
 __all__ = ["ENV_FILE_PATH", "FileSpanExporter"]
 
 ENV_FILE_PATH = "OTEL_BRIDGE_FILE_PATH"
 
-_TRACE_ID = re.compile(rb'"traceId":"([0-9a-f]{32})"')
+_logger = logging.getLogger(__name__)
 
 
 class FileSpanExporter(TraceExporter):
@@ -37,36 +42,59 @@ class FileSpanExporter(TraceExporter):
     def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
         self.path = Path(path or os.environ.get(ENV_FILE_PATH) or DEFAULT_FILE_NAME).absolute()
         self._write_lock = threading.Lock()
-        self._written: set[str] | None = None
+        self._written: set[str] | None = None  # span_key of every span in the file
         super().__init__(**options)
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        lines = "".join(trace_to_json_line(trace) + "\n" for trace in traces)
         with self._write_lock:
+            written = self._written_spans()
+            # A retried OTLP request can bring spans back after their trace was delivered; write
+            # only spans the file lacks, so duplicates are dropped and late spans still land.
+            fresh = [
+                FinishedTrace(trace.trace_id, spans, trace.partial)
+                for trace in traces
+                if (spans := tuple(s for s in trace.spans if _key(s) not in written))
+            ]
+            lines = "".join(trace_to_json_line(trace) + "\n" for trace in fresh)
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as file:
-                    file.write(lines)
+                with self.path.open("a+b") as file:
+                    if file.tell() > 0:
+                        file.seek(-1, os.SEEK_END)
+                        if file.read(1) != b"\n":  # finish a line cut short by a crash
+                            file.write(b"\n")
+                    file.write(lines.encode("utf-8"))
                     file.flush()
                     # Acknowledged means on disk: the spool forgets these traces after we return.
                     os.fsync(file.fileno())
             except OSError as exc:
                 raise RetryableError(f"cannot append to {self.path}: {exc.strerror}") from exc
-            if self._written is not None:
-                self._written.update(trace_key(trace) for trace in traces)
+            written.update(_key(span) for trace in fresh for span in trace.spans)
         return DeliveryReport.all_delivered(traces)
 
     def already_delivered(self, keys: Sequence[str]) -> set[str]:
         with self._write_lock:
-            if self._written is None:
-                # Read once: a crash between our write and the spool's bookkeeping must not
-                # write the trace a second time after a restart.
-                self._written = self._trace_keys_in_file()
-            return {key for key in keys if key in self._written}
+            traces = {key.split("-", 1)[0] for key in self._written_spans()}
+        return {key for key in keys if key in traces}
 
-    def _trace_keys_in_file(self) -> set[str]:
-        try:
-            content = self.path.read_bytes()
-        except FileNotFoundError:
-            return set()
-        return {match.decode("ascii") for match in _TRACE_ID.findall(content)}
+    def _written_spans(self) -> set[str]:
+        if self._written is None:
+            # Read once: after a restart, spans written before the crash are not written twice.
+            self._written = set()
+            if self.path.exists():
+                with self.path.open(encoding="utf-8", errors="replace") as lines:
+                    for number, line in enumerate(lines, start=1):
+                        try:
+                            traces = traces_from_json_lines([line])
+                        except OTLPDecodeError:
+                            # A line cut short by a crash mid-write: its traces are still in
+                            # the spool (not acknowledged) and will be written again.
+                            _logger.warning("%s:%d is not OTLP JSON; ignored", self.path, number)
+                            continue
+                        for trace in traces:
+                            self._written.update(_key(span) for span in trace.spans)
+        return self._written
+
+
+def _key(span: SpanRecord) -> str:
+    return span_key(span.trace_id, span.span_id)

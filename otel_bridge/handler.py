@@ -55,6 +55,7 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_REQUEST_MODEL,
 )
 _TRACER_NAME = "otel_bridge"
+_PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 
 
 @dataclass(slots=True)
@@ -102,6 +103,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
     `capture_content=False` or `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`; each
     value is at most `max_content_length` characters (argument > `OTEL_BRIDGE_MAX_CONTENT_LENGTH`
     > `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` > 65536), and `redact` rewrites every captured string.
+    Runs that never end are ended (status ERROR, counted in `evicted_runs`) once more than
+    `max_open_runs` are open or one is older than `max_run_age_s` by `clock`.
     """
 
     raise_error: bool = False
@@ -129,17 +132,26 @@ class OTelCallbackHandler(BaseCallbackHandler):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
-        self._tracer = provider.get_tracer(_TRACER_NAME)
-        self._metrics = GenAIMetrics(meter_provider)
-        if capture_content is None:
-            capture_content = _env_flag(CAPTURE_CONTENT_ENV) is not False
-        self.capture_content = capture_content
+        # Arguments are validated before the provider is resolved: a bad argument must not
+        # leave a global provider installed or exporters wired behind.
         if max_content_length is None:
             max_content_length = _env_int(MAX_LENGTH_ENV, GENERIC_MAX_LENGTH_ENV)
         self._content = ContentPolicy(
             max_length=max_content_length or DEFAULT_MAX_CONTENT_LENGTH, redact=redact
         )
+        self._clock = clock
+        self._runs: OpenRunRegistry[_OpenRun] = OpenRunRegistry(
+            max_runs=max_open_runs,
+            max_age_s=max_run_age_s,
+            clock=clock,
+            on_evict=self._end_evicted,
+        )
+        if capture_content is None:
+            capture_content = _env_flag(CAPTURE_CONTENT_ENV) is not False
+        self.capture_content = capture_content
+        provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
+        self._tracer = provider.get_tracer(_TRACER_NAME)
+        self._metrics = GenAIMetrics(meter_provider)
         self.raise_error = raise_error
         self._ignore = {
             "llm": ignore_llm,
@@ -150,13 +162,6 @@ class OTelCallbackHandler(BaseCallbackHandler):
             "retry": ignore_retry,
             "custom_event": ignore_custom_event,
         }
-        self._clock = clock
-        self._runs: OpenRunRegistry[_OpenRun] = OpenRunRegistry(
-            max_runs=max_open_runs,
-            max_age_s=max_run_age_s,
-            clock=clock,
-            on_evict=self._end_evicted,
-        )
         self._usage_lock = threading.Lock()
         self._usage: dict[str, UsageMetadata] = {}
         self._logged_problems: set[tuple[str, str]] = set()
@@ -317,7 +322,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
             }
         self._runs.add(run_id, run)
-        if enter_scope:
+        # Prompt templates and output parsers run no code that could call out: attaching a
+        # context for them would cost every chain call and never parent anything.
+        if enter_scope and run_type not in _PURE_RUN_TYPES:
             run.scope, run.token = enter(span, root=parent_run_id is None)
         return run
 

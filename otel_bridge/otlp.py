@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,6 @@ __all__ = [
     "decode_protobuf",
     "encode_json",
     "export_response",
-    "iter_json_lines",
     "read_traces",
     "records_from_request",
     "request_from_records",
@@ -115,8 +114,8 @@ def decode_json(body: bytes | str) -> ExportTraceServiceRequest:
     """Parse OTLP JSON (hex ids, integer or named enums); unknown fields are ignored per spec."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OTLPDecodeError(f"invalid JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise OTLPDecodeError(f"invalid JSON: {exc!r}") from exc
     if not isinstance(document, dict):
         raise OTLPDecodeError("invalid OTLP JSON: the top level must be an object")
     try:
@@ -135,7 +134,7 @@ def encode_json(message: Message) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
-def _walk_span_ids(document: dict[str, Any], convert: Any) -> None:
+def _walk_span_ids(document: dict[str, Any], convert: Callable[[str, str], str]) -> None:
     for resource_spans in _list(document, "resourceSpans", "resource_spans"):
         for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
             for span in _list(scope_spans, "spans"):
@@ -157,7 +156,7 @@ def _list(parent: Any, *keys: str) -> list[Any]:
     return []
 
 
-def _convert_ids(item: Any, convert: Any) -> None:
+def _convert_ids(item: Any, convert: Callable[[str, str], str]) -> None:
     if not isinstance(item, dict):
         raise OTLPDecodeError("invalid OTLP JSON: expected an object")
     for key in _HEX_ID_FIELDS:
@@ -215,11 +214,14 @@ def accepted_spans(
             )
             for span in scope_spans.spans:
                 reason = _invalid_ids(span)
-                if reason:
-                    rejected += 1
-                    first_reason = first_reason or reason
-                    continue
-                spans.append(_readable_span(span, resource, scope))
+                if not reason:
+                    try:
+                        spans.append(_readable_span(span, resource, scope))
+                        continue
+                    except Exception as exc:  # untrusted input costs its span, not the request
+                        reason = f"span {span.name!r} cannot be converted: {exc!r}"
+                rejected += 1
+                first_reason = first_reason or reason
     if rejected:
         return spans, RejectedSpans(rejected, f"{rejected} span(s) rejected: {first_reason}")
     return spans, None
@@ -479,14 +481,6 @@ def read_traces(path: str | Path) -> list[FinishedTrace]:
     """Every finished trace in an OTLP JSON lines file (ours or a Collector file exporter's)."""
     with Path(path).open(encoding="utf-8") as lines:
         return traces_from_json_lines(lines)
-
-
-def iter_json_lines(path: str | Path) -> Iterator[ExportTraceServiceRequest]:
-    """The requests of an OTLP JSON lines file, one per non-blank line."""
-    with Path(path).open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                yield decode_json(line)
 
 
 def export_response(rejected: RejectedSpans | None = None) -> ExportTraceServiceResponse:

@@ -30,6 +30,7 @@ __all__ = [
     "Spool",
     "SpoolClosedError",
     "SpoolCounts",
+    "SpoolFormatError",
     "WhenFull",
     "spool_path",
 ]
@@ -42,6 +43,15 @@ WhenFull = Literal["drop_newest", "drop_oldest"]
 # reach the limit exactly; reporting "full" a little earlier lets the receiver push back
 # (429/503) before it has to reject anything.
 _FULL_FRACTION = 0.95
+
+# Files SQLite (WAL) and our lock keep beside a spool file.
+_SIDE_FILES = ("-wal", "-shm", ".lock")
+
+# Stays far below SQLite's limit on bound variables in one statement.
+_SQL_VARIABLES_PER_QUERY = 500
+
+# Bumped on any incompatible change of the tables below (stored in PRAGMA user_version).
+_SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_spans (
@@ -86,6 +96,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at REAL NOT NULL
 );
 """
+
+
+class SpoolFormatError(RuntimeError):
+    """The spool file was written by an incompatible otel-bridge version."""
 
 
 class SpoolClosedError(RuntimeError):
@@ -173,7 +187,18 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = _scalar(self._db, "PRAGMA user_version")
+        if version != _SCHEMA_VERSION and _scalar(
+            self._db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
+        ):
+            self._db.close()
+            self._lock_file.close()
+            raise SpoolFormatError(
+                f"spool {self.path} has format {version}, this otel-bridge writes format"
+                f" {_SCHEMA_VERSION}; deliver it with the version that wrote it, or move it away"
+            )
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self._bytes = self._count_bytes(self._db)
         self._pending_traces = _scalar(self._db, "SELECT COUNT(*) FROM pending_traces")
         self._rejected_since_drain = False
@@ -231,37 +256,39 @@ class Spool:
                     rejected = len(encoded) - len(fitting)
                     encoded = fitting
                     self._rejected_since_drain = True
-            # Per trace: spans added, their bytes, and whether a local root was among them.
-            added: dict[str, list[int]] = {}
+            # Group by trace: one lookup and one multi-row insert per trace, not per span.
+            by_trace: dict[str, dict[str, tuple[str, bool]]] = {}
             for record, text in encoded:
-                trace_hex = format(record.trace_id, "032x")
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
-                    (trace_hex, format(record.span_id, "016x"), text),
-                )
-                if cursor.rowcount == 0:  # a resent span (an OTLP client retrying)
+                spans = by_trace.setdefault(format(record.trace_id, "032x"), {})
+                span_hex = format(record.span_id, "016x")
+                if span_hex in spans:
                     duplicates += 1
                     continue
-                accepted += 1
-                self._bytes += len(text)
-                totals = added.setdefault(trace_hex, [0, 0, 0])
-                totals[0] += 1
-                totals[1] += len(text)
-                totals[2] |= record.is_local_root
-            for trace_hex, (count, size, has_root) in added.items():
-                roots += has_root
-                root_arrival = now if has_root else None
-                total = _scalar(
-                    db,
-                    "UPDATE pending_traces SET span_count = span_count + ?, bytes = bytes + ?,"
-                    " root_arrival = COALESCE(?, root_arrival) WHERE trace_id = ?"
-                    " RETURNING span_count",
-                    count,
-                    size,
-                    root_arrival,
-                    trace_hex,
+                spans[span_hex] = (text, record.is_local_root)
+            for trace_hex, spans in by_trace.items():
+                pending = db.execute(
+                    "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
+                ).fetchone()
+                if pending is not None:
+                    # Only a pending trace can already hold a resent span (an OTLP client retry).
+                    resent = self._stored_span_ids(db, trace_hex, list(spans))
+                    duplicates += len(resent)
+                    for span_hex in resent:
+                        del spans[span_hex]
+                    if not spans:
+                        continue
+                db.executemany(
+                    "INSERT INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
+                    [(trace_hex, span_hex, text) for span_hex, (text, _) in spans.items()],
                 )
-                if total == 0:  # the first spans of this trace
+                count = len(spans)
+                size = sum(len(text) for text, _ in spans.values())
+                has_root = any(is_root for _, is_root in spans.values())
+                accepted += count
+                roots += has_root
+                self._bytes += size
+                root_arrival = now if has_root else None
+                if pending is None:
                     if self._pending_traces >= self.max_traces:
                         early += self._assemble_oldest(db, now)
                     db.execute(
@@ -273,6 +300,13 @@ class Spool:
                     self._pending_traces += 1
                     new += 1
                     total = count
+                else:
+                    db.execute(
+                        "UPDATE pending_traces SET span_count = span_count + ?, bytes = bytes + ?,"
+                        " root_arrival = COALESCE(?, root_arrival) WHERE trace_id = ?",
+                        (count, size, root_arrival, trace_hex),
+                    )
+                    total = pending[0] + count
                 if total >= self.max_spans_per_trace:
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
@@ -399,6 +433,75 @@ class Spool:
                 self._bytes += size
         return len(rows)
 
+    # --- orphans ----------------------------------------------------------------------------------
+
+    def adopt(self, path: Path) -> int:
+        """Move everything from another, unused spool file into this one and delete that file
+        (an exporter that ran beside this one last time and is gone now). Raises
+        SpoolLockedError while its owner is alive. Returns the number of rows adopted."""
+        donor = Spool(
+            path,
+            max_bytes=self.max_bytes,
+            max_traces=self.max_traces,
+            max_spans_per_trace=self.max_spans_per_trace,
+        )
+        try:
+            with donor._transaction() as source:
+                spans = source.execute(
+                    "SELECT trace_id, span_id, record FROM pending_spans"
+                ).fetchall()
+                traces = source.execute(
+                    "SELECT trace_id, first_arrival, root_arrival FROM pending_traces"
+                ).fetchall()
+                outbox = source.execute(
+                    "SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts,"
+                    " first_attempt_at, next_attempt_at, last_error FROM outbox"
+                ).fetchall()
+                dead = source.execute(
+                    "SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts, reason,"
+                    " dead_at FROM dead_letters"
+                ).fetchall()
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
+                    spans,
+                )
+                for trace_hex, first_arrival, root_arrival in traces:
+                    db.execute(
+                        "INSERT INTO pending_traces"
+                        " (trace_id, first_arrival, root_arrival, span_count, bytes)"
+                        " VALUES (?, ?, ?, 0, 0) ON CONFLICT (trace_id) DO UPDATE SET"
+                        " first_arrival = MIN(first_arrival, excluded.first_arrival),"
+                        " root_arrival = COALESCE(root_arrival, excluded.root_arrival)",
+                        (trace_hex, first_arrival, root_arrival),
+                    )
+                    db.execute(
+                        "UPDATE pending_traces SET (span_count, bytes) = (SELECT COUNT(*),"
+                        " COALESCE(SUM(LENGTH(record)), 0) FROM pending_spans WHERE trace_id = ?)"
+                        " WHERE trace_id = ?",
+                        (trace_hex, trace_hex),
+                    )
+                # Marked attempted: the sink's already_delivered check runs before sending, in
+                # case a crash between this commit and the deletion below repeats the adoption.
+                db.executemany(
+                    "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
+                    " attempts, first_attempt_at, next_attempt_at, last_error)"
+                    " VALUES (?, ?, ?, ?, ?, ?, MAX(?, 1), ?, ?, ?)",
+                    outbox,
+                )
+                db.executemany(
+                    "INSERT INTO dead_letters (key, payload, bytes, span_count, partial,"
+                    " enqueued_at, attempts, reason, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    dead,
+                )
+                self._bytes = self._count_bytes(db)
+                self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+        finally:
+            donor.close()
+        for leftover in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
+            leftover.unlink(missing_ok=True)
+        return len(spans) + len(outbox) + len(dead)
+
     # --- private --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -422,6 +525,19 @@ class Spool:
         return _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM pending_traces") + _scalar(
             db, "SELECT COALESCE(SUM(bytes), 0) FROM outbox"
         )
+
+    @staticmethod
+    def _stored_span_ids(db: sqlite3.Connection, trace_hex: str, span_ids: list[str]) -> set[str]:
+        stored: set[str] = set()
+        for offset in range(0, len(span_ids), _SQL_VARIABLES_PER_QUERY):
+            chunk = span_ids[offset : offset + _SQL_VARIABLES_PER_QUERY]
+            rows = db.execute(
+                "SELECT span_id FROM pending_spans WHERE trace_id = ? AND span_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                (trace_hex, *chunk),
+            )
+            stored.update(row[0] for row in rows)
+        return stored
 
     def _assemble(
         self, db: sqlite3.Connection, trace_hex: str, *, partial: bool, now: float

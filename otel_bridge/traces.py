@@ -145,22 +145,22 @@ class SpanRecord:
             "kind": self.kind,
             "start_time_ns": self.start_time_ns,
             "end_time_ns": self.end_time_ns,
-            "attributes": dict(self.attributes),
+            "attributes": _plain(self.attributes),
             "status_code": self.status_code,
             "status_description": self.status_description,
             "events": [
-                {"name": e.name, "timestamp_ns": e.timestamp_ns, "attributes": dict(e.attributes)}
+                {"name": e.name, "timestamp_ns": e.timestamp_ns, "attributes": _plain(e.attributes)}
                 for e in self.events
             ],
             "links": [
                 {
                     "trace_id": format(link.trace_id, "032x"),
                     "span_id": format(link.span_id, "016x"),
-                    "attributes": dict(link.attributes),
+                    "attributes": _plain(link.attributes),
                 }
                 for link in self.links
             ],
-            "resource": dict(self.resource),
+            "resource": _plain(self.resource),
             "scope_name": self.scope_name,
             "scope_version": self.scope_version,
         }
@@ -661,6 +661,11 @@ def _resource_attributes(resource: Resource | None) -> dict[str, AttributeValue]
         _resource_cache.clear()
     _resource_cache[id(resource)] = (resource, attributes)
     return attributes
+
+
+def _plain(attributes: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+    """A mapping json.dumps accepts; our records already hold dicts, so usually no copy."""
+    return attributes if type(attributes) is dict else dict(attributes)
 
 
 def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:

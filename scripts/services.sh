@@ -33,6 +33,9 @@ start_labelstudio() {
   # A legacy token (the server refuses those unless enabled before its first start);
   # tests obtain a personal access token through the API as well.
   export LABEL_STUDIO_LEGACY_TOKEN="0123456789abcdef0123456789abcdef01234567"
+  # Tests that stop and restart a Label Studio of their own start it from a copy of this
+  # server's database, which skips the slow first-start migrations.
+  export LABEL_STUDIO_DATA_DIR="$data"
   (
     cd "$data"
     LABEL_STUDIO_BASE_DATA_DIR="$data" \
@@ -41,6 +44,7 @@ start_labelstudio() {
     LABEL_STUDIO_USER_TOKEN="$LABEL_STUDIO_LEGACY_TOKEN" \
     LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
     LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+    LATEST_VERSION_CHECK=false \
     exec "$ls_venv/bin/label-studio" start --no-browser --host 127.0.0.1 --port "$port" \
       --data-dir "$data" >"$state/labelstudio.log" 2>&1
   ) &
@@ -70,6 +74,7 @@ write_env() {
     echo "LABEL_STUDIO_TEST_USERNAME=$LABEL_STUDIO_TEST_USERNAME"
     echo "LABEL_STUDIO_TEST_PASSWORD=$LABEL_STUDIO_TEST_PASSWORD"
     echo "LABEL_STUDIO_LEGACY_TOKEN=$LABEL_STUDIO_LEGACY_TOKEN"
+    echo "LABEL_STUDIO_DATA_DIR=$LABEL_STUDIO_DATA_DIR"
     echo "MOTO_ENDPOINT_URL=$MOTO_ENDPOINT_URL"
   } >"$state/env"
 }

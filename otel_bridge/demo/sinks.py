@@ -126,8 +126,22 @@ def _clearml(
 ) -> tuple[TraceExporter | None, str]:
     _installed("otel_bridge_clearml")
     clearml = import_module("otel_bridge_clearml")
-    exporter = clearml.ClearMLSpanExporter(**options)
-    return exporter, "ClearML"
+    # ClearML's repository detection would snapshot this checkout's uncommitted diff into the
+    # task and, at exit, wait up to 300 s for its package analysis; the demo's task needs neither.
+    exporter = clearml.ClearMLSpanExporter(
+        task_init_options={"auto_connect_frameworks": {"detect_repository": False}}, **options
+    )
+    return exporter, _clearml_destination(exporter)
+
+
+def _clearml_destination(exporter: Any) -> str:
+    task = exporter.task
+    if not task.is_offline():
+        return f"task {task.name!r} on the ClearML server"
+    return (
+        f"offline task {task.name!r} in {task.get_offline_mode_folder()} (zipped there at exit; "
+        "import it into a server with clearml.Task.import_offline_session)"
+    )
 
 
 def _sagemaker(

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otel_bridge import otlp
 from otel_bridge.receiver.auth import bearer_token_matches
@@ -86,40 +87,45 @@ class OTLPGRPCServer:
         self._server.stop(grace_seconds).wait()
 
     def _export(self, body: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            response = self._accept(body, context)
+        except _Refusal as refusal:
+            self._ingestor.metrics.request(_TRANSPORT, refusal.code.name)
+            if refusal.retry_after is not None:
+                retry_info = error_details_pb2.RetryInfo(
+                    retry_delay=Duration(seconds=math.ceil(refusal.retry_after))
+                )
+                status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message)
+                status.details.add().Pack(retry_info)
+                context.set_trailing_metadata(((_STATUS_DETAILS_KEY, status.SerializeToString()),))
+            context.abort(refusal.code, refusal.message)
+        self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)
+        return response
+
+    def _accept(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata())
         if not bearer_token_matches(self._bearer_token, _text(metadata.get("authorization"))):
-            self._abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             request = otlp.decode_protobuf(body)
         except otlp.OTLPDecodeError as exc:
-            self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         outcome = self._ingestor.ingest(request, _TRANSPORT)
         if outcome.verdict is not Verdict.ACCEPTED:
-            self._abort(
-                context,
-                _VERDICT_CODES[outcome.verdict],
-                outcome.message,
-                outcome.retry_after_seconds,
+            raise _Refusal(
+                _VERDICT_CODES[outcome.verdict], outcome.message, outcome.retry_after_seconds
             )
-        self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)
         return otlp.export_response(outcome.rejected)
 
-    def _abort(
-        self,
-        context: grpc.ServicerContext,
-        code: grpc.StatusCode,
-        message: str,
-        retry_after: float | None = None,
+
+class _Refusal(Exception):
+    def __init__(
+        self, code: grpc.StatusCode, message: str, retry_after: float | None = None
     ) -> None:
-        self._ingestor.metrics.request(_TRANSPORT, code.name)
-        if retry_after is not None:
-            retry_info = error_details_pb2.RetryInfo(
-                retry_delay=Duration(seconds=math.ceil(retry_after))
-            )
-            status = status_pb2.Status(code=code.value[0], message=message)
-            status.details.add().Pack(retry_info)
-            context.set_trailing_metadata(((_STATUS_DETAILS_KEY, status.SerializeToString()),))
-        context.abort(code, message)
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
 
 
 def _text(value: str | bytes | None) -> str | None:

@@ -133,7 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
         except protocol.ProtocolError as exc:
             self._fail(exc.status, exc.message, media)
             return
-        outcome = self.server.ingestor.ingest(request, _TRANSPORT)
+        try:
+            outcome = self.server.ingestor.ingest(request, _TRANSPORT)
+        except Exception:  # a bug of ours must answer, not hang up on the client
+            _logger.exception("failed to ingest a request")
+            self._fail(500, "internal error in otel-bridge; see its log", media)
+            return
         if outcome.verdict is not Verdict.ACCEPTED:
             self._fail(
                 _VERDICT_STATUS[outcome.verdict],

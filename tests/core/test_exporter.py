@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.handler import OTelCallbackHandler
-from otel_bridge.sink import DeliveryReport
+from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.traces import FinishedTrace
 from tests import chains
 from tests.contract import make_spans
@@ -206,3 +206,66 @@ def test_the_handler_feeds_the_exporter_through_a_batch_span_processor(
     (turn,) = trace.rag_turns()
     assert (turn.question, turn.answer) == (chains.QUESTION, chains.RAG_ANSWER)
     assert trace.llm_calls()[0].model == "fake-rag-model"
+
+
+def test_shutdown_delivers_finished_traces_without_waiting_for_grace(tmp_path: Path) -> None:
+    exporter = MemorySink(spool_dir=tmp_path, grace_period=60.0)
+    spans = make_spans()
+    _, child, _ = make_spans()  # a trace whose root never ended stays in the spool
+    exporter.export([*spans, child])
+    exporter.shutdown()
+    assert [t.trace_id for t in exporter.delivered] == [spans[0].context.trace_id]
+    reopened = MemorySink(spool_dir=tmp_path, grace_period=60.0)
+    try:
+        assert reopened.spool.counts().pending_spans == 1
+    finally:
+        reopened.shutdown()
+
+
+class DownSink(MemorySink):
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        raise RetryableError("service unavailable")
+
+
+def test_shutdown_with_a_down_sink_tries_once_and_keeps_the_rest(tmp_path: Path) -> None:
+    import threading
+
+    exporter = DownSink(spool_dir=tmp_path, shutdown_timeout=600.0)
+    exporter.export(make_spans())
+    stopper = threading.Thread(target=exporter.shutdown)
+    stopper.start()
+    stopper.join(30)
+    assert not stopper.is_alive(), "shutdown waited for a sink that is down"
+    reopened = MemorySink(spool_dir=tmp_path)
+    try:
+        assert reopened.force_flush(10_000)
+        assert len(reopened.delivered) == 1
+    finally:
+        reopened.shutdown()
+
+
+def test_a_restart_with_fewer_exporters_takes_over_the_extra_spools(tmp_path: Path) -> None:
+    first = DownSink(spool_dir=tmp_path, shutdown_timeout=1.0)
+    second = DownSink(spool_dir=tmp_path, shutdown_timeout=1.0)
+    assert second.spool.path.name == "memtest.1.sqlite3"
+    finished, unfinished = make_spans(), make_spans()
+    second.export(finished)
+    second.export(unfinished[:2])  # its root has not ended
+    assert second.force_flush(300) is False
+    second.export([unfinished[2]])
+    first.shutdown()
+    second.shutdown()
+    dead = DownSink(spool_dir=tmp_path, spool_name="memtest")
+
+    only = MemorySink(spool_dir=tmp_path)
+    try:
+        assert only.spool.path.name == "memtest.sqlite3"
+        assert not (tmp_path / "memtest.1.sqlite3").exists()
+        assert only.force_flush(10_000)
+        assert sorted(t.trace_id for t in only.delivered) == sorted(
+            [finished[0].context.trace_id, unfinished[0].context.trace_id]
+        )
+        assert all(len(t.spans) == 3 for t in only.delivered)
+    finally:
+        only.shutdown()
+        dead.shutdown()

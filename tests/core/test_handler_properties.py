@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import semconv
-from otel_bridge._content import ContentPolicy, encode
+from otel_bridge._content import ContentPolicy, _fast_encode, encode
 from otel_bridge.handler import OTelCallbackHandler
 
 MAX_LENGTH = 2048
@@ -251,3 +251,24 @@ def test_encode_is_bounded_valid_json(value: Any, limit: int) -> None:
     decoded = json.loads(text)
     if isinstance(value, float) and math.isfinite(value):
         assert decoded == value
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@given(value=json_values | payloads, limit=st.integers(min_value=64, max_value=5000))
+@settings(max_examples=200, deadline=None)
+def test_fast_and_careful_encodings_agree(value: Any, limit: int) -> None:
+    """The C-encoder fast path is only a shortcut: whenever it is taken, the careful walk
+    (which the redact hook always uses) produces the same JSON."""
+    fast = _fast_encode(value, limit)
+    if fast is None:
+        return
+    careful = encode(value, ContentPolicy(max_length=limit, redact=lambda text: text))
+    assert json.loads(fast) == json.loads(careful)

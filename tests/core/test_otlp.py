@@ -114,6 +114,7 @@ def test_json_accepts_named_enums_and_ignores_unknown_fields() -> None:
         ),
         (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":5}]}]}]}', "invalid OTLP JSON"),
         (b"\xff\xfe", "invalid JSON"),
+        (b"[" * 100_000, "invalid JSON"),
     ],
 )
 def test_bad_json_is_a_decode_error(body: bytes, message: str) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from otel_bridge.delivery import RetryPolicy
 from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
-from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces
+from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces, traces_from_json_lines
 from otel_bridge.traces import FinishedTrace
 from tests.contract import ExporterContract, MakeExporter, make_spans
 
@@ -25,9 +29,8 @@ class TestFileSinkContract(ExporterContract):
 
 
 def _exporter(tmp_path: Path, path: Path | None = None, **options: Any) -> FileSpanExporter:
-    return FileSpanExporter(
-        path, spool_dir=tmp_path / "spool", grace_period=0.01, max_trace_age=60.0, **options
-    )
+    settings: dict[str, Any] = {"grace_period": 0.01, "max_trace_age": 60.0, **options}
+    return FileSpanExporter(path, spool_dir=tmp_path / "spool", **settings)
 
 
 def test_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,3 +94,46 @@ def test_an_unwritable_file_delays_delivery_and_loses_nothing(tmp_path: Path) ->
         assert len(read_traces(path)) == 1
     finally:
         exporter.shutdown()
+
+
+def test_resent_spans_are_written_once_and_late_spans_still_land(tmp_path: Path) -> None:
+    """An OTLP client retrying a request can resend spans whose trace was already delivered."""
+    path = tmp_path / "traces.jsonl"
+    exporter = _exporter(tmp_path, path, max_trace_age=0.2)
+    try:
+        spans = make_spans()
+        for _ in range(2):
+            exporter.export(spans)
+            assert exporter.force_flush(10_000)
+        root = next(span for span in spans if span.parent is None)
+        assert root.context is not None
+        provider = TracerProvider()
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        parent = set_span_in_context(NonRecordingSpan(root.context))
+        provider.get_tracer("late").start_span("late", context=parent).end()
+        exporter.export(memory.get_finished_spans())
+        deadline = time.monotonic() + 30
+        while len(path.read_text(encoding="utf-8").splitlines()) < 2:
+            assert time.monotonic() < deadline, "the late span was never written"
+            exporter.force_flush(1_000)
+            time.sleep(0.05)
+    finally:
+        exporter.shutdown()
+    (trace,) = read_traces(path)
+    assert sorted(span.name for span in trace.spans) == ["child", "grandchild", "late", "root"]
+
+
+def test_a_line_cut_short_by_a_crash_is_finished_not_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    path.write_text('{"resourceSpans":[{"scopeSp', encoding="utf-8")
+    exporter = _exporter(tmp_path, path)
+    try:
+        exporter.export(make_spans())
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == '{"resourceSpans":[{"scopeSp'
+    (trace,) = traces_from_json_lines(lines[1:])
+    assert len(trace.spans) == 3

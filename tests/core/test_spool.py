@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_bridge.spool import Spool, SpoolLockedError, spool_path
+from otel_bridge.spool import Spool, SpoolFormatError, SpoolLockedError, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests.contract import make_spans
 
@@ -192,3 +192,12 @@ def test_a_second_writer_is_locked_out(tmp_path: Path) -> None:
         open_spool(tmp_path)
     first.close()
     open_spool(tmp_path).close()
+
+
+def test_a_spool_of_another_format_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    open_spool(tmp_path).close()
+    with sqlite3.connect(spool_path(tmp_path, "test")) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(SpoolFormatError, match="has format 99"):
+        open_spool(tmp_path)
+    open_spool(tmp_path / "elsewhere").close()  # the lock was released

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge.otlp import read_traces
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.traces import FinishedTrace, SpanRecord
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
 SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
@@ -84,7 +85,9 @@ class Bridge:
         return self.process.wait(timeout=DEADLINE_S)
 
 
-def start_bridge(directory: Path, *, grace_period: float = 0.05) -> Bridge:
+def start_bridge(
+    directory: Path, *, grace_period: float = 0.05, max_spool_bytes: int = 10**8
+) -> Bridge:
     """`otel-bridge serve` with the file sink, a spool in `directory`, on free ports."""
     config = directory / "bridge.yaml"
     config.write_text(
@@ -92,12 +95,14 @@ def start_bridge(directory: Path, *, grace_period: float = 0.05) -> Bridge:
 receiver:
   http: {{endpoint: "127.0.0.1:0"}}
   grpc: {{endpoint: "127.0.0.1:0"}}
+  retry_after_seconds: 1
 spool_dir: {directory / "spool"}
 sinks:
   file:
     path: {directory / "traces.jsonl"}
     grace_period: {grace_period}
     max_trace_age: {max(grace_period, 60.0)}
+    max_spool_bytes: {max_spool_bytes}
 """,
         encoding="utf-8",
     )
@@ -133,12 +138,9 @@ class Rotel:
     http_port: int
 
 
-@pytest.fixture(params=["http", "grpc"])
-def rotel_to_bridge(
-    request: pytest.FixtureRequest, bridge: Bridge, tmp_path: Path
-) -> Iterator[tuple[Rotel, Bridge]]:
-    """rotel forwarding to the bridge over OTLP/HTTP or OTLP/gRPC (the fixture's param)."""
-    protocol = request.param
+@contextmanager
+def running_rotel(bridge: Bridge, protocol: str, directory: Path) -> Iterator[Rotel]:
+    """rotel forwarding to the bridge over OTLP/HTTP or OTLP/gRPC, retrying quickly."""
     grpc_port, http_port = _free_port(), _free_port()
     bridge_port = bridge.http_port if protocol == "http" else bridge.grpc_port
     arguments = {
@@ -148,8 +150,10 @@ def rotel_to_bridge(
         "--otlp-exporter-endpoint": f"http://127.0.0.1:{bridge_port}",
         "--otlp-exporter-protocol": protocol,
         "--batch-timeout": "50ms",
-        "--pid-file": str(tmp_path / "rotel.pid"),
-        "--log-file": str(tmp_path / "rotel.log"),
+        "--otlp-exporter-retry-initial-backoff": "200ms",
+        "--otlp-exporter-retry-max-backoff": "1s",
+        "--pid-file": str(directory / "rotel.pid"),
+        "--log-file": str(directory / "rotel.log"),
     }
     process = subprocess.Popen(
         [str(ROTEL_BINARY), "start", *(item for pair in arguments.items() for item in pair)],
@@ -159,10 +163,18 @@ def rotel_to_bridge(
     try:
         _wait_for_port(grpc_port, process)
         _wait_for_port(http_port, process)
-        yield Rotel(grpc_port, http_port), bridge
+        yield Rotel(grpc_port, http_port)
     finally:
         process.terminate()
         process.wait(timeout=DEADLINE_S)
+
+
+@pytest.fixture(params=["http", "grpc"])
+def rotel_to_bridge(
+    request: pytest.FixtureRequest, bridge: Bridge, tmp_path: Path
+) -> Iterator[tuple[Rotel, Bridge]]:
+    with running_rotel(bridge, request.param, tmp_path) as collector:
+        yield collector, bridge
 
 
 def _app_trace(exporter: SpanExporter) -> list[ReadableSpan]:
@@ -204,6 +216,35 @@ def test_app_to_rotel_to_bridge_delivers_the_whole_trace(
     assert by_name["tool"].status_description == "tool failed"
     assert by_name["chain"].resource["service.name"] == "rotel-e2e"
     assert not trace.partial
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_full_spool_pushes_back_on_the_collector_and_nothing_is_lost(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The spool holds about one trace. The first, sent straight to the bridge, waits out its
+    grace period there; the second, through rotel, is refused (429, or RESOURCE_EXHAUSTED with
+    retry info) until the first is delivered, and rotel's retry then gets it through."""
+    one_trace = _app_trace(InMemorySpanExporter())
+    trace_bytes = sum(len(SpanRecord.from_readable(span).to_json()) for span in one_trace)
+    bridge = start_bridge(tmp_path, grace_period=2.0, max_spool_bytes=int(trace_bytes * 1.5))
+    try:
+        with running_rotel(bridge, protocol, tmp_path) as collector:
+            first = _app_trace(
+                HTTPExporter(endpoint=f"http://127.0.0.1:{bridge.http_port}/v1/traces")
+            )
+            second = _app_trace(
+                HTTPExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/traces")
+            )
+            for sent in (first, second):
+                assert sent[0].context is not None
+                trace = bridge.wait_for_trace(sent[0].context.trace_id)
+                assert sorted(span.name for span in trace.spans) == ["chain", "llm", "tool"]
+    finally:
+        bridge.stop(signal.SIGTERM)
+    assert len(bridge.traces()) == 2
+    assert bridge.process.stdout is not None
+    assert "is full" in bridge.process.stdout.read()  # the second trace was refused at first
 
 
 def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:

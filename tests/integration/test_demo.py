@@ -114,9 +114,7 @@ def test_demo_prints_the_genai_metrics_and_where_everything_went(
 ) -> None:
     out = demo_run[0].stdout
     traces = read_traces(demo_run[1])
-    metrics_row = next(
-        line for line in out.splitlines() if "fake-chat-model" in line and "│" in line
-    )
+    metrics_row = next(line for line in out.splitlines() if line.startswith("│ chat "))
     cells = [cell.strip() for cell in metrics_row.split("│") if cell.strip()]
     llm_calls = [call for trace in traces for call in trace.llm_calls()]
     assert cells[:4] == ["chat", "fake-chat-model", str(len(llm_calls)), "0"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -88,6 +89,13 @@ def _facts_of(text: str) -> list[str]:
     return [str(fact) for fact in parsed] or [text]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer (a timeout, a closed event loop) is not our error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeJudge:
     """A real HTTP server on a free loopback port answering `/v1/models` and `/v1/chat/completions`.
 
@@ -108,7 +116,7 @@ class FakeJudge:
         self._requests: list[JudgeRequest] = []
         self._failures: list[tuple[int, float | None]] = []
         self._failing_status: tuple[int, float | None] | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-judge", daemon=True
@@ -240,10 +248,12 @@ class FakeJudge:
                 self.wfile.write(body)
 
             def _refuse(self, body: Mapping[str, Any] | None) -> bool:
-                """Answer with an error when told to, or when the key is wrong; True if so."""
+                """Answer with an error when told to (on any path, so the judge can also play a
+                failing UpTrain server), or when an OpenAI path gets the wrong key; True if so."""
                 authorization = self.headers.get("Authorization")
                 failure = judge._next_failure()
-                if failure is None and authorization != f"Bearer {judge.api_key}":
+                wrong_key = authorization != f"Bearer {judge.api_key}"
+                if failure is None and self.path.startswith("/v1/") and wrong_key:
                     failure = (HTTPStatus.UNAUTHORIZED, None)
                 if failure is None:
                     return False
@@ -259,10 +269,10 @@ class FakeJudge:
                 return True
 
             def do_GET(self) -> None:
+                if self._refuse(None):
+                    return
                 if self.path.rstrip("/") != "/v1/models":
                     self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
-                    return
-                if self._refuse(None):
                     return
                 judge._record(
                     JudgeRequest("GET", self.path, self.headers.get("Authorization"), None, 200)
@@ -273,10 +283,10 @@ class FakeJudge:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self._refuse(body):
+                    return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
-                    return
-                if self._refuse(body):
                     return
                 if judge.latency:
                     time.sleep(judge.latency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from otel_bridge.exporter import TraceExporter
@@ -27,6 +28,14 @@ _T = TypeVar("_T")
 # Tasks per bulk-import request; a trace's tasks always travel in the same request, so a trace
 # is in Label Studio entirely or not at all.
 _TASKS_PER_IMPORT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The project tasks go to and the encoder bound to its labeling config."""
+
+    project: Project
+    encoder: TaskEncoder
 
 
 class LabelStudioSpanExporter(TraceExporter):
@@ -77,20 +86,22 @@ class LabelStudioSpanExporter(TraceExporter):
         self._transport = LabelStudioTransport(
             self.settings.url, self.settings.api_key, timeout=timeout
         )
-        self._project: Project | None = None
-        self._encoder: TaskEncoder | None = None
-        self._project_lock = threading.Lock()
+        self._target: _Target | None = None
+        self._target_lock = threading.Lock()
         super().__init__(**options)
 
     @property
     def token_kind(self) -> str:
-        """ "personal access token" or "legacy token", as detected from the key's format."""
+        """Which kind of API key this is ("personal access token" or "legacy token")."""
         return self._transport.token_kind.value
 
     def project(self) -> Project:
         """The target project, found or created on first use (network; not for the app's thread)."""
-        with self._project_lock:
-            if self._project is None:
+        return self._resolve().project
+
+    def _resolve(self) -> _Target:
+        with self._target_lock:
+            if self._target is None:
                 settings = self.settings
                 if settings.project_id is not None:
                     project = self._transport.project_by_id(settings.project_id, settings.mode)
@@ -98,12 +109,12 @@ class LabelStudioSpanExporter(TraceExporter):
                     project = self._transport.find_or_create_project(
                         settings.project_title, settings.project_config, settings.mode
                     )
-                self._encoder = TaskEncoder(
+                encoder = TaskEncoder(
                     project.binding, self.granularity, settings.trace_url_template
                 )
-                self._project = project
+                self._target = _Target(project, encoder)
                 _logger.info("Label Studio tasks go to project %d (%r)", project.id, project.title)
-            return self._project
+            return self._target
 
     # --- TraceExporter hooks ----------------------------------------------------------------
 
@@ -123,9 +134,8 @@ class LabelStudioSpanExporter(TraceExporter):
         return {key.partition("-")[0] for key in span_keys} & set(keys)
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        project = self._checked(self.project)
-        encoder = self._encoder
-        assert encoder is not None  # set together with the project
+        target = self._checked(self._resolve)
+        project, encoder = target.project, target.encoder
         permanent: dict[str, str] = {}
         tasks_by_trace: dict[str, list[Task]] = {}
         for trace in traces:
@@ -145,18 +155,23 @@ class LabelStudioSpanExporter(TraceExporter):
         delivered = {key for key, tasks in fresh.items() if not tasks}
         retryable: dict[str, str] = {}
         retry_after: float | None = None
-        pending = [key for key, tasks in fresh.items() if tasks]
-        for chunk in _chunks(pending, fresh):
-            if retryable:
-                retryable.update(dict.fromkeys(chunk, "an earlier import in the batch failed"))
-                continue
-            try:
-                self._import(project, chunk, fresh, permanent)
-            except RetryableError as error:
-                retryable.update(dict.fromkeys(chunk, error.reason))
-                retry_after = error.retry_after
-                continue
-            delivered.update(key for key in chunk if key not in permanent)
+        # After a failure that concerns every request (outage, rejected token), the rest of
+        # the batch shares its fate without being tried.
+        failure: RetryableError | PermanentError | None = None
+        for chunk in _chunks([key for key, tasks in fresh.items() if tasks], fresh):
+            if failure is None:
+                try:
+                    self._import(project, chunk, fresh, permanent)
+                except (RetryableError, PermanentError) as error:
+                    failure = error
+                else:
+                    delivered.update(key for key in chunk if key not in permanent)
+                    continue
+            if isinstance(failure, RetryableError):
+                retryable.update(dict.fromkeys(chunk, failure.reason))
+                retry_after = failure.retry_after
+            else:
+                permanent.update(dict.fromkeys(chunk, failure.reason))
         return DeliveryReport(
             delivered=frozenset(delivered),
             retryable=retryable,
@@ -193,8 +208,8 @@ class LabelStudioSpanExporter(TraceExporter):
         except ProjectNotFound as error:
             if self.settings.project_id is not None:
                 raise
-            with self._project_lock:
-                self._project = None
+            with self._target_lock:
+                self._target = None
             raise RetryableError(
                 f"{error.reason}; the project is looked up or created again on the next attempt"
             ) from error

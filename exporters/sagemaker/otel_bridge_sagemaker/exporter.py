@@ -117,10 +117,10 @@ class SageMakerSpanExporter(TraceExporter):
         return found
 
     def _default_spool_name(self) -> str:
-        # A named run keeps its own spool, so several runs can log from one process and a
-        # restarted process resumes its run's backlog; with a generated run name the next
-        # process has a new run, and the shared spool hands it the previous one's leftovers.
-        if self._run is None and self.settings.run_name_generated:
+        # An exporter configured by names (the environment, `otel-bridge replay --sink
+        # sagemaker`) uses the sink's spool; one given a Run object (the drop-in handler) keeps
+        # that run's backlog apart, so a restarted app never delivers it into another run.
+        if self._run is None:
             return self.sink_name
         return f"{self.sink_name}-{self.trial_component_name}"
 

@@ -129,12 +129,13 @@ class SageMakerTransport:
             )
         parameters = dict(response.get("Parameters") or {})
         step_value = parameters.get(STEP_PARAMETER, {}).get("NumberValue")
+        recent = parameters.get(RECENT_RECORDS_PARAMETER, {})
         return RunState(
             parameters=parameters,
             output_artifacts=dict(response.get("OutputArtifacts") or {}),
             next_step=int(step_value) if step_value is not None else 0,
             recent_records_keys=tuple(
-                (parameters.get(RECENT_RECORDS_PARAMETER, {}).get("StringValue") or "").split()
+                key for key in (recent.get("StringValue") or "").split("\n") if key
             ),
         )
 
@@ -159,17 +160,15 @@ class SageMakerTransport:
         return key
 
     def trace_ids_in(self, key: str) -> frozenset[str]:
-        """The trace ids a records file holds (empty when the file is gone)."""
-        try:
-            with aws_errors("S3 GetObject"):
+        """The trace ids a records file holds (none when the file is gone)."""
+        with aws_errors("S3 GetObject"):
+            try:
                 body = self._s3.get_object(Bucket=self.target.bucket, Key=key)["Body"].read()
-        except PermanentError as error:
-            if "NoSuchKey" in error.reason:
-                return frozenset()
-            raise
-        return frozenset(
-            str(json.loads(line).get("trace_id")) for line in body.splitlines() if line.strip()
-        )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    return frozenset()
+                raise
+        return frozenset(_trace_ids(body))
 
     def put_metrics(self, points: Sequence[MetricPoint]) -> None:
         for start in range(0, len(points), _METRICS_PER_REQUEST):
@@ -274,6 +273,16 @@ def _raise_for_metric_errors(
     if set(codes) <= _RETRYABLE_METRIC_ERRORS:
         raise RetryableError(reason)
     raise PermanentError(reason)
+
+
+def _trace_ids(body: bytes) -> Iterator[str]:
+    for line in body.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a file we did not write whole: its other lines still count
+            continue
+        if isinstance(record, dict) and isinstance(record.get("trace_id"), str):
+            yield record["trace_id"]
 
 
 def _joined_within_limit(keys: Sequence[str]) -> str:

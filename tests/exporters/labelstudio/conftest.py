@@ -95,6 +95,7 @@ def make_exporter(
             "project_name": project_name,
             "spool_dir": tmp_path / "spool",
             "grace_period": 0.0,
+            "shutdown_timeout": 1.0,
         }
         exporter = LabelStudioSpanExporter(**{**settings, **options})
         made.append(exporter)
@@ -129,7 +130,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if any("restartable_server" in getattr(item, "fixturenames", ()) for item in items):
-        server = LabelStudioServer(Path(tempfile.mkdtemp(prefix="otel-bridge-label-studio-")))
+        shared = os.environ.get("LABEL_STUDIO_DATA_DIR")
+        token = os.environ.get("LABEL_STUDIO_LEGACY_TOKEN")
+        seed = (Path(shared), token) if shared and token else None
+        data_dir = Path(tempfile.mkdtemp(prefix="otel-bridge-label-studio-"))
+        server = LabelStudioServer(data_dir, seed)
         config.stash[_RESTARTABLE] = server
         # A failure to start is reported by the fixture, to the test that needs the server.
         with contextlib.suppress(RuntimeError):

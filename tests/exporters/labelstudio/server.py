@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -19,6 +20,7 @@ LABEL_STUDIO_BIN = (
     Path(__file__).resolve().parents[3] / ".venv-labelstudio" / "bin" / "label-studio"
 )
 LEGACY_TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
+_DATABASE = "label_studio.sqlite3"
 
 
 def free_port() -> int:
@@ -30,15 +32,17 @@ def free_port() -> int:
 class LabelStudioServer:
     """`start()` launches the server and returns at once; `wait_ready()` polls /health.
 
-    The first start migrates a fresh database (~45 s); a restart on the same data dir takes
-    seconds. The port and the legacy token stay the same across restarts.
+    A fresh database is migrated on the first start (a minute or more on a busy machine); with
+    `seed` (another server's data dir and legacy token) the server starts from a consistent copy
+    of that database instead, as fast as a restart. The port stays the same across restarts.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, seed: tuple[Path, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.legacy_token = LEGACY_TOKEN
+        self.legacy_token = LEGACY_TOKEN if seed is None else seed[1]
+        self._seed_database = None if seed is None else seed[0] / _DATABASE
         self._process: subprocess.Popen[bytes] | None = None
         self._starts = 0
 
@@ -52,15 +56,20 @@ class LabelStudioServer:
                 f"{LABEL_STUDIO_BIN} is missing: run `make install-labelstudio-server` first"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._starts == 0 and self._seed_database is not None:
+            _copy_database(self._seed_database, self.data_dir / _DATABASE)
         self._starts += 1
         env = {
             **os.environ,
             "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
-            "LABEL_STUDIO_USERNAME": "restartable@example.com",
-            "LABEL_STUDIO_PASSWORD": "restartable-password",
-            "LABEL_STUDIO_USER_TOKEN": self.legacy_token,
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LATEST_VERSION_CHECK": "false",
         }
+        if self._seed_database is None:
+            # A fresh database gets its admin user (and legacy token) on the first start.
+            env["LABEL_STUDIO_USERNAME"] = "restartable@example.com"
+            env["LABEL_STUDIO_PASSWORD"] = "restartable-password"
+            env["LABEL_STUDIO_USER_TOKEN"] = self.legacy_token
         log = (self.data_dir / f"server-{self._starts}.log").open("wb")
         # A session of its own, so that stop() reaches Django's autoreloader child as well.
         self._process = subprocess.Popen(
@@ -106,6 +115,17 @@ class LabelStudioServer:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(20)
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent snapshot of a database another server is using (SQLite's online backup)."""
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    writer = sqlite3.connect(target)
+    try:
+        reader.backup(writer)
+    finally:
+        writer.close()
+        reader.close()
 
 
 def create_personal_access_token(url: str, legacy_token: str) -> str:

@@ -77,8 +77,15 @@ def experiment_name() -> str:
     return f"exp-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def sagemaker_sdk() -> None:
+    """Imports the SageMaker SDK up front: the import alone takes seconds on a busy machine,
+    and tests with a flush timeout should not spend it inside the exporter's first delivery."""
+    import sagemaker.core.experiments.run  # noqa: F401
+
+
 @pytest.fixture
-def sagemaker_run(experiment_name: str, bucket: str) -> Iterator[Any]:
+def sagemaker_run(sagemaker_sdk: None, experiment_name: str, bucket: str) -> Iterator[Any]:
     """A real `sagemaker.core.experiments.run.Run`, used inside its `with` block as users do."""
     from sagemaker.core.experiments.run import Run
 

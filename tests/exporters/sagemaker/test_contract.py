@@ -15,7 +15,9 @@ pytestmark = pytest.mark.moto
 
 class TestSageMakerContract(ExporterContract):
     @pytest.fixture
-    def make_exporter(self, aws_env: str, bucket: str, experiment_name: str) -> MakeExporter:
+    def make_exporter(
+        self, aws_env: str, bucket: str, experiment_name: str, sagemaker_sdk: None
+    ) -> MakeExporter:
         def make(**options: Any) -> TraceExporter:
             return SageMakerSpanExporter(
                 experiment_name=experiment_name,

@@ -20,6 +20,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otel_bridge_sagemaker import SageMakerSpanExporter
+from otel_bridge_sagemaker.settings import ENV_ARTIFACT_BUCKET, ENV_EXPERIMENT_NAME, ENV_RUN_NAME
 from otel_bridge_sagemaker.transport import MAX_RUN_OUTPUT_ARTIFACTS, STEP_PARAMETER
 
 from otel_bridge.delivery import RetryPolicy
@@ -69,7 +70,9 @@ class Traced:
 
 
 @pytest.fixture
-def make_exporter(tmp_path: Path, aws_env: str) -> Iterator[Callable[..., SageMakerSpanExporter]]:
+def make_exporter(
+    tmp_path: Path, aws_env: str, sagemaker_sdk: None
+) -> Iterator[Callable[..., SageMakerSpanExporter]]:
     made: list[SageMakerSpanExporter] = []
 
     def make(**options: Any) -> SageMakerSpanExporter:
@@ -255,6 +258,39 @@ def test_access_denied_dead_letters_the_traces_and_a_replay_delivers_them(
 
     records = aws.records(sagemaker_run.experiment_config["RunName"])
     assert [r["record"] for r in records if r["record"] == "llm_end"] == ["llm_end"]
+
+
+def test_otel_bridge_replay_delivers_dead_letters_of_an_exporter_configured_by_env(
+    aws: Aws,
+    aws_env: str,
+    bucket: str,
+    experiment_name: str,
+    sagemaker_sdk: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from otel_bridge.cli import main
+
+    monkeypatch.setenv("OTEL_BRIDGE_SPOOL_DIR", str(tmp_path))
+    monkeypatch.setenv(ENV_EXPERIMENT_NAME, experiment_name)
+    monkeypatch.setenv(ENV_RUN_NAME, "served")
+    monkeypatch.setenv(ENV_ARTIFACT_BUCKET, bucket)
+    with ThrottlingProxy(
+        aws_env, fail_first=1, error=InjectedError(403, "AccessDenied"), only="s3"
+    ) as proxy:
+        exporter = SageMakerSpanExporter(endpoint_url=proxy.url, grace_period=0.0)
+        try:
+            Traced(exporter).invoke(chat_model("replayed"), "hi")
+            _wait_until(lambda: exporter.spool.counts().dead_letters == 1, "dead-lettered")
+        finally:
+            exporter.shutdown()
+
+    assert main(["replay", "--sink", "sagemaker", "--timeout", "60"]) == 0
+
+    records = aws.records(f"{experiment_name}-served")
+    assert [g for r in records if r["record"] == "llm_end" for g in r["generations"]] == [
+        "replayed"
+    ]
 
 
 def test_an_unreachable_endpoint_keeps_traces_in_the_spool(

@@ -7,6 +7,7 @@ the OpenAI client, the LangChain chains and the OTel SDK are all real.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,17 @@ def make_exporter(
     yield make
     for exporter in made:
         exporter.shutdown()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> bool:
+    """Poll until `condition()` is truthy: delivery runs on the exporter's worker thread, and its
+    first call imports uptrain, which takes seconds on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
 
 
 def run_through(exporter: UpTrainSpanExporter, runnable: Any, value: Any) -> FinishedTrace:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from tests.chains import (
     multi_query_rag_chain,
     rag_chain,
 )
-from tests.exporters.uptrain.conftest import MakeExporter, run_through
+from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
 from tests.support.fake_openai import FakeJudge
 
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
@@ -76,7 +75,7 @@ def test_a_rag_trace_is_scored_and_each_score_is_a_span_linked_to_the_rag_span(
     trace = run_through(exporter, rag_chain(), QUESTION)
     (turn,) = trace.rag_turns()
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     spans = evaluations(results)
     assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
@@ -108,7 +107,7 @@ def test_scores_follow_the_judges_grades(
     exporter = make_exporter()
     run_through(exporter, rag_chain(), QUESTION)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     assert scores_by_name(evaluations(results)) == {
         "context_relevance": 0.5,
@@ -124,7 +123,7 @@ def test_multi_query_and_compression_shapes_get_their_checks(
     multi = run_through(exporter, multi_query_rag_chain(), QUESTION)
     compressed = run_through(exporter, compression_retriever(), QUESTION)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     spans = evaluations(results)
     (multi_query,) = multi.multi_queries()
@@ -157,7 +156,7 @@ def test_a_plain_chat_call_gets_the_configurable_default_set(
     trace = run_through(exporter, chat_model(), chat_messages())
     (call,) = trace.llm_calls()
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     (span,) = evaluations(results)
     assert evaluated(span) == (trace.trace_id, call.span_id)
@@ -179,7 +178,7 @@ def test_non_llm_operators_run_as_overrides(
     exporter = make_exporter(checks=dataclasses.replace(CheckPlan(), rag=(rouge,)))
     run_through(exporter, rag_chain(), QUESTION)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     (span,) = evaluations(results)
     assert attrs(span)[semconv.GEN_AI_EVALUATION_NAME] == "rouge_score"
@@ -196,7 +195,7 @@ def test_an_unusable_grade_becomes_an_error_span_not_a_made_up_score(
     )
     run_through(exporter, rag_chain(), QUESTION)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     (span,) = evaluations(results)
     assert semconv.GEN_AI_EVALUATION_SCORE_VALUE not in attrs(span)
@@ -231,7 +230,7 @@ def test_traces_evaluated_concurrently_do_not_mix(
     for thread in threads:
         thread.join(30)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     spans = evaluations(results)
     for name, trace in traces.items():
@@ -260,7 +259,7 @@ def test_sampled_out_and_filtered_traces_are_not_evaluated(
     run_through(filtered, rag_chain(), QUESTION)
     danube = run_through(filtered, rag_chain(), "Where does the Danube end?")
 
-    assert none_sampled.force_flush(30_000) and filtered.force_flush(30_000)
+    assert none_sampled.force_flush(60_000) and filtered.force_flush(60_000)
 
     assert {evaluated(span)[0] for span in evaluations(results)} == {danube.trace_id}
 
@@ -284,9 +283,9 @@ def test_evaluation_spans_sent_back_into_the_same_pipeline_are_not_evaluated(
         from otel_bridge import OTelCallbackHandler
 
         rag_chain().invoke(QUESTION, config={"callbacks": [OTelCallbackHandler(provider)]})
-        assert exporter.force_flush(30_000)
+        assert exporter.force_flush(60_000)
         asked = len(judge.requests)
-        assert exporter.force_flush(30_000)  # delivers the evaluation spans' own traces
+        assert exporter.force_flush(60_000)  # delivers the evaluation spans' own traces
         assert len(evaluations(memory)) == len(RAG_CHECKS)
         assert len(judge.requests) == asked
         assert exporter.spool.dead_letters() == []
@@ -305,14 +304,15 @@ def test_a_judge_outage_delays_evaluation_and_loses_nothing(
     judge.fail_until_recovered(status)
     trace = run_through(exporter, rag_chain(), QUESTION)
 
-    assert exporter.force_flush(500) is False
+    exporter.force_flush(500)
+    assert wait_for(lambda: judge.requests), "the exporter never asked the judge"
     assert evaluations(results) == []
     assert exporter.spool.counts().outbox == 1
     assert exporter.spool.dead_letters() == []
     assert {r.status for r in judge.requests} == {status}
 
     judge.recover()
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     spans = evaluations(results)
     assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
@@ -328,26 +328,49 @@ def test_a_bad_key_is_dead_lettered_with_its_reason(
 
     exporter.force_flush(5_000)
 
+    assert wait_for(exporter.spool.dead_letters)
     (dead,) = exporter.spool.dead_letters()
     assert "401" in dead.reason and "credentials" in dead.reason
     assert evaluations(results) == []
     assert {r.authorization for r in judge.requests} == {"Bearer sk-wrong"}
 
 
-def test_the_uptrain_server_being_down_is_retried_not_dropped(make_exporter: MakeExporter) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+def test_a_trace_uptrain_cannot_evaluate_is_dead_lettered_without_holding_back_others(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    # factual_accuracy needs a context, which a plain chat call does not have.
+    plan = dataclasses.replace(CheckPlan(), llm=("factual_accuracy",))
+    exporter = make_exporter(checks=plan)
+    rag = run_through(exporter, rag_chain(), QUESTION)
+    run_through(exporter, chat_model(), chat_messages())
+
+    exporter.force_flush(5_000)
+
+    assert wait_for(exporter.spool.dead_letters)
+    assert wait_for(lambda: len(evaluations(results)) == len(RAG_CHECKS))
+    (dead,) = exporter.spool.dead_letters()
+    assert "missing" in dead.reason and "context" in dead.reason
+    assert {evaluated(span)[0] for span in evaluations(results)} == {rag.trace_id}
+    assert len(evaluations(results)) == len(RAG_CHECKS)
+
+
+def test_the_uptrain_server_failing_is_retried_not_dropped(
+    make_exporter: MakeExporter, judge: FakeJudge
+) -> None:
+    # The judge server plays an UpTrain server answering 503 (key_type="uptrain").
     exporter = make_exporter(
         key_type="uptrain",
         api_key="up-token",
-        uptrain_server_url=f"http://127.0.0.1:{closed_port}",
+        uptrain_server_url=judge.url.removesuffix("/v1"),
         shutdown_timeout=0.5,
     )
+    judge.fail_until_recovered(503)
     run_through(exporter, rag_chain(), QUESTION)
 
-    assert exporter.force_flush(500) is False
+    exporter.force_flush(500)
 
+    assert wait_for(lambda: judge.requests)
+    assert {r.path for r in judge.requests} == {"/api/public/log_and_evaluate"}
     assert exporter.spool.counts().outbox == 1
     assert exporter.spool.dead_letters() == []
 
@@ -360,7 +383,7 @@ def test_log_results_prints_the_seeds_lines_once(make_exporter: MakeExporter) ->
     exporter = make_exporter(log_results=True, log_stream=stream)
     run_through(exporter, multi_query_rag_chain(), QUESTION)
 
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     variants = "".join(f"  - {variant}\n" for variant in MULTI_QUERY_VARIANTS)
     assert stream.getvalue() == (
@@ -376,7 +399,7 @@ def test_log_results_false_prints_nothing(
 ) -> None:
     exporter = make_exporter(log_results=False)
     run_through(exporter, rag_chain(), QUESTION)
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
     assert "Question:" not in capsys.readouterr().out
 
 
@@ -386,7 +409,7 @@ def test_score_histograms_per_check(make_exporter: MakeExporter) -> None:
         meter_provider=MeterProvider(metric_readers=[reader]), score_histograms=True
     )
     run_through(exporter, rag_chain(), QUESTION)
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
     data = reader.get_metrics_data()
     assert data is not None

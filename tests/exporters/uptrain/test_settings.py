@@ -30,7 +30,7 @@ def decoy() -> Iterator[FakeJudge]:
 
 def _evaluate_one_chat(exporter: UpTrainSpanExporter) -> None:
     run_through(exporter, chat_model(), chat_messages())
-    assert exporter.force_flush(30_000)
+    assert exporter.force_flush(60_000)
 
 
 @pytest.mark.parametrize("layer", ["argument", "specific", "generic"])
@@ -167,7 +167,7 @@ def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_cal
 
     assert judge.requests == []  # nothing was evaluated inside the call
     assert provider.force_flush(10_000)
-    assert handler.exporter.force_flush(30_000)
+    assert handler.exporter.force_flush(60_000)
     evaluations = [
         span
         for span in memory.get_finished_spans()

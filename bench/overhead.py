@@ -1,0 +1,302 @@
+"""Per-invocation cost of tracing a 5-step LangChain chain, and memory held by runs that never end.
+
+Prints, from one run on this machine: microseconds per invocation with no handler, a do-nothing
+handler, the bare OTel SDK creating the same number of spans, otel-bridge's handler, and (when
+installed) OpenInference's and OpenLLMetry's LangChain instrumentors; then the peak memory that
+100k started-but-never-ended runs cost each handler. Usage: `python bench/overhead.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.testing import FakeChatModel
+
+# The chain's root run plus its five steps.
+SPANS_PER_INVOCATION = 6
+TARGET_RATIO = 2.0
+
+
+class _DiscardingExporter(SpanExporter):
+    """Receives every finished span synchronously and drops it: measures span cost, not I/O."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _DoNothingHandler(BaseCallbackHandler):
+    """Receives every callback and does nothing.
+
+    It implements `on_chat_model_start`: the base class raises NotImplementedError there, which
+    makes LangChain fall back to `on_llm_start` with stringified messages, a cost of its own.
+    """
+
+    run_inline = True
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _provider() -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_DiscardingExporter()))
+    return provider
+
+
+def _chain() -> Runnable[Any, Any]:
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer briefly."), ("human", "{q}")])
+    model = FakeChatModel(responses=["The answer is forty two."])
+    return (
+        prompt
+        | model
+        | StrOutputParser()
+        | RunnableLambda(lambda text: text.upper(), name="shout")
+        | RunnableLambda(lambda text: {"answer": text, "length": len(text)}, name="package")
+    )
+
+
+@dataclass
+class _Configuration:
+    name: str
+    call: Callable[[], object]
+    setup: Callable[[], None] = lambda: None
+    teardown: Callable[[], None] = lambda: None
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def per_call_us(self) -> float:
+        return statistics.median(self.samples)
+
+
+def _measure(configurations: Sequence[_Configuration], calls: int, rounds: int) -> None:
+    """Rounds of `calls` calls per configuration, interleaved so load drifts hit all alike.
+
+    CPU time of this thread is measured, not wall time: on a shared machine the wall clock
+    mostly measures the other processes.
+    """
+    for configuration in configurations:
+        configuration.setup()
+        try:
+            for _ in range(max(calls // 10, 5)):
+                configuration.call()
+        finally:
+            configuration.teardown()
+    for _ in range(rounds):
+        for configuration in configurations:
+            configuration.setup()
+            try:
+                gc.collect()
+                started = time.thread_time()
+                for _ in range(calls):
+                    configuration.call()
+                elapsed = time.thread_time() - started
+            finally:
+                configuration.teardown()
+            configuration.samples.append(elapsed / calls * 1e6)
+
+
+def _bare_sdk_spans(tracer: trace.Tracer) -> Callable[[], None]:
+    """The same span tree the chain produces: a root and five children, with the root current."""
+
+    def make() -> None:
+        with tracer.start_as_current_span("root"):
+            for step in range(SPANS_PER_INVOCATION - 1):
+                tracer.start_span(f"step-{step}").end()
+
+    return make
+
+
+def _openinference() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
+    try:
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+    except ImportError:
+        return None
+    instrumentor = LangChainInstrumentor()
+    return (
+        lambda provider: instrumentor.instrument(tracer_provider=provider),
+        instrumentor.uninstrument,
+    )
+
+
+def _openllmetry() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
+    try:
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+    except ImportError:
+        return None
+    instrumentor = LangchainInstrumentor()
+    return (
+        lambda provider: instrumentor.instrument(tracer_provider=provider),
+        instrumentor.uninstrument,
+    )
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _instrumented_handler() -> BaseCallbackHandler | None:
+    """The handler a global instrumentor adds to every callback manager, if any."""
+    handlers = CallbackManager(handlers=[]).handlers
+    return handlers[0] if handlers else None
+
+
+def _never_ending_runs_peak_mib(handler: BaseCallbackHandler, runs: int) -> float:
+    """Peak traced memory while `runs` chain runs start and never end."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for index in range(runs):
+            handler.on_chain_start(
+                {"name": "never-ends", "id": ["bench", "NeverEnds"]},
+                {"question": f"request {index}"},
+                run_id=uuid.uuid4(),
+                name="never-ends",
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    args = parser.parse_args(argv)
+    # OpenInference calls a LangChain API LangChain has deprecated: keep the figures readable.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    calls, repeats, never_ending = (100, 3, 10_000) if args.quick else (300, 7, 100_000)
+
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
+    )
+    print(
+        "versions: langchain-core "
+        + _version("langchain-core")
+        + ", opentelemetry-sdk "
+        + _version("opentelemetry-sdk")
+        + ", openinference-instrumentation-langchain "
+        + _version("openinference-instrumentation-langchain")
+        + ", opentelemetry-instrumentation-langchain "
+        + _version("opentelemetry-instrumentation-langchain")
+    )
+    print(f"chain: prompt | chat model | parser | lambda | lambda ({SPANS_PER_INVOCATION} runs)")
+    print(
+        f"timing: median of {repeats} interleaved rounds x {calls} invocations, thread CPU time, "
+        "spans exported synchronously\n"
+    )
+
+    chain = _chain()
+    question = {"q": "What is the answer?"}
+    provider = _provider()
+    nothing: Any = {"callbacks": [_DoNothingHandler()]}
+    traced: Any = {"callbacks": [OTelCallbackHandler(tracer_provider=provider)]}
+    no_content: Any = {
+        "callbacks": [OTelCallbackHandler(tracer_provider=provider, capture_content=False)]
+    }
+    configurations = [
+        _Configuration("no handler", lambda: chain.invoke(question)),
+        _Configuration("do-nothing handler", lambda: chain.invoke(question, nothing)),
+        _Configuration("bare SDK spans (alone)", _bare_sdk_spans(provider.get_tracer("bench"))),
+        _Configuration("otel-bridge", lambda: chain.invoke(question, traced)),
+        _Configuration(
+            "otel-bridge, capture_content=False", lambda: chain.invoke(question, no_content)
+        ),
+    ]
+    missing: list[str] = []
+    peers = {"OpenInference": _openinference(), "OpenLLMetry": _openllmetry()}
+    for name, peer in peers.items():
+        if peer is None:
+            missing.append(name)
+            continue
+        instrument, uninstrument = peer
+        peer_provider = _provider()
+        configurations.append(
+            _Configuration(
+                name,
+                lambda: chain.invoke(question),
+                setup=lambda instrument=instrument, p=peer_provider: instrument(p),
+                teardown=uninstrument,
+            )
+        )
+    _measure(configurations, calls, repeats)
+    results: dict[str, float | None] = {c.name: c.per_call_us for c in configurations}
+    results.update({name: None for name in missing})
+
+    peer_memory: dict[str, float | None] = {name: None for name in missing}
+    for name, peer in peers.items():
+        if peer is None:
+            continue
+        instrument, uninstrument = peer
+        instrument(_provider())
+        try:
+            handler = _instrumented_handler()
+            peer_memory[name] = (
+                None if handler is None else _never_ending_runs_peak_mib(handler, never_ending)
+            )
+        finally:
+            uninstrument()
+
+    baseline = results["no handler"] or 0.0
+    print(f"{'configuration':<38}{'us/invocation':>15}{'added us':>12}")
+    for name, value in results.items():
+        if value is None:
+            print(f"{name:<38}{'not installed':>15}")
+            continue
+        added = "" if name.startswith("bare") else f"{value - baseline:12.1f}"
+        print(f"{name:<38}{value:15.1f}{added}")
+
+    do_nothing_added = (results["do-nothing handler"] or 0.0) - baseline
+    reference = do_nothing_added + (results["bare SDK spans (alone)"] or 0.0)
+    ours_added = (results["otel-bridge"] or 0.0) - baseline
+    ratio = ours_added / reference if reference > 0 else float("inf")
+    verdict = "within" if ratio <= TARGET_RATIO else "OVER"
+    print(
+        f"\ntarget: otel-bridge added cost <= {TARGET_RATIO:.0f} x (do-nothing handler added "
+        f"+ bare SDK spans) = {TARGET_RATIO * reference:.1f} us\n"
+        f"measured: {ours_added:.1f} us added = {ratio:.2f} x reference ({verdict} target)"
+    )
+
+    print(f"\npeak traced memory while {never_ending:,} runs start and never end:")
+    ours_memory_handler = OTelCallbackHandler(tracer_provider=_provider())
+    ours_memory = _never_ending_runs_peak_mib(ours_memory_handler, never_ending)
+    print(
+        f"{'otel-bridge':<38}{ours_memory:10.1f} MiB  (open runs kept: "
+        f"{ours_memory_handler.open_runs:,}, ended by the bound: "
+        f"{ours_memory_handler.evicted_runs:,})"
+    )
+    for name, value in peer_memory.items():
+        shown = "not installed" if value is None else f"{value:10.1f} MiB"
+        print(f"{name:<38}{shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

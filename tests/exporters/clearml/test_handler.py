@@ -1,0 +1,218 @@
+"""The drop-in `ClearMLCallbackHandler` against real ClearML in offline mode: concurrent runs
+(`batch`, `abatch`) keep their counters and tables apart, `flush_tracker` reports the session and
+saves LCEL assets as output models, `analyze_text` works as the seed's.
+
+The only stand-in is the LLM API: `otel_bridge.testing.FakeChatModel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable
+from otel_bridge_clearml import ClearMLCallbackHandler
+from otel_bridge_clearml.encoder import ACTION_RECORDS_TITLE, SESSION_ANALYSIS_TITLE
+
+from otel_bridge.testing import FakeChatModel
+from tests.chains import QUESTION, RAG_ANSWER, rag_chain
+
+from .conftest import closed_session_of, session_of
+
+QUESTIONS = [f"What is the capital of country number {n}?" for n in range(6)]
+
+
+def _answer(messages: list[BaseMessage]) -> str:
+    return f"Answer to: {messages[-1].content}"
+
+
+def echo_chain() -> Runnable:
+    """prompt | a model whose reply names the question | parser: pairs are checkable."""
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    model = FakeChatModel(respond=_answer, model_name="fake-echo-model")
+    return prompt | model | StrOutputParser()
+
+
+def make_handler(spool_dir: Path, **arguments: Any) -> ClearMLCallbackHandler:
+    return ClearMLCallbackHandler(
+        **arguments, exporter_options={"spool_dir": spool_dir, "grace_period": 0.0}
+    )
+
+
+def assert_runs_did_not_mix(tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Each trace's table holds exactly one prompt -> model -> parser run, counted alone."""
+    assert len(tables) == len(QUESTIONS)
+    asked = set()
+    for rows in tables.values():
+        assert len({row["trace_id"] for row in rows}) == 1
+        assert [row["run_type"] for row in rows] == ["prompt", "chat_model", "parser", "chain"]
+        assert [row["step"] for row in rows] == [3, 5, 7, 8]
+        assert rows[-1]["llm_starts"] == rows[-1]["llm_ends"] == 1
+        model = rows[1]
+        question = model["inputs"].removeprefix("user: ")
+        assert model["outputs"] == f"Answer to: {question}"
+        asked.add(question)
+    assert asked == set(QUESTIONS)
+
+
+def assert_prompts_pair_with_their_outputs(rows: list[dict[str, Any]]) -> None:
+    assert len(rows) == len(QUESTIONS)
+    for row in rows:
+        question = row["prompts"].removeprefix("user: ")
+        assert row["output"] == f"Answer to: {question}"
+        assert row["output_step"] > row["prompt_step"]
+    assert {row["prompts"].removeprefix("user: ") for row in rows} == set(QUESTIONS)
+
+
+def test_batch_keeps_concurrent_runs_apart(spool_dir: Path) -> None:
+    handler = make_handler(spool_dir)
+    chain = echo_chain()
+    answers = chain.batch(
+        [{"question": q} for q in QUESTIONS], {"callbacks": [handler], "max_concurrency": 6}
+    )
+    assert answers == [f"Answer to: {q}" for q in QUESTIONS]
+    handler.flush_tracker(name="batch")
+    session = session_of(handler.task)
+    actions = session.tables(ACTION_RECORDS_TITLE)
+    session_table = actions.pop("batch")
+    assert_runs_did_not_mix(actions)
+    assert len(session_table) == 4 * len(QUESTIONS)
+    analyses = session.tables(SESSION_ANALYSIS_TITLE)
+    assert_prompts_pair_with_their_outputs(analyses.pop("batch"))
+    assert_prompts_pair_with_their_outputs([rows[0] for rows in analyses.values()])
+    handler.flush_tracker(finish=True)
+
+
+def test_abatch_keeps_concurrent_runs_apart(spool_dir: Path) -> None:
+    handler = make_handler(spool_dir)
+    chain = echo_chain()
+
+    async def run() -> list[str]:
+        return await chain.abatch([{"question": q} for q in QUESTIONS], {"callbacks": [handler]})
+
+    assert asyncio.run(run()) == [f"Answer to: {q}" for q in QUESTIONS]
+    handler.flush_tracker(name="abatch")
+    session = session_of(handler.task)
+    actions = session.tables(ACTION_RECORDS_TITLE)
+    actions.pop("abatch")
+    assert_runs_did_not_mix(actions)
+    assert_prompts_pair_with_their_outputs(session.tables(SESSION_ANALYSIS_TITLE)["abatch"])
+    handler.flush_tracker(finish=True)
+
+
+def test_each_flush_tracker_starts_a_new_session_table(spool_dir: Path) -> None:
+    handler = make_handler(spool_dir)
+    chain = echo_chain()
+    chain.invoke({"question": QUESTIONS[0]}, {"callbacks": [handler]})
+    handler.flush_tracker(name="first")
+    chain.invoke({"question": QUESTIONS[1]}, {"callbacks": [handler]})
+    chain.invoke({"question": QUESTIONS[2]}, {"callbacks": [handler]})
+    handler.flush_tracker(name="second")
+    tables = session_of(handler.task).tables(SESSION_ANALYSIS_TITLE)
+    assert [row["prompts"] for row in tables["first"]] == [f"user: {QUESTIONS[0]}"]
+    assert sorted(row["prompts"] for row in tables["second"]) == sorted(
+        f"user: {q}" for q in QUESTIONS[1:3]
+    )
+    handler.flush_tracker(finish=True)
+
+
+def test_flush_tracker_saves_an_lcel_asset_and_finish_closes_the_task(
+    spool_dir: Path, tmp_path: Path
+) -> None:
+    from clearml import Task
+
+    handler = make_handler(spool_dir, project_name="assets", task_name="rag")
+    chain = rag_chain()
+    assert chain.invoke(QUESTION, {"callbacks": [handler]}) == RAG_ANSWER
+    folder = Path(handler.task.get_offline_mode_folder())
+    handler.flush_tracker(name="rag-chain", langchain_asset=chain, finish=True)
+    assert Task.current_task() is None, "the handler created the task, so finish closes it"
+
+    session = closed_session_of(folder, tmp_path / "imported")
+    (model,) = session.output_models()
+    assert model["init"]["name"] == "rag-chain"
+    saved = json.loads(model["init"]["config_text"])
+    assert saved["id"][-1] == "RunnableSequence"
+    assert json.loads(session.model_file(model)) == saved
+    assert session.tables(SESSION_ANALYSIS_TITLE)["rag-chain"][0]["output"] == RAG_ANSWER
+
+
+def test_finish_leaves_a_task_it_did_not_create_open(spool_dir: Path) -> None:
+    from clearml import Task
+
+    Task.set_offline(True)
+    mine = Task.init(project_name="app", task_name="pipeline step", auto_connect_streams=False)
+    handler = make_handler(spool_dir)
+    echo_chain().invoke({"question": QUESTIONS[0]}, {"callbacks": [handler]})
+    handler.flush_tracker(name="step", finish=True)
+    assert Task.current_task() is mine
+    assert session_of(mine).tables(SESSION_ANALYSIS_TITLE)["step"]
+    mine.close()
+
+
+def test_the_app_keeps_working_after_finish(spool_dir: Path) -> None:
+    handler = make_handler(spool_dir)
+    handler.flush_tracker(finish=True)
+    assert echo_chain().invoke({"question": "still there?"}, {"callbacks": [handler]}) == (
+        "Answer to: still there?"
+    )
+
+
+def test_seed_constructor_arguments(spool_dir: Path) -> None:
+    handler = ClearMLCallbackHandler(
+        "qc",
+        "my project",
+        ["nightly", "rag"],
+        "my task",
+        False,
+        False,
+        True,
+        exporter_options={"spool_dir": spool_dir},
+    )
+    assert (handler.task_type, handler.project_name, handler.tags, handler.task_name) == (
+        "qc",
+        "my project",
+        ["nightly", "rag"],
+        "my task",
+    )
+    assert (handler.visualize, handler.complexity_metrics, handler.stream_logs) == (
+        False,
+        False,
+        True,
+    )
+    task = handler.task
+    assert task.name == "my task" and task.task_type.value == "qc"
+    assert sorted(task.get_tags()) == ["nightly", "rag"]
+    handler.flush_tracker(finish=True)
+
+
+@pytest.mark.usefixtures("cmudict_corpus")
+def test_analyze_text_returns_the_seed_metrics(spool_dir: Path) -> None:
+    import textstat
+
+    handler = make_handler(spool_dir, complexity_metrics=True)
+    metrics = handler.analyze_text(RAG_ANSWER)
+    assert metrics["smog_index"] == textstat.smog_index(RAG_ANSWER)
+    assert metrics["text_standard"] == textstat.text_standard(RAG_ANSWER)
+    assert len(metrics) == 16
+    handler.flush_tracker(finish=True)
+
+
+def test_analyze_text_with_visualize_reports_media(spool_dir: Path, spacy_pipeline: str) -> None:
+    handler = ClearMLCallbackHandler(
+        visualize=True,
+        exporter_options={"spool_dir": spool_dir, "spacy_model": spacy_pipeline},
+    )
+    assert handler.analyze_text("The Rhine ends in the North Sea.") == {}
+    handler.task.flush(wait_for_uploads=True)
+    media = session_of(handler.task).media()
+    assert sorted(item.title for item in media) == ["Dependencies Plot", "Entities Plot"]
+    (entities,) = [item.content for item in media if item.title == "Entities Plot"]
+    assert "North Sea" in entities and "LOC" in entities
+    handler.flush_tracker(finish=True)
