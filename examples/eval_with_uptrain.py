@@ -17,9 +17,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from opentelemetry import trace
+from otel_bridge_uptrain import UpTrainCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
-from otel_bridge_uptrain import UpTrainCallbackHandler
 
 if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OTEL_BRIDGE_UPTRAIN_API_KEY")):
     sys.exit("set OPENAI_API_KEY, or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE")

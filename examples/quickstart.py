@@ -18,5 +18,7 @@ prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{
 model = FakeChatModel(responses=["Spans, with parent links, attributes and metrics."])
 chain = prompt | model
 
-answer = chain.invoke({"question": "What does otel-bridge make of a chain?"}, {"callbacks": [handler]})
+answer = chain.invoke(
+    {"question": "What does otel-bridge make of a chain?"}, {"callbacks": [handler]}
+)
 print(answer.content)

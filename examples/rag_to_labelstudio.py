@@ -17,9 +17,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from opentelemetry import trace
+from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
-from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 if not os.environ.get("LABEL_STUDIO_API_KEY"):
     sys.exit("set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL) to a Label Studio server's token")
@@ -51,4 +51,6 @@ handler.exporter.force_flush()
 project = handler.exporter.project()
 client = LabelStudio(base_url=handler.url, api_key=os.environ["LABEL_STUDIO_API_KEY"])
 tasks = list(client.tasks.list(project=project.id))
-print(f"{len(tasks)} review tasks in project {project.title!r}: {handler.url}/projects/{project.id}")
+print(
+    f"{len(tasks)} review tasks in project {project.title!r}: {handler.url}/projects/{project.id}"
+)

@@ -11,10 +11,10 @@ import uuid
 
 import boto3
 from langchain_core.prompts import ChatPromptTemplate
+from otel_bridge_sagemaker import SageMakerCallbackHandler
 from sagemaker.core.experiments.run import Run
 
 from otel_bridge.testing import FakeChatModel
-from otel_bridge_sagemaker import SageMakerCallbackHandler
 
 if os.environ.get("MOTO_ENDPOINT_URL"):
     os.environ["AWS_ENDPOINT_URL"] = os.environ["MOTO_ENDPOINT_URL"]
@@ -27,7 +27,9 @@ chain = ChatPromptTemplate.from_template("Summarize: {text}") | FakeChatModel(
     responses=["Spans in, experiment metrics out."], model_name="fake-summarizer"
 )
 experiment = f"otel-bridge-example-{uuid.uuid4().hex[:8]}"
-with Run(experiment_name=experiment, run_name="summaries", artifact_bucket="otel-bridge-example") as run:
+with Run(
+    experiment_name=experiment, run_name="summaries", artifact_bucket="otel-bridge-example"
+) as run:
     handler = SageMakerCallbackHandler(run)
     for text in ("a long report", "a longer report", "the longest report"):
         print(chain.invoke({"text": text}, {"callbacks": [handler]}).content)

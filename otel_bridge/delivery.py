@@ -9,11 +9,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from opentelemetry.metrics import MeterProvider, get_meter_provider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
 from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
@@ -165,6 +165,22 @@ class DeliveryMetrics:
             "otel_bridge.delivery.latency",
             unit="s",
             description="Time from a trace being queued to its delivery",
+        )
+
+    def observe_spool(self, spool: Spool, meter_provider: MeterProvider | None) -> None:
+        """Report the spool's size in bytes (what `max_spool_bytes` bounds) on every collection."""
+        meter = (meter_provider or get_meter_provider()).get_meter("otel_bridge.delivery")
+        attributes = self._attributes
+
+        def usage(_options: CallbackOptions) -> Iterable[Observation]:
+            if not spool.closed:
+                yield Observation(spool.bytes_used, attributes)
+
+        meter.create_observable_gauge(
+            "otel_bridge.delivery.spool.usage",
+            callbacks=[usage],
+            unit="By",
+            description="Bytes of spans and finished traces waiting in the spool",
         )
 
     def queued(self, count: int) -> None:

@@ -28,14 +28,14 @@ __all__ = ["TraceExporter", "default_spool_dir"]
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-SPOOL_DIR_ENV = "OTEL_BRIDGE_SPOOL_DIR"
+_SPOOL_DIR_ENV = "OTEL_BRIDGE_SPOOL_DIR"
 # Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file.
 _MAX_SPOOL_SUFFIX = 16
 
 
 def default_spool_dir() -> Path:
     """$OTEL_BRIDGE_SPOOL_DIR, else the per-user cache dir ($XDG_CACHE_HOME or ~/.cache)."""
-    configured = os.environ.get(SPOOL_DIR_ENV)
+    configured = os.environ.get(_SPOOL_DIR_ENV)
     if configured:
         return Path(configured)
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -60,7 +60,12 @@ class TraceExporter(SpanExporter, ABC):
     (partial) instead of dropping anything.
 
     Settings resolve as: argument > OTEL_BRIDGE_<SINK>_<SETTING> > OTEL_BRIDGE_<SETTING> >
-    default, for SPOOL_DIR, GRACE_PERIOD, MAX_TRACE_AGE, MAX_SPOOL_BYTES and WHEN_FULL.
+    default, for SPOOL_DIR (default: `default_spool_dir()`), GRACE_PERIOD (2 s), MAX_TRACE_AGE
+    (300 s), MAX_SPOOL_BYTES (256 MiB) and WHEN_FULL ("drop_newest"). The spool file is
+    `<spool_dir>/<spool_name or sink_name>.sqlite3`; what it holds is delivered after a restart.
+    `retry` is the `RetryPolicy` (backoff, jitter, one deadline, then the dead-letter table that
+    `otel-bridge replay --sink NAME` re-delivers); `clock` a `delivery.FakeClock` in tests;
+    `shutdown()` spends at most `shutdown_timeout` seconds.
     """
 
     sink_name: ClassVar[str] = "trace"
@@ -111,6 +116,7 @@ class TraceExporter(SpanExporter, ABC):
             max_spans_per_trace=max_spans_per_trace,
             when_full=when_full_value,
         )
+        self._metrics.observe_spool(self._spool, meter_provider)
         self._shutdown_lock = threading.Lock()
         self._is_shutdown = False
         self._worker = DeliveryWorker(

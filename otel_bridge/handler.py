@@ -212,6 +212,11 @@ class OTelCallbackHandler(BaseCallbackHandler):
         """Runs that never ended and were ended by the open-run bounds instead."""
         return self._runs.evicted
 
+    def span_for_run(self, run_id: UUID) -> Span | None:
+        """The span of a run that is still open, else None."""
+        run = self._runs.get(run_id)
+        return None if run is None else run.span
+
     def end_stale_runs(self) -> int:
         """End runs older than `max_run_age_s` now (also done on every run start)."""
         return self._runs.end_stale()

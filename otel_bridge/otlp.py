@@ -81,6 +81,8 @@ _PROTO_STATUS_TO_SDK = {
 }
 _SDK_STATUS_TO_PROTO = {sdk.name: proto for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 
+_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value"})
+
 # OTLP JSON writes these bytes fields as hex, where proto3's JSON mapping would use base64.
 _HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
@@ -294,6 +296,8 @@ def _attributes(key_values: Iterable[KeyValue]) -> dict[str, AttributeValue]:
 
 def _attribute_value(value: AnyValue) -> AttributeValue:
     kind = value.WhichOneof("value")
+    if kind in _SCALAR_KINDS:  # the common case first: this runs for every attribute received
+        return getattr(value, kind)
     if kind == "array_value":
         items = [_plain_value(v) for v in value.array_value.values]
         if len({type(i) for i in items}) <= 1 and all(

@@ -2,7 +2,8 @@
 traces awaiting delivery (the outbox) and dead letters, so a crash or an outage loses nothing.
 
 Tables: `pending_spans` + `pending_traces` (spans grouped by trace id until the trace is
-finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`) and `dead_letters`.
+finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`), `dead_letters`, and
+`handed_over` (ids of recently assembled spans, so a resent copy is not delivered twice).
 Every method is one transaction under one lock, so `export()` threads and the delivery worker
 can share the spool; a second process opening the same file is kept out by a file lock.
 """
@@ -47,6 +48,10 @@ _FULL_FRACTION = 0.95
 # Files SQLite (WAL) and our lock keep beside a spool file.
 _SIDE_FILES = ("-wal", "-shm", ".lock")
 
+# How long the ids of spans handed over to the outbox are kept to recognise resent copies:
+# longer than an OTLP exporter keeps retrying one request (the SDKs back off up to ~64 s).
+_RESEND_WINDOW = 120.0
+
 # Stays far below SQLite's limit on bound variables in one statement.
 _SQL_VARIABLES_PER_QUERY = 500
 
@@ -69,6 +74,13 @@ CREATE TABLE IF NOT EXISTS pending_traces (
 );
 CREATE INDEX IF NOT EXISTS pending_traces_first ON pending_traces (first_arrival);
 CREATE INDEX IF NOT EXISTS pending_traces_root ON pending_traces (root_arrival);
+CREATE TABLE IF NOT EXISTS handed_over (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS handed_over_at ON handed_over (at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
@@ -269,9 +281,12 @@ class Spool:
                 pending = db.execute(
                     "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
                 ).fetchone()
+                # A resent span (an OTLP client retrying a request we did store) is either
+                # still pending or was handed over in the last _RESEND_WINDOW seconds.
+                resent = self._stored_span_ids(db, "handed_over", trace_hex, list(spans))
                 if pending is not None:
-                    # Only a pending trace can already hold a resent span (an OTLP client retry).
-                    resent = self._stored_span_ids(db, trace_hex, list(spans))
+                    resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
+                if resent:
                     duplicates += len(resent)
                     for span_hex in resent:
                         del spans[span_hex]
@@ -321,6 +336,7 @@ class Spool:
         flushing), or first span seen `max_trace_age` ago (then partial)."""
         complete = partial = 0
         with self._transaction() as db:
+            db.execute("DELETE FROM handed_over WHERE at < ?", (now - _RESEND_WINDOW,))
             rows = db.execute(
                 "SELECT trace_id, root_arrival FROM pending_traces WHERE"
                 " (root_arrival IS NOT NULL AND (? OR root_arrival <= ?)) OR first_arrival <= ?",
@@ -527,12 +543,14 @@ class Spool:
         )
 
     @staticmethod
-    def _stored_span_ids(db: sqlite3.Connection, trace_hex: str, span_ids: list[str]) -> set[str]:
+    def _stored_span_ids(
+        db: sqlite3.Connection, table: str, trace_hex: str, span_ids: list[str]
+    ) -> set[str]:
         stored: set[str] = set()
         for offset in range(0, len(span_ids), _SQL_VARIABLES_PER_QUERY):
             chunk = span_ids[offset : offset + _SQL_VARIABLES_PER_QUERY]
             rows = db.execute(
-                "SELECT span_id FROM pending_spans WHERE trace_id = ? AND span_id IN"
+                f"SELECT span_id FROM {table} WHERE trace_id = ? AND span_id IN"
                 f" ({','.join('?' * len(chunk))})",
                 (trace_hex, *chunk),
             )
@@ -554,6 +572,11 @@ class Spool:
             f'"spans":[{",".join(records)}]}}'
         )
         size = _scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_hex)
+        db.execute(
+            "INSERT OR IGNORE INTO handed_over (trace_id, span_id, at)"
+            " SELECT trace_id, span_id, ? FROM pending_spans WHERE trace_id = ?",
+            (now, trace_hex),
+        )
         db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace_hex,))
         db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace_hex,))
         self._pending_traces -= 1

@@ -87,7 +87,7 @@ case "${1:-}" in
     start_labelstudio
     start_moto
     wait_for "$MOTO_ENDPOINT_URL/moto-api/" 60 moto "$state/moto.log"
-    wait_for "$LABEL_STUDIO_URL/health" 240 "Label Studio" "$state/labelstudio.log"
+    wait_for "$LABEL_STUDIO_URL/health" 600 "Label Studio" "$state/labelstudio.log"
     write_env
     set +e
     "$@"

@@ -182,6 +182,7 @@ class ExporterContract:
             exporter.export(spans)
         exporter.export(traces[0])  # a resent batch (an OTLP client retrying) changes nothing
         assert exporter.force_flush(20_000)
+        exporter.export(traces[1])  # ... even after its trace was delivered
         assert exporter.force_flush(20_000)
         delivered = sorted(t.trace_id for t in spy.traces)
         assert delivered == sorted(spans[0].context.trace_id for spans in traces)

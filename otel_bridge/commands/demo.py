@@ -45,18 +45,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Imported here so the other commands work without the demo extra (rich, langgraph).
         from otel_bridge.demo.rendering import make_console
-        from otel_bridge.demo.runner import DemoOptions, run_demo
     except ImportError as exc:
-        print(
-            f"otel-bridge demo: {exc.name} is missing; install it with "
-            "`pip install 'otel-bridge[demo]'`",
-            file=sys.stderr,
-        )
-        return 2
+        return _missing(exc)
+    console = make_console()
+    try:
+        with console.status("Loading LangChain, LangGraph and OpenTelemetry…"):
+            from otel_bridge.demo.runner import DemoOptions, run_demo
+    except ImportError as exc:
+        return _missing(exc)
     options = DemoOptions(
         output=args.output,
         spool_dir=args.spool_dir,
         force_fake_model=args.fake_model,
         run_sinks=not args.no_sinks,
     )
-    return run_demo(options, make_console(), os.environ)
+    return run_demo(options, console, os.environ)
+
+
+def _missing(error: ImportError) -> int:
+    print(
+        f"otel-bridge demo: {error.name} is missing; install it with "
+        "`pip install 'otel-bridge[demo]'`",
+        file=sys.stderr,
+    )
+    return 2

@@ -44,20 +44,21 @@ class DemoOptions:
 
 def run_demo(options: DemoOptions, console: Console, environ: Mapping[str, str]) -> int:
     """Run the demo; 0 when every request behaved as planned and the traces reached the file."""
+    console.rule("[bold]otel-bridge demo")
     otlp = otlp_destination(environ)
     pipeline = build_pipeline(otlp)
     # The exporters report their deliveries as metrics; the sink lines are read from those.
     exporter_options: dict[str, Any] = {"meter_provider": pipeline.meter_provider}
     if options.spool_dir is not None:
         exporter_options["spool_dir"] = options.spool_dir
-    file_exporter = FileSpanExporter(options.output, **exporter_options)
-    sinks = plan_sinks(environ, exporter_options) if options.run_sinks else []
+    with console.status("Starting the exporters (file, then each configured sink)…"):
+        file_exporter = FileSpanExporter(options.output, **exporter_options)
+        sinks = plan_sinks(environ, exporter_options) if options.run_sinks else []
     exporters = [file_exporter, *(plan.exporter for plan in sinks if plan.exporter is not None)]
     pipeline.add_exporters(exporters)
     choice = choose_chat_model(
         environ, force_fake=options.force_fake_model, tracer_provider=pipeline.tracer_provider
     )
-    console.rule("[bold]otel-bridge demo")
     console.print(f"[dim]model:[/dim] {choice.description}", highlight=False)
     try:
         handler = OTelCallbackHandler(

@@ -3,6 +3,7 @@ offline session), the others only when the user configured them; one line each o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -78,6 +79,9 @@ def _plan(spec: _SinkSpec, environ: Mapping[str, str], options: dict[str, Any]) 
     except ValueError as exc:
         # The exporters name the argument or variable at fault in their constructor errors.
         return SinkPlan(spec, skip_hint=f"fix the configuration ({exc})")
+    except Exception as exc:
+        # One sink that cannot start must not stop the demo of the others.
+        return SinkPlan(spec, skip_hint=f"could not start ({type(exc).__name__}: {exc}); fix that")
     if exporter is None:
         return SinkPlan(spec, skip_hint=detail)
     return SinkPlan(spec, exporter=exporter, destination=detail)
@@ -126,6 +130,9 @@ def _clearml(
 ) -> tuple[TraceExporter | None, str]:
     _installed("otel_bridge_clearml")
     clearml = import_module("otel_bridge_clearml")
+    # ClearML logs its task bookkeeping (repository detection, offline folder) at INFO and
+    # WARNING; the demo's ClearML line says where the session went.
+    logging.getLogger("clearml").setLevel(logging.ERROR)
     # ClearML's repository detection would snapshot this checkout's uncommitted diff into the
     # task and, at exit, wait up to 300 s for its package analysis; the demo's task needs neither.
     exporter = clearml.ClearMLSpanExporter(

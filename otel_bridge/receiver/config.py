@@ -18,6 +18,7 @@ import yaml
 __all__ = [
     "DEFAULT_GRPC_ENDPOINT",
     "DEFAULT_HTTP_ENDPOINT",
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "AuthConfig",
     "BridgeConfig",
@@ -36,6 +37,7 @@ DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 # The Collector's confighttp default max_request_body_size (20 MiB), applied after decompression.
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
 DEFAULT_FILE_SINK = "file"
 
@@ -76,6 +78,8 @@ class ReceiverConfig:
     http: Endpoint | None = field(default_factory=lambda: _endpoint(DEFAULT_HTTP_ENDPOINT, ""))
     grpc: Endpoint | None = field(default_factory=lambda: _endpoint(DEFAULT_GRPC_ENDPOINT, ""))
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    # Bodies held in memory at once is at most this times max_request_bytes.
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS
     auth: AuthConfig = field(default_factory=AuthConfig)
 
@@ -165,18 +169,19 @@ def substitute_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
 
 
 _ROOT_KEYS = frozenset({"receiver", "sinks", "spool_dir", "telemetry"})
-_RECEIVER_KEYS = frozenset({"http", "grpc", "max_request_bytes", "retry_after_seconds", "auth"})
+_RECEIVER_KEYS = frozenset(
+    {"http", "grpc", "max_request_bytes", "max_concurrent_requests", "retry_after_seconds", "auth"}
+)
 _PROTOCOL_KEYS = frozenset({"endpoint", "enabled"})
 _AUTH_KEYS = frozenset({"bearer_token", "tls"})
 _TLS_KEYS = frozenset({"cert_file", "key_file", "client_ca_file"})
 
 
 def _receiver(section: Mapping[str, Any]) -> ReceiverConfig:
-    max_bytes = section.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ConfigError(
-            f"receiver.max_request_bytes: expected a positive integer, got {max_bytes!r}"
-        )
+    max_bytes = _positive_int(section, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
+    max_concurrent = _positive_int(
+        section, "max_concurrent_requests", DEFAULT_MAX_CONCURRENT_REQUESTS
+    )
     retry_after = section.get("retry_after_seconds", DEFAULT_RETRY_AFTER_SECONDS)
     if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or retry_after < 0:
         raise ConfigError(
@@ -190,9 +195,17 @@ def _receiver(section: Mapping[str, Any]) -> ReceiverConfig:
         http=http,
         grpc=grpc,
         max_request_bytes=max_bytes,
+        max_concurrent_requests=max_concurrent,
         retry_after_seconds=float(retry_after),
         auth=_auth(_mapping(section.get("auth") or {}, "receiver.auth", _AUTH_KEYS)),
     )
+
+
+def _positive_int(section: Mapping[str, Any], key: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"receiver.{key}: expected a positive integer, got {value!r}")
+    return value
 
 
 def _protocol(value: Any, path: str, default: str) -> Endpoint | None:

@@ -34,6 +34,8 @@ _VERDICT_CODES = {
 
 
 class OTLPGRPCServer:
+    """Serves one Ingestor on a gRPC server of its own; binds in the constructor."""
+
     def __init__(
         self,
         address: str,
@@ -44,6 +46,7 @@ class OTLPGRPCServer:
         tls: TLSConfig | None = None,
         max_workers: int = 8,
     ) -> None:
+        # Each worker holds one request, so max_workers also bounds the bodies in memory.
         self._ingestor = ingestor
         self._bearer_token = bearer_token
         self._server = grpc.server(
@@ -53,6 +56,7 @@ class OTLPGRPCServer:
             options=[
                 # gRPC enforces this on the decompressed message, which bounds a gzip bomb.
                 ("grpc.max_receive_message_length", max_request_bytes),
+                # A second bridge on the same port must fail to start, not share the traffic.
                 ("grpc.so_reuseport", 0),
             ],
         )

@@ -30,6 +30,7 @@ TRACES_PATH = "/v1/traces"
 HEALTH_PATH = "/health"
 _TRANSPORT = "http"
 _MAX_DISCARD_BYTES = 64 * 1024 * 1024
+_BUSY_WAIT_SECONDS = 10.0
 _VERDICT_STATUS = {Verdict.THROTTLED: 429, Verdict.UNAVAILABLE: 503}
 
 _logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class OTLPHTTPServer(ThreadingHTTPServer):
         ingestor: Ingestor,
         *,
         max_request_bytes: int,
+        max_concurrent_requests: int = 8,
         bearer_token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -56,6 +58,8 @@ class OTLPHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.ingestor = ingestor
         self.max_request_bytes = max_request_bytes
+        # Bounds the request bodies in memory at once (each up to max_request_bytes).
+        self.body_slots = threading.BoundedSemaphore(max_concurrent_requests)
         self.bearer_token = bearer_token
         self.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
@@ -105,6 +109,9 @@ class OTLPHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse one connection
+    # Headers and body leave in two writes; with Nagle's algorithm the body would wait for the
+    # client's delayed ACK (~40 ms per request on a kept-alive connection).
+    disable_nagle_algorithm = True
     server: OTLPHTTPServer
     _body_read = False
 
@@ -117,14 +124,30 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] != TRACES_PATH:
             self._fail(404, f"no such path {self.path!r}; traces go to {TRACES_PATH}")
             return
-        media = protocol.PROTOBUF
         try:
             media = protocol.media_type(self.headers.get("Content-Type"))
-            if not bearer_token_matches(
-                self.server.bearer_token, self.headers.get("Authorization")
-            ):
-                self._fail(401, "missing or wrong bearer token", media)
-                return
+        except protocol.ProtocolError as exc:
+            self._fail(exc.status, exc.message)
+            return
+        if not bearer_token_matches(self.server.bearer_token, self.headers.get("Authorization")):
+            self._fail(401, "missing or wrong bearer token", media)
+            return
+        # Waiting here leaves the body in the socket: TCP flow control slows the client down.
+        if not self.server.body_slots.acquire(timeout=_BUSY_WAIT_SECONDS):
+            self._fail(
+                503,
+                "too many requests in progress; retry later",
+                media,
+                self.server.ingestor.retry_after_seconds,
+            )
+            return
+        try:
+            self._receive(media)
+        finally:
+            self.server.body_slots.release()
+
+    def _receive(self, media: str) -> None:
+        try:
             body = self._read_body()
             body = protocol.inflate(
                 body, self.headers.get("Content-Encoding"), self.server.max_request_bytes

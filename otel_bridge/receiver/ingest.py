@@ -70,7 +70,7 @@ class Ingestor:
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.sinks = tuple(sinks)
-        self._retry_after = retry_after_seconds
+        self.retry_after_seconds = retry_after_seconds
         # The SDK never calls one exporter's export() concurrently; the servers' threads would.
         self._export_lock = threading.Lock()
         self._closed = False
@@ -90,14 +90,18 @@ class Ingestor:
     def _export(
         self, spans: Sequence[ReadableSpan], rejected: otlp.RejectedSpans | None
     ) -> Outcome:
-        if self._closed:
-            return Outcome(Verdict.UNAVAILABLE, message="the receiver is shutting down")
         full = [s.id for s in self.sinks if s.spool_full]
         if full:
             return self._throttled(full)
         if not spans:
             return Outcome(Verdict.ACCEPTED, rejected=rejected)
         with self._export_lock:
+            if self._closed:
+                return Outcome(
+                    Verdict.UNAVAILABLE,
+                    message="the receiver is shutting down; retry later",
+                    retry_after_seconds=self.retry_after_seconds,
+                )
             for sink in self.sinks:
                 try:
                     result = sink.exporter.export(spans)
@@ -112,7 +116,7 @@ class Ingestor:
                     return Outcome(
                         Verdict.UNAVAILABLE,
                         message=f"sink {sink.id} did not accept the spans; retry later",
-                        retry_after_seconds=self._retry_after,
+                        retry_after_seconds=self.retry_after_seconds,
                     )
         return Outcome(Verdict.ACCEPTED, accepted_spans=len(spans), rejected=rejected)
 
@@ -120,16 +124,17 @@ class Ingestor:
         return Outcome(
             Verdict.THROTTLED,
             message=f"spool full for sink(s) {', '.join(sink_ids)}; retry later",
-            retry_after_seconds=self._retry_after,
+            retry_after_seconds=self.retry_after_seconds,
         )
 
-    def close(self) -> None:
-        """Refuse new requests, then flush and shut down every sink (waits for in-flight ones)."""
+    def close(self, flush_seconds: float = 10.0) -> None:
+        """Refuse new requests, then flush (up to `flush_seconds` per sink) and shut down every
+        sink; waits for the requests being exported. What is not delivered stays spooled."""
         with self._export_lock:
             self._closed = True
         for sink in self.sinks:
             try:
-                sink.exporter.force_flush()
+                sink.exporter.force_flush(int(flush_seconds * 1000))
             except Exception:
                 _logger.exception("sink %s failed to flush", sink.id)
             try:

@@ -91,6 +91,7 @@ class Receiver:
                     (receiver.http.host, receiver.http.port),
                     self.ingestor,
                     max_request_bytes=receiver.max_request_bytes,
+                    max_concurrent_requests=receiver.max_concurrent_requests,
                     bearer_token=auth.bearer_token,
                     ssl_context=server_ssl_context(auth.tls) if auth.tls else None,
                 )
@@ -99,6 +100,7 @@ class Receiver:
                     str(receiver.grpc),
                     self.ingestor,
                     max_request_bytes=receiver.max_request_bytes,
+                    max_workers=receiver.max_concurrent_requests,
                     bearer_token=auth.bearer_token,
                     tls=auth.tls,
                 )
@@ -130,7 +132,7 @@ class Receiver:
                 self.http.stop(grace_seconds)
             if self.grpc is not None:
                 self.grpc.stop(grace_seconds)
-            self.ingestor.close()
+            self.ingestor.close(grace_seconds)
             self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -265,6 +265,7 @@ def test_health_metrics(
     assert values["otel_bridge.delivery.delivered"] == 1
     assert values["otel_bridge.delivery.dead_lettered"] == 1
     assert values["otel_bridge.delivery.latency"] == 1
+    assert values["otel_bridge.delivery.spool.usage"] == 0  # the dead letter is not counted
 
 
 # --- the retry policy as data ---------------------------------------------------------------

@@ -255,7 +255,6 @@ def test_a_restart_with_fewer_exporters_takes_over_the_extra_spools(tmp_path: Pa
     second.export([unfinished[2]])
     first.shutdown()
     second.shutdown()
-    dead = DownSink(spool_dir=tmp_path, spool_name="memtest")
 
     only = MemorySink(spool_dir=tmp_path)
     try:
@@ -268,4 +267,3 @@ def test_a_restart_with_fewer_exporters_takes_over_the_extra_spools(tmp_path: Pa
         assert all(len(t.spans) == 3 for t in only.delivered)
     finally:
         only.shutdown()
-        dead.shutdown()

@@ -629,3 +629,35 @@ def test_suppression_key_silences_the_handler(traced: Traced) -> None:
     assert traced.handler.open_runs == 0
     FakeChatModel().invoke("x", traced.config)
     assert len(traced.spans()) == 1
+
+
+# --- the fakes themselves ------------------------------------------------------------------------
+def test_fake_chat_model_streams_tool_calls_and_usage(traced: Traced) -> None:
+    call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "call-9"}
+    model = FakeChatModel(responses=[AIMessage(content="adding now", tool_calls=[call])])
+    bound = model.bind_tools([_add_tool()])
+    chunks = list(bound.stream("1+2?", traced.config))
+    assert len(chunks) == 2
+    merged = chunks[0] + chunks[1]
+    assert merged.tool_calls == [{**call, "type": "tool_call"}]
+    assert merged.usage_metadata == {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
+    span = traced.span("chat fake-chat-model")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    output = _json(span, semconv.GEN_AI_OUTPUT_MESSAGES)[0]
+    assert output["parts"][-1] == {
+        "type": "tool_call",
+        "id": "call-9",
+        "name": "add",
+        "arguments": {"a": 1, "b": 2},
+    }
+
+
+def test_fake_models_open_client_spans_under_their_run(traced: Traced) -> None:
+    model = FakeChatModel(client_span=True, client_tracer_provider=traced.provider)
+    llm = FakeLLM(client_span=True, client_tracer_provider=traced.provider)
+    asyncio.run(model.ainvoke("a", traced.config))
+    llm.invoke("b", traced.config)
+    # (Async text-completion models start their runs in child tasks: see test_instrument.py.)
+    clients = [s for s in traced.spans() if s.kind == trace.SpanKind.CLIENT]
+    parents = sorted(traced.parent_of(c).name for c in clients)  # type: ignore[union-attr]
+    assert parents == ["chat fake-chat-model", "text_completion fake-completion-model"]

@@ -10,15 +10,17 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from langchain_core.language_models import BaseLLM
 from langchain_core.tracers import context as tracer_context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.instrumentation import instrumented_handler
-from otel_bridge.testing import FakeChatModel
+from otel_bridge.testing import FakeChatModel, FakeLLM
 
 
 @pytest.fixture
@@ -88,3 +90,29 @@ def test_instrument_passes_options_to_the_handler(
     FakeChatModel(responses=["private"]).invoke("private")
     (span,) = exporter.get_finished_spans()
     assert "gen_ai.input.messages" not in span.attributes
+
+
+def test_async_text_completion_client_spans_nest_under_the_model(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """`BaseLLM.agenerate` starts its runs in `asyncio.gather` child tasks, out of reach of a
+    handler's context; instrument() covers that path, uninstrument() restores it."""
+    original = BaseLLM._agenerate_helper
+    otel_bridge.instrument(tracer_provider=provider)
+    assert BaseLLM._agenerate_helper is not original
+    llm = FakeLLM(client_span=True, client_tracer_provider=provider)
+
+    async def calls() -> None:
+        await llm.ainvoke("one")
+        await asyncio.gather(*(llm.ainvoke(str(i)) for i in range(5)))
+
+    asyncio.run(calls())
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    clients = [s for s in spans if s.kind == SpanKind.CLIENT]
+    assert len(clients) == 6
+    for client in clients:
+        assert client.parent is not None
+        assert by_id[client.parent.span_id].name == "text_completion fake-completion-model"
+    otel_bridge.uninstrument()
+    assert BaseLLM._agenerate_helper is original

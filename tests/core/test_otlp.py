@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.sdk.resources import Resource
@@ -215,3 +218,55 @@ def test_a_bad_line_names_its_number() -> None:
     good = otlp.encode_json(ExportTraceServiceRequest())
     with pytest.raises(otlp.OTLPDecodeError, match="line 2"):
         otlp.traces_from_json_lines([good, "{oops"])
+
+
+_scalars = (
+    st.text()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+)
+_attribute_values = (
+    _scalars
+    | st.lists(st.text(), max_size=3).map(tuple)
+    | st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=3).map(tuple)
+)
+
+
+@settings(deadline=None, max_examples=50)  # a shared, loaded CI machine: no timing
+@given(
+    attributes=st.dictionaries(st.text(min_size=1), _attribute_values, max_size=5),
+    name=st.text(),
+    trace_id=st.integers(min_value=1, max_value=2**128 - 1),
+    span_id=st.integers(min_value=1, max_value=2**64 - 1),
+    parent=st.none() | st.integers(min_value=1, max_value=2**64 - 1),
+    remote=st.booleans(),
+)
+def test_records_survive_the_json_line_format(
+    attributes: dict[str, Any],
+    name: str,
+    trace_id: int,
+    span_id: int,
+    parent: int | None,
+    remote: bool,
+) -> None:
+    record = SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind="CLIENT",
+        start_time_ns=1,
+        end_time_ns=2**63,
+        attributes=attributes,
+        status_code="ERROR",
+        status_description="why",
+        resource={"service.name": "svc"},
+        scope_name="scope",
+        scope_version="1",
+        parent_is_remote=remote and parent is not None,
+    )
+    (trace,) = otlp.traces_from_json_lines(
+        [otlp.trace_to_json_line(FinishedTrace(trace_id, (record,)))]
+    )
+    assert trace.spans == (record,)

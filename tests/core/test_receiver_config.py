@@ -39,6 +39,7 @@ receiver:
   http: {{endpoint: "0.0.0.0:14318"}}
   grpc: {{enabled: false}}
   max_request_bytes: 1024
+  max_concurrent_requests: 3
   retry_after_seconds: 2
   auth:
     bearer_token: ${{env:TOKEN}}
@@ -55,6 +56,7 @@ sinks:
     assert config.receiver.http == Endpoint("0.0.0.0", 14318)
     assert config.receiver.grpc is None
     assert config.receiver.max_request_bytes == 1024
+    assert config.receiver.max_concurrent_requests == 3
     assert config.receiver.retry_after_seconds == 2.0
     assert config.receiver.auth.bearer_token == "t0ken"
     assert config.receiver.auth.tls is not None
@@ -116,6 +118,7 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
             r"^receiver\.max_request_bytes: expected a positive",
         ),
         ({"receiver": {"max_request_bytes": "big"}}, r"^receiver\.max_request_bytes"),
+        ({"receiver": {"max_concurrent_requests": 0}}, r"^receiver\.max_concurrent_requests"),
         ({"receiver": {"retry_after_seconds": -2}}, r"^receiver\.retry_after_seconds"),
         (
             {"receiver": {"auth": {"bearer_token": ""}}},

@@ -429,3 +429,11 @@ def test_request_type_is_the_collector_service() -> None:
         service.methods_by_name["Export"].input_type.full_name
         == ExportTraceServiceRequest.DESCRIPTOR.full_name
     )
+
+
+def test_requests_after_close_are_unavailable_and_retryable(bridge: Bridge) -> None:
+    """Between SIGTERM and the listeners closing, a request must be retried, not lost."""
+    bridge.receiver.ingestor.close()
+    answer = bridge.post(_protobuf(_trace()), PB)
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "5"

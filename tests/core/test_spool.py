@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from otel_bridge.spool import Spool, SpoolFormatError, SpoolLockedError, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
@@ -201,3 +203,37 @@ def test_a_spool_of_another_format_is_refused_with_a_clear_error(tmp_path: Path)
     with pytest.raises(SpoolFormatError, match="has format 99"):
         open_spool(tmp_path)
     open_spool(tmp_path / "elsewhere").close()  # the lock was released
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_interleaving_loses_and_duplicates_nothing(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Spans of several traces, shuffled into batches (some resent), with assembly running at
+    random moments: every span ends up in exactly one delivered piece."""
+    traces = [records(("root", "a", "b")[: data.draw(st.integers(1, 3))]) for _ in range(3)]
+    spans = [span for trace in traces for span in trace]
+    order = data.draw(st.permutations(spans))
+    resent = data.draw(st.lists(st.sampled_from(spans), max_size=3))
+    spool = open_spool(
+        tmp_path_factory.mktemp("spool"), max_spans_per_trace=data.draw(st.integers(2, 5))
+    )
+    now = NOW
+    for record in [*order, *resent]:
+        spool.add([record], now)
+        now += 1
+        if data.draw(st.booleans()):
+            spool.assemble_ready(
+                now, grace_period=data.draw(st.sampled_from([0, 2])), max_trace_age=300
+            )
+    spool.assemble_ready(now + 1000, grace_period=0, max_trace_age=300)
+    pieces: list[FinishedTrace] = []
+    while items := spool.due(now + 1000, 1000):  # at most one piece per trace key per batch
+        pieces.extend(FinishedTrace.from_json(item.payload) for item in items)
+        spool.remove([item.id for item in items])
+    delivered_spans = [(s.trace_id, s.span_id) for piece in pieces for s in piece.spans]
+    assert sorted(delivered_spans) == sorted((s.trace_id, s.span_id) for s in spans)
+    spool.close()

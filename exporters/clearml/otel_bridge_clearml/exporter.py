@@ -4,6 +4,7 @@ media, delivered off the app's thread by the core `TraceExporter`.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_SESSION_SERIES = "session"
 DEFAULT_MAX_SESSION_ROWS = 10_000
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 
 
 class ClearMLSpanExporter(TraceExporter):
@@ -101,6 +103,10 @@ class ClearMLSpanExporter(TraceExporter):
         self._iterations: dict[tuple[str, str], int] = {}
         self._session_records: deque[dict[str, Any]] = deque(maxlen=max_session_rows)
         self._session_rows: deque[dict[str, Any]] = deque(maxlen=max_session_rows)
+        # ClearML's own flush takes seconds with its default subprocess reporting; the base's
+        # 10 s would often cut the last delivery short at exit (it is then redelivered later).
+        options.setdefault("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT_S)
+        self._exit_flush_timeout_ms = int(float(options["shutdown_timeout"]) * 1000)
         # Last: the base starts the delivery worker, which may deliver spooled traces at once.
         super().__init__(**options)
 
@@ -128,6 +134,10 @@ class ClearMLSpanExporter(TraceExporter):
                     task, created = opened.task, opened.created
                 self._transport = ClearMLTransport(task)
                 self._created_task = created
+                if created:
+                    # ClearML closes its task in an exit hook registered by Task.init; ours,
+                    # registered later, runs first and delivers what is queued while it is open.
+                    atexit.register(self._deliver_before_exit)
             return self._transport
 
     # --- delivery ---------------------------------------------------------------------------
@@ -137,6 +147,11 @@ class ClearMLSpanExporter(TraceExporter):
             transport = self._connect()
         except Exception as error:
             raise RetryableError(f"cannot open the ClearML task: {error!r}") from error
+        if not transport.is_open:
+            with self._lock:
+                if not self._created_task:
+                    self._transport = None  # the app closed its task: use its next one
+            raise RetryableError("the ClearML task is closed; the traces stay queued")
         delivered: set[str] = set()
         retryable: dict[str, str] = {}
         permanent: dict[str, str] = {}
@@ -228,11 +243,15 @@ class ClearMLSpanExporter(TraceExporter):
                 transport.report_html(rendering.title, series, rendering.html, iteration)
         return dict(analysis.metrics)
 
+    def _deliver_before_exit(self) -> None:
+        self.force_flush(self._exit_flush_timeout_ms)
+
     # --- SDK contract -----------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Deliver what is pending (see TraceExporter), then close the task if it was created here."""
         super().shutdown()
+        atexit.unregister(self._deliver_before_exit)
         with self._lock:
             transport = None if self._task_closed or not self._created_task else self._transport
             self._task_closed = True

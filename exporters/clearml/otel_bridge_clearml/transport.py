@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 import re
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,13 +77,14 @@ def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -
         return OpenedTask(current, created=False)
     if not Task.is_offline() and not server_credentials_configured():
         Task.set_offline(True)
-    task: Any = Task.init(
-        project_name=settings.project_name,
-        task_name=settings.task_name,
-        task_type=settings.task_type,
-        tags=list(settings.tags) or None,
-        **{**_TASK_INIT_DEFAULTS, **task_init_options},
-    )
+    with _app_random_state_kept():
+        task: Any = Task.init(
+            project_name=settings.project_name,
+            task_name=settings.task_name,
+            task_type=settings.task_type,
+            tags=list(settings.tags) or None,
+            **{**_TASK_INIT_DEFAULTS, **task_init_options},
+        )
     if task.is_offline():
         folder = task.get_offline_mode_folder()
         _logger.warning(
@@ -94,12 +98,37 @@ def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -
     return OpenedTask(task, created=True)
 
 
+@contextmanager
+def _app_random_state_kept() -> Iterator[None]:
+    """Task.init seeds `random` (and numpy) with a fixed seed by default; a task created for the
+    app's traces must not do that behind its back: every process would then draw the same
+    random numbers, OpenTelemetry's trace and span ids included."""
+    python_state = random.getstate()
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        if numpy is not None:
+            numpy.random.set_state(numpy_state)
+
+
 class ClearMLTransport:
     """Reports to one ClearML task; every call is a plain ClearML SDK call."""
 
     def __init__(self, task: Any) -> None:
         self.task = task
         self._logger = task.get_logger()
+        self._was_main_task = bool(task.is_main_task())
+
+    @property
+    def is_open(self) -> bool:
+        """False once the task (when it was the process's main task) has been closed, e.g. by
+        ClearML's own exit hook: what is reported after that never reaches the session."""
+        from clearml import Task
+
+        return not self._was_main_task or Task.current_task() is self.task
 
     @property
     def offline_folder(self) -> Path | None:

@@ -22,7 +22,7 @@ SPAN_KEY_FIELD = "otel_span_key"
 
 # Label Studio shows these speaker names in a dialogue; LangChain's message classes read the same.
 _DIALOGUE_ROLES = {"system": "system", "user": "human", "assistant": "ai", "tool": "tool"}
-_ROLE_ALIASES = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant"}
+_ROLE_ALIASES = {"human": "user", "ai": "assistant"}
 _PROMPT_SPEAKERS = {"system": "System", "user": "Human", "assistant": "AI", "tool": "Tool"}
 
 

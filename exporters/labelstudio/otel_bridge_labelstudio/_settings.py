@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from otel_bridge_labelstudio._encoder import check_trace_url_template
 from otel_bridge_labelstudio._label_config import (
     LabelStudioMode,
     bind_label_config,
@@ -93,8 +94,12 @@ def resolve_settings(
             f"{_MAX_TITLE_LENGTH}"
         )
     config = project_config or default_label_config(resolved_mode)
-    # A bad config must fail here, in the user's constructor call, not later in the delivery thread.
+    # A bad config or link must fail here, in the user's constructor call, not later in the
+    # delivery thread.
     bind_label_config(config, resolved_mode)
+    template = trace_url_template or env.get(ENV_TRACE_URL_TEMPLATE) or None
+    if template is not None:
+        check_trace_url_template(template)
     return LabelStudioSettings(
         api_key=key,
         url=resolved_url.rstrip("/"),
@@ -103,7 +108,7 @@ def resolve_settings(
         project_title=title,
         project_config=config,
         mode=resolved_mode,
-        trace_url_template=trace_url_template or env.get(ENV_TRACE_URL_TEMPLATE) or None,
+        trace_url_template=template,
     )
 
 

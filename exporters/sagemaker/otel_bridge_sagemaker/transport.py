@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,9 @@ _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # BatchPutMetrics reports per-point failures in its body (sagemaker-metrics API reference).
 _RETRYABLE_METRIC_ERRORS = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
 _METRICS_PER_REQUEST = 10  # botocore model: RawMetricDataList max 10
+# A batch of traces makes hundreds of small BatchPutMetrics requests; a few in flight hide the
+# round trips without tripping SageMaker's request-rate throttling more than necessary.
+_PARALLEL_METRIC_REQUESTS = 4
 _MAX_PARAMETER_STRING = 2500  # botocore model: StringParameterValue max length
 
 
@@ -171,22 +175,38 @@ class SageMakerTransport:
         return frozenset(_trace_ids(body))
 
     def put_metrics(self, points: Sequence[MetricPoint]) -> None:
-        for start in range(0, len(points), _METRICS_PER_REQUEST):
-            chunk = points[start : start + _METRICS_PER_REQUEST]
-            with aws_errors("BatchPutMetrics"):
-                response = self._metrics.batch_put_metrics(
-                    TrialComponentName=self.target.trial_component_name,
-                    MetricData=[
-                        {
-                            "MetricName": p.name,
-                            "Value": p.value,
-                            "Step": p.step,
-                            "Timestamp": p.timestamp_s,
-                        }
-                        for p in chunk
-                    ],
-                )
-            _raise_for_metric_errors(response.get("Errors") or [], chunk)
+        """Send the points in requests of at most 10 (the API's limit), a few at a time."""
+        chunks = [
+            points[start : start + _METRICS_PER_REQUEST]
+            for start in range(0, len(points), _METRICS_PER_REQUEST)
+        ]
+        if len(chunks) <= 1:
+            for chunk in chunks:
+                self._put_metric_chunk(chunk)
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(_PARALLEL_METRIC_REQUESTS, len(chunks)),
+            thread_name_prefix="otel-bridge-sagemaker-metrics",
+        ) as pool:
+            # list() re-raises the first failure; the other chunks are sent anyway, and a retry
+            # resends them all with the same steps, which overwrites instead of adding.
+            list(pool.map(self._put_metric_chunk, chunks))
+
+    def _put_metric_chunk(self, chunk: Sequence[MetricPoint]) -> None:
+        with aws_errors("BatchPutMetrics"):
+            response = self._metrics.batch_put_metrics(
+                TrialComponentName=self.target.trial_component_name,
+                MetricData=[
+                    {
+                        "MetricName": p.name,
+                        "Value": p.value,
+                        "Step": p.step,
+                        "Timestamp": p.timestamp_s,
+                    }
+                    for p in chunk
+                ],
+            )
+        _raise_for_metric_errors(response.get("Errors") or [], chunk)
 
     def write_run(
         self,

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
 from otel_bridge.traces import FinishedTrace
-from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected, Score
+from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
 from otel_bridge_uptrain._selection import CheckPlan, EvaluationRequest, Shape, is_sampled, select
 
@@ -207,16 +207,12 @@ class UpTrainSpanExporter(TraceExporter):
             if not group:
                 continue
             start_ns = time.time_ns()
-            scores: list[list[Score]] = [[] for _ in group]
-            # Every request of a shape carries the same checks: one judge call per check
-            # evaluates the rows of all traces in the batch together.
-            for check in group[0].checks:
-                results = self._judge.evaluate(shape.value, [r.row for r in group], check)
-                for row_scores, result in zip(scores, results, strict=True):
-                    row_scores.extend(result)
+            # Every request of a shape carries the same checks: one judge call evaluates the
+            # rows of all traces in the batch together.
+            scores = self._judge.evaluate(shape.value, [r.row for r in group], group[0].checks)
             end_ns = time.time_ns()
             evaluations.extend(
-                Evaluation(request, tuple(row_scores), start_ns, end_ns)
+                Evaluation(request, row_scores, start_ns, end_ns)
                 for request, row_scores in zip(group, scores, strict=True)
             )
         return evaluations

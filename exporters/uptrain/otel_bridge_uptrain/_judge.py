@@ -1,4 +1,4 @@
-"""Thin transport: run one UpTrain check on rows and say how it went.
+"""Thin transport: run UpTrain checks on rows and say how it went.
 
 `LocalJudge` evaluates with `uptrain.EvalLLM` against any OpenAI-compatible endpoint;
 `HostedJudge` sends the rows to an UpTrain server through `uptrain.APIClient`. Both turn a
@@ -8,6 +8,7 @@ themselves cannot be evaluated.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -48,9 +49,9 @@ class RowsRejected(Exception):
 
 class Judge(Protocol):
     def evaluate(
-        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]
     ) -> list[tuple[Score, ...]]:
-        """The scores `check` gives each row, in row order."""
+        """The scores `checks` give each row, in row order."""
         ...
 
     def close(self) -> None: ...
@@ -113,10 +114,13 @@ class _JudgeClient:
     failure is kept for the transport to classify and every later call fails fast.
     """
 
-    def __init__(self, api_key: str, base_url: str | None, timeout: float) -> None:
+    def __init__(
+        self, api_key: str, base_url: str | None, timeout: float, tls: ssl.SSLContext
+    ) -> None:
         self._api_key = api_key
         self._base_url = base_url
         self._timeout = timeout
+        self._tls = tls
         self.failure: openai.APIError | None = None
         self.chat = self
         self.completions = self
@@ -128,7 +132,12 @@ class _JudgeClient:
         request.pop("api_base", None)
         request.pop("timeout", None)
         async with openai.AsyncOpenAI(
-            api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout
+            api_key=self._api_key,
+            base_url=self._base_url,
+            max_retries=0,
+            timeout=self._timeout,
+            # Loading the CA bundle costs more CPU than a local judge's whole answer: once.
+            http_client=openai.DefaultAsyncHttpxClient(verify=self._tls),
         ) as client:
             try:
                 return await client.chat.completions.create(**request)
@@ -184,6 +193,7 @@ class LocalJudge:
         self._api_base = api_base
         self._project_name = project_name
         self._timeout = timeout
+        self._tls = ssl.create_default_context()
         self._eval_llm: Any = None
 
     def _client(self) -> Any:
@@ -202,9 +212,9 @@ class LocalJudge:
         return self._eval_llm
 
     def evaluate(
-        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]
     ) -> list[tuple[Score, ...]]:
-        client = _JudgeClient(self._api_key, self._api_base, self._timeout)
+        client = _JudgeClient(self._api_key, self._api_base, self._timeout, self._tls)
         data = [dict(row) for row in rows]
         with _UPTRAIN_LOCK:
             eval_llm = self._client()
@@ -214,7 +224,7 @@ class LocalJudge:
             try:
                 results = eval_llm.evaluate(
                     data=data,
-                    checks=[check],
+                    checks=list(checks),
                     project_name=self._project_name,
                     evaluation_name=evaluation_name,
                 )
@@ -266,7 +276,7 @@ class HostedJudge:
         return self._api_client
 
     def evaluate(
-        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], check: Check
+        self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]
     ) -> list[tuple[Score, ...]]:
         data = [dict(row) for row in rows]
         try:
@@ -274,7 +284,7 @@ class HostedJudge:
                 project_name=self._project_name,
                 evaluation_name=evaluation_name,
                 data=data,
-                checks=[check],
+                checks=list(checks),
             )
         except httpx.HTTPStatusError as exc:
             raise classify_status(

@@ -6,7 +6,9 @@ The only stand-in is the LLM API: `otel_bridge.testing.FakeChatModel` (via tests
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,8 @@ def run_chain(
     """Invoke `runnable` once per input with the real handler, then deliver everything."""
     handler = OTelCallbackHandler(tracer_provider=provider, exporters=[exporter])
     for value in inputs:
-        try:
+        with contextlib.suppress(ChainFailedError):
             runnable.invoke(value, {"callbacks": [handler]})
-        except ChainFailedError:
-            pass
     assert provider.force_flush(20_000)
     assert exporter.force_flush(20_000)
 
@@ -238,3 +238,42 @@ def test_an_explicit_task_is_used_as_given(provider: TracerProvider, spool_dir: 
     exporter.shutdown()
     assert session_of(given).tables(SESSION_ANALYSIS_TITLE)
     given.close()
+
+
+def test_creating_the_task_leaves_the_apps_random_state_alone(
+    provider: TracerProvider, spool_dir: Path
+) -> None:
+    """Task.init seeds `random` with a fixed value by default; a task we create must not."""
+    import random
+
+    exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
+    random.seed()
+    before = random.getstate()
+    assert exporter.created_task is False and exporter.task is not None
+    assert exporter.created_task
+    assert random.getstate() == before
+
+
+def test_when_the_apps_task_is_closed_traces_wait_for_its_next_task(
+    provider: TracerProvider, spool_dir: Path
+) -> None:
+    from clearml import Task
+
+    Task.set_offline(True)
+    first = Task.init(project_name="app", task_name="first", auto_connect_streams=False)
+    exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
+    run_chain(provider, exporter, rag_chain(), QUESTION)
+    first_session = session_of(first)
+    first.close()
+
+    second = Task.init(project_name="app", task_name="second", auto_connect_streams=False)
+    handler = OTelCallbackHandler(tracer_provider=provider, exporters=[exporter])
+    rag_chain().invoke(QUESTION, {"callbacks": [handler]})
+    assert provider.force_flush(20_000)
+    deadline = time.monotonic() + 20
+    while not exporter.force_flush(1000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exporter.task is second
+    assert len(first_session.tables(ACTION_RECORDS_TITLE)) == 1
+    assert len(session_of(second).tables(ACTION_RECORDS_TITLE)) == 1
+    second.close()

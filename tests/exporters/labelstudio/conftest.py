@@ -128,6 +128,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 # --- the restartable server: launched at collection, so its slow first start overlaps tests ---
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if any("restartable_server" in getattr(item, "fixturenames", ()) for item in items):
         shared = os.environ.get("LABEL_STUDIO_DATA_DIR")

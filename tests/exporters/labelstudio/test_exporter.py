@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from otel_bridge_labelstudio import (
 )
 
 from otel_bridge.handler import OTelCallbackHandler
-from otel_bridge.sink import RetryableError
+from otel_bridge.sink import PermanentError, RetryableError
 from tests import chains
 
 from .conftest import MakeLabelStudioExporter, projects_titled, tasks_of
@@ -306,6 +307,29 @@ def test_no_duplicates_after_a_restart_with_a_non_empty_spool(
     assert len(tasks) == 2
     assert len({task.data["otel_span_key"] for task in tasks}) == 2
     assert restarted.spool.counts().outbox == 0
+
+
+def test_a_replayed_dead_letter_creates_nothing_new(
+    make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
+) -> None:
+    exporter = make_exporter(grace_period=30.0)
+    transport = exporter._transport
+    real_import = transport.import_tasks
+
+    def import_then_refuse(project_id: int, tasks: Any) -> None:
+        real_import(project_id, tasks)
+        raise PermanentError("HTTP 400: refused after storing (a proxy in the way)")
+
+    transport.import_tasks = import_then_refuse  # type: ignore[method-assign]
+    chat_trace(exporter)
+    flushed(exporter)
+    assert len(exporter.spool.dead_letters()) == 1
+    transport.import_tasks = real_import  # type: ignore[method-assign]
+
+    assert exporter.spool.requeue_dead_letters(time.time()) == 1  # `otel-bridge replay`
+    flushed(exporter)
+    assert exporter.spool.counts().dead_letters == 0
+    assert len(tasks_of(reviewer, exporter.project().id)) == 1
 
 
 def test_redelivering_the_same_trace_creates_nothing_new(

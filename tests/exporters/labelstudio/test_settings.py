@@ -111,3 +111,8 @@ def test_default_config_follows_the_mode() -> None:
 def test_a_bad_custom_config_fails_at_construction() -> None:
     with pytest.raises(LabelConfigError, match="no <TextArea> tag"):
         resolve(KEY, project_config="<View><Text name='t' value='$t'/></View>")
+
+
+def test_a_bad_trace_url_template_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="trace URL template"):
+        resolve(KEY, trace_url_template="http://tempo/{traceID}")

@@ -225,7 +225,10 @@ def test_a_trace_that_cannot_be_encoded_is_reported_not_fatal() -> None:
 
 @pytest.mark.parametrize("text", ["plain", "Grüße, 你好 🚀", 'quote " and \n newline'])
 def test_jsonl_is_one_utf8_object_per_line(text: str) -> None:
-    records = [{"record": "x", "value": text}, {"record": "y", "value": {"nested": [text]}}]
+    records: list[dict[str, Any]] = [
+        {"record": "x", "value": text},
+        {"record": "y", "value": {"nested": [text]}},
+    ]
 
     body = records_to_jsonl(records)
 

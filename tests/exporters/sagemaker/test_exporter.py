@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -132,13 +133,37 @@ def test_a_run_is_created_from_names_when_none_is_given(
 
     assert exporter.force_flush(30_000)
 
-    experiments = aws.sagemaker.list_experiments()["ExperimentSummaries"]
-    assert experiment_name in {e["ExperimentName"] for e in experiments}
+    assert aws.sagemaker.describe_experiment(ExperimentName=experiment_name)["ExperimentArn"]
+    trial = aws.sagemaker.describe_trial(TrialName=f"Default-Run-Group-{experiment_name}")
+    assert trial["ExperimentName"] == experiment_name
     tc = aws.trial_component(f"{experiment_name}-nightly")
     assert tc["OutputArtifacts"]["langchain-records"]["Value"].startswith(f"s3://{bucket}/")
     assert [r["record"] for r in aws.records(f"{experiment_name}-nightly")][:1] == ["trace"]
 
 
+def test_the_given_sagemaker_session_creates_the_run(
+    aws: Aws, bucket: str, experiment_name: str, make_exporter: Callable[..., SageMakerSpanExporter]
+) -> None:
+    from sagemaker.core.helper.session_helper import Session
+
+    session = Session(boto_session=boto3.Session(region_name="us-east-1"))
+    exporter = make_exporter(
+        experiment_name=experiment_name,
+        run_name="with-session",
+        sagemaker_session=session,
+        artifact_bucket=bucket,
+    )
+    Traced(exporter).invoke(chat_model("via session"), "hi")
+
+    assert exporter.force_flush(30_000)
+
+    records = aws.records(f"{experiment_name}-with-session")
+    assert [g for r in records if r["record"] == "llm_end" for g in r["generations"]] == [
+        "via session"
+    ]
+
+
+@pytest.mark.slow
 def test_a_thousand_traces_keep_every_record_and_stay_under_the_artifact_limit(
     aws: Aws, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
 ) -> None:
