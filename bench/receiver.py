@@ -116,6 +116,7 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
         )
     )
     receiver = Receiver(config, [Sink(sink, exporter)])
+    sys.setswitchinterval(0.0005)  # as `otel-bridge serve` does (see commands/serve.py)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     receiver.start()

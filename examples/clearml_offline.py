@@ -7,9 +7,9 @@ each finished trace becomes "Action Records" and "Session Analysis" tables, per-
 credentials configured (clearml.conf or CLEARML_API_* variables) the same code logs online.
 """
 
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
-from langgraph.prebuilt import create_react_agent
 
 from otel_bridge.testing import FakeChatModel
 from otel_bridge_clearml import ClearMLCallbackHandler
@@ -32,7 +32,7 @@ def reply(messages: list) -> AIMessage:
 handler = ClearMLCallbackHandler(
     task_type="inference", project_name="otel-bridge examples", tags=["example"]
 )
-agent = create_react_agent(FakeChatModel(respond=reply), [word_count])
+agent = create_agent(FakeChatModel(respond=reply), [word_count])
 result = agent.invoke({"messages": [("user", "How many words?")]}, {"callbacks": [handler]})
 print(result["messages"][-1].content)
 

@@ -33,7 +33,11 @@ store.add_documents(
     ]
 )
 prompt = ChatPromptTemplate.from_template("Context:\n{context}\n\nQuestion: {question}")
-model = FakeChatModel(respond=lambda messages: "Within 14 days of receiving the return.")
+ANSWERS = {
+    "When do I get my refund?": "Within 14 days of receiving the returned item.",
+    "How fast is support?": "Support answers within one business day.",
+}
+model = FakeChatModel(respond=lambda messages: ANSWERS[messages[-1].text.split("Question: ")[1]])
 rag = (
     {"context": store.as_retriever(search_kwargs={"k": 2}), "question": RunnablePassthrough()}
     | prompt
@@ -42,7 +46,7 @@ rag = (
 )
 
 handler = LabelStudioCallbackHandler()  # api_key, url, project_name, mode, ... as before
-for question in ("When do I get my refund?", "How fast is support?"):
+for question in ANSWERS:
     print(question, "->", rag.invoke(question, {"callbacks": [handler]}))
 
 # A short script flushes before it exits; a service would simply keep running.

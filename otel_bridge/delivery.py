@@ -39,6 +39,9 @@ _logger = logging.getLogger(__name__)
 # Timeout and 500, which the services we deliver to answer during restarts and overload.
 RETRYABLE_HTTP_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
+# Seconds the worker pauses after an unexpected error in its own loop.
+_STEP_ERROR_PAUSE = 1.0
+
 # A sink answering "Retry-After: 0" (or a zero backoff policy) must not spin the worker.
 _MIN_RETRY_DELAY = 0.05
 
@@ -161,6 +164,11 @@ class DeliveryMetrics:
             unit="{span}",
             description="Spans not delivered: spool full, malformed, or filtered by the sink",
         )
+        self._partial = meter.create_counter(
+            "otel_bridge.delivery.partial",
+            unit="{trace}",
+            description="Traces handed over before their root ended (max_trace_age or a bound)",
+        )
         self._latency = meter.create_histogram(
             "otel_bridge.delivery.latency",
             unit="s",
@@ -202,6 +210,10 @@ class DeliveryMetrics:
     def dropped(self, count: int, reason: str) -> None:
         if count:
             self._dropped.add(count, {**self._attributes, "otel_bridge.reason": reason})
+
+    def partial(self, count: int, reason: str) -> None:
+        if count:
+            self._partial.add(count, {**self._attributes, "otel_bridge.reason": reason})
 
     def latency(self, seconds: float) -> None:
         self._latency.record(max(0.0, seconds), self._attributes)
@@ -301,7 +313,9 @@ class DeliveryWorker:
                 return
             except Exception:
                 _logger.exception("delivery worker for %s failed a step; retrying", self._name)
-                busy = False
+                # E.g. a full disk: pause instead of spinning, shutdown still interrupts it.
+                self._stop.wait(_STEP_ERROR_PAUSE)
+                continue
             if self._stop.is_set():
                 return
             if busy:
@@ -334,6 +348,7 @@ class DeliveryWorker:
             flush=flush_pending,
         )
         self._metrics.queued(assembled.complete + assembled.partial)
+        self._metrics.partial(assembled.partial, "max_trace_age")
         if assembled.partial:
             _logger.warning(
                 "%s: %d trace(s) reached max_trace_age=%ss before their root ended; delivering them"
@@ -424,7 +439,10 @@ class DeliveryWorker:
     def _call_deliver(self, traces: list[FinishedTrace]) -> DeliveryReport:
         keys = [format(trace.trace_id, "032x") for trace in traces]
         try:
-            return self._sink.deliver(traces)
+            report = self._sink.deliver(traces)
+            if not isinstance(report, DeliveryReport):
+                raise TypeError(f"deliver() returned {type(report).__name__}, not a DeliveryReport")
+            return report
         except RetryableError as error:
             return DeliveryReport(
                 retryable=dict.fromkeys(keys, error.reason), retry_after=error.retry_after

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
@@ -155,17 +155,19 @@ class TraceExporter(SpanExporter, ABC):
         if self._is_shutdown:
             return SpanExportResult.FAILURE
         try:
-            records = self._records(spans)
-            result = self._spool.add(records, self._clock.now())
+            return self._export(spans)
         except SpoolClosedError:  # shutdown() raced this call
             return SpanExportResult.FAILURE
         except Exception:
-            _logger.exception(
-                "%s: could not write %d span(s) to the spool", self.sink_name, len(spans)
-            )
-            self._metrics.dropped(len(spans), "spool_error")
+            count = len(spans) if isinstance(spans, Sized) else 0
+            _logger.exception("%s: could not write %d span(s) to the spool", self.sink_name, count)
+            self._metrics.dropped(count, "spool_error")
             return SpanExportResult.FAILURE
+
+    def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._spool.add(self._records(spans), self._clock.now())
         self._metrics.queued(result.early_traces)
+        self._metrics.partial(result.early_traces, "bound")
         if result.rejected or result.evicted:
             _logger.error(
                 "%s: spool %s is full (%d bytes, max_spool_bytes=%d, when_full=%s): %s %d span(s)",

@@ -190,7 +190,8 @@ class Spool:
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
         self.when_full: WhenFull = when_full
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Spans carry prompts and answers: a directory we create is readable by its owner only.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_file = _exclusive_lock(self.path.with_name(self.path.name + ".lock"))
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = sqlite3.connect(
@@ -323,6 +324,14 @@ class Spool:
                     )
                     total = pending[0] + count
                 if total >= self.max_spans_per_trace:
+                    _logger.warning(
+                        "spool %s: trace %s reached max_spans_per_trace=%d; handing its %d span(s)"
+                        " over early, partial (later spans follow as another piece)",
+                        self.path.name,
+                        trace_hex,
+                        self.max_spans_per_trace,
+                        total,
+                    )
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
         return AddResult(accepted, duplicates, rejected, evicted, early, roots, new)

@@ -132,6 +132,7 @@ class ExporterContract:
         garbage: list[Any] = [_GarbageSpan(), object(), None, *good]
         result = exporter.export(garbage)
         assert isinstance(result, SpanExportResult)
+        assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
         assert exporter.force_flush(20_000)
         assert [t.trace_id for t in spy.traces] == [good[0].context.trace_id]
 

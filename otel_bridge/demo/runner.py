@@ -3,8 +3,10 @@ then show the trace trees, the GenAI metrics, where the traces went and what eac
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from otel_bridge.traces import FinishedTrace
 __all__ = ["DemoOptions", "run_demo"]
 
 # Delivery is local (a file, ClearML's offline folder) unless the user configured a server;
-# this bounds how long the demo waits for a slow or unreachable one before reporting it.
-_FLUSH_TIMEOUT_MILLIS = 60_000
+# this bounds how long the demo waits for a slow or unreachable one before reporting it (what
+# is not delivered by then stays in the spool for the next start).
+_FLUSH_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,9 @@ class DemoOptions:
 
 def run_demo(options: DemoOptions, console: Console, environ: Mapping[str, str]) -> int:
     """Run the demo; 0 when every request behaved as planned and the traces reached the file."""
+    # The demo is the application here, so it decides what is logged: warnings and errors. Set
+    # first, because some SDKs (sagemaker's) call basicConfig(level=INFO) when imported.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console.rule("[bold]otel-bridge demo")
     otlp = otlp_destination(environ)
     pipeline = build_pipeline(otlp)
@@ -98,11 +104,14 @@ def run_demo(options: DemoOptions, console: Console, environ: Mapping[str, str])
 
 def _flush(pipeline: DemoPipeline, exporters: Sequence[TraceExporter]) -> None:
     # The provider hands the batched spans to the exporters; each exporter then delivers the
-    # traces it assembled (the SDK's processors do not forward force_flush to exporters). What
-    # is not delivered in time shows in the sink lines, read from the delivery metrics.
-    pipeline.tracer_provider.force_flush(_FLUSH_TIMEOUT_MILLIS)
-    for exporter in exporters:
-        exporter.force_flush(_FLUSH_TIMEOUT_MILLIS)
+    # traces it assembled (the SDK's processors do not forward force_flush to exporters), all
+    # at once so that one slow sink does not hold back the others. What is not delivered in
+    # time shows in the sink lines, read from the delivery metrics.
+    timeout_millis = int(_FLUSH_TIMEOUT_S * 1000)
+    pipeline.tracer_provider.force_flush(timeout_millis)
+    with ThreadPoolExecutor(max_workers=max(1, len(exporters))) as pool:
+        for exporter in exporters:
+            pool.submit(exporter.force_flush, timeout_millis)
 
 
 def _report_file(path: Path, traces: Sequence[FinishedTrace], console: Console) -> bool:

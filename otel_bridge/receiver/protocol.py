@@ -110,26 +110,27 @@ def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
         return body
     if encoding != "gzip":
         raise ProtocolError(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     parts: list[bytes] = []
     total = 0
     pending = body
     try:
-        while not inflater.eof:
-            part = inflater.decompress(pending, _READ_SIZE)
-            pending = inflater.unconsumed_tail
-            if not part and not pending:
-                break
-            total += len(part)
-            if total > limit:
-                raise ProtocolError(
-                    413, f"decompressed request body exceeds the limit of {limit} bytes"
-                )
-            parts.append(part)
+        # A gzip body may hold several members back to back (RFC 1952); each is inflated.
+        while pending:
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            while not inflater.eof:
+                part = inflater.decompress(pending, _READ_SIZE)
+                pending = inflater.unconsumed_tail
+                if not part and not pending:
+                    raise ProtocolError(400, "invalid gzip body: truncated stream")
+                total += len(part)
+                if total > limit:
+                    raise ProtocolError(
+                        413, f"decompressed request body exceeds the limit of {limit} bytes"
+                    )
+                parts.append(part)
+            pending = inflater.unused_data
     except zlib.error as exc:
         raise ProtocolError(400, f"invalid gzip body: {exc}") from exc
-    if not inflater.eof:
-        raise ProtocolError(400, "invalid gzip body: truncated stream")
     return b"".join(parts)
 
 

@@ -267,3 +267,80 @@ def test_a_restart_with_fewer_exporters_takes_over_the_extra_spools(tmp_path: Pa
         assert all(len(t.spans) == 3 for t in only.delivered)
     finally:
         only.shutdown()
+
+
+class MixedSink(MemorySink):
+    """Reports per trace by root name: ok, retry (once), reject."""
+
+    def __init__(self, **options: Any) -> None:
+        self.calls: list[list[str]] = []
+        self.checked: list[list[str]] = []
+        self.retried: set[int] = set()
+        super().__init__(**options)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        self.calls.append(sorted(t.root.name for t in traces))
+        delivered, retryable, permanent = set(), {}, {}
+        for trace in traces:
+            key = format(trace.trace_id, "032x")
+            if trace.root.name == "reject":
+                permanent[key] = "schema mismatch"
+            elif trace.root.name == "retry" and trace.trace_id not in self.retried:
+                self.retried.add(trace.trace_id)
+                retryable[key] = "busy"
+            else:
+                delivered.add(key)
+                self.delivered.append(trace)
+        return DeliveryReport(frozenset(delivered), retryable, permanent, retry_after=5.0)
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]:
+        self.checked.append(sorted(keys))
+        return set()
+
+
+def test_a_mixed_report_is_applied_per_trace(tmp_path: Path) -> None:
+    from tests.support.waiting import wait_until
+
+    clock = FakeClock()
+    exporter = MixedSink(spool_dir=tmp_path, clock=clock, grace_period=1.0)
+    try:
+        ok, retry, reject = (make_spans((name, "child")) for name in ("ok", "retry", "reject"))
+        exporter.export(ok + retry + reject)
+        clock.advance(1.0)
+        wait_until(lambda: exporter.spool.counts().dead_letters == 1)
+        assert exporter.calls == [["ok", "reject", "retry"]]
+        assert [t.root.name for t in exporter.delivered] == ["ok"]
+        (dead,) = exporter.spool.dead_letters()
+        assert dead.reason == "schema mismatch"
+        wait_until(lambda: exporter.spool.due(clock.now(), 10) == [])
+        assert len(exporter.spool.due(clock.now() + 5.0, 10)) == 1  # Retry-After: 5
+        clock.advance(5.0)
+        wait_until(lambda: len(exporter.delivered) == 2)
+        assert exporter.calls[-1] == ["retry"]
+        assert exporter.checked == [[format(retry[0].context.trace_id, "032x")]]
+    finally:
+        exporter.shutdown()
+
+
+class BrokenSink(MemorySink):
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        self.delivered.extend(traces)
+        return None  # type: ignore[return-value]
+
+
+def test_a_sink_breaking_the_deliver_contract_is_retried_with_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.support.waiting import wait_until
+
+    clock = FakeClock()
+    exporter = BrokenSink(spool_dir=tmp_path, clock=clock, grace_period=1.0)
+    try:
+        exporter.export(make_spans())
+        clock.advance(1.0)
+        wait_until(lambda: exporter.delivered and exporter.spool.due(clock.now(), 10) == [])
+        assert exporter.spool.counts().outbox == 1
+        assert "not a DeliveryReport" in caplog.text
+        assert len(exporter.delivered) == 1
+    finally:
+        exporter.shutdown()

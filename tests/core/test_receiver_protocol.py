@@ -160,6 +160,8 @@ CASES = [
     Case("json with charset", _json, {"Content-Type": "application/json; charset=utf-8"}, 200),
     Case("gzip protobuf", lambda s: gzip.compress(_protobuf(s)), {**PB, "Content-Encoding": "gzip"}, 200),
     Case("gzip json", lambda s: gzip.compress(_json(s)), {**JS, "Content-Encoding": "gzip"}, 200),
+    Case("gzip in two members", lambda s: gzip.compress(_protobuf(s[:1])) + gzip.compress(_protobuf(s[1:])),
+         {**PB, "Content-Encoding": "gzip"}, 200),
     Case("chunked protobuf", lambda s: iter([_protobuf(s)[:10], _protobuf(s)[10:]]), PB, 200),
     Case("empty protobuf", lambda s: b"", PB, 200),
     Case("empty json object", lambda s: b"{}", JS, 200),

@@ -227,7 +227,7 @@ def test_a_full_spool_pushes_back_on_the_collector_and_nothing_is_lost(
     retry info) until the first is delivered, and rotel's retry then gets it through."""
     one_trace = _app_trace(InMemorySpanExporter())
     trace_bytes = sum(len(SpanRecord.from_readable(span).to_json()) for span in one_trace)
-    bridge = start_bridge(tmp_path, grace_period=2.0, max_spool_bytes=int(trace_bytes * 1.5))
+    bridge = start_bridge(tmp_path, grace_period=4.0, max_spool_bytes=int(trace_bytes * 1.5))
     try:
         with running_rotel(bridge, protocol, tmp_path) as collector:
             first = _app_trace(

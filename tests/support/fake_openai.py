@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -175,9 +175,6 @@ class FakeJudge:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[JudgeRequest]:
-        return iter(self.requests)
-
     # --- grading ----------------------------------------------------------------------------
     def _grade(self, check: str, fields: Mapping[str, str]) -> str:
         if check in self.grades:
@@ -306,7 +303,7 @@ class FakeJudge:
                 self._send_json(
                     HTTPStatus.OK,
                     {
-                        "id": f"chatcmpl-fake-{len(judge._requests)}",
+                        "id": f"chatcmpl-fake-{len(judge.requests)}",
                         "object": "chat.completion",
                         "created": 0,
                         "model": body.get("model", "gpt-3.5-turbo"),

@@ -204,8 +204,9 @@ class TraceReport:
 
     @property
     def table_series(self) -> str:
-        """The series of this trace's tables: unique per trace, readable in the ClearML UI."""
-        return f"{self.name} {self.trace_id}"
+        """The series of this trace's tables: unique per trace, readable in the ClearML UI; a
+        trace handed over before its root ended says so."""
+        return f"{self.name} {self.trace_id}" + (" (partial)" if self.partial else "")
 
 
 def encode_trace(trace: FinishedTrace, analyzer: TextAnalyzer | None = None) -> TraceReport:

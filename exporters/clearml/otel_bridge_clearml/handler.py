@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge_clearml.exporter import ClearMLSpanExporter
+from otel_bridge_clearml.ids import SeedProofIdGenerator
 
 __all__ = ["ClearMLCallbackHandler"]
 
@@ -66,7 +65,7 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         self.stream_logs = settings.stream_logs
         self._flush_timeout_ms = int(flush_timeout_s * 1000)
         self._provider = TracerProvider(
-            resource=Resource.create(), id_generator=_SeedProofIdGenerator()
+            resource=Resource.create(), id_generator=SeedProofIdGenerator()
         )
         super().__init__(
             tracer_provider=self._provider, exporters=[self.exporter], **handler_options
@@ -140,21 +139,3 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         """Deliver what is pending and stop tracing; closes the task if this handler created it."""
         atexit.unregister(self._deliver_before_exit)
         self._provider.shutdown()
-
-
-class _SeedProofIdGenerator(IdGenerator):
-    """Trace and span ids from os.urandom. The SDK's default draws from the global `random`,
-    which ClearML's Task.init seeds with a fixed value by default: every process that logs to
-    ClearML would then produce the same trace ids, and traces would collide across runs."""
-
-    def generate_span_id(self) -> int:
-        span_id = 0
-        while span_id == 0:  # 0 is the invalid span id
-            span_id = int.from_bytes(os.urandom(8), "big")
-        return span_id
-
-    def generate_trace_id(self) -> int:
-        trace_id = 0
-        while trace_id == 0:  # 0 is the invalid trace id
-            trace_id = int.from_bytes(os.urandom(16), "big")
-        return trace_id

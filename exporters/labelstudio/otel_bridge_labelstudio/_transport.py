@@ -35,7 +35,8 @@ from otel_bridge_labelstudio._label_config import (
 _T = TypeVar("_T")
 
 _AUTH_FAILURES = frozenset({401, 403})
-# Trace ids per task-list query: each becomes one filter item in the URL's query string.
+# Trace ids per task-list query: each becomes a ~180-byte filter item in the URL, and 40 keep
+# the request line under the 8 KiB that proxies in front of Label Studio (nginx) accept.
 _KEYS_PER_QUERY = 40
 _TASKS_PAGE_SIZE = 500
 # The SDK would otherwise retry (and sleep) on its own; the core's retry policy owns that.
@@ -136,7 +137,8 @@ class LabelStudioTransport:
         ordered = sorted(set(trace_keys))
         for start in range(0, len(ordered), _KEYS_PER_QUERY):
             query = json.dumps(
-                {"filters": _any_trace_filter(ordered[start : start + _KEYS_PER_QUERY])}
+                {"filters": _any_trace_filter(ordered[start : start + _KEYS_PER_QUERY])},
+                separators=(",", ":"),
             )
             found.update(
                 self._call(

@@ -63,8 +63,11 @@ class SageMakerSpanExporter(TraceExporter):
         artifact_prefix: str | None = None,
         **options: Any,
     ) -> None:
-        if run is not None and (experiment_name or run_name):
-            raise ValueError("pass either `run` or `experiment_name`/`run_name`, not both")
+        if run is not None:
+            if experiment_name or run_name:
+                raise ValueError("pass either `run` or `experiment_name`/`run_name`, not both")
+            # The run's own names, so the settings describe it and no variable can override them.
+            experiment_name, run_name = run.experiment_name, run.run_name
         self.settings = SageMakerSettings.resolve(
             experiment_name=experiment_name,
             run_name=run_name,

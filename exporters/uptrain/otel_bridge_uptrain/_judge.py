@@ -1,9 +1,5 @@
-"""Thin transport: run UpTrain checks on rows and say how it went.
-
-`LocalJudge` evaluates with `uptrain.EvalLLM` against any OpenAI-compatible endpoint;
-`HostedJudge` sends the rows to an UpTrain server through `uptrain.APIClient`. Both turn a
-failure into the core's `RetryableError` / `PermanentError`, or `RowsRejected` when the rows
-themselves cannot be evaluated.
+"""Thin transport: run UpTrain checks on rows, locally (`EvalLLM` against any OpenAI-compatible
+judge) or on an UpTrain server (`APIClient`), and turn failures into the core's retry vocabulary.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables import Runnable
 from opentelemetry.sdk.trace import TracerProvider
-from otel_bridge_clearml import ClearMLSpanExporter
+from otel_bridge_clearml import ClearMLSpanExporter, SeedProofIdGenerator
 from otel_bridge_clearml.encoder import (
     ACTION_RECORDS_TITLE,
     ERRORS_TITLE,
@@ -44,8 +44,9 @@ from .conftest import closed_session_of, session_of
 
 @pytest.fixture
 def provider() -> Iterator[TracerProvider]:
-    """The app's TracerProvider; shutting it down at the end also shuts the exporter down."""
-    provider = TracerProvider()
+    """The app's TracerProvider; shutting it down at the end also shuts the exporter down. Its
+    ids must not come from `random`, which every Task.init reseeds (see SeedProofIdGenerator)."""
+    provider = TracerProvider(id_generator=SeedProofIdGenerator())
     yield provider
     provider.shutdown()
 

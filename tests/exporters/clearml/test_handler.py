@@ -216,3 +216,20 @@ def test_analyze_text_with_visualize_reports_media(spool_dir: Path, spacy_pipeli
     (entities,) = [item.content for item in media if item.title == "Entities Plot"]
     assert "North Sea" in entities and "LOC" in entities
     handler.flush_tracker(finish=True)
+
+
+def test_trace_ids_stay_unique_when_the_app_reseeds_random(spool_dir: Path) -> None:
+    """ClearML's Task.init calls random.seed(1337); the SDK's default id generator would then
+    repeat trace ids in every run. The handler's ids do not depend on `random`."""
+    import random
+
+    handler = make_handler(spool_dir)
+    chain = echo_chain()
+    for question in QUESTIONS[:2]:
+        random.seed(1337)
+        chain.invoke({"question": question}, {"callbacks": [handler]})
+    handler.flush_tracker()
+    tables = session_of(handler.task).tables(ACTION_RECORDS_TITLE)
+    tables.pop("session")
+    assert len(tables) == 2
+    handler.flush_tracker(finish=True)

@@ -123,6 +123,21 @@ def test_traces_land_in_the_users_run(
     assert metrics["fake-chat-model/input_tokens"]["Count"] == 1
 
 
+def test_a_given_run_wins_over_the_name_variables(
+    sagemaker_run: Any,
+    make_exporter: Callable[..., SageMakerSpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_EXPERIMENT_NAME, "other-experiment")
+    monkeypatch.setenv(ENV_RUN_NAME, "Not_A_Valid_Name")
+
+    exporter = make_exporter(run=sagemaker_run)
+
+    name = sagemaker_run.experiment_config["RunName"]
+    assert exporter.settings.trial_component_name == exporter.trial_component_name == name
+    assert exporter.spool.path.name == f"sagemaker-{name}.sqlite3"
+
+
 def test_a_run_is_created_from_names_when_none_is_given(
     aws: Aws, bucket: str, experiment_name: str, make_exporter: Callable[..., SageMakerSpanExporter]
 ) -> None:

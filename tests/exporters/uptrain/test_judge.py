@@ -4,9 +4,9 @@ local OpenAI-compatible stand-in for the paid LLM API) answering with each statu
 from __future__ import annotations
 
 import pytest
+from otel_bridge_uptrain._judge import LocalJudge, RowsRejected
 
 from otel_bridge.sink import PermanentError, RetryableError
-from otel_bridge_uptrain._judge import LocalJudge, RowsRejected
 from tests.support.fake_openai import FakeJudge
 
 ROW = {

@@ -159,7 +159,8 @@ def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_cal
         model="gpt-3.5-turbo",
         log_results=True,
         tracer_provider=provider,
-        exporter_options={"api_base": judge.url, "spool_dir": tmp_path, "grace_period": 0.01},
+        # A long grace: nothing may reach the judge until the flush below, whatever the timing.
+        exporter_options={"api_base": judge.url, "spool_dir": tmp_path, "grace_period": 30.0},
     )
     assert isinstance(handler, OTelCallbackHandler)
 
