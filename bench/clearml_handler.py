@@ -33,16 +33,22 @@ def chain() -> Runnable:
     return prompt | model | StrOutputParser()
 
 
-def per_call_us(runnable: Runnable, callbacks: list[Any], invocations: int) -> float:
-    config: Any = {"callbacks": callbacks}
-    for _ in range(20):  # warm-up
-        runnable.invoke({"question": "warm up"}, config)
-    samples = []
-    for index in range(invocations):
-        started = time.perf_counter()
-        runnable.invoke({"question": f"question {index}"}, config)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e6
+def per_call_us(
+    runnable: Runnable, setups: dict[str, list[Any]], invocations: int
+) -> dict[str, float]:
+    """Median microseconds per call for each callback setup, measured in interleaved rounds
+    so that load changes on a shared machine hit every setup alike."""
+    samples: dict[str, list[float]] = {name: [] for name in setups}
+    for callbacks in setups.values():  # warm-up
+        for _ in range(20):
+            runnable.invoke({"question": "warm up"}, {"callbacks": callbacks})
+    for index in range(0, invocations, 10):
+        for name, callbacks in setups.items():
+            for offset in range(10):
+                started = time.perf_counter()
+                runnable.invoke({"question": f"q{index + offset}"}, {"callbacks": callbacks})
+                samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}
 
 
 def seed_handler(stream_logs: bool) -> Any:
@@ -80,18 +86,22 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus")
     print(f"{args.invocations} invocations of prompt | FakeChatModel | parser, median per call")
 
-    baseline = per_call_us(runnable, [], args.invocations)
     seed = seed_handler(args.stream_logs)  # creates the offline task both handlers log into
-    seed_us = per_call_us(runnable, [seed], args.invocations)
     ours = ClearMLCallbackHandler(
         stream_logs=args.stream_logs,
         exporter_options={"spool_dir": os.path.join(work, "spool"), "grace_period": 0.0},
     )
-    ours_us = per_call_us(runnable, [ours], args.invocations)
-
-    print(f"  no handler                                 {baseline:9.1f} us")
-    print(f"  langchain_community ClearMLCallbackHandler {seed_us:9.1f} us")
-    print(f"  otel_bridge_clearml ClearMLCallbackHandler {ours_us:9.1f} us")
+    results = per_call_us(
+        runnable,
+        {
+            "no handler": [],
+            "langchain_community ClearMLCallbackHandler": [seed],
+            "otel_bridge_clearml ClearMLCallbackHandler": [ours],
+        },
+        args.invocations,
+    )
+    for name, micros in results.items():
+        print(f"  {name:<44} {micros:9.1f} us")
     started = time.perf_counter()
     ours.flush_tracker(name="bench")
     print(

@@ -87,12 +87,12 @@ def ours(url: str, token: str, calls: int, spool_dir: str) -> tuple[list[float],
 def community(url: str, token: str, calls: int) -> tuple[list[float], float, int, int] | str:
     """The community handler, or why it cannot run here."""
     try:
-        from langchain_community.callbacks.labelstudio_callback import (
-            LabelStudioCallbackHandler as CommunityHandler,
-        )
-
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # langchain-community's sunset notice
+            from langchain_community.callbacks.labelstudio_callback import (
+                LabelStudioCallbackHandler as CommunityHandler,
+            )
+
             handler = CommunityHandler(
                 api_key=token,
                 url=url,

@@ -12,6 +12,8 @@ import argparse
 import gc
 import os
 import platform
+import random
+import statistics
 import sys
 import time
 import tracemalloc
@@ -38,10 +40,14 @@ SPANS_PER_INVOCATION = 6
 TARGET_RATIO = 2.0
 
 
-class _DiscardingExporter(SpanExporter):
-    """Receives every finished span synchronously and drops it: measures span cost, not I/O."""
+class _CountingExporter(SpanExporter):
+    """Receives every finished span synchronously and only counts it: span cost, not I/O."""
+
+    def __init__(self) -> None:
+        self.spans = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -61,9 +67,9 @@ class _DoNothingHandler(BaseCallbackHandler):
         return None
 
 
-def _provider() -> TracerProvider:
+def _provider(exporter: SpanExporter | None = None) -> TracerProvider:
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_DiscardingExporter()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter or _CountingExporter()))
     return provider
 
 
@@ -85,39 +91,61 @@ class _Configuration:
     call: Callable[[], object]
     setup: Callable[[], None] = lambda: None
     teardown: Callable[[], None] = lambda: None
+    exporter: _CountingExporter | None = None
     samples: list[float] = field(default_factory=list)
+    # Per round: this configuration's time minus the no-handler time of the same round.
+    added: list[float] = field(default_factory=list)
+    calls: int = 0
 
     @property
     def per_call_us(self) -> float:
-        # The fastest round: other processes on a shared machine only ever add time.
-        return min(self.samples)
+        return statistics.median(self.samples)
+
+    @property
+    def added_us(self) -> float:
+        return statistics.median(self.added)
+
+    @property
+    def spans_per_call(self) -> float | None:
+        return None if self.exporter is None else self.exporter.spans / self.calls
+
+
+def _timed(configuration: _Configuration, calls: int) -> float:
+    configuration.setup()
+    try:
+        gc.collect()
+        started = time.thread_time()
+        for _ in range(calls):
+            configuration.call()
+        elapsed = time.thread_time() - started
+    finally:
+        configuration.teardown()
+    configuration.calls += calls
+    return elapsed / calls * 1e6
 
 
 def _measure(configurations: Sequence[_Configuration], calls: int, rounds: int) -> None:
-    """Rounds of `calls` calls per configuration, interleaved so load drifts hit all alike.
+    """Many short rounds; in each, every configuration runs once, in a shuffled order.
 
-    CPU time of this thread is measured, not wall time: on a shared machine the wall clock
-    mostly measures the other processes.
+    The machine is shared, so each figure is taken as a difference against the no-handler
+    chain *of the same round* (configurations[0]) and the median over rounds is reported: load
+    that comes and goes then shifts both sides of each difference alike. CPU time of this
+    thread is measured, not wall time, which would mostly measure the other processes.
     """
     for configuration in configurations:
-        configuration.setup()
-        try:
-            for _ in range(max(calls // 10, 5)):
-                configuration.call()
-        finally:
-            configuration.teardown()
+        _timed(configuration, max(calls, 20))
+        configuration.calls = 0
+        if configuration.exporter is not None:
+            configuration.exporter.spans = 0
+    shuffler = random.Random(7)
     for _ in range(rounds):
+        order = list(configurations)
+        shuffler.shuffle(order)
+        timings = {id(c): _timed(c, calls) for c in order}
+        baseline = timings[id(configurations[0])]
         for configuration in configurations:
-            configuration.setup()
-            try:
-                gc.collect()
-                started = time.thread_time()
-                for _ in range(calls):
-                    configuration.call()
-                elapsed = time.thread_time() - started
-            finally:
-                configuration.teardown()
-            configuration.samples.append(elapsed / calls * 1e6)
+            configuration.samples.append(timings[id(configuration)])
+            configuration.added.append(timings[id(configuration)] - baseline)
 
 
 def _bare_sdk_spans(tracer: trace.Tracer) -> Callable[[], None]:
@@ -192,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # OpenInference calls a LangChain API LangChain has deprecated: keep the figures readable.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    calls, repeats, never_ending = (50, 5, 10_000) if args.quick else (50, 40, 100_000)
+    calls, repeats, never_ending = (10, 10, 10_000) if args.quick else (20, 100, 100_000)
 
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
@@ -209,25 +237,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"chain: prompt | chat model | parser | lambda | lambda ({SPANS_PER_INVOCATION} runs)")
     print(
-        f"timing: fastest of {repeats} interleaved rounds x {calls} invocations, thread CPU "
-        "time, spans exported synchronously\n"
+        f"timing: {repeats} rounds x {calls} invocations per configuration, shuffled, thread "
+        "CPU time; median per round, added = median of (configuration - no handler) within a "
+        "round; spans exported synchronously\n"
     )
 
     chain = _chain()
     question = {"q": "What is the answer?"}
-    provider = _provider()
-    nothing: Any = {"callbacks": [_DoNothingHandler()]}
-    traced: Any = {"callbacks": [OTelCallbackHandler(tracer_provider=provider)]}
-    no_content: Any = {
-        "callbacks": [OTelCallbackHandler(tracer_provider=provider, capture_content=False)]
-    }
+
+    def traced_by(handler: BaseCallbackHandler) -> Callable[[], object]:
+        config: Any = {"callbacks": [handler]}
+        return lambda: chain.invoke(question, config)
+
+    bare_exporter, ours_exporter, no_content_exporter = (_CountingExporter() for _ in range(3))
     configurations = [
         _Configuration("no handler", lambda: chain.invoke(question)),
-        _Configuration("do-nothing handler", lambda: chain.invoke(question, nothing)),
-        _Configuration("bare SDK spans (alone)", _bare_sdk_spans(provider.get_tracer("bench"))),
-        _Configuration("otel-bridge", lambda: chain.invoke(question, traced)),
+        _Configuration("do-nothing handler", traced_by(_DoNothingHandler())),
         _Configuration(
-            "otel-bridge, capture_content=False", lambda: chain.invoke(question, no_content)
+            "bare SDK spans (alone)",
+            _bare_sdk_spans(_provider(bare_exporter).get_tracer("bench")),
+            exporter=bare_exporter,
+        ),
+        _Configuration(
+            "otel-bridge",
+            traced_by(OTelCallbackHandler(tracer_provider=_provider(ours_exporter))),
+            exporter=ours_exporter,
+        ),
+        _Configuration(
+            "otel-bridge, capture_content=False",
+            traced_by(
+                OTelCallbackHandler(
+                    tracer_provider=_provider(no_content_exporter), capture_content=False
+                )
+            ),
+            exporter=no_content_exporter,
         ),
     ]
     missing: list[str] = []
@@ -237,31 +280,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             missing.append(name)
             continue
         instrument, uninstrument = peer
-        peer_provider = _provider()
+        peer_exporter = _CountingExporter()
+        peer_provider = _provider(peer_exporter)
         configurations.append(
             _Configuration(
                 name,
                 lambda: chain.invoke(question),
                 setup=lambda instrument=instrument, p=peer_provider: instrument(p),
                 teardown=uninstrument,
+                exporter=peer_exporter,
             )
         )
     _measure(configurations, calls, repeats)
-    results: dict[str, float | None] = {c.name: c.per_call_us for c in configurations}
-    results.update({name: None for name in missing})
 
-    baseline = results["no handler"] or 0.0
-    print(f"{'configuration':<38}{'us/invocation':>15}{'added us':>12}")
-    for name, value in results.items():
-        if value is None:
-            print(f"{name:<38}{'not installed':>15}")
-            continue
-        added = "" if name.startswith("bare") else f"{value - baseline:12.1f}"
-        print(f"{name:<38}{value:15.1f}{added}")
+    print(f"{'configuration':<38}{'us/invocation':>15}{'added us':>12}{'spans/call':>12}")
+    for configuration in configurations:
+        spans = configuration.spans_per_call
+        shown_spans = "" if spans is None else f"{spans:12.1f}"
+        added = "" if configuration.name.startswith("bare") else f"{configuration.added_us:12.1f}"
+        print(f"{configuration.name:<38}{configuration.per_call_us:15.1f}{added:>12}{shown_spans}")
+    for name in missing:
+        print(f"{name:<38}{'not installed':>15}")
 
-    do_nothing_added = (results["do-nothing handler"] or 0.0) - baseline
-    reference = do_nothing_added + (results["bare SDK spans (alone)"] or 0.0)
-    ours_added = (results["otel-bridge"] or 0.0) - baseline
+    by_name = {c.name: c for c in configurations}
+    reference = (
+        by_name["do-nothing handler"].added_us + by_name["bare SDK spans (alone)"].per_call_us
+    )
+    ours_added = by_name["otel-bridge"].added_us
     ratio = ours_added / reference if reference > 0 else float("inf")
     verdict = "within" if ratio <= TARGET_RATIO else "OVER"
     print(

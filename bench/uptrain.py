@@ -4,7 +4,7 @@ same run.
 
 The judge is tests/support/fake_openai.FakeJudge, a local OpenAI-compatible server standing in
 for the paid LLM API; `--judge-latency` makes each grading answer take that long, as a real model
-does. Run: .venv/bin/python bench/uptrain.py [--calls 20] [--judge-latency 0.2]
+does. Run: .venv/bin/python bench/uptrain.py [--calls 40] [--judge-latency 0.2] [--spacing 0.1]
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def summary(name: str, durations: list[float], baseline: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--judge-latency", type=float, default=0.2)
     parser.add_argument("--spacing", type=float, default=0.1, help="seconds between calls")
     args = parser.parse_args()
@@ -139,8 +139,10 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     chain = rag_chain()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
-        f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} cpus"
+        f"machine: {platform.platform()}, python {platform.python_version()}, "
+        f"{os.cpu_count()} cpus, load average {load} (shared: small figures are noisy)"
     )
     print(
         f"chain: retriever + prompt + fake chat model; judge: local FakeJudge, "
@@ -152,6 +154,12 @@ def main() -> int:
         tempfile.TemporaryDirectory() as spool,
     ):
         baseline = time_calls(chain, [], args.calls, args.spacing)
+        # The core handler with no sink behind it: what tracing alone costs, for comparison.
+        from otel_bridge import OTelCallbackHandler
+
+        tracing_only = time_calls(
+            chain, [OTelCallbackHandler(tracer_provider=TracerProvider())], args.calls, args.spacing
+        )
         results = InMemorySpanExporter()
         handler, finish = ours(judge, spool, results)
         # The warm-up call's evaluation also imports uptrain (seconds); the seed pays that in its
@@ -187,6 +195,7 @@ def main() -> int:
     base = statistics.median(baseline)
     print(f"{'':<44}{'median ms':>10}{'p95 ms':>10}{'added ms':>12}")
     print(summary("no callbacks", baseline, None))
+    print(summary("otel-bridge OTelCallbackHandler, no sink", tracing_only, base))
     print(summary("otel-bridge UpTrainCallbackHandler (ours)", mine, base))
     print(seed_line)
     print(

@@ -10,9 +10,9 @@ credentials configured (clearml.conf or CLEARML_API_* variables) the same code l
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
+from otel_bridge_clearml import ClearMLCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
-from otel_bridge_clearml import ClearMLCallbackHandler
 
 
 @tool

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+# One encoder for every record: json.dumps with options would build a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _T = TypeVar("_T")
 
 AttributeValue = (
@@ -201,7 +203,7 @@ class SpanRecord:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return _compact_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SpanRecord:
@@ -371,7 +373,7 @@ class FinishedTrace:
 
     def to_json(self) -> str:
         """Stable JSON (ids in hex, attribute tuples as lists) used by the spool and the receiver."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return _compact_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> FinishedTrace:

@@ -367,3 +367,16 @@ def test_helpers_never_raise_on_arbitrary_attributes(
     ):
         helper()
     assert FinishedTrace.from_json(trace.to_json()).spans == trace.spans
+
+
+def test_helpers_answer_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace) -> None:
+    """In-process spans and the receiver's OTLP round trip (protobuf bytes) give one answer."""
+    from otel_bridge import otlp
+
+    wire = otlp.request_from_records(rag.spans).SerializeToString()
+    decoded = FinishedTrace.from_spans(otlp.spans_from_request(otlp.decode_protobuf(wire)))
+    assert decoded.rag_turns() == rag.rag_turns()
+    assert decoded.llm_calls() == rag.llm_calls()
+    assert decoded.root == rag.root
+    assert (decoded.tags(), decoded.metadata()) == (rag.tags(), rag.metadata())
+    assert (decoded.root_input(), decoded.root_output()) == (rag.root_input(), rag.root_output())

@@ -35,6 +35,7 @@ _logger = logging.getLogger(__name__)
 DEFAULT_SESSION_SERIES = "session"
 DEFAULT_MAX_SESSION_ROWS = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
+DEFAULT_MAX_BATCH = 512
 
 
 class ClearMLSpanExporter(TraceExporter):
@@ -106,6 +107,8 @@ class ClearMLSpanExporter(TraceExporter):
         # ClearML's own flush takes seconds with its default subprocess reporting; the base's
         # 10 s would often cut the last delivery short at exit (it is then redelivered later).
         options.setdefault("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT_S)
+        # Each delivery ends with one such flush, whatever its size: bigger batches amortize it.
+        options.setdefault("max_batch", DEFAULT_MAX_BATCH)
         self._exit_flush_timeout_ms = int(float(options["shutdown_timeout"]) * 1000)
         # Last: the base starts the delivery worker, which may deliver spooled traces at once.
         super().__init__(**options)

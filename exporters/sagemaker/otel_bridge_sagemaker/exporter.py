@@ -157,7 +157,7 @@ class SageMakerSpanExporter(TraceExporter):
                 bucket = str(session.default_bucket())
         prefix = self.settings.artifact_prefix or _run_prefix(run) or DEFAULT_ARTIFACT_PREFIX
         trial_component = str(run.experiment_config["RunName"])
-        return SageMakerTransport(
+        transport = SageMakerTransport(
             sagemaker_client=sagemaker_client,
             metrics_client=metrics_client,
             s3_client=s3_client,
@@ -167,6 +167,10 @@ class SageMakerSpanExporter(TraceExporter):
                 records_prefix=f"{prefix.strip('/')}/{trial_component}/{RECORDS_DIRECTORY}/",
             ),
         )
+        if self._run is None:
+            # A user's Run gets its status from its `with` block; one made here has no block.
+            transport.mark_in_progress()
+        return transport
 
 
 def _load_or_create_run(settings: SageMakerSettings, session: Any) -> Any:

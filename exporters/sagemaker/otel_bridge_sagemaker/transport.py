@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
@@ -142,6 +143,21 @@ class SageMakerTransport:
                 key for key in (recent.get("StringValue") or "").split("\n") if key
             ),
         )
+
+    def mark_in_progress(self) -> None:
+        """Give a run without a start time one and the InProgress status, as `with Run` does."""
+        with aws_errors("DescribeTrialComponent"):
+            response = self._sagemaker.describe_trial_component(
+                TrialComponentName=self.target.trial_component_name
+            )
+        if response.get("StartTime") is not None:
+            return
+        with aws_errors("UpdateTrialComponent"):
+            self._sagemaker.update_trial_component(
+                TrialComponentName=self.target.trial_component_name,
+                StartTime=datetime.now(UTC),
+                Status={"PrimaryStatus": "InProgress", "Message": "logging LangChain traces"},
+            )
 
     def check_artifact_room(self, state: RunState) -> None:
         """Refuse before writing anything when the run has no output artifact left for the records."""

@@ -5,6 +5,7 @@ and failures. The only stand-in is the LLM API (the fake models of `otel_bridge.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -20,9 +21,11 @@ from otel_bridge_labelstudio import (
     TraceFilter,
     default_label_config,
 )
+from otel_bridge_labelstudio._encoder import SPAN_KEY_FIELD, Task, TaskEncoder
 
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge.traces import FinishedTrace
 from tests import chains
 
 from .conftest import MakeLabelStudioExporter, projects_titled, tasks_of
@@ -343,6 +346,41 @@ def test_redelivering_the_same_trace_creates_nothing_new(
     assert first.delivered == again.delivered == {key}
     assert exporter.already_delivered([key, "0" * 32]) == {key}
     assert len(tasks_of(reviewer, exporter.project().id)) == 2
+
+
+@dataclasses.dataclass(frozen=True)
+class RefusedForOneTrace(TaskEncoder):
+    """Leaves the config's input field out of one trace's tasks, which Label Studio refuses."""
+
+    refused: int = 0
+
+    def encode(self, trace: FinishedTrace) -> tuple[Task, ...]:
+        tasks = super().encode(trace)
+        if trace.trace_id != self.refused:
+            return tasks
+        return tuple(
+            dataclasses.replace(task, payload={"data": {SPAN_KEY_FIELD: task.span_key}})
+            for task in tasks
+        )
+
+
+def test_a_task_the_server_refuses_dead_letters_only_its_own_trace(
+    make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
+) -> None:
+    exporter = make_exporter()
+    traces = [chains.trace_of(chains.chat_model(), chains.chat_messages()) for _ in range(3)]
+    target = exporter._resolve()
+    encoder = RefusedForOneTrace(target.encoder.binding, refused=traces[1].trace_id)
+    exporter._target = dataclasses.replace(target, encoder=encoder)
+
+    report = exporter.deliver(traces)
+
+    keys = [format(trace.trace_id, "032x") for trace in traces]
+    assert report.delivered == {keys[0], keys[2]}
+    assert list(report.permanent) == [keys[1]]
+    assert "HTTP 400 while importing 1 tasks" in report.permanent[keys[1]]
+    tasks = tasks_of(reviewer, target.project.id)
+    assert {task.data["otel_trace_id"] for task in tasks} == {keys[0], keys[2]}
 
 
 # --- tokens and failures --------------------------------------------------------------------

@@ -152,6 +152,7 @@ def test_a_run_is_created_from_names_when_none_is_given(
     trial = aws.sagemaker.describe_trial(TrialName=f"Default-Run-Group-{experiment_name}")
     assert trial["ExperimentName"] == experiment_name
     tc = aws.trial_component(f"{experiment_name}-nightly")
+    assert tc["Status"]["PrimaryStatus"] == "InProgress" and tc["StartTime"]
     assert tc["OutputArtifacts"]["langchain-records"]["Value"].startswith(f"s3://{bucket}/")
     assert [r["record"] for r in aws.records(f"{experiment_name}-nightly")][:1] == ["trace"]
 

@@ -108,6 +108,19 @@ def test_trace_ids_are_read_back_from_a_records_file(
     assert transport.trace_ids_in(f"{key}.missing") == frozenset()
 
 
+def test_mark_in_progress_starts_a_run_once(
+    aws: Aws, aws_env: str, trial_component: str, bucket: str
+) -> None:
+    transport = _transport(aws_env, trial_component, bucket)
+
+    transport.mark_in_progress()
+    started = aws.trial_component(trial_component)
+    transport.mark_in_progress()
+
+    assert started["Status"]["PrimaryStatus"] == "InProgress"
+    assert aws.trial_component(trial_component)["StartTime"] == started["StartTime"]
+
+
 def test_metrics_arrive_through_batch_put_metrics_in_chunks(
     aws: Aws, aws_env: str, trial_component: str, bucket: str
 ) -> None:
