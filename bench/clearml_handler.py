@@ -105,7 +105,7 @@ def main() -> None:
     started = time.perf_counter()
     ours.flush_tracker(name="bench")
     print(
-        f"  our delivery of {args.invocations + 20} traces into ClearML (off the app's thread): "
+        f"  flush_tracker(): deliver the {args.invocations + 20} traces, report the session: "
         f"{time.perf_counter() - started:.2f} s"
     )
     ours.flush_tracker(finish=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, CallbackManager
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -159,16 +159,33 @@ def _bare_sdk_spans(tracer: trace.Tracer) -> Callable[[], None]:
     return make
 
 
+def _restore_callback_manager_init() -> None:
+    """Undo a peer's wrapper of `BaseCallbackManager.__init__` that its uninstrument() left.
+
+    opentelemetry-instrumentation-langchain 0.62 unwraps `langchain_core.callbacks`, where the
+    class is only re-exported, so its handler stays in every callback manager after
+    uninstrument(); without this, it would run inside every other configuration's timing.
+    """
+    init = BaseCallbackManager.__dict__["__init__"]
+    while hasattr(init, "__wrapped__"):
+        init = init.__wrapped__
+    BaseCallbackManager.__init__ = init  # type: ignore[method-assign]
+    if CallbackManager(handlers=[]).handlers:
+        raise RuntimeError("a peer instrumentor's handler is still installed")
+
+
 def _openinference() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
     try:
         from openinference.instrumentation.langchain import LangChainInstrumentor
     except ImportError:
         return None
     instrumentor = LangChainInstrumentor()
-    return (
-        lambda provider: instrumentor.instrument(tracer_provider=provider),
-        instrumentor.uninstrument,
-    )
+
+    def uninstrument() -> None:
+        instrumentor.uninstrument()
+        _restore_callback_manager_init()
+
+    return (lambda provider: instrumentor.instrument(tracer_provider=provider), uninstrument)
 
 
 def _openllmetry() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
@@ -177,10 +194,12 @@ def _openllmetry() -> tuple[Callable[[TracerProvider], None], Callable[[], None]
     except ImportError:
         return None
     instrumentor = LangchainInstrumentor()
-    return (
-        lambda provider: instrumentor.instrument(tracer_provider=provider),
-        instrumentor.uninstrument,
-    )
+
+    def uninstrument() -> None:
+        instrumentor.uninstrument()
+        _restore_callback_manager_init()
+
+    return (lambda provider: instrumentor.instrument(tracer_provider=provider), uninstrument)
 
 
 def _version(distribution: str) -> str:

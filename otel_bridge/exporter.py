@@ -138,7 +138,8 @@ class TraceExporter(SpanExporter, ABC):
     @abstractmethod
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         """Deliver a batch; report per `trace_key`, or raise RetryableError / PermanentError for
-        the whole batch. Any other exception counts as retryable. Runs on the worker thread."""
+        the whole batch. Any other exception counts as retryable. Runs on the worker thread;
+        give every network call a timeout, since a call that never returns stalls this sink."""
 
     def already_delivered(self, keys: Sequence[str]) -> set[str]:
         """Which of these trace keys the sink already holds. Consulted before re-delivering an

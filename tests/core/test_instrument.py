@@ -13,9 +13,9 @@ import pytest
 from langchain_core.language_models import BaseLLM
 from langchain_core.tracers import context as tracer_context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler

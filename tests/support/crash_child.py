@@ -1,10 +1,14 @@
-"""Child process for the SIGKILL crash test: export traces to an HttpTestSink and keep running
-until killed. Usage: python -m tests.support.crash_child URL SPOOL_DIR COUNT
+"""Child process for the SIGKILL crash tests: export traces to an HttpTestSink until killed.
 
-Prints one line, "keys k1,k2,...", once every trace has been exported (persisted)."""
+python -m tests.support.crash_child URL SPOOL_DIR COUNT   # COUNT traces, then one line
+                                                          # "keys k1,k2,...", then idle
+python -m tests.support.crash_child URL SPOOL_DIR 0       # forever, one "key K" line per
+                                                          # trace once export() returned
+"""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 
@@ -17,10 +21,14 @@ from tests.support.fault_service import HttpTestSink
 def main(url: str, spool_dir: str, count: int) -> None:
     sink = HttpTestSink(url, spool_dir=spool_dir, grace_period=0.0, max_batch=5)
     keys = []
-    for _ in range(count):
+    for _ in range(count) if count else itertools.count():
         spans = make_spans()
         sink.export(spans)
-        keys.append(trace_key(FinishedTrace.from_spans(spans)))
+        key = trace_key(FinishedTrace.from_spans(spans))
+        if count:
+            keys.append(key)
+        else:
+            print(f"key {key}", flush=True)
     print("keys " + ",".join(keys), flush=True)
     threading.Event().wait()
 

@@ -20,6 +20,7 @@ from otel_bridge_labelstudio._transport import (
     LabelStudioTransport,
     Project,
     ProjectNotFound,
+    ServerUnreachable,
 )
 
 _logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class LabelStudioSpanExporter(TraceExporter):
         )
         self._target: _Target | None = None
         self._target_lock = threading.Lock()
+        self._in_outage = False
         super().__init__(**options)
 
     @property
@@ -172,6 +174,9 @@ class LabelStudioSpanExporter(TraceExporter):
                 retry_after = failure.retry_after
             else:
                 permanent.update(dict.fromkeys(chunk, failure.reason))
+        if failure is None and self._in_outage:
+            self._in_outage = False
+            _logger.warning("Label Studio at %s answers again", self.settings.url)
         return DeliveryReport(
             delivered=frozenset(delivered),
             retryable=retryable,
@@ -202,9 +207,15 @@ class LabelStudioSpanExporter(TraceExporter):
                 self._import(project, [key], fresh, permanent)
 
     def _checked(self, call: Callable[[], _T]) -> _T:
-        """Run a transport call; a project that vanished is looked up (or created) again."""
+        """Run a transport call; a project that vanished is looked up (or created) again, and
+        an outage is logged once as a warning (each retry is only logged at INFO by the core)."""
         try:
             return call()
+        except ServerUnreachable as error:
+            if not self._in_outage:
+                self._in_outage = True
+                _logger.warning("%s; tasks wait in the spool and are retried", error.reason)
+            raise
         except ProjectNotFound as error:
             if self.settings.project_id is not None:
                 raise

@@ -74,6 +74,10 @@ class AuthenticationFailed(PermanentError):
     """The server refused the API key (HTTP 401/403)."""
 
 
+class ServerUnreachable(RetryableError):
+    """No HTTP answer at all: connection refused, DNS failure, timeout."""
+
+
 class ProjectNotFound(PermanentError):
     """The server answered 404 for a project (wrong id, or deleted since it was found)."""
 
@@ -214,11 +218,11 @@ class LabelStudioTransport:
         except ApiError as error:
             self._raise_classified(doing, error, project_scoped)
         except httpx.TimeoutException as error:
-            raise RetryableError(
+            raise ServerUnreachable(
                 f"Label Studio at {self.url} timed out while {doing}: {error!r}"
             ) from error
         except httpx.TransportError as error:
-            raise RetryableError(
+            raise ServerUnreachable(
                 f"Label Studio at {self.url} is unreachable while {doing}: {error!r}"
             ) from error
 

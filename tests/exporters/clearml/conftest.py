@@ -88,6 +88,22 @@ def spool_dir(tmp_path: Path) -> Path:
     return tmp_path / "spool"
 
 
+def app_task(project_name: str, task_name: str) -> Any:
+    """A task the app itself starts, offline, without ClearML patching frameworks, argv, stdout
+    or starting its resource monitor (those would outlive the test in this process)."""
+    from clearml import Task
+
+    Task.set_offline(True)
+    return Task.init(
+        project_name=project_name,
+        task_name=task_name,
+        auto_connect_frameworks=False,
+        auto_connect_arg_parser=False,
+        auto_connect_streams=False,
+        auto_resource_monitoring=False,
+    )
+
+
 def session_of(task: Any) -> OfflineSession:
     """The offline session of an open task, as written so far."""
     folder = task.get_offline_mode_folder()

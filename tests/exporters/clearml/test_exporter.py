@@ -39,7 +39,7 @@ from tests.chains import (
     rag_chain,
 )
 
-from .conftest import closed_session_of, session_of
+from .conftest import app_task, closed_session_of, session_of
 
 
 @pytest.fixture
@@ -218,8 +218,7 @@ def test_uses_the_current_task_and_leaves_it_open(
 ) -> None:
     from clearml import Task
 
-    Task.set_offline(True)
-    mine = Task.init(project_name="mine", task_name="app", auto_connect_streams=False)
+    mine = app_task("mine", "app")
     exporter = ClearMLSpanExporter(project_name="ignored", spool_dir=spool_dir, grace_period=0.0)
     run_chain(provider, exporter, rag_chain(), QUESTION)
     assert exporter.task is mine and not exporter.created_task
@@ -230,10 +229,8 @@ def test_uses_the_current_task_and_leaves_it_open(
 
 
 def test_an_explicit_task_is_used_as_given(provider: TracerProvider, spool_dir: Path) -> None:
-    from clearml import Task
 
-    Task.set_offline(True)
-    given = Task.init(project_name="given", task_name="explicit", auto_connect_streams=False)
+    given = app_task("given", "explicit")
     exporter = ClearMLSpanExporter(task=given, spool_dir=spool_dir, grace_period=0.0)
     run_chain(provider, exporter, rag_chain(), QUESTION)
     exporter.shutdown()
@@ -258,16 +255,14 @@ def test_creating_the_task_leaves_the_apps_random_state_alone(
 def test_when_the_apps_task_is_closed_traces_wait_for_its_next_task(
     provider: TracerProvider, spool_dir: Path
 ) -> None:
-    from clearml import Task
 
-    Task.set_offline(True)
-    first = Task.init(project_name="app", task_name="first", auto_connect_streams=False)
+    first = app_task("app", "first")
     exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
     run_chain(provider, exporter, rag_chain(), QUESTION)
     first_session = session_of(first)
     first.close()
 
-    second = Task.init(project_name="app", task_name="second", auto_connect_streams=False)
+    second = app_task("app", "second")
     handler = OTelCallbackHandler(tracer_provider=provider, exporters=[exporter])
     rag_chain().invoke(QUESTION, {"callbacks": [handler]})
     assert provider.force_flush(20_000)

@@ -23,7 +23,7 @@ from otel_bridge_clearml.encoder import ACTION_RECORDS_TITLE, SESSION_ANALYSIS_T
 from otel_bridge.testing import FakeChatModel
 from tests.chains import QUESTION, RAG_ANSWER, rag_chain
 
-from .conftest import closed_session_of, session_of
+from .conftest import app_task, closed_session_of, session_of
 
 QUESTIONS = [f"What is the capital of country number {n}?" for n in range(6)]
 
@@ -146,8 +146,7 @@ def test_flush_tracker_saves_an_lcel_asset_and_finish_closes_the_task(
 def test_finish_leaves_a_task_it_did_not_create_open(spool_dir: Path) -> None:
     from clearml import Task
 
-    Task.set_offline(True)
-    mine = Task.init(project_name="app", task_name="pipeline step", auto_connect_streams=False)
+    mine = app_task("app", "pipeline step")
     handler = make_handler(spool_dir)
     echo_chain().invoke({"question": QUESTIONS[0]}, {"callbacks": [handler]})
     handler.flush_tracker(name="step", finish=True)
@@ -232,4 +231,22 @@ def test_trace_ids_stay_unique_when_the_app_reseeds_random(spool_dir: Path) -> N
     tables = session_of(handler.task).tables(ACTION_RECORDS_TITLE)
     tables.pop("session")
     assert len(tables) == 2
+    handler.flush_tracker(finish=True)
+
+
+def test_the_session_table_stays_within_its_bound(spool_dir: Path) -> None:
+    handler = ClearMLCallbackHandler(
+        exporter_options={"spool_dir": spool_dir, "grace_period": 0.0, "max_session_rows": 2}
+    )
+    chain = echo_chain()
+    for question in QUESTIONS[:3]:
+        chain.invoke({"question": question}, {"callbacks": [handler]})
+    handler.flush_tracker(name="bounded")
+    session = session_of(handler.task)
+    rows = session.tables(SESSION_ANALYSIS_TITLE).pop("bounded")
+    prompts = {row["prompts"] for row in rows}
+    assert len(rows) == len(prompts) == 2
+    assert prompts <= {f"user: {q}" for q in QUESTIONS[:3]}
+    # Every trace still has its own tables; only the session summary is bounded.
+    assert len(session.tables(SESSION_ANALYSIS_TITLE)) == 3
     handler.flush_tracker(finish=True)

@@ -3,8 +3,10 @@ duplicated. Uses the tests' own server (see server.py), so the shared one is nev
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from label_studio_sdk import LabelStudio
 from otel_bridge_labelstudio import LabelStudioSpanExporter
 
@@ -14,8 +16,9 @@ from .test_exporter import chat_trace, flushed
 
 
 def test_server_stopped_mid_run_then_restarted_loses_nothing(
-    restartable_server: LabelStudioServer, tmp_path: Path
+    restartable_server: LabelStudioServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="otel_bridge_labelstudio")
     server = restartable_server
     exporter = LabelStudioSpanExporter(
         url=server.url,
@@ -43,6 +46,11 @@ def test_server_stopped_mid_run_then_restarted_loses_nothing(
         exporter.shutdown()
         if not server.running:
             server.start()
+    outage = [
+        r.getMessage() for r in caplog.records if r.name.startswith("otel_bridge_labelstudio")
+    ]
+    assert len([m for m in outage if "is unreachable" in m]) == 1, outage
+    assert outage[-1] == f"Label Studio at {server.url} answers again"
     tasks = tasks_of(LabelStudio(base_url=server.url, api_key=server.legacy_token), project_id)
     assert len(tasks) == 4
     assert len({task.data["otel_span_key"] for task in tasks}) == 4

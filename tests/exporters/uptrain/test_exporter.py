@@ -264,6 +264,24 @@ def test_sampled_out_and_filtered_traces_are_not_evaluated(
     assert {evaluated(span)[0] for span in evaluations(results)} == {danube.trace_id}
 
 
+def test_a_trace_filter_that_raises_skips_the_trace_and_says_so(
+    make_exporter: MakeExporter,
+    judge: FakeJudge,
+    results: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_filter(trace: Any) -> bool:
+        raise KeyError("tenant")
+
+    exporter = make_exporter(trace_filter=broken_filter)
+    run_through(exporter, rag_chain(), QUESTION)
+
+    assert exporter.force_flush(60_000)
+
+    assert evaluations(results) == [] and judge.requests == []
+    assert "trace_filter raised" in caplog.text
+
+
 def test_evaluation_spans_sent_back_into_the_same_pipeline_are_not_evaluated(
     judge: FakeJudge, tmp_path: Any
 ) -> None:
