@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from otel_bridge_clearml.encoder import (
     ERRORS_TITLE,
     INPUT_TOKENS_TITLE,
@@ -205,3 +207,63 @@ def test_empty_generations_are_not_analyzed(text: str, cmudict_corpus: object) -
     empty = FakeChatModel(responses=[text])
     (row,) = encode_trace(trace_of(empty, "hi"), analyzer).session_rows
     assert row.complexity == {}
+
+
+_ATTRIBUTE_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.lists(st.text(max_size=10), max_size=3).map(tuple),
+)
+_RUN_TYPES = st.sampled_from([*sorted(semconv.MODEL_RUN_TYPES), "chain", "tool", "retriever", "x"])
+_KEYS = st.sampled_from(
+    [
+        semconv.LANGCHAIN_INPUT,
+        semconv.LANGCHAIN_OUTPUT,
+        semconv.RETRIEVAL_DOCUMENTS,
+        semconv.GEN_AI_INPUT_MESSAGES,
+        semconv.GEN_AI_OUTPUT_MESSAGES,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS,
+        semconv.GEN_AI_RESPONSE_MODEL,
+        semconv.ERROR_TYPE,
+        semconv.LLM_PROMPTS,
+        semconv.RUN_NAME,
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(
+            _RUN_TYPES,
+            st.dictionaries(_KEYS, _ATTRIBUTE_VALUES, max_size=6),
+            st.integers(0, 50),
+            st.integers(0, 50),
+            st.integers(0, 5),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_malformed_attributes_never_break_the_encoder(
+    spans: list[tuple[str, dict[str, object], int, int, int]],
+) -> None:
+    records = [
+        SpanRecord(
+            trace_id=7,
+            span_id=index + 1,
+            parent_span_id=None if index == 0 else (parent % index) + 1,
+            name=f"span {index}",
+            kind="INTERNAL",
+            start_time_ns=start,
+            end_time_ns=start + length,
+            attributes={semconv.RUN_TYPE: run_type, **attributes},  # type: ignore[dict-item]
+            status_code="UNSET",
+        )
+        for index, (run_type, attributes, start, length, parent) in enumerate(spans)
+    ]
+    report = encode_trace(FinishedTrace.from_records(records))
+    assert len(report.action_records) == len(records)  # malformed content costs fields only
+    table([record.as_row() for record in report.action_records])

@@ -242,11 +242,11 @@ def test_the_session_table_stays_within_its_bound(spool_dir: Path) -> None:
     for question in QUESTIONS[:3]:
         chain.invoke({"question": question}, {"callbacks": [handler]})
     handler.flush_tracker(name="bounded")
-    session = session_of(handler.task)
-    rows = session.tables(SESSION_ANALYSIS_TITLE).pop("bounded")
+    tables = session_of(handler.task).tables(SESSION_ANALYSIS_TITLE)
+    rows = tables.pop("bounded")
     prompts = {row["prompts"] for row in rows}
     assert len(rows) == len(prompts) == 2
     assert prompts <= {f"user: {q}" for q in QUESTIONS[:3]}
     # Every trace still has its own tables; only the session summary is bounded.
-    assert len(session.tables(SESSION_ANALYSIS_TITLE)) == 3
+    assert len(tables) == 3
     handler.flush_tracker(finish=True)
