@@ -57,7 +57,6 @@ class ModelChoice:
 
     model: BaseChatModel
     description: str
-    is_fake: bool
 
 
 def choose_chat_model(
@@ -84,7 +83,6 @@ def choose_chat_model(
         return ModelChoice(
             model=model_class(model=model_name, temperature=0),
             description=f"{provider.name} {model_name} (from {provider.key_variable})",
-            is_fake=False,
         )
     hint = "; ".join(notes) or "set OPENAI_API_KEY and install langchain-openai for a real model"
     # The fake wraps each call in a CLIENT span, as an instrumented HTTP client would, so the
@@ -95,4 +93,4 @@ def choose_chat_model(
         client_span=tracer_provider is not None,
         client_tracer_provider=tracer_provider,
     )
-    return ModelChoice(model=fake, description=f"local fake chat model ({hint})", is_fake=True)
+    return ModelChoice(model=fake, description=f"local fake chat model ({hint})")

@@ -17,7 +17,7 @@ from otel_bridge.traces import FinishedTrace
 __all__ = ["SinkPlan", "plan_sinks", "sink_report"]
 
 # What a sink does with the demo's traces, e.g. "6 review tasks", from the finished traces.
-WorkDescription = Callable[[Sequence[FinishedTrace]], str]
+_WorkDescription = Callable[[Sequence[FinishedTrace]], str]
 # Builds a sink's exporter from the environment, with where it delivers to; or returns None and
 # what the user has to set.
 _Builder = Callable[[Mapping[str, str], dict[str, Any]], tuple[TraceExporter | None, str]]
@@ -30,7 +30,7 @@ class _SinkSpec:
     distribution: str
     verb: str  # what the sink does, as in "set ... to <verb> <work>"
     verb_past: str
-    work: WorkDescription
+    work: _WorkDescription
     build: _Builder
 
 
