@@ -2,8 +2,8 @@
 
 Prints, from one run on this machine: microseconds per invocation with no handler, a do-nothing
 handler, the bare OTel SDK creating the same number of spans, otel-bridge's handler, and (when
-installed) OpenInference's and OpenLLMetry's LangChain instrumentors; then the peak memory that
-100k started-but-never-ended runs cost each handler. Usage: `python bench/overhead.py [--quick]`.
+installed) OpenInference's and OpenLLMetry's LangChain instrumentors; then how much memory 100k
+started-but-never-ended runs make each handler hold. Usage: `python bench/overhead.py [--quick]`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import gc
 import os
 import platform
 import random
+import resource
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,8 +32,9 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.handler import DEFAULT_MAX_OPEN_RUNS, OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
 
 # The chain's root run plus its five steps.
@@ -159,6 +161,30 @@ def _bare_sdk_spans(tracer: trace.Tracer) -> Callable[[], None]:
     return make
 
 
+def _spans_like_ours(
+    tracer: trace.Tracer, chain: Runnable[Any, Any], question: Any
+) -> Callable[[], None]:
+    """Bare SDK spans carrying exactly the attributes otel-bridge writes for one invocation.
+
+    Separates what the SDK charges for those attributes from what the handler's own code costs.
+    """
+    recorder = InMemorySpanExporter()
+    chain.invoke(
+        question, {"callbacks": [OTelCallbackHandler(tracer_provider=_provider(recorder))]}
+    )
+    recorded = list(recorder.get_finished_spans())
+    root = next(span for span in recorded if span.parent is None)
+    children = [(s.name, dict(s.attributes or {})) for s in recorded if s is not root]
+    root_attributes = dict(root.attributes or {})
+
+    def make() -> None:
+        with tracer.start_as_current_span(root.name, attributes=root_attributes):
+            for name, attributes in children:
+                tracer.start_span(name, attributes=attributes).end()
+
+    return make
+
+
 def _restore_callback_manager_init() -> None:
     """Undo a peer's wrapper of `BaseCallbackManager.__init__` that its uninstrument() left.
 
@@ -215,30 +241,77 @@ def _instrumented_handler() -> BaseCallbackHandler | None:
     return handlers[0] if handlers else None
 
 
-def _never_ending_runs_peak_mib(handler: BaseCallbackHandler, runs: int) -> float:
-    """Peak traced memory while `runs` chain runs start and never end."""
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_handler(name: str, runs: int) -> tuple[BaseCallbackHandler, Callable[[], str]]:
+    """The handler measured as `name`, and a note to print after the measurement."""
+    if name in ("otel-bridge", "otel-bridge, bound lifted"):
+        lifted = name.endswith("lifted")
+        ours = OTelCallbackHandler(
+            tracer_provider=_provider(),
+            max_open_runs=runs + 1 if lifted else DEFAULT_MAX_OPEN_RUNS,
+        )
+        return (
+            ours,
+            lambda: (
+                f"open runs kept: {ours.open_runs:,}, ended by the bound: {ours.evicted_runs:,}"
+            ),
+        )
+    peer = {"OpenInference": _openinference, "OpenLLMetry": _openllmetry}[name]()
+    if peer is None:
+        raise LookupError(name)
+    instrument, _ = peer
+    instrument(_provider())
+    handler = _instrumented_handler()
+    if handler is None:
+        raise LookupError(name)
+    return handler, lambda: ""
+
+
+def _measure_memory(name: str, runs: int) -> None:
+    """In a fresh process: start `runs` chain runs that never end; print the peak RSS growth."""
+    handler, note = _memory_handler(name, runs)
     gc.collect()
-    tracemalloc.start()
-    try:
-        for index in range(runs):
-            handler.on_chain_start(
-                {"name": "never-ends", "id": ["bench", "NeverEnds"]},
-                {"question": f"request {index}"},
-                run_id=uuid.uuid4(),
-                name="never-ends",
-            )
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2**20
+    before = _rss_bytes()
+    for index in range(runs):
+        handler.on_chain_start(
+            {"name": "never-ends", "id": ["bench", "NeverEnds"]},
+            {"question": f"request {index}"},
+            run_id=uuid.uuid4(),
+            name="never-ends",
+        )
+    # ru_maxrss is in KiB on Linux: the peak of the whole process, taken after the runs.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"{(peak - before) / 2**20:.1f}\t{note()}")
+
+
+def _memory_in_subprocess(name: str, runs: int) -> str:
+    result = subprocess.run(
+        [sys.executable, __file__, "--memory-of", name, "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return "not installed" if "LookupError" in result.stderr else "failed"
+    mib, note = result.stdout.strip().split("\t")
+    return f"{float(mib):10.1f} MiB" + (f"  ({note})" if note else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # OpenInference calls a LangChain API LangChain has deprecated: keep the figures readable.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if args.memory_of:
+        _measure_memory(args.memory_of, args.runs)
+        return 0
     calls, repeats, never_ending = (10, 10, 10_000) if args.quick else (20, 100, 100_000)
 
     print(
@@ -276,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bare SDK spans (alone)",
             _bare_sdk_spans(_provider(bare_exporter).get_tracer("bench")),
             exporter=bare_exporter,
+        ),
+        _Configuration(
+            "bare SDK spans with our attributes",
+            _spans_like_ours(_provider().get_tracer("bench"), chain, question),
         ),
         _Configuration(
             "otel-bridge",
@@ -334,39 +411,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"measured: {ours_added:.1f} us added = {ratio:.2f} x reference ({verdict} target)",
         flush=True,
     )
-
-    peer_memory: dict[str, float | None] = {name: None for name in missing}
-    for name, peer in peers.items():
-        if peer is None:
-            continue
-        instrument, uninstrument = peer
-        instrument(_provider())
-        try:
-            handler = _instrumented_handler()
-            peer_memory[name] = (
-                None if handler is None else _never_ending_runs_peak_mib(handler, never_ending)
-            )
-        finally:
-            uninstrument()
-
-    print(f"\npeak traced memory while {never_ending:,} runs start and never end:", flush=True)
-    ours_memory_handler = OTelCallbackHandler(tracer_provider=_provider())
-    ours_memory = _never_ending_runs_peak_mib(ours_memory_handler, never_ending)
-    print(
-        f"{'otel-bridge':<38}{ours_memory:10.1f} MiB  (open runs kept: "
-        f"{ours_memory_handler.open_runs:,}, ended by the bound: "
-        f"{ours_memory_handler.evicted_runs:,})"
+    with_attributes = (
+        by_name["do-nothing handler"].added_us
+        + by_name["bare SDK spans with our attributes"].per_call_us
     )
-    # The same handler with the bound lifted: what each open run costs, for comparison.
-    unbounded = OTelCallbackHandler(tracer_provider=_provider(), max_open_runs=never_ending + 1)
     print(
-        f"{'otel-bridge, bound lifted':<38}"
-        f"{_never_ending_runs_peak_mib(unbounded, never_ending):10.1f} MiB  (open runs kept: "
-        f"{unbounded.open_runs:,})"
+        f"of which the SDK charges for spans with otel-bridge's attributes: "
+        f"{by_name['bare SDK spans with our attributes'].per_call_us:.1f} us; "
+        f"otel-bridge added = {ours_added / with_attributes:.2f} x (do-nothing handler added "
+        "+ those spans)",
+        flush=True,
     )
-    for name, value in peer_memory.items():
-        shown = "not installed" if value is None else f"{value:10.1f} MiB"
-        print(f"{name:<38}{shown}")
+
+    print(
+        f"\npeak memory growth (RSS, one fresh process each) while {never_ending:,} runs start "
+        "and never end:",
+        flush=True,
+    )
+    for name in ("otel-bridge", "otel-bridge, bound lifted", "OpenInference", "OpenLLMetry"):
+        print(f"{name:<38}{_memory_in_subprocess(name, never_ending)}", flush=True)
     return 0
 
 

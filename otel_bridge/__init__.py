@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from otel_bridge.handler import OTelCallbackHandler
     from otel_bridge.instrumentation import instrument, uninstrument
     from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
-    from otel_bridge.traces import FinishedTrace, SpanRecord
+    from otel_bridge.traces import FinishedTrace, Run, RunEvent, SpanRecord
 
 __all__ = [
     "DeliveryReport",
@@ -20,6 +20,8 @@ __all__ = [
     "OTelCallbackHandler",
     "PermanentError",
     "RetryableError",
+    "Run",
+    "RunEvent",
     "SpanRecord",
     "TraceExporter",
     "configure_tracer_provider",
@@ -40,6 +42,9 @@ _LAZY = {
     "RetryableError": "otel_bridge.sink",
     # core-handler
     "configure_tracer_provider": "otel_bridge._provider",
+    # per-run view of a finished trace
+    "Run": "otel_bridge.traces",
+    "RunEvent": "otel_bridge.traces",
 }
 
 

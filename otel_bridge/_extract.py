@@ -71,7 +71,11 @@ def tags(values: Sequence[Any]) -> tuple[str, ...]:
 
 
 def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
-    """Scalar metadata entries as attributes; credentials and nested values are left out."""
+    """Scalar metadata entries as attributes.
+
+    Left out: credentials, nested values, and LangChain's `ls_*` entries (LangSmith's own
+    tracing parameters, which the GenAI attributes already carry).
+    """
     if not metadata:
         return {}
     return {
@@ -79,6 +83,7 @@ def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict
         for key, value in metadata.items()
         if isinstance(value, str | bool | int | float)
         and isinstance(key, str)
+        and not key.startswith("ls_")
         and not is_secret_key(key)
     }
 

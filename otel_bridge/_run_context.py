@@ -22,6 +22,10 @@ from opentelemetry.context import Context
 
 __all__ = ["RunScopedContext", "context_for_root_run", "enter", "leave"]
 
+# The key under which OTel keeps the current span, found through the public API: setting a span
+# in an empty context yields a context with that one key.
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, Context()).keys()
+
 
 class RunScopedContext(Context):
     """A context whose span entry expires when its run ends.
@@ -40,7 +44,8 @@ class RunScopedContext(Context):
         # runs many calls keeps a chain of at most one closed scope, not one per call.
         while isinstance(below, RunScopedContext) and not below._open:
             below = below._below
-        super().__init__(trace.set_span_in_context(span, below))
+        super().__init__(below.copy())
+        dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
         self._open = True
         # Whether the run is a LangChain root run (no parent run).

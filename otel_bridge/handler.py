@@ -2,7 +2,8 @@
 
 Spans are parented explicitly by `parent_run_id`; a root run nests under the span current when
 the app called LangChain. While a run executes its span is current (see `_run_context`), so
-spans from instrumented HTTP clients inside a model or tool become its children.
+spans from instrumented HTTP clients inside a model or tool become its children. (Async
+text-completion models start their runs out of the handler's reach; `instrument()` covers them.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -63,12 +64,11 @@ class _OpenRun:
     """What the handler keeps for a run between its start and end callbacks."""
 
     span: Span
-    run_type: str
     started_s: float
     scope: RunScopedContext | None = None
     token: Token[Context] | None = None
-    operation: str | None = None
-    metric_attributes: dict[str, str] = field(default_factory=dict)
+    # Set for runs that record GenAI metrics (those with an operation).
+    metric_attributes: dict[str, str] | None = None
     # The name of the innermost agent this run belongs to (itself, if it is an agent).
     agent_scope: str | None = None
     first_token_seen: bool = False
@@ -317,9 +317,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         )
         run = _OpenRun(
             span=span,
-            run_type=run_type,
             started_s=self._clock(),
-            operation=operation,
             agent_scope=None if parent is None else parent.agent_scope,
         )
         if operation is not None:
@@ -364,9 +362,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
     def _record_metrics(
         self, run: _OpenRun, error: BaseException | None, usage: _extract.Usage | None
     ) -> None:
-        if run.operation is None:
-            return
         attributes = run.metric_attributes
+        if attributes is None:
+            return
         if error is not None and not isinstance(error, GeneratorExit):
             attributes = {**attributes, semconv.ERROR_TYPE: type(error).__qualname__}
         self._metrics.record(attributes, self._clock() - run.started_s, usage)
@@ -567,10 +565,11 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 )
             run.span.set_attributes(attributes)
             response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
+            metric_attributes = run.metric_attributes or {}
             if response_model:
-                run.metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+                metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
             self._add_usage(
-                response_model or run.metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL), usage
+                response_model or metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL), usage
             )
             self._record_metrics(run, None, usage)
         except Exception as error:

@@ -30,6 +30,8 @@ __all__ = [
     "Message",
     "MultiQuery",
     "RagTurn",
+    "Run",
+    "RunEvent",
     "SpanError",
     "SpanRecord",
     "ToolCall",
@@ -315,6 +317,52 @@ class SpanError:
 
 
 @dataclass(frozen=True, slots=True)
+class RunEvent:
+    """A callback LangChain made during a run (agent action or finish, text, custom event, retry,
+    first streamed token), recorded as an event on the run's span."""
+
+    name: str  # semconv.EVENT_AGENT_ACTION, EVENT_AGENT_FINISH, EVENT_TEXT, EVENT_CUSTOM, ...
+    timestamp_ns: int
+    # Content the handler JSON-encoded (tool_input, log, return_values, text, data) comes back
+    # decoded; the other attributes (tool, name, attempt, error.type, ...) as they are.
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One LangChain run: the span the handler made from it, with its attributes decoded.
+
+    Each field is decoded on its own, so a malformed attribute leaves that field empty (None,
+    (), {}) and the others intact.
+    """
+
+    span: SpanRecord
+    run_id: str | None
+    parent_run_id: str | None
+    run_type: str | None  # semconv.RUN_TYPE_*: "chain", "chat_model", "tool", ...
+    name: str  # the run name, else the span name
+    tags: tuple[str, ...]
+    metadata: Mapping[str, AttributeValue]
+    # Non-model runs: decoded `langchain.input` / `langchain.output` (text when it was cut).
+    # Model runs: the input messages (a text-completion prompt is one user message) / the text
+    # of each generation.
+    inputs: Any
+    outputs: Any
+    documents: tuple[Document, ...]  # what a retriever run returned
+    model: str | None  # response model, else request model
+    status: str  # "ok" or "error"
+    error_type: str | None  # set when status is "error"
+    start_time_ns: int
+    end_time_ns: int
+    latency_s: float
+    events: tuple[RunEvent, ...]
+
+    @property
+    def span_id(self) -> int:
+        return self.span.span_id
+
+
+@dataclass(frozen=True, slots=True)
 class FinishedTrace:
     """All spans of one trace id, handed to a sink once.
 
@@ -514,7 +562,7 @@ class FinishedTrace:
         return tuple(
             item
             for span in self.spans
-            if span.status_code == "ERROR" or semconv.ERROR_TYPE in span.attributes
+            if _failed(span)
             if (item := _guarded("error", span, _span_error, span)) is not None
         )
 
@@ -532,22 +580,23 @@ class FinishedTrace:
         """Run tags of every span, first occurrence order, without duplicates."""
         seen: dict[str, None] = {}
         for span in self.spans:
-            value = span.attributes.get(semconv.RUN_TAGS)
-            if isinstance(value, str):
-                value = (value,)
-            if isinstance(value, tuple):
-                seen.update((str(tag), None) for tag in value)
+            seen.update(dict.fromkeys(_span_tags(span)))
         return tuple(seen)
 
     def metadata(self) -> dict[str, AttributeValue]:
         """Run metadata merged over all spans; the outermost run's values win."""
         merged: dict[str, AttributeValue] = {}
-        prefix = semconv.RUN_METADATA_PREFIX
         for span in reversed(self.spans):
-            for key, value in span.attributes.items():
-                if key.startswith(prefix):
-                    merged[key[len(prefix) :]] = value
+            merged.update(_span_metadata(span))
         return merged
+
+    def runs(self) -> tuple[Run, ...]:
+        """Every span made from a LangChain run, decoded, in start order."""
+        return tuple(_run(span) for span in self.spans if _is_run(span))
+
+    def run_of(self, span: SpanRecord) -> Run | None:
+        """The decoded run `span` was made from; None for a span that is no LangChain run's."""
+        return _run(span) if _is_run(span) else None
 
     # --- private assembly of the composite helpers ---------------------------------------------
 
@@ -792,16 +841,32 @@ def _finish_reasons(span: SpanRecord, output: Any) -> tuple[str, ...]:
     return ()
 
 
+def _prompt_list(span: SpanRecord) -> list[str] | None:
+    prompts = _json_attr(span, semconv.LLM_PROMPTS)
+    return [_text(p) for p in prompts] if isinstance(prompts, list) else None
+
+
+def _input_messages(span: SpanRecord, prompt_list: list[str] | None) -> tuple[Message, ...]:
+    """Chat input; a text-completion run's prompts as one user message each."""
+    messages = _messages(_json_attr(span, semconv.GEN_AI_INPUT_MESSAGES))
+    if not messages and prompt_list:
+        messages = tuple(Message(role="user", content=p) for p in prompt_list)
+    return messages
+
+
+def _model(span: SpanRecord) -> str | None:
+    return _str_attr(span, semconv.GEN_AI_RESPONSE_MODEL) or _str_attr(
+        span, semconv.GEN_AI_REQUEST_MODEL
+    )
+
+
 def _llm_call(span: SpanRecord) -> LLMCall:
     run_type = _run_type(span)
     if run_type is None:
         is_llm = span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_TEXT_COMPLETION
         run_type = semconv.RUN_TYPE_LLM if is_llm else semconv.RUN_TYPE_CHAT_MODEL
-    prompts = _json_attr(span, semconv.LLM_PROMPTS)
-    prompt_list = [_text(p) for p in prompts] if isinstance(prompts, list) else None
-    messages = _messages(_json_attr(span, semconv.GEN_AI_INPUT_MESSAGES))
-    if not messages and prompt_list:
-        messages = tuple(Message(role="user", content=p) for p in prompt_list)
+    prompt_list = _prompt_list(span)
+    messages = _input_messages(span, prompt_list)
     raw_output = _json_attr(span, semconv.GEN_AI_OUTPUT_MESSAGES)
     output_messages = _messages(raw_output)
     prompt = None
@@ -818,8 +883,7 @@ def _llm_call(span: SpanRecord) -> LLMCall:
         messages=messages,
         generations=tuple(m.content for m in output_messages),
         output_messages=output_messages,
-        model=_str_attr(span, semconv.GEN_AI_RESPONSE_MODEL)
-        or _str_attr(span, semconv.GEN_AI_REQUEST_MODEL),
+        model=_model(span),
         provider=_str_attr(span, semconv.GEN_AI_PROVIDER_NAME),
         input_tokens=_int_attr(span, semconv.GEN_AI_USAGE_INPUT_TOKENS),
         output_tokens=_int_attr(span, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
@@ -927,4 +991,105 @@ def _span_error(span: SpanRecord) -> SpanError:
         run_type=_run_type(span),
         error_type=error_type or "error",
         message=message,
+    )
+
+
+def _failed(span: SpanRecord) -> bool:
+    return span.status_code == "ERROR" or semconv.ERROR_TYPE in span.attributes
+
+
+def _span_tags(span: SpanRecord) -> tuple[str, ...]:
+    value = span.attributes.get(semconv.RUN_TAGS)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple):
+        return tuple(str(tag) for tag in value)
+    return ()
+
+
+def _span_metadata(span: SpanRecord) -> dict[str, AttributeValue]:
+    prefix = semconv.RUN_METADATA_PREFIX
+    return {
+        key[len(prefix) :]: value
+        for key, value in span.attributes.items()
+        if key.startswith(prefix)
+    }
+
+
+# --- LangChain runs --------------------------------------------------------------------------------
+
+
+def _is_run(span: SpanRecord) -> bool:
+    return semconv.RUN_ID in span.attributes or semconv.RUN_TYPE in span.attributes
+
+
+# The span events that stand for LangChain callbacks (the SDK's own "exception" event is not one).
+_RUN_EVENT_NAMES = frozenset(
+    {
+        semconv.EVENT_AGENT_ACTION,
+        semconv.EVENT_AGENT_FINISH,
+        semconv.EVENT_TEXT,
+        semconv.EVENT_CUSTOM,
+        semconv.EVENT_RETRY,
+        semconv.EVENT_FIRST_TOKEN,
+    }
+)
+# Event attributes the handler JSON-encodes (bounded content); decoding any other string would
+# turn e.g. a tool named "true" into a boolean.
+_EVENT_CONTENT_KEYS = frozenset({"tool_input", "log", "return_values", "text", "data"})
+
+
+def _run_event(event: EventRecord) -> RunEvent:
+    return RunEvent(
+        name=event.name,
+        timestamp_ns=event.timestamp_ns,
+        attributes={
+            key: _event_value(event, key) if key in _EVENT_CONTENT_KEYS else value
+            for key, value in event.attributes.items()
+        },
+    )
+
+
+def _model_inputs(span: SpanRecord) -> tuple[Message, ...]:
+    return _input_messages(span, _prompt_list(span))
+
+
+def _generations(span: SpanRecord) -> tuple[str, ...]:
+    return tuple(m.content for m in _messages(_json_attr(span, semconv.GEN_AI_OUTPUT_MESSAGES)))
+
+
+def _error_type(span: SpanRecord) -> str:
+    return _span_error(span).error_type
+
+
+def _run(span: SpanRecord) -> Run:
+    is_model = _is_model(span)
+    failed = _failed(span)
+    return Run(
+        span=span,
+        run_id=_str_attr(span, semconv.RUN_ID),
+        parent_run_id=_str_attr(span, semconv.RUN_PARENT_ID),
+        run_type=_run_type(span),
+        name=_run_name(span),
+        tags=_guarded("run tags", span, _span_tags, span) or (),
+        metadata=_guarded("run metadata", span, _span_metadata, span) or {},
+        inputs=_guarded("run inputs", span, _model_inputs, span)
+        if is_model
+        else _guarded("run inputs", span, _json_attr, span, semconv.LANGCHAIN_INPUT),
+        outputs=_guarded("run outputs", span, _generations, span)
+        if is_model
+        else _guarded("run outputs", span, _json_attr, span, semconv.LANGCHAIN_OUTPUT),
+        documents=_guarded("retrieved documents", span, _documents, span) or (),
+        model=_model(span),
+        status="error" if failed else "ok",
+        error_type=_guarded("error type", span, _error_type, span) if failed else None,
+        start_time_ns=span.start_time_ns,
+        end_time_ns=span.end_time_ns,
+        latency_s=span.duration_s,
+        events=tuple(
+            run_event
+            for event in span.events
+            if event.name in _RUN_EVENT_NAMES
+            if (run_event := _guarded("run event", span, _run_event, event)) is not None
+        ),
     )

@@ -130,9 +130,10 @@ def _clearml(
 ) -> tuple[TraceExporter | None, str]:
     _installed("otel_bridge_clearml")
     clearml = import_module("otel_bridge_clearml")
-    # ClearML logs its task bookkeeping (repository detection, offline folder) at INFO and
-    # WARNING; the demo's ClearML line says where the session went.
+    # ClearML and the exporter log the task's bookkeeping (repository detection, the offline
+    # folder) at INFO and WARNING; the demo's ClearML line says where the session went.
     logging.getLogger("clearml").setLevel(logging.ERROR)
+    logging.getLogger("otel_bridge_clearml.transport").setLevel(logging.ERROR)
     # Task.init seeds Python's `random` (1337) unless told not to, which would make every
     # process draw the same OpenTelemetry trace ids after it and collide with earlier traces.
     import_module("clearml").Task.set_random_seed(None)

@@ -272,3 +272,30 @@ def test_fast_and_careful_encodings_agree(value: Any, limit: int) -> None:
         return
     careful = encode(value, ContentPolicy(max_length=limit, redact=lambda text: text))
     assert json.loads(fast) == json.loads(careful)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "api_key",
+        "OPENAI_API_KEY",
+        "apikey",
+        "client_secret",
+        "password",
+        "passwd",
+        "Authorization",
+        "credentials",
+        "access_token",
+        "auth-token",
+        "refresh_token",
+        "session_token",
+        "bearer",
+        "private_key",
+    ],
+)
+def test_secret_keys_are_masked_on_every_path(key: str) -> None:
+    for value in ({key: "s3cr3t-value"}, [{"nested": {key: "s3cr3t-value"}}]):
+        for redact in (None, lambda text: text):
+            text = encode(value, ContentPolicy(max_length=4096, redact=redact))
+            assert "s3cr3t-value" not in text
+            assert "[REDACTED]" in text

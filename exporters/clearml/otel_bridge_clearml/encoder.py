@@ -13,7 +13,7 @@ from typing import Any
 
 from otel_bridge import semconv
 from otel_bridge.sink import span_key, trace_key
-from otel_bridge.traces import FinishedTrace, LLMCall, Message, SpanRecord, ToolCall
+from otel_bridge.traces import FinishedTrace, LLMCall, Message, Run, SpanRecord
 from otel_bridge_clearml.text_analysis import TextAnalysis, TextAnalyzer
 
 __all__ = [
@@ -212,16 +212,15 @@ class TraceReport:
 def encode_trace(trace: FinishedTrace, analyzer: TextAnalyzer | None = None) -> TraceReport:
     """The ClearML view of one trace. Spans that are not LangChain runs (e.g. HTTP client spans)
     contribute nothing; a malformed run costs its own record, never the trace."""
-    runs = [span for span in trace.spans if _run_type(span) is not None]
+    runs = trace.runs()
     counters = _replay_counters(trace, runs)
     llm_calls = {call.span_id: call for call in trace.llm_calls()}
-    tool_calls = {call.span_id: call for call in trace.tool_calls()}
-    errors = {error.span_id: error.error_type for error in trace.errors()}
+    errors = {run.span_id: run.error_type for run in runs if run.error_type is not None}
     analyses = _Analyses(analyzer)
 
     records: list[ActionRecord] = []
-    for span in sorted(runs, key=lambda s: counters[s.span_id][1].step):
-        record = _guarded_record(span, counters, llm_calls, tool_calls, errors, analyses)
+    for run in sorted(runs, key=lambda r: counters[r.span_id][1].step):
+        record = _guarded_record(run, counters, llm_calls, analyses)
         if record is not None:
             records.append(record)
 
@@ -273,9 +272,10 @@ def encode_trace(trace: FinishedTrace, analyzer: TextAnalyzer | None = None) -> 
     scalars.extend(ScalarPoint(ERRORS_TITLE, series, float(n)) for series, n in failures.items())
 
     root = trace.run_root()
+    root_run = None if root is None else trace.run_of(root)
     return TraceReport(
         trace_id=trace_key(trace),
-        name=_run_name(root) if root is not None else trace.root.name,
+        name=root_run.name if root_run is not None else trace.root.name,
         partial=trace.partial,
         action_records=tuple(records),
         session_rows=tuple(session_rows),
@@ -325,47 +325,43 @@ class _Analyses:
 
 
 def _guarded_record(
-    span: SpanRecord,
+    run: Run,
     counters: Mapping[int, tuple[StepCounters, StepCounters]],
     llm_calls: Mapping[int, LLMCall],
-    tool_calls: Mapping[int, ToolCall],
-    errors: Mapping[int, str],
     analyses: _Analyses,
 ) -> ActionRecord | None:
     try:
-        return _record(span, counters, llm_calls, tool_calls, errors, analyses)
+        return _record(run, counters, llm_calls, analyses)
     except Exception:
         _logger.warning(
-            "clearml: skipping the record of malformed span %016x", span.span_id, exc_info=True
+            "clearml: skipping the record of malformed span %016x", run.span_id, exc_info=True
         )
         return None
 
 
 def _record(
-    span: SpanRecord,
+    run: Run,
     counters: Mapping[int, tuple[StepCounters, StepCounters]],
     llm_calls: Mapping[int, LLMCall],
-    tool_calls: Mapping[int, ToolCall],
-    errors: Mapping[int, str],
     analyses: _Analyses,
 ) -> ActionRecord:
-    run_type = _run_type(span) or ""
-    error = errors.get(span.span_id)
+    span = run.span
+    run_type = run.run_type or ""
     record = ActionRecord(
-        action=_action(run_type, failed=error is not None),
+        action=_action(run_type, failed=run.status == "error"),
         run_type=run_type,
-        name=_run_name(span),
+        name=run.name,
         trace_id=f"{span.trace_id:032x}",
         span_id=f"{span.span_id:016x}",
         parent_span_id=None if span.parent_span_id is None else f"{span.parent_span_id:016x}",
-        inputs=_text(_json_attribute(span, semconv.LANGCHAIN_INPUT)),
-        outputs=_text(_json_attribute(span, semconv.LANGCHAIN_OUTPUT)),
+        inputs=_text(run.inputs),
+        outputs=_text(run.outputs),
         model=None,
         input_tokens=None,
         output_tokens=None,
-        latency_s=span.duration_s,
-        status="error" if error is not None else "ok",
-        error=error,
+        latency_s=run.latency_s,
+        status=run.status,
+        error=run.error_type,
         counters=counters[span.span_id][1],
     )
     call = llm_calls.get(span.span_id)
@@ -380,11 +376,8 @@ def _record(
             output_tokens=call.output_tokens,
             complexity=analyses.of(outputs).metrics,
         )
-    tool = tool_calls.get(span.span_id)
-    if tool is not None:
-        return replace(record, inputs=_text(tool.arguments), outputs=_text(tool.result))
     if run_type == semconv.RUN_TYPE_RETRIEVER:
-        return replace(record, outputs=_documents_text(span))
+        return replace(record, outputs="\n\n".join(d.page_content for d in run.documents))
     return record
 
 
@@ -434,29 +427,26 @@ def _tree_order(trace: FinishedTrace) -> tuple[dict[int, int], dict[int, int]]:
 
 
 def _replay_counters(
-    trace: FinishedTrace, runs: Sequence[SpanRecord]
+    trace: FinishedTrace, runs: Sequence[Run]
 ) -> dict[int, tuple[StepCounters, StepCounters]]:
     """Each run's counters as of its start and as of its end."""
     start_order, end_order = _tree_order(trace)
-    # (time, tie-break, what, span); span events sort just after their span's start on ties.
-    happenings: list[tuple[int, float, str, SpanRecord]] = []
-    for span in runs:
-        happenings.append((span.start_time_ns, start_order[span.span_id], "start", span))
-        happenings.append((span.end_time_ns, end_order[span.span_id], "end", span))
-        for event in span.events:
-            happenings.append(
-                (event.timestamp_ns, start_order[span.span_id] + 0.5, event.name, span)
-            )
+    # (time, tie-break, what, run); run events sort just after their run's start on ties.
+    happenings: list[tuple[int, float, str, Run]] = []
+    for run in runs:
+        happenings.append((run.start_time_ns, start_order[run.span_id], "start", run))
+        happenings.append((run.end_time_ns, end_order[run.span_id], "end", run))
+        for event in run.events:
+            happenings.append((event.timestamp_ns, start_order[run.span_id] + 0.5, event.name, run))
     happenings.sort(key=lambda item: (item[0], item[1]))
 
-    failed = {error.span_id for error in trace.errors()}
     state = Counter[str]()
     snapshots: dict[int, list[StepCounters]] = {}
-    for _, _, what, span in happenings:
-        kind = _counter_kind(_run_type(span))
+    for _, _, what, run in happenings:
+        kind = _counter_kind(run.run_type)
         if what == "start":
             state.update(("step", "starts", *([f"{kind}_starts"] if kind else [])))
-        elif what == "end" and span.span_id in failed:
+        elif what == "end" and run.status == "error":
             state.update(("step", "errors"))
         elif what == "end":
             state.update(("step", "ends", *([f"{kind}_ends"] if kind else [])))
@@ -469,7 +459,7 @@ def _replay_counters(
         elif what == semconv.EVENT_AGENT_FINISH:
             state.update(("step", "agent_ends"))
         if what in ("start", "end"):
-            snapshots.setdefault(span.span_id, []).append(_snapshot(state))
+            snapshots.setdefault(run.span_id, []).append(_snapshot(state))
     return {span_id: (taken[0], taken[-1]) for span_id, taken in snapshots.items()}
 
 
@@ -480,42 +470,12 @@ def _snapshot(state: Counter[str]) -> StepCounters:
     return StepCounters(**{name: state[name] for name in _COUNTER_FIELDS})
 
 
-def _run_type(span: SpanRecord) -> str | None:
-    value = span.attributes.get(semconv.RUN_TYPE)
-    return value if isinstance(value, str) else None
-
-
-def _run_name(span: SpanRecord) -> str:
-    value = span.attributes.get(semconv.RUN_NAME)
-    return value if isinstance(value, str) else span.name
-
-
-def _json_attribute(span: SpanRecord, key: str) -> Any:
-    value = span.attributes.get(key)
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value  # content cut at the handler's length bound is no longer JSON
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _documents_text(span: SpanRecord) -> str:
-    documents = _json_attribute(span, semconv.RETRIEVAL_DOCUMENTS)
-    if not isinstance(documents, list):
-        return _text(documents)
-    return "\n\n".join(
-        _text(document.get("page_content")) if isinstance(document, Mapping) else _text(document)
-        for document in documents
-    )
 
 
 def _message_lines(message: Message) -> Iterator[str]:

@@ -13,8 +13,9 @@ Record schema (one JSON object per line, version `RECORD_SCHEMA`). Every record 
 and, by type (the seed `SageMakerCallbackHandler` record each one replaces in brackets):
 
     trace         chain_name, partial, llm_calls, tool_calls, errors, latency_s
-    chain_start   name, inputs                                  [on_chain_start]
-    chain_end     name, outputs, latency_s                      [on_chain_end]
+    chain_start   name, run_type, inputs                        [on_chain_start]
+    chain_end     name, run_type, outputs, latency_s            [on_chain_end]
+    chain_error   name, run_type, error, latency_s              [on_chain_error]
     llm_start     name, run_type, model, provider, prompt, messages, temperature,
                   max_tokens                                    [on_llm_start]
     llm_end       name, model, generations, output_messages, input_tokens,
@@ -24,9 +25,14 @@ and, by type (the seed `SageMakerCallbackHandler` record each one replaces in br
     tool_end      name, call_id, output, latency_s              [on_tool_end]
     tool_error    name, call_id, error, latency_s               [on_tool_error]
     agent_action  tool, tool_input, log                         [on_agent_action]
+    agent_finish  output, return_values, log                    [on_agent_finish]
+    text          text                                          [on_text]
     error         span_name, run_type, error_type, message      [errors counter]
 
-`messages`/`output_messages` are lists of {role, content, tool_calls, tool_call_id}.
+Every chain-like run (run type chain, prompt, parser or agent), nested ones included, gets
+its chain_start and chain_end (or chain_error). At one instant, outer runs start before inner
+ones and end after them. `messages`/`output_messages` are lists of
+{role, content, tool_calls, tool_call_id}.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from otel_bridge import semconv
 from otel_bridge.sink import trace_key
 from otel_bridge.traces import (
     AgentStep,
     FinishedTrace,
     LLMCall,
     Message,
+    Run,
     SpanError,
     SpanRecord,
     ToolCall,
@@ -56,6 +64,16 @@ PARAMETER_MAX_TOKENS = "langchain.max_tokens"
 PARAMETER_CHAIN_NAME = "langchain.chain_name"
 
 UNKNOWN_MODEL = "unknown-model"
+
+# The run types LangChain reports through on_chain_start / on_chain_end.
+_CHAIN_RUN_TYPES = frozenset(
+    {
+        semconv.RUN_TYPE_CHAIN,
+        semconv.RUN_TYPE_PROMPT,
+        semconv.RUN_TYPE_PARSER,
+        semconv.RUN_TYPE_AGENT,
+    }
+)
 
 # SageMaker Metrics accepts timestamps from two weeks before to two hours after "now"
 # (sagemaker.core.experiments._metrics); a point outside is rejected for the whole request.
@@ -154,6 +172,7 @@ class _TraceView:
     """What the encoder reads from one trace, each helper asked once."""
 
     trace: FinishedTrace
+    runs: tuple[Run, ...]
     llm_calls: tuple[LLMCall, ...]
     tool_calls: tuple[ToolCall, ...]
     agent_steps: tuple[AgentStep, ...]
@@ -167,6 +186,7 @@ class _TraceView:
         start_ns, end_ns = _trace_bounds(trace)
         return cls(
             trace=trace,
+            runs=trace.runs(),
             llm_calls=trace.llm_calls(),
             tool_calls=trace.tool_calls(),
             agent_steps=trace.agent_steps(),
@@ -194,10 +214,17 @@ class _Entry:
     fields: Mapping[str, Any]
 
 
-_FIRST, _START, _END, _LAST = 0, 1, 2, 3
+_FIRST, _START, _END = 0, 1, 2
 
 
 def _trace_records(view: _TraceView) -> list[dict[str, Any]]:
+    depths = {span.span_id: sum(1 for _ in view.trace.ancestors(span)) for span in view.trace.spans}
+
+    def chronological(entry: _Entry) -> tuple[int, int, int]:
+        # At one instant (a coarse clock), outer runs start before inner ones and end after them.
+        depth = depths.get(entry.span_id, 0)
+        return entry.time_ns, entry.order, depth if entry.order <= _START else -depth
+
     entries = sorted(
         [
             *_summary_entries(view),
@@ -205,9 +232,10 @@ def _trace_records(view: _TraceView) -> list[dict[str, Any]]:
             *_llm_entries(view),
             *_tool_entries(view),
             *_agent_entries(view),
+            *_run_event_entries(view),
             *_error_entries(view),
         ],
-        key=lambda entry: (entry.time_ns, entry.order),
+        key=chronological,
     )
     trace_id = trace_key(view.trace)
     return [
@@ -243,24 +271,28 @@ def _summary_entries(view: _TraceView) -> Iterator[_Entry]:
 
 
 def _chain_entries(view: _TraceView) -> Iterator[_Entry]:
-    root = view.run_root
-    calls = {c.span_id for c in view.llm_calls} | {t.span_id for t in view.tool_calls}
-    if root is None or root.span_id in calls:  # a lone model or tool call is no chain
-        return
-    yield _Entry(
-        root.start_time_ns,
-        _START,
-        "chain_start",
-        root.span_id,
-        {"name": root.name, "inputs": view.trace.root_input()},
-    )
-    yield _Entry(
-        root.end_time_ns,
-        _LAST,
-        "chain_end",
-        root.span_id,
-        {"name": root.name, "outputs": view.trace.root_output(), "latency_s": root.duration_s},
-    )
+    fields: dict[str, Any]
+    for run in view.runs:
+        if run.run_type not in _CHAIN_RUN_TYPES:
+            continue
+        identity = {"name": run.name, "run_type": run.run_type}
+        yield _Entry(
+            run.start_time_ns,
+            _START,
+            "chain_start",
+            run.span_id,
+            {**identity, "inputs": run.inputs},
+        )
+        record, fields = "chain_error", {"error": run.error_type}
+        if run.status == "ok":
+            record, fields = "chain_end", {"outputs": run.outputs}
+        yield _Entry(
+            run.end_time_ns,
+            _END,
+            record,
+            run.span_id,
+            {**identity, **fields, "latency_s": run.latency_s},
+        )
 
 
 def _llm_entries(view: _TraceView) -> Iterator[_Entry]:
@@ -328,6 +360,28 @@ def _agent_entries(view: _TraceView) -> Iterator[_Entry]:
             step.span_id,
             {"tool": step.tool, "tool_input": step.tool_input, "log": step.log},
         )
+
+
+def _run_event_entries(view: _TraceView) -> Iterator[_Entry]:
+    """agent_finish and text records from the events of each run."""
+    for run in view.runs:
+        for event in run.events:
+            if event.name == semconv.EVENT_AGENT_FINISH:
+                return_values = event.attributes.get("return_values")
+                output = (
+                    return_values.get("output")
+                    if isinstance(return_values, Mapping)
+                    else return_values
+                )
+                fields = {
+                    "output": output,
+                    "return_values": return_values,
+                    "log": event.attributes.get("log"),
+                }
+                yield _Entry(event.timestamp_ns, _START, "agent_finish", run.span_id, fields)
+            elif event.name == semconv.EVENT_TEXT:
+                fields = {"text": event.attributes.get("text")}
+                yield _Entry(event.timestamp_ns, _START, "text", run.span_id, fields)
 
 
 def _error_entries(view: _TraceView) -> Iterator[_Entry]:

@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from langchain_classic.chains import LLMChain
+from langchain_core.prompts import PromptTemplate
 from otel_bridge_sagemaker.encoder import (
     PARAMETER_CHAIN_NAME,
     PARAMETER_MAX_TOKENS,
@@ -21,7 +23,9 @@ from otel_bridge_sagemaker.encoder import (
     trace_records,
 )
 
-from otel_bridge.traces import FinishedTrace
+from otel_bridge import semconv
+from otel_bridge.testing import FakeLLM
+from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests.chains import (
     AGENT_ANSWER,
     AGENT_QUESTION,
@@ -33,6 +37,7 @@ from tests.chains import (
     agent,
     chat_messages,
     chat_model,
+    classic_agent,
     completion_chain,
     failing_chain,
     rag_chain,
@@ -98,8 +103,9 @@ def test_a_rag_chain_gives_chain_and_llm_records() -> None:
 
     records = _by_type(trace_records(trace))
 
+    # The outermost chain starts first and ends last.
     assert records["chain_start"][0]["inputs"] == QUESTION
-    assert records["chain_end"][0]["outputs"] == RAG_ANSWER
+    assert records["chain_end"][-1]["outputs"] == RAG_ANSWER
     assert records["llm_end"][0]["generations"] == [RAG_ANSWER]
     assert records["llm_end"][0]["model"] == "fake-rag-model"
     assert "Rhine" in records["llm_start"][0]["messages"][0]["content"]  # the retrieved context
@@ -247,4 +253,106 @@ def test_all_seed_record_types_appear_across_the_chains() -> None:
     kinds = Counter(r["record"] for t in traces for r in trace_records(t))
 
     expected = {"trace", "chain_start", "chain_end", "llm_start", "llm_end", "tool_start"}
-    assert expected | {"tool_end", "agent_action", "error"} <= set(kinds)
+    assert expected | {"tool_end", "agent_action", "error", "chain_error"} <= set(kinds)
+
+
+_CHAIN_RUN_TYPES = {"chain", "prompt", "parser", "agent"}
+
+
+def test_every_chain_run_nested_included_starts_and_ends() -> None:
+    trace = trace_of(rag_chain(), QUESTION)
+    chain_runs = {r.span_id: r for r in trace.runs() if r.run_type in _CHAIN_RUN_TYPES}
+
+    records = trace_records(trace)
+    starts = {r["span_id"]: r for r in records if r["record"] == "chain_start"}
+    ends = {r["span_id"]: r for r in records if r["record"] == "chain_end"}
+
+    assert set(starts) == set(ends) == {format(span_id, "016x") for span_id in chain_runs}
+    for span_id, run in chain_runs.items():
+        start, end = starts[format(span_id, "016x")], ends[format(span_id, "016x")]
+        assert (start["name"], start["run_type"]) == (end["name"], end["run_type"])
+        assert (start["name"], start["run_type"]) == (run.name, run.run_type)
+        assert (start["inputs"], end["outputs"]) == (run.inputs, run.outputs)
+        assert start["seq"] < end["seq"]
+        parent = trace.parent(run.span)
+        if parent is not None and parent.span_id in chain_runs:  # nested inside its parent
+            assert starts[format(parent.span_id, "016x")]["seq"] < start["seq"]
+            assert end["seq"] < ends[format(parent.span_id, "016x")]["seq"]
+    names = {(r["name"], r["run_type"]) for r in starts.values()}
+    assert {("ChatPromptTemplate", "prompt"), ("StrOutputParser", "parser")} <= names
+    assert ("RunnableParallel<context,question>", "chain") in names
+
+
+def test_failed_chain_runs_end_with_chain_error() -> None:
+    trace = trace_of(failing_chain(), {"question": "x"}, expect_error=ChainFailedError)
+
+    records = _by_type(trace_records(trace))
+
+    failed = {r["name"]: r["error"] for r in records["chain_error"]}
+    assert failed == {"RunnableSequence": "ChainFailedError", "_fail": "ChainFailedError"}
+    assert [r["name"] for r in records["chain_end"]] == ["ChatPromptTemplate"]
+    assert {r["name"] for r in records["chain_start"]} == {*failed, "ChatPromptTemplate"}
+
+
+def test_a_classic_agent_gives_agent_action_and_agent_finish() -> None:
+    trace = trace_of(classic_agent(), {"input": AGENT_QUESTION})
+
+    records = trace_records(trace)
+    kinds = [r["record"] for r in records]
+    (finish,) = [r for r in records if r["record"] == "agent_finish"]
+    (executor,) = [r for r in records if r["record"] == "chain_end" and r["run_type"] == "agent"]
+
+    assert finish["output"] == AGENT_ANSWER
+    assert finish["return_values"] == {"output": AGENT_ANSWER}
+    assert finish["log"] == AGENT_ANSWER
+    assert finish["span_id"] == executor["span_id"]
+    assert kinds.index("agent_action") < kinds.index("agent_finish") < executor["seq"]
+    assert executor["name"] == "AgentExecutor" and executor["outputs"] == {"output": AGENT_ANSWER}
+
+
+def test_on_text_becomes_a_text_record() -> None:
+    chain = LLMChain(
+        llm=FakeLLM(responses=[COMPLETION]),
+        prompt=PromptTemplate.from_template("Tell a story about {topic}."),
+    )
+    trace = trace_of(chain, {"topic": "rivers"})
+
+    records = trace_records(trace)
+    kinds = [r["record"] for r in records]
+    (text,) = [r for r in records if r["record"] == "text"]
+
+    assert "Tell a story about rivers." in text["text"]
+    assert kinds == ["trace", "chain_start", "text", "llm_start", "llm_end", "chain_end"]
+
+
+def _chain_span(span_id: int, parent: int | None, name: str) -> SpanRecord:
+    return SpanRecord(
+        trace_id=3,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind="INTERNAL",
+        start_time_ns=1_000,
+        end_time_ns=1_000,
+        attributes={semconv.RUN_TYPE: "chain", semconv.RUN_NAME: name},
+        status_code="UNSET",
+    )
+
+
+def test_equal_timestamps_keep_outer_runs_around_inner_ones() -> None:
+    """A coarse clock gives every run the same times; the run tree decides the order."""
+    trace = FinishedTrace.from_records(
+        [_chain_span(3, 2, "inner"), _chain_span(2, 1, "middle"), _chain_span(1, None, "outer")]
+    )
+
+    records = trace_records(trace)
+
+    assert [(r["record"], r.get("name")) for r in records] == [
+        ("trace", None),
+        ("chain_start", "outer"),
+        ("chain_start", "middle"),
+        ("chain_start", "inner"),
+        ("chain_end", "inner"),
+        ("chain_end", "middle"),
+        ("chain_end", "outer"),
+    ]
