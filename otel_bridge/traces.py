@@ -1020,6 +1020,8 @@ def _span_metadata(span: SpanRecord) -> dict[str, AttributeValue]:
 
 
 def _is_run(span: SpanRecord) -> bool:
+    # Either attribute marks a span the handler made; the other may have been dropped on the way
+    # (e.g. by a collector's attribute filter) and the span is still that run's.
     return semconv.RUN_ID in span.attributes or semconv.RUN_TYPE in span.attributes
 
 
