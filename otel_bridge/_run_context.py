@@ -34,29 +34,39 @@ class RunScopedContext(Context):
     context picks up while the run is open); once closed, the context below answers every read.
     """
 
-    __slots__ = ("_below", "_open", "root")
+    __slots__ = ("_below", "_open", "beneath_roots", "root")
     _below: Context
     _open: bool
+    beneath_roots: Context
     root: bool
 
     def __init__(self, below: Context, span: trace.Span, *, root: bool) -> None:
-        # A closed scope below us reads as its own `below`: skip it so a long-lived task that
-        # runs many calls keeps a chain of at most one closed scope, not one per call.
-        while isinstance(below, RunScopedContext) and not below._open:
-            below = below._below
+        below = _resolve(below)
         super().__init__(below.copy())
         dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
         self._open = True
         # Whether the run is a LangChain root run (no parent run).
         self.root = root
+        # What is under the stack of open root scopes this one sits on: a new root run nests
+        # there (see context_for_root_run), found in one step however many roots are stacked.
+        self.beneath_roots = (
+            below.beneath_roots if isinstance(below, RunScopedContext) and below.root else below
+        )
 
     @property
     def below(self) -> Context:
         return self._below
 
     def close(self) -> None:
+        """From now on read as the context below; let go of the span and of closed scopes.
+
+        Runs usually close oldest first (completed batches, evicted runs), so re-pointing past
+        closed scopes here keeps at most one closed scope reachable from any open one.
+        """
         self._open = False
+        dict.clear(self)
+        self._below = _resolve(self._below)
 
     @property
     def is_open(self) -> bool:
@@ -111,10 +121,21 @@ def context_for_root_run() -> Context:
     them does belong under them.
     """
     current = otel_context.get_current()
-    # Closed scopes are skipped too: they read as what is below them anyway.
-    while isinstance(current, RunScopedContext) and (current.root or not current.is_open):
-        current = current.below
+    while isinstance(current, RunScopedContext):
+        if not current.is_open:
+            current = current.below
+        elif current.root:
+            current = current.beneath_roots
+        else:
+            break
     return current
+
+
+def _resolve(context: Context) -> Context:
+    """The context a (possibly closed) scope reads as."""
+    while isinstance(context, RunScopedContext) and not context.is_open:
+        context = context.below
+    return context
 
 
 def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
@@ -132,3 +153,9 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
     # AttributeError: a non-contextvars runtime context (OTEL_PYTHON_CONTEXT) made the token.
     with suppress(ValueError, RuntimeError, AttributeError):
         token.var.reset(token)
+        # What this reveals may be a scope that closed earlier while not on top (sibling runs
+        # ending in start order): replace it by what it reads as, so the context holds no
+        # chain of finished runs. Nobody holds a token expecting that closed scope back.
+        revealed = token.var.get()
+        if isinstance(revealed, RunScopedContext) and not revealed.is_open:
+            token.var.set(_resolve(revealed))

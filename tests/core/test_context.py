@@ -522,3 +522,37 @@ def test_async_stream_closed_early_ends_every_span(setup: Setup) -> None:
     assert setup.handler.open_runs == 0
     names = {s.name for s in setup.spans()}
     assert {"RunnableSequence", "chat echo-1"} <= names
+
+
+def test_root_run_nests_under_a_web_frameworks_server_span(setup: Setup) -> None:
+    """A real FastAPI app instrumented by opentelemetry-instrumentation-fastapi, called over ASGI:
+    every request's chain run sits under that request's SERVER span, and requests stay apart."""
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    app = FastAPI()
+    chain = chain_for(setup)
+
+    @app.get("/ask")
+    async def ask(question: str) -> dict[str, str]:
+        return {"answer": await chain.ainvoke({"question": question}, setup.config)}
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=setup.provider)
+
+    async def main() -> list[str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            responses = await asyncio.gather(
+                *(client.get("/ask", params={"question": f"q{i}"}) for i in range(3))
+            )
+        return [r.json()["answer"] for r in responses]
+
+    assert asyncio.run(main()) == ["echo: q0", "echo: q1", "echo: q2"]
+    spans = setup.spans()
+    servers = [s for s in spans if s.kind == trace.SpanKind.SERVER]
+    assert len(servers) == 3
+    for root in (s for s in spans if s.name == "RunnableSequence"):
+        parent = _parent(root, spans)
+        assert parent is not None and parent.kind == trace.SpanKind.SERVER
+    assert len({s.context.trace_id for s in servers}) == 3
+    assert_clients_under(spans, "chat echo-1", 3)

@@ -171,3 +171,44 @@ def test_bound_arguments_are_validated(provider: TracerProvider) -> None:
         OTelCallbackHandler(tracer_provider=provider, max_run_age_s=0)
     with pytest.raises(ValueError, match="at least 64"):
         OTelCallbackHandler(tracer_provider=provider, max_content_length=10)
+
+
+def _scopes_reachable_from_current() -> int:
+    current = otel_context.get_current()
+    count = 0
+    while isinstance(current, RunScopedContext):
+        count += 1
+        current = current.below
+    return count
+
+
+def test_many_sibling_roots_in_one_context_stay_bounded(provider: TracerProvider) -> None:
+    """Root runs started back to back in one context and never ended (a huge batch that died):
+    what the context keeps alive is bounded by the open-run limit, not by the number of runs."""
+    handler = OTelCallbackHandler(tracer_provider=provider, max_open_runs=100)
+    manager = CallbackManager(handlers=[handler])
+
+    def start_many() -> int:
+        for index in range(3000):
+            manager.on_chain_start({"name": "root"}, {"i": index}, name=f"root-{index}")
+        return _scopes_reachable_from_current()
+
+    reachable = contextvars.copy_context().run(start_many)
+    assert handler.open_runs == 100
+    assert handler.evicted_runs == 2900
+    # The 100 open roots, plus at most one closed scope below them.
+    assert reachable <= 101
+
+
+def test_a_finished_batch_leaves_no_scope_in_the_callers_context(
+    provider: TracerProvider,
+) -> None:
+    handler = OTelCallbackHandler(tracer_provider=provider)
+    chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(lambda x: x, name="id")
+
+    def run_batch() -> int:
+        assert chain.batch(list(range(200)), {"callbacks": [handler]}) == list(range(1, 201))
+        return _scopes_reachable_from_current()
+
+    assert contextvars.copy_context().run(run_batch) == 0
+    assert handler.open_runs == 0

@@ -21,6 +21,7 @@ import boto3
 from otel_bridge.otlp import read_traces
 from tests.integration.test_demo import clean_environment, run_cli
 from tests.integration.test_examples import required_env
+from tests.support.fake_openai import FakeJudge
 
 _REGION = "us-east-1"
 _DEADLINE_S = 60.0
@@ -57,7 +58,9 @@ sinks:
     raise AssertionError(f"otel-bridge serve exited with {process.wait()}")
 
 
-def test_demo_delivers_to_label_studio_sagemaker_and_an_otlp_endpoint(tmp_path: Path) -> None:
+def test_demo_delivers_to_every_sink_and_an_otlp_endpoint(tmp_path: Path) -> None:
+    """All four sinks and OTLP configured at once; the UpTrain judge is the local
+    OpenAI-compatible server of tests/support/fake_openai.py."""
     from label_studio_sdk import LabelStudio
 
     url = required_env("LABEL_STUDIO_URL")
@@ -81,6 +84,7 @@ def test_demo_delivers_to_label_studio_sagemaker_and_an_otlp_endpoint(tmp_path: 
     ).create_bucket(Bucket=bucket)
 
     serve, port = start_serve(tmp_path / "serve")
+    judge = FakeJudge(api_key="sk-demo-judge")
     try:
         env = clean_environment(
             tmp_path,
@@ -91,6 +95,8 @@ def test_demo_delivers_to_label_studio_sagemaker_and_an_otlp_endpoint(tmp_path: 
             OTEL_BRIDGE_SAGEMAKER_RUN_NAME="demo-run",
             OTEL_BRIDGE_SAGEMAKER_ARTIFACT_BUCKET=bucket,
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_BRIDGE_UPTRAIN_API_KEY=judge.api_key,
+            OTEL_BRIDGE_UPTRAIN_API_BASE=judge.url,
             **aws,
         )
         result = run_cli(["demo"], cwd=tmp_path, env=env)
@@ -106,7 +112,9 @@ def test_demo_delivers_to_label_studio_sagemaker_and_an_otlp_endpoint(tmp_path: 
             assert time.monotonic() < deadline, "the OTLP traces did not reach otel-bridge serve"
             time.sleep(0.1)
         assert {t.trace_id for t in read_traces(received)} == {t.trace_id for t in traces}
+        graded = {request.check for request in judge.graded()}
     finally:
+        judge.close()
         serve.terminate()
         serve.wait(timeout=30)
 
@@ -131,7 +139,9 @@ def test_demo_delivers_to_label_studio_sagemaker_and_an_otlp_endpoint(tmp_path: 
     assert {m["MetricName"] for m in metrics} >= {"fake-chat-model/input_tokens"}
 
     assert "ClearML: logged 4 traces: offline task" in out
-    assert "UpTrain: set OPENAI_API_KEY" in out
+    assert "UpTrain: evaluated 4 traces (2 RAG turns): gpt-3.5-turbo as the judge" in out
+    assert "Context Relevance Score: 1.0" in out
+    assert {"context_relevance", "response_completeness"} <= graded
 
 
 def closed_port() -> int:
