@@ -6,12 +6,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    # core-handler: the TracerProvider builder the handler uses, public for the demo/receiver.
     from otel_bridge._provider import configure_tracer_provider
     from otel_bridge.exporter import TraceExporter
     from otel_bridge.handler import OTelCallbackHandler
+    from otel_bridge.ids import SeedProofIdGenerator
     from otel_bridge.instrumentation import instrument, uninstrument
     from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
+    from otel_bridge.sink_handler import SinkCallbackHandler
     from otel_bridge.traces import FinishedTrace, Run, RunEvent, SpanRecord
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "RetryableError",
     "Run",
     "RunEvent",
+    "SeedProofIdGenerator",
+    "SinkCallbackHandler",
     "SpanRecord",
     "TraceExporter",
     "configure_tracer_provider",
@@ -40,9 +43,9 @@ _LAZY = {
     "DeliveryReport": "otel_bridge.sink",
     "PermanentError": "otel_bridge.sink",
     "RetryableError": "otel_bridge.sink",
-    # core-handler
+    "SeedProofIdGenerator": "otel_bridge.ids",
+    "SinkCallbackHandler": "otel_bridge.sink_handler",
     "configure_tracer_provider": "otel_bridge._provider",
-    # per-run view of a finished trace
     "Run": "otel_bridge.traces",
     "RunEvent": "otel_bridge.traces",
 }

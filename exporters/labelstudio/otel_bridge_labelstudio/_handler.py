@@ -7,19 +7,20 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler
 from otel_bridge_labelstudio._exporter import LabelStudioSpanExporter
 from otel_bridge_labelstudio._label_config import LabelStudioMode
 from otel_bridge_labelstudio._settings import DEFAULT_PROJECT_NAME
 
 
-class LabelStudioCallbackHandler(OTelCallbackHandler):
+class LabelStudioCallbackHandler(SinkCallbackHandler):
     """`callbacks=[LabelStudioCallbackHandler(...)]` with langchain_community's arguments.
 
     Every run becomes an OpenTelemetry span; a `LabelStudioSpanExporter` built from the same
     arguments (`exporter_options` adds its own, e.g. `task_per`, `trace_filter`, `spool_dir`)
     turns the LLM calls of each finished trace into review tasks on a background thread, so
-    the call returns without waiting for Label Studio. Other keyword arguments go to
+    the call returns without waiting for Label Studio. Like the seed, the project receives the
+    runs this handler is passed (see `SinkCallbackHandler`). Other keyword arguments go to
     `OTelCallbackHandler` (e.g. `tracer_provider`, `capture_content`, `raise_error`).
     """
 
@@ -39,7 +40,7 @@ class LabelStudioCallbackHandler(OTelCallbackHandler):
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
     ) -> None:
-        self.exporter = LabelStudioSpanExporter(
+        exporter = LabelStudioSpanExporter(
             api_key=api_key,
             url=url,
             project_id=project_id,
@@ -48,17 +49,13 @@ class LabelStudioCallbackHandler(OTelCallbackHandler):
             mode=mode,
             **{"meter_provider": meter_provider, **(exporter_options or {})},
         )
-        try:
-            super().__init__(
-                tracer_provider=tracer_provider,
-                meter_provider=meter_provider,
-                exporters=[self.exporter],
-                **handler_options,
-            )
-        except BaseException:
-            # Nothing will feed the exporter: stop its delivery thread and release its spool.
-            self.exporter.shutdown()
-            raise
+        super().__init__(
+            exporter,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            **handler_options,
+        )
+        self.exporter: LabelStudioSpanExporter = exporter
         self.mode = self.exporter.settings.mode
         self.project_config = self.exporter.settings.project_config
         self.project_name = self.exporter.settings.project_name

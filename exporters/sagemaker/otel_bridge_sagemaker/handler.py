@@ -7,10 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-
-from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler
 from otel_bridge_sagemaker.exporter import SageMakerSpanExporter
 
 if TYPE_CHECKING:
@@ -19,12 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["SageMakerCallbackHandler"]
 
 
-class SageMakerCallbackHandler(OTelCallbackHandler):
+class SageMakerCallbackHandler(SinkCallbackHandler):
     """Logs the LangChain runs it is passed to into the SageMaker Experiments `run`.
 
-    Same constructor as `langchain_community.callbacks.SageMakerCallbackHandler(run)`. The
-    handler has its own TracerProvider, so `run` receives exactly the calls this handler traced,
-    however many handlers (and runs) the process has. `exporter_options` go to
+    Same constructor as `langchain_community.callbacks.SageMakerCallbackHandler(run)`. `run`
+    receives exactly the calls this handler traced, however many handlers (and runs) the
+    process has (see `SinkCallbackHandler`). `exporter_options` go to
     `SageMakerSpanExporter` (e.g. `spool_dir`), other keyword arguments to `OTelCallbackHandler`.
     """
 
@@ -36,11 +33,9 @@ class SageMakerCallbackHandler(OTelCallbackHandler):
         **handler_options: Any,
     ) -> None:
         self.run = run
-        self.exporter = SageMakerSpanExporter(run=run, **dict(exporter_options or {}))
-        self._provider = TracerProvider(resource=Resource.create())
-        super().__init__(
-            tracer_provider=self._provider, exporters=[self.exporter], **handler_options
-        )
+        exporter = SageMakerSpanExporter(run=run, **dict(exporter_options or {}))
+        super().__init__(exporter, **handler_options)
+        self.exporter: SageMakerSpanExporter = exporter
 
     def flush_tracker(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything traced so far to the run; True when nothing is left pending.
@@ -48,9 +43,4 @@ class SageMakerCallbackHandler(OTelCallbackHandler):
         Unlike the seed's (which deleted its directory and failed on every later call), this
         can be called any number of times; metric steps keep counting up across calls.
         """
-        spans_handed_over = self._provider.force_flush(int(timeout_s * 1000))
-        return spans_handed_over and self.exporter.force_flush(int(timeout_s * 1000))
-
-    def shutdown(self) -> None:
-        """Deliver what is pending (within the exporter's shutdown timeout) and stop tracing."""
-        self._provider.shutdown()
+        return self.flush(timeout_s)
