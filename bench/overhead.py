@@ -297,7 +297,7 @@ def _memory_in_subprocess(name: str, runs: int) -> str:
     )
     if result.returncode != 0:
         return "not installed" if "LookupError" in result.stderr else "failed"
-    mib, note = result.stdout.strip().split("\t")
+    mib, _, note = result.stdout.strip().partition("\t")
     return f"{float(mib):10.1f} MiB" + (f"  ({note})" if note else "")
 
 

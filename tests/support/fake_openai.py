@@ -101,11 +101,17 @@ class FakeJudge:
 
     Grades are letters "A"/"B"/"C" (uptrain maps them to 1.0/0.5/0.0): `grades[check]`, else the
     `grader(check, fields)` callable, else "A". `fail_next(status, times)` makes the next requests
-    fail (503/429/401/...), `requests` records every request received.
+    fail (503/429/401/...), `requests` records every request received. `port` (default: a free
+    one) lets a judge come back where clients found nothing listening before.
     """
 
     def __init__(
-        self, *, api_key: str = "sk-judge", grader: Grader | None = None, latency: float = 0.0
+        self,
+        *,
+        api_key: str = "sk-judge",
+        grader: Grader | None = None,
+        latency: float = 0.0,
+        port: int = 0,
     ) -> None:
         self.api_key = api_key
         self.grader = grader
@@ -116,7 +122,7 @@ class FakeJudge:
         self._requests: list[JudgeRequest] = []
         self._failures: list[tuple[int, float | None]] = []
         self._failing_status: tuple[int, float | None] | None = None
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-judge", daemon=True

@@ -59,7 +59,11 @@ class ClearMLSpanExporter(TraceExporter):
     action record as a JSON line in the task's console. `report_session` adds the tables of
     everything delivered since its last call (what the seed's `flush_tracker` reported).
 
-    `task_init_options` go to `Task.init`; `**options` to `TraceExporter`.
+    A task created here has ClearML's framework bindings, repository detection (the checkout's
+    git diff and package analysis), argument-parser and stream capture and resource monitor off,
+    and does not reseed `random`. `task_init_options` go to `Task.init` over those defaults (a
+    dict for `auto_connect_frameworks` is merged over the all-off one); `**options` to
+    `TraceExporter`.
     """
 
     sink_name: ClassVar[str] = "clearml"

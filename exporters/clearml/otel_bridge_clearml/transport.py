@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
-import random
 import re
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,12 +20,37 @@ __all__ = ["ClearMLTransport", "OpenedTask", "open_task", "server_credentials_co
 
 _logger = logging.getLogger(__name__)
 
+# Every framework binding clearml 2.1's Task.init knows, off, and its repository detection off. A
+# plain `auto_connect_frameworks=False` still detects the repository: it records the checkout's
+# uncommitted diff in the task, analyses its packages in a thread, and close() waits up to 300 s
+# for that. Only a dict with "detect_repository": False turns detection off, and in a dict every
+# framework left out counts as on, so all are listed.
+_FRAMEWORKS_OFF: Mapping[str, bool] = {
+    framework: False
+    for framework in (
+        "catboost",
+        "detect_repository",
+        "fastai",
+        "gradio",
+        "hydra",
+        "joblib",
+        "lightgbm",
+        "matplotlib",
+        "megengine",
+        "pytorch",
+        "scikit",
+        "tensorboard",
+        "tensorflow",
+        "tfdefines",
+        "xgboost",
+    )
+}
 # What the exporter asks of Task.init unless task_init_options say otherwise: no patching of the
-# app's frameworks, argument parser or stdout, no resource-monitor thread; a task that logs
-# LangChain traces should not change how the rest of the app behaves.
+# app's frameworks, argument parser or stdout, no repository snapshot, no resource-monitor
+# thread; a task that logs LangChain traces should not change how the rest of the app behaves.
 _TASK_INIT_DEFAULTS: Mapping[str, Any] = {
     "output_uri": True,  # as the seed: output models are uploaded, not only registered
-    "auto_connect_frameworks": False,
+    "auto_connect_frameworks": _FRAMEWORKS_OFF,
     "auto_connect_arg_parser": False,
     "auto_connect_streams": False,
     "auto_resource_monitoring": False,
@@ -77,13 +100,13 @@ def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -
         return OpenedTask(current, created=False)
     if not Task.is_offline() and not server_credentials_configured():
         Task.set_offline(True)
-    with _app_random_state_kept():
+    with _random_seeding_off(Task):
         task: Any = Task.init(
             project_name=settings.project_name,
             task_name=settings.task_name,
             task_type=settings.task_type,
             tags=list(settings.tags) or None,
-            **{**_TASK_INIT_DEFAULTS, **task_init_options},
+            **_task_init_arguments(task_init_options),
         )
     if task.is_offline():
         folder = task.get_offline_mode_folder()
@@ -98,20 +121,33 @@ def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -
     return OpenedTask(task, created=True)
 
 
+def _task_init_arguments(task_init_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The exporter's Task.init defaults with `task_init_options` over them. A dict given for
+    `auto_connect_frameworks` is merged over the all-off defaults, so `{"pytorch": True}` turns
+    on that binding alone (in ClearML's own reading every framework it leaves out would be on,
+    repository detection included)."""
+    arguments = {**_TASK_INIT_DEFAULTS, **task_init_options}
+    frameworks = arguments["auto_connect_frameworks"]
+    if isinstance(frameworks, Mapping):
+        # A new dict each time: Task.init tests for a dict, and the defaults stay untouched.
+        arguments["auto_connect_frameworks"] = {**_FRAMEWORKS_OFF, **frameworks}
+    return arguments
+
+
 @contextmanager
-def _app_random_state_kept() -> Iterator[None]:
-    """Task.init seeds `random` (and numpy) with a fixed seed by default; a task created for the
-    app's traces must not do that behind its back: every process would then draw the same
-    random numbers, OpenTelemetry's trace and span ids included."""
-    python_state = random.getstate()
-    numpy = sys.modules.get("numpy")
-    numpy_state = numpy.random.get_state() if numpy is not None else None
+def _random_seeding_off(task_class: Any) -> Iterator[None]:
+    """Task.init seeds `random`, numpy, torch and TensorFlow with a fixed seed (1337) by default:
+    every process would then draw the same random numbers after it, the OpenTelemetry SDK's
+    trace and span ids included. A task created for the app's traces must not do that, so
+    ClearML's own switch is off while it is created, and back as the app had it afterwards (the
+    app's own Task.init keeps ClearML's behaviour)."""
+    # clearml has a class-level setter for the seed of new tasks but no class-level getter.
+    app_seed = task_class._random_seed
+    task_class.set_random_seed(None)
     try:
         yield
     finally:
-        random.setstate(python_state)
-        if numpy is not None:
-            numpy.random.set_state(numpy_state)
+        task_class.set_random_seed(app_seed)
 
 
 class ClearMLTransport:

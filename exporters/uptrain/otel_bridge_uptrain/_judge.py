@@ -95,6 +95,19 @@ def classify_status(status: int, reason: str, retry_after: str | None = None) ->
     return RowsRejected(f"judge rejected the request (HTTP {status}): {reason}")
 
 
+def classify_failure(failure: Exception) -> Exception:
+    """The error a failed call to the judge becomes: an HTTP answer by its status; no answer at
+    all (refused, timed out, name not resolved, the event loop gone) is retryable, since the
+    judge never saw the rows."""
+    if isinstance(failure, openai.APIStatusError):
+        return classify_status(
+            failure.status_code, failure.message, failure.response.headers.get("retry-after")
+        )
+    cause = failure.__cause__
+    detail = f"{failure} ({cause!r})" if cause is not None else repr(failure)
+    return RetryableError(f"judge unreachable: {detail}")
+
+
 # --- local evaluation (EvalLLM) ---------------------------------------------------------------
 
 
@@ -106,8 +119,10 @@ class _JudgeClient:
     """What uptrain calls as `aclient.chat.completions.create(...)`, aimed at our endpoint.
 
     Each call opens its own `AsyncOpenAI` because uptrain runs every check in a fresh event
-    loop, and a pooled connection from a closed loop fails the next check. The first HTTP
-    failure is kept for the transport to classify and every later call fails fast.
+    loop, and a pooled connection from a closed loop fails the next check. The first failure
+    of any kind is kept for the transport to classify and every later call fails fast: uptrain
+    turns whatever a call raises into a missing grade, so a failure not kept here would pass
+    for a judge that answered without a grade, and the trace would count as evaluated.
     """
 
     def __init__(
@@ -117,7 +132,8 @@ class _JudgeClient:
         self._base_url = base_url
         self._timeout = timeout
         self._tls = tls
-        self.failure: openai.APIError | None = None
+        self.failure: Exception | None = None
+        self.answered = 0
         self.chat = self
         self.completions = self
 
@@ -127,19 +143,24 @@ class _JudgeClient:
         # uptrain adds `api_base` for litellm and its own 180 s timeout; the client takes neither.
         request.pop("api_base", None)
         request.pop("timeout", None)
-        async with openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self._base_url,
-            max_retries=0,
-            timeout=self._timeout,
-            # Loading the CA bundle costs more CPU than a local judge's whole answer: once.
-            http_client=openai.DefaultAsyncHttpxClient(verify=self._tls),
-        ) as client:
-            try:
-                return await client.chat.completions.create(**request)
-            except (openai.APIStatusError, openai.APIConnectionError) as exc:
-                self.failure = self.failure or exc
-                raise _JudgeCallFailed(str(exc)) from None
+        try:
+            async with openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=self._timeout,
+                # Loading the CA bundle costs more CPU than a local judge's whole answer: once.
+                http_client=openai.DefaultAsyncHttpxClient(verify=self._tls),
+            ) as client:
+                response = await client.chat.completions.create(**request)
+        except Exception as exc:
+            # Not only the OpenAI errors: at interpreter exit the event loop refuses to schedule
+            # the connect ("cannot schedule new futures after interpreter shutdown"), a
+            # RuntimeError the client lets through unwrapped.
+            self.failure = self.failure or exc
+            raise _JudgeCallFailed(str(exc)) from None
+        self.answered += 1
+        return response
 
 
 _ACTIVE_CLIENT: ContextVar[_JudgeClient | None] = ContextVar(
@@ -231,15 +252,17 @@ class LocalJudge:
                 _ACTIVE_CLIENT.reset(token)
                 openai.api_key = module_key
         if client.failure is not None:
-            failure = client.failure
-            if isinstance(failure, openai.APIStatusError):
-                raise classify_status(
-                    failure.status_code,
-                    failure.message,
-                    failure.response.headers.get("retry-after"),
-                )
-            raise RetryableError(f"judge unreachable: {failure}")
-        return [scores_of(sent, returned) for sent, returned in zip(rows, results, strict=True)]
+            raise classify_failure(client.failure)
+        scores = [scores_of(sent, returned) for sent, returned in zip(rows, results, strict=True)]
+        if client.answered == 0 and any(score.value is None for row in scores for score in row):
+            # A missing grade is the judge's verdict only when the judge answered. Here nothing
+            # reached it (uptrain sends models not named gpt* through litellm, past our client),
+            # so recording the grade as missing would lose the evaluation.
+            raise RetryableError(
+                "judge never answered: uptrain returned no grade and no grading request got "
+                "an answer from the judge"
+            )
+        return scores
 
     def close(self) -> None:
         self._eval_llm = None

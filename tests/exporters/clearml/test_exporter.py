@@ -238,20 +238,6 @@ def test_an_explicit_task_is_used_as_given(provider: TracerProvider, spool_dir: 
     given.close()
 
 
-def test_creating_the_task_leaves_the_apps_random_state_alone(
-    provider: TracerProvider, spool_dir: Path
-) -> None:
-    """Task.init seeds `random` with a fixed value by default; a task we create must not."""
-    import random
-
-    exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
-    random.seed()
-    before = random.getstate()
-    assert exporter.created_task is False and exporter.task is not None
-    assert exporter.created_task
-    assert random.getstate() == before
-
-
 def test_when_the_apps_task_is_closed_traces_wait_for_its_next_task(
     provider: TracerProvider, spool_dir: Path
 ) -> None:

@@ -7,6 +7,7 @@ the OpenAI client, the LangChain chains and the OTel SDK are all real.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,3 +114,11 @@ def run_through(exporter: UpTrainSpanExporter, runnable: Any, value: Any) -> Fin
     runnable.invoke(value, config={"callbacks": [OTelCallbackHandler(tracer_provider=provider)]})
     spans: list[ReadableSpan] = list(memory.get_finished_spans())
     return FinishedTrace.from_spans(spans)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): connecting to it is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +25,7 @@ from opentelemetry.trace import StatusCode
 from otel_bridge_uptrain import SCORE_HISTOGRAM, CheckPlan, UpTrainSpanExporter
 
 from otel_bridge import semconv
+from otel_bridge.spool import Spool, spool_path
 from tests.chains import (
     CHAT_ANSWER,
     MULTI_QUERY_VARIANTS,
@@ -31,10 +37,13 @@ from tests.chains import (
     multi_query_rag_chain,
     rag_chain,
 )
-from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
+from tests.exporters.uptrain.conftest import MakeExporter, closed_port, run_through, wait_for
 from tests.support.fake_openai import FakeJudge
 
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
+# The grading prompts one RAG row costs: factual accuracy first splits the response into facts.
+RAG_PROMPTS = ["context_relevance", "fact_evaluate", "fact_generate", "response_completeness"]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -336,6 +345,83 @@ def test_a_judge_outage_delays_evaluation_and_loses_nothing(
     assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
     assert {evaluated(span)[0] for span in spans} == {trace.trace_id}
     assert exporter.spool.counts().outbox == 0
+
+
+def attempts(exporter: UpTrainSpanExporter) -> int:
+    """Delivery attempts made so far on what the exporter's outbox holds."""
+    return sum(item.attempts for item in exporter.spool.due(time.time(), 10, ignore_backoff=True))
+
+
+def test_a_judge_that_is_down_then_comes_back_evaluates_the_trace_once(
+    make_exporter: MakeExporter, results: InMemorySpanExporter
+) -> None:
+    port = closed_port()
+    exporter = make_exporter(api_base=f"http://127.0.0.1:{port}/v1")
+    trace = run_through(exporter, rag_chain(), QUESTION)
+
+    exporter.force_flush(500)
+    assert wait_for(lambda: attempts(exporter) >= 1), "the exporter never tried the judge"
+    assert evaluations(results) == []
+    assert exporter.spool.counts().outbox == 1
+    assert exporter.spool.dead_letters() == []
+
+    with FakeJudge(api_key="sk-judge", port=port) as judge:
+        assert exporter.force_flush(60_000)
+        spans = evaluations(results)
+        assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
+        assert len(spans) == len(RAG_CHECKS)
+        assert {evaluated(span)[0] for span in spans} == {trace.trace_id}
+        assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
+        # Nothing left to deliver, so nothing is asked twice.
+        assert exporter.force_flush(5_000)
+        assert len(judge.requests) == len(RAG_PROMPTS)
+    assert exporter.spool.counts().outbox == 0
+    assert exporter.spool.dead_letters() == []
+
+
+def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
+    make_exporter: MakeExporter, results: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """The drop-in handler in a child process whose only delivery attempt is made at interpreter
+    exit, where the event loop refuses the connect with a RuntimeError instead of an OpenAI
+    error; uptrain turns that into missing grades, which must not count as evaluated."""
+    port = closed_port()
+    spool_dir = tmp_path / "app-spool"
+    env = {
+        **os.environ,
+        "OTEL_BRIDGE_UPTRAIN_API_BASE": f"http://127.0.0.1:{port}/v1",
+        "OTEL_BRIDGE_UPTRAIN_API_KEY": "sk-judge",
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+
+    left = Spool(
+        spool_path(spool_dir, "uptrain"), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
+    )
+    try:
+        (item,) = left.due(time.time(), 10, ignore_backoff=True)
+        assert item.attempts == 1, "the exporter did not try the judge while exiting"
+        assert left.dead_letters() == []
+    finally:
+        left.close()
+
+    with FakeJudge(api_key="sk-judge", port=port) as judge:
+        exporter = make_exporter(api_base=judge.url, spool_dir=spool_dir)
+        assert exporter.force_flush(60_000)
+        spans = evaluations(results)
+        assert scores_by_name(spans) == dict.fromkeys(RAG_CHECKS, 1.0)
+        assert len(spans) == len(RAG_CHECKS)
+        assert {format(evaluated(span)[0], "032x") for span in spans} == {item.key}
+        assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
+    assert exporter.spool.counts().outbox == 0
+    assert exporter.spool.dead_letters() == []
 
 
 def test_a_bad_key_is_dead_lettered_with_its_reason(
