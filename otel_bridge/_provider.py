@@ -13,6 +13,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otel_bridge.ids import SeedProofIdGenerator
+
 __all__ = ["configure_tracer_provider", "resolve_tracer_provider"]
 
 logger = logging.getLogger("otel_bridge")
@@ -84,8 +86,9 @@ def configure_tracer_provider(
     if isinstance(current, TracerProvider):
         _wire(current, exporters)
         return current
-    # The SDK reads the sampler and resource variables itself.
-    provider = TracerProvider(resource=Resource.create())
+    # The SDK reads the sampler and resource variables itself. Ids come from os.urandom:
+    # libraries that reseed `random` (ClearML) must not make trace ids repeat across runs.
+    provider = TracerProvider(resource=Resource.create(), id_generator=SeedProofIdGenerator())
     otlp = _otlp_exporter()
     _wire(provider, [*([otlp] if otlp is not None else []), *exporters])
     if set_global:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import random
 import threading
 import zlib
 from collections.abc import Iterator
@@ -179,3 +180,14 @@ def test_an_explicit_provider_wins_over_the_global_one() -> None:
     FakeChatModel().invoke("x", {"callbacks": [handler]})
     assert len(own_exporter.get_finished_spans()) == 1
     assert global_exporter.get_finished_spans() == ()
+
+
+def test_a_built_provider_keeps_trace_ids_unique_when_random_is_reseeded() -> None:
+    memory = InMemorySpanExporter()
+    handler = OTelCallbackHandler(exporters=[memory])
+    for _ in range(2):
+        random.seed(1337)  # what ClearML's Task.init does by default
+        FakeChatModel().invoke("x", {"callbacks": [handler]})
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider) and provider.force_flush()
+    assert len({span.context.trace_id for span in memory.get_finished_spans()}) == 2
