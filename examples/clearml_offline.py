@@ -33,11 +33,6 @@ handler = ClearMLCallbackHandler(
     task_type="inference",
     project_name="otel-bridge examples",
     tags=["example"],
-    # Optional: keeps ClearML from recording this checkout's git state and uncommitted diff in
-    # the task (and from waiting for its package analysis when the task closes).
-    exporter_options={
-        "task_init_options": {"auto_connect_frameworks": {"detect_repository": False}}
-    },
 )
 agent = create_agent(FakeChatModel(respond=reply), [word_count])
 result = agent.invoke({"messages": [("user", "How many words?")]}, {"callbacks": [handler]})

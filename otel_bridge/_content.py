@@ -209,6 +209,9 @@ def _fast_encode(value: Any, limit: int) -> str | None:
         return None
     if len(text) > limit:
         return None
+    if isinstance(value, str):
+        # A lone string has no keys to mask.
+        return text
     # Every SECRET_KEY match contains one of these fragments; substring tests are far cheaper
     # than running the regex over every encoding (keep the two in step).
     lowered = text.lower()

@@ -55,8 +55,10 @@ class OpenRunRegistry(Generic[Run]):
         """How many runs were ended by the bounds instead of by LangChain."""
         return self._evicted
 
-    def add(self, run_id: UUID, run: Run) -> None:
-        now = self._clock()
+    def add(self, run_id: UUID, run: Run, now: float | None = None) -> None:
+        """Insert `run`, stamped `now` (the caller's reading of the clock, else a fresh one)."""
+        if now is None:
+            now = self._clock()
         with self._lock:
             # Re-inserting moves the id to the end, keeping the dict in start order.
             restarted = self._runs.pop(run_id, None)

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -59,19 +58,35 @@ _TRACER_NAME = "otel_bridge"
 _PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 
 
-@dataclass(slots=True)
 class _OpenRun:
     """What the handler keeps for a run between its start and end callbacks."""
 
-    span: Span
-    started_s: float
-    scope: RunScopedContext | None = None
-    token: Token[Context] | None = None
-    # Set for runs that record GenAI metrics (those with an operation).
-    metric_attributes: dict[str, str] | None = None
-    # The name of the innermost agent this run belongs to (itself, if it is an agent).
-    agent_scope: str | None = None
-    first_token_seen: bool = False
+    # A plain slotted class: one is built per run, and a dataclass's keyword defaults cost more.
+    __slots__ = (
+        "agent_scope",
+        "first_token_seen",
+        "metric_attributes",
+        "run_id_text",
+        "scope",
+        "span",
+        "started_s",
+        "token",
+    )
+
+    def __init__(
+        self, span: Span, started_s: float, run_id_text: str, agent_scope: str | None
+    ) -> None:
+        self.span = span
+        self.started_s = started_s
+        # The run id as written on the span, reused as its children's parent id.
+        self.run_id_text = run_id_text
+        # The name of the innermost agent this run belongs to (itself, if it is an agent).
+        self.agent_scope = agent_scope
+        self.scope: RunScopedContext | None = None
+        self.token: Token[Context] | None = None
+        # Set for runs that record GenAI metrics (those with an operation).
+        self.metric_attributes: dict[str, str] | None = None
+        self.first_token_seen = False
 
 
 def _env_flag(name: str) -> bool | None:
@@ -251,11 +266,22 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if value is not None and value != ():
             attributes[name] = value
 
-    def _content_of(self, value: Any) -> str:
-        return encode(value, self._content)
+    def _capture(
+        self,
+        attributes: dict[str, Any],
+        key: str,
+        value: Any,
+        build: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Put the content `value` (as `build(value)` if given) under `key`, encoded.
 
-    def _content_via(self, build: Callable[[Any], Any], value: Any) -> str:
-        return encode(build(value), self._content)
+        A failure costs this one attribute. Content is written on every run, so this is one
+        call deep rather than going through `_put`.
+        """
+        try:
+            attributes[key] = encode(value if build is None else build(value), self._content)
+        except Exception as error:
+            self._problem(key, error)
 
     # --- starting and ending spans --------------------------------------------------------------
     def _start(
@@ -282,22 +308,30 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if run_id is None:
             self._problem("starting a run", ValueError("LangChain passed no run_id"))
             return None
-        parent = self._runs.get(parent_run_id)
+        runs = self._runs
         if parent_run_id is None:
+            parent = None
             parent_context: Context | None = context_for_root_run()
-        elif parent is None:
-            # A parent we never saw (ignored, suppressed, or started before this handler was
-            # installed): the current span is the best evidence of where this run belongs.
-            parent_context = None
-        elif parent.scope is not None and parent.scope.is_open:
-            parent_context = parent.scope
         else:
-            parent_context = trace.set_span_in_context(parent.span)
-        attributes[semconv.RUN_ID] = str(run_id)
+            parent = runs.get(parent_run_id)
+            if parent is None:
+                # A parent we never saw (ignored, suppressed, or started before this handler
+                # was installed): the current span is the best evidence of where this run
+                # belongs.
+                parent_context = None
+            elif parent.scope is not None and parent.scope.is_open:
+                parent_context = parent.scope
+            else:
+                parent_context = trace.set_span_in_context(parent.span)
+        run_id_text = str(run_id)
+        attributes[semconv.RUN_ID] = run_id_text
         attributes[semconv.RUN_TYPE] = run_type
         attributes[semconv.RUN_NAME] = name
         if parent_run_id is not None:
-            attributes[semconv.RUN_PARENT_ID] = str(parent_run_id)
+            # The parent's id was already formatted when the parent started.
+            attributes[semconv.RUN_PARENT_ID] = (
+                str(parent_run_id) if parent is None else parent.run_id_text
+            )
         if tags:
             self._put(attributes, semconv.RUN_TAGS, _extract.tags, tags)
         if metadata:
@@ -316,15 +350,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
             span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
         )
         run = _OpenRun(
-            span=span,
-            started_s=self._clock(),
-            agent_scope=None if parent is None else parent.agent_scope,
+            span,
+            self._clock(),
+            run_id_text,
+            None if parent is None else parent.agent_scope,
         )
         if operation is not None:
             run.metric_attributes = {
                 key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
             }
-        self._runs.add(run_id, run)
+        runs.add(run_id, run, run.started_s)
         # Prompt templates and output parsers run no code that could call out: attaching a
         # context for them would cost every chain call and never parent anything.
         if enter_scope and run_type not in _PURE_RUN_TYPES:
@@ -432,7 +467,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         attributes, model = self._model_attributes(operation, serialized, metadata, kwargs)
         if self.capture_content:
             for key, (build, value) in content.items():
-                self._put(attributes, key, self._content_via, build, value)
+                self._capture(attributes, key, value, build)
         name = _extract.run_name(serialized, kwargs.get("name"))
         # `generate` over several prompts starts every run before calling the model once per
         # prompt in the same context: no single run's span can be current for those calls.
@@ -556,12 +591,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
             )
             self._put(attributes, semconv.GEN_AI_RESPONSE_ID, _extract.response_id, response)
             if self.capture_content:
-                self._put(
-                    attributes,
-                    semconv.GEN_AI_OUTPUT_MESSAGES,
-                    self._content_via,
-                    _extract.output_messages,
-                    response,
+                self._capture(
+                    attributes, semconv.GEN_AI_OUTPUT_MESSAGES, response, _extract.output_messages
                 )
             run.span.set_attributes(attributes)
             response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
@@ -621,7 +652,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 attributes[semconv.GEN_AI_OPERATION_NAME] = operation
                 attributes[semconv.GEN_AI_AGENT_NAME] = agent_name
             if self.capture_content:
-                self._put(attributes, semconv.LANGCHAIN_INPUT, self._content_of, inputs)
+                self._capture(attributes, semconv.LANGCHAIN_INPUT, inputs)
             run = self._start(
                 run_id,
                 parent_run_id,
@@ -664,25 +695,32 @@ class OTelCallbackHandler(BaseCallbackHandler):
             return None
         return agent_name
 
-    def _end_run(self, run_id: UUID, attributes: Callable[[], dict[str, Any]]) -> None:
+    def _end_run(
+        self,
+        run_id: UUID,
+        key: str,
+        output: Any,
+        build: Callable[[Any], Any] | None = None,
+        more_attributes: Callable[[Any], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """End a run whose output is content under `key`, plus `more_attributes(output)`."""
         run = self._runs.pop(run_id)
         if run is None:
             return
         try:
-            run.span.set_attributes(attributes())
-            self._record_metrics(run, None, None)
+            attributes: dict[str, Any] = {}
+            if self.capture_content:
+                self._capture(attributes, key, output, build)
+            if more_attributes is not None:
+                attributes.update(more_attributes(output))
+            if attributes:
+                run.span.set_attributes(attributes)
+            if run.metric_attributes is not None:
+                self._record_metrics(run, None, None)
         except Exception as error:
             self._problem("ending a run", error)
         finally:
             self._finish(run)
-
-    def _output_attributes(
-        self, key: str, build: Callable[[Any], Any], value: Any
-    ) -> dict[str, Any]:
-        attributes: dict[str, Any] = {}
-        if self.capture_content:
-            self._put(attributes, key, self._content_via, build, value)
-        return attributes
 
     def on_chain_end(
         self,
@@ -692,9 +730,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._end_run(
-            run_id, lambda: self._output_attributes(semconv.LANGCHAIN_OUTPUT, _same, outputs)
-        )
+        self._end_run(run_id, semconv.LANGCHAIN_OUTPUT, outputs)
 
     def on_chain_error(
         self,
@@ -717,8 +753,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {"tool": str(action.tool)}
             if self.capture_content:
-                self._put(attributes, "tool_input", self._content_of, action.tool_input)
-                self._put(attributes, "log", self._content_of, action.log)
+                self._capture(attributes, "tool_input", action.tool_input)
+                self._capture(attributes, "log", action.log)
             self._event(run_id, semconv.EVENT_AGENT_ACTION, attributes)
         except Exception as error:
             self._problem("on_agent_action", error)
@@ -734,8 +770,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {}
             if self.capture_content:
-                self._put(attributes, "return_values", self._content_of, finish.return_values)
-                self._put(attributes, "log", self._content_of, finish.log)
+                self._capture(attributes, "return_values", finish.return_values)
+                self._capture(attributes, "log", finish.log)
             self._event(run_id, semconv.EVENT_AGENT_FINISH, attributes)
         except Exception as error:
             self._problem("on_agent_finish", error)
@@ -771,11 +807,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
             if isinstance(tool_call_id, str) and tool_call_id:
                 attributes[semconv.GEN_AI_TOOL_CALL_ID] = tool_call_id
             if self.capture_content:
-                self._put(
-                    attributes,
-                    semconv.LANGCHAIN_INPUT,
-                    self._content_of,
-                    inputs if inputs is not None else input_str,
+                self._capture(
+                    attributes, semconv.LANGCHAIN_INPUT, inputs if inputs is not None else input_str
                 )
             self._start(
                 run_id,
@@ -799,14 +832,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        def attributes() -> dict[str, Any]:
-            found = self._output_attributes(semconv.LANGCHAIN_OUTPUT, _tool_result, output)
-            call_id = getattr(output, "tool_call_id", None)
-            if isinstance(call_id, str) and call_id:
-                found[semconv.GEN_AI_TOOL_CALL_ID] = call_id
-            return found
-
-        self._end_run(run_id, attributes)
+        self._end_run(run_id, semconv.LANGCHAIN_OUTPUT, output, _tool_result, _tool_call_id)
 
     def on_tool_error(
         self,
@@ -834,7 +860,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
             name = _extract.run_name(serialized, kwargs.get("name"))
             attributes: dict[str, Any] = {}
             if self.capture_content:
-                self._put(attributes, semconv.LANGCHAIN_INPUT, self._content_of, query)
+                self._capture(attributes, semconv.LANGCHAIN_INPUT, query)
             self._start(
                 run_id,
                 parent_run_id,
@@ -856,10 +882,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._end_run(
-            run_id,
-            lambda: self._output_attributes(semconv.RETRIEVAL_DOCUMENTS, _documents, documents),
-        )
+        self._end_run(run_id, semconv.RETRIEVAL_DOCUMENTS, documents, _documents)
 
     def on_retriever_error(
         self,
@@ -888,7 +911,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {}
             if self.capture_content:
-                self._put(attributes, "text", self._content_of, text)
+                self._capture(attributes, "text", text)
             self._event(run_id, semconv.EVENT_TEXT, attributes)
         except Exception as error:
             self._problem("on_text", error)
@@ -928,18 +951,19 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {"name": str(name)}
             if self.capture_content:
-                self._put(attributes, "data", self._content_of, data)
+                self._capture(attributes, "data", data)
             self._event(run_id, semconv.EVENT_CUSTOM, attributes)
         except Exception as error:
             self._problem("on_custom_event", error)
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
 def _tool_result(output: Any) -> Any:
     return output.content if isinstance(output, BaseMessage) else output
+
+
+def _tool_call_id(output: Any) -> dict[str, str]:
+    call_id = getattr(output, "tool_call_id", None)
+    return {semconv.GEN_AI_TOOL_CALL_ID: call_id} if isinstance(call_id, str) and call_id else {}
 
 
 def _documents(documents: Sequence[Document]) -> list[dict[str, Any]]:

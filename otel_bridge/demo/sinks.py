@@ -134,14 +134,7 @@ def _clearml(
     # folder) at INFO and WARNING; the demo's ClearML line says where the session went.
     logging.getLogger("clearml").setLevel(logging.ERROR)
     logging.getLogger("otel_bridge_clearml.transport").setLevel(logging.ERROR)
-    # Task.init seeds Python's `random` (1337) unless told not to, which would make every
-    # process draw the same OpenTelemetry trace ids after it and collide with earlier traces.
-    import_module("clearml").Task.set_random_seed(None)
-    # ClearML's repository detection would snapshot this checkout's uncommitted diff into the
-    # task and, at exit, wait up to 300 s for its package analysis; the demo's task needs neither.
-    exporter = clearml.ClearMLSpanExporter(
-        task_init_options={"auto_connect_frameworks": {"detect_repository": False}}, **options
-    )
+    exporter = clearml.ClearMLSpanExporter(**options)
     return exporter, _clearml_destination(exporter)
 
 

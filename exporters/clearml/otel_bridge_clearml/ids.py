@@ -13,9 +13,9 @@ __all__ = ["SeedProofIdGenerator"]
 
 class SeedProofIdGenerator(IdGenerator):
     """Ids from os.urandom. With the SDK's default generator, every process that calls
-    Task.init (directly or through this package) draws the same trace ids, so traces of
-    different runs collide wherever they are keyed by trace id (the delivery spool included).
-    Pass it to your own provider: `TracerProvider(id_generator=SeedProofIdGenerator())`."""
+    Task.init itself (the tasks this package creates do not seed) draws the same trace ids, so
+    traces of different runs collide wherever they are keyed by trace id (the delivery spool
+    included). Pass it to your own provider: `TracerProvider(id_generator=SeedProofIdGenerator())`."""
 
     def generate_span_id(self) -> int:
         span_id = 0

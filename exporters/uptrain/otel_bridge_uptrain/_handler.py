@@ -18,17 +18,19 @@ class UpTrainCallbackHandler(OTelCallbackHandler):
     """Takes the seed handler's arguments; evaluation happens off the app's thread, per trace.
 
     `exporter_options` go to `UpTrainSpanExporter` (e.g. `api_base`, `checks`, `spool_dir`);
-    other keyword arguments go to `OTelCallbackHandler`.
+    other keyword arguments go to `OTelCallbackHandler`. An argument left out resolves as the
+    exporter's does (OTEL_BRIDGE_UPTRAIN_<SETTING>, then the seed's default: "langchain",
+    "openai", "gpt-3.5-turbo", True).
     """
 
     def __init__(
         self,
         *,
-        project_name: str = "langchain",
-        key_type: str = "openai",
+        project_name: str | None = None,
+        key_type: str | None = None,
         api_key: str | None = None,
-        model: str = "gpt-3.5-turbo",
-        log_results: bool = True,
+        model: str | None = None,
+        log_results: bool | None = None,
         tracer_provider: TracerProvider | None = None,
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,

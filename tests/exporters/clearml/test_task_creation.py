@@ -78,8 +78,14 @@ def app_runs(tmp_path_factory: pytest.TempPathFactory) -> list[AppRun]:
     framework binding back on through `task_init_options`."""
     root = tmp_path_factory.mktemp("dirty-app")
     checkout = _dirty_checkout(root)
-    # The session fixture's clearml.conf and no credentials: ClearML runs offline.
-    env = {**os.environ, "CLEARML_CACHE_DIR": str(root / "clearml-cache")}
+    # Without ClearML's variables: the tasks earlier tests created in this process left their
+    # process state there (CLEARML_PROC_MASTER_ID), which would make each app a subprocess of
+    # those tasks. The session fixture's clearml.conf and no credentials: ClearML runs offline.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))},
+        "CLEARML_CONFIG_FILE": os.environ["CLEARML_CONFIG_FILE"],
+        "CLEARML_CACHE_DIR": str(root / "clearml-cache"),
+    }
     apps = [
         subprocess.Popen(
             [sys.executable, "app.py", str(root / f"spool-{n}"), json.dumps(frameworks)],

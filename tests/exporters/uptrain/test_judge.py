@@ -91,10 +91,11 @@ def test_a_judge_that_never_answers_is_retryable(outage: str, silent_port: int) 
 
 def test_missing_grades_with_no_answer_from_the_judge_are_retryable() -> None:
     # uptrain sends models not named gpt* through litellm, past the client that records
-    # failures; with the judge down, every grade comes back missing and nothing was answered.
+    # failures: whatever stops litellm (here before it even connects), every grade comes back
+    # missing while the judge answered nothing.
     local = LocalJudge(
         api_key="sk-judge",
-        model="judge-model",
+        model="openai/judge-model",
         api_base=f"http://127.0.0.1:{closed_port()}/v1",
         project_name="t",
     )

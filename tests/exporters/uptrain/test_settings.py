@@ -181,3 +181,34 @@ def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_cal
     assert f"Response: {answer}" in printed
     handler.exporter.shutdown()
     provider.shutdown()
+
+
+def test_the_drop_in_handler_leaves_unset_arguments_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_API_KEY", "sk-env")
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_PROJECT_NAME", "from-env")
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_LOG_RESULTS", "false")
+    provider = TracerProvider()
+    handler = UpTrainCallbackHandler(
+        tracer_provider=provider, exporter_options={"spool_dir": tmp_path}
+    )
+    exporter = handler.exporter
+    try:
+        assert (exporter.project_name, exporter.model, exporter.log_results) == (
+            "from-env",
+            "gpt-4o-mini",
+            False,
+        )
+        assert exporter.key_type == "openai"  # the seed's default, nothing set
+        overridden = UpTrainCallbackHandler(
+            model="gpt-3.5-turbo",
+            tracer_provider=provider,
+            exporter_options={"spool_dir": tmp_path / "argument"},
+        )
+        assert overridden.exporter.model == "gpt-3.5-turbo"
+        overridden.exporter.shutdown()
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
