@@ -43,7 +43,8 @@ class OpenRunRegistry(Generic[Run]):
         self._max_age_s = max_age_s
         self._clock = clock
         self._on_evict = on_evict
-        self._runs: dict[UUID, tuple[float, Run]] = {}
+        # Keyed by the id's integer: `UUID.__hash__` is Python code, run on every lookup.
+        self._runs: dict[int, tuple[float, UUID, Run]] = {}
         self._lock = threading.Lock()
         self._evicted = 0
 
@@ -59,29 +60,37 @@ class OpenRunRegistry(Generic[Run]):
         """Insert `run`, stamped `now` (the caller's reading of the clock, else a fresh one)."""
         if now is None:
             now = self._clock()
+        key = run_id.int
+        runs = self._runs
         with self._lock:
             # Re-inserting moves the id to the end, keeping the dict in start order.
-            restarted = self._runs.pop(run_id, None)
-            self._runs[run_id] = (now, run)
+            restarted = runs.pop(key, None)
+            runs[key] = (now, run_id, run)
+            if (
+                restarted is None
+                and len(runs) <= self._max_runs
+                and next(iter(runs.values()))[0] > now - self._max_age_s
+            ):
+                return
             evicted = self._collect_evictions(now)
             if restarted is not None:
                 self._evicted += 1
-                evicted.append((run_id, restarted[1], EVICTED_RESTARTED))
+                evicted.append((run_id, restarted[2], EVICTED_RESTARTED))
         for evicted_id, evicted_run, reason in evicted:
             self._on_evict(evicted_id, evicted_run, reason)
 
     def get(self, run_id: UUID | None) -> Run | None:
         if run_id is None:
             return None
-        entry = self._runs.get(run_id)
-        return None if entry is None else entry[1]
+        entry = self._runs.get(run_id.int)
+        return None if entry is None else entry[2]
 
     def pop(self, run_id: UUID | None) -> Run | None:
         if run_id is None:
             return None
         with self._lock:
-            entry = self._runs.pop(run_id, None)
-        return None if entry is None else entry[1]
+            entry = self._runs.pop(run_id.int, None)
+        return None if entry is None else entry[2]
 
     def end_stale(self) -> int:
         """Evict runs older than the maximum age now; returns how many were evicted."""
@@ -94,7 +103,7 @@ class OpenRunRegistry(Generic[Run]):
     def drain(self) -> list[tuple[UUID, Run]]:
         """Remove and return every open run (handler shutdown)."""
         with self._lock:
-            runs = [(run_id, entry[1]) for run_id, entry in self._runs.items()]
+            runs = [(run_id, run) for _, run_id, run in self._runs.values()]
             self._runs.clear()
         return runs
 
@@ -102,15 +111,15 @@ class OpenRunRegistry(Generic[Run]):
         evicted: list[tuple[UUID, Run, str]] = []
         runs = self._runs
         while len(runs) > self._max_runs:
-            oldest = next(iter(runs))
-            evicted.append((oldest, runs.pop(oldest)[1], EVICTED_OVER_CAPACITY))
+            _, run_id, run = runs.pop(next(iter(runs)))
+            evicted.append((run_id, run, EVICTED_OVER_CAPACITY))
         deadline = now - self._max_age_s
         while runs:
             oldest = next(iter(runs))
-            started, run = runs[oldest]
+            started, run_id, run = runs[oldest]
             if started > deadline:
                 break
             del runs[oldest]
-            evicted.append((oldest, run, EVICTED_TOO_OLD))
+            evicted.append((run_id, run, EVICTED_TOO_OLD))
         self._evicted += len(evicted)
         return evicted

@@ -98,12 +98,18 @@ def app_runs(tmp_path_factory: pytest.TempPathFactory) -> list[AppRun]:
         for n, frameworks in enumerate([None, {"matplotlib": True}])
     ]
     runs = []
-    for n, app in enumerate(apps):
-        output, _ = app.communicate(timeout=_SUBPROCESS_TIMEOUT_S)
-        assert app.returncode == 0, output
-        report: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-        session = closed_session_of(Path(report["folder"]), root / f"imported-{n}")
-        runs.append(AppRun(session, report["trace_ids"], output))
+    try:
+        for n, app in enumerate(apps):
+            output, _ = app.communicate(timeout=_SUBPROCESS_TIMEOUT_S)
+            assert app.returncode == 0, output
+            report: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+            session = closed_session_of(Path(report["folder"]), root / f"imported-{n}")
+            runs.append(AppRun(session, report["trace_ids"], output))
+    finally:
+        for app in apps:
+            if app.poll() is None:
+                app.kill()
+                app.wait()
     return runs
 
 
