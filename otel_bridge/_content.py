@@ -53,6 +53,13 @@ _ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
 
 
 MIN_MAX_LENGTH = 64
+# Per-class facts cached on the hot path (isinstance against pydantic's ABC-metaclass models is
+# slow); classes are few, the bound only guards against classes made at run time.
+_MAX_CACHED_CLASSES = 1024
+_CONVERSION_BY_CLASS: dict[type, Callable[[Any], Any]] = {}
+# A message class's role (None: the message's own `role` or `type`), and whether it is a tool
+# response.
+_MESSAGE_CLASS_FACTS: dict[type, tuple[str | None, bool]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,23 +179,46 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def _masked(value: Any) -> str:
+    return SECRET_MASK
+
+
+def _base64_text(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+def _default_conversion(kind: type) -> Callable[[Any], Any]:
+    """How `_plain_default` converts instances of `kind`."""
+    if issubclass(kind, SecretStr | SecretBytes):
+        return _masked
+    if issubclass(kind, bytes | bytearray | memoryview):
+        return _base64_text
+    if issubclass(kind, BaseMessage):
+        return message_dict
+    if issubclass(kind, Document):
+        return document_dict
+    if issubclass(kind, BaseModel):
+        return _model_fields
+    if issubclass(kind, Mapping):
+        return dict
+    if issubclass(kind, set | frozenset) or (
+        issubclass(kind, Sequence) and not issubclass(kind, str | bytes | bytearray)
+    ):
+        return list
+    return _safe_repr
+
+
 def _plain_default(value: Any) -> Any:
     """The fast encoder's fallback for types `json` does not know; same output as `_Shrinker`."""
-    if isinstance(value, SecretStr | SecretBytes):
-        return SECRET_MASK
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, BaseMessage):
-        return message_dict(value)
-    if isinstance(value, Document):
-        return document_dict(value)
-    if isinstance(value, BaseModel):
-        return _model_fields(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset) or _is_plain_sequence(value):
-        return list(value)
-    return _safe_repr(value)
+    kind = type(value)
+    convert = _CONVERSION_BY_CLASS.get(kind)
+    if convert is None:
+        convert = _default_conversion(kind)
+        # A proxy's __class__ is not its type; isinstance would see through it, so must we.
+        if value.__class__ is not kind:
+            return _default_conversion(value.__class__)(value)
+        _remember(_CONVERSION_BY_CLASS, kind, convert)
+    return convert(value)
 
 
 # allow_nan=False: NaN is not JSON, so such values take the careful path.
@@ -286,17 +316,31 @@ def _parts_of_content(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def message_role(message: BaseMessage) -> str:
-    if isinstance(message, ChatMessage):
-        return message.role
-    for message_class, role in _ROLE_BY_MESSAGE_CLASS:
-        if isinstance(message, message_class):
-            return role
-    return message.type
+def _remember(cache: dict[type, Any], kind: type, fact: Any) -> None:
+    if len(cache) < _MAX_CACHED_CLASSES:
+        cache[kind] = fact
+
+
+def _message_class_facts(kind: type) -> tuple[str | None, bool]:
+    facts = _MESSAGE_CLASS_FACTS.get(kind)
+    if facts is None:
+        role = None
+        if not issubclass(kind, ChatMessage):
+            role = next((r for cls, r in _ROLE_BY_MESSAGE_CLASS if issubclass(kind, cls)), None)
+        facts = (role, issubclass(kind, ToolMessage))
+        _remember(_MESSAGE_CLASS_FACTS, kind, facts)
+    return facts
+
+
+def _role(message: BaseMessage, class_role: str | None) -> str:
+    if class_role is not None:
+        return class_role
+    return message.role if isinstance(message, ChatMessage) else message.type
 
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:
     """A LangChain message as a GenAI-convention message: role and parts."""
+    class_role, is_tool_response = _message_class_facts(message.__class__)
     parts = _parts_of_content(message.content)
     for call in getattr(message, "tool_calls", None) or ():
         parts.append(
@@ -307,7 +351,7 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
                 "arguments": call.get("args"),
             }
         )
-    if isinstance(message, ToolMessage):
+    if is_tool_response:
         response = message.content
         parts = [
             {
@@ -316,7 +360,7 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
                 "response": response,
             }
         ]
-    return {"role": message_role(message), "parts": parts}
+    return {"role": _role(message, class_role), "parts": parts}
 
 
 def document_dict(document: Document) -> dict[str, Any]:

@@ -34,9 +34,11 @@ class RunScopedContext(Context):
     context picks up while the run is open); once closed, the context below answers every read.
     """
 
-    __slots__ = ("_below", "_open", "beneath_roots", "root")
+    __slots__ = ("_below", "beneath_roots", "is_open", "root")
     _below: Context
-    _open: bool
+    # Whether the run is still open. A plain attribute, not a property: every read of the
+    # context (each span start, each attach) checks it.
+    is_open: bool
     beneath_roots: Context
     root: bool
 
@@ -45,7 +47,7 @@ class RunScopedContext(Context):
         super().__init__(below.copy())
         dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
-        self._open = True
+        self.is_open = True
         # Whether the run is a LangChain root run (no parent run).
         self.root = root
         # What is under the stack of open root scopes this one sits on: a new root run nests
@@ -64,46 +66,42 @@ class RunScopedContext(Context):
         Runs usually close oldest first (completed batches, evicted runs), so re-pointing past
         closed scopes here keeps at most one closed scope reachable from any open one.
         """
-        self._open = False
+        self.is_open = False
         dict.clear(self)
         self._below = _resolve(self._below)
 
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
     def get(self, key: str, default: Any = None) -> Any:
-        if self._open:
+        if self.is_open:
             return dict.get(self, key, default)
         return self._below.get(key, default)
 
     def __getitem__(self, key: str) -> object:
-        if self._open:
+        if self.is_open:
             return dict.__getitem__(self, key)
         return self._below[key]
 
     def __contains__(self, key: object) -> bool:
-        if self._open:
+        if self.is_open:
             return dict.__contains__(self, key)
         return key in self._below
 
     def __iter__(self) -> Iterator[str]:
-        return dict.__iter__(self) if self._open else iter(self._below)
+        return dict.__iter__(self) if self.is_open else iter(self._below)
 
     def __len__(self) -> int:
-        return dict.__len__(self) if self._open else len(self._below)
+        return dict.__len__(self) if self.is_open else len(self._below)
 
     def copy(self) -> dict[str, object]:
-        return dict(dict.items(self)) if self._open else dict(self._below.items())
+        return dict(dict.items(self)) if self.is_open else dict(self._below.items())
 
     def keys(self) -> Any:
-        return dict.keys(self) if self._open else self._below.keys()
+        return dict.keys(self) if self.is_open else self._below.keys()
 
     def values(self) -> Any:
-        return dict.values(self) if self._open else self._below.values()
+        return dict.values(self) if self.is_open else self._below.values()
 
     def items(self) -> Any:
-        return dict.items(self) if self._open else self._below.items()
+        return dict.items(self) if self.is_open else self._below.items()
 
 
 def enter(span: trace.Span, *, root: bool) -> tuple[RunScopedContext, Token[Context]]:
