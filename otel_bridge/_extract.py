@@ -67,7 +67,11 @@ def run_name(serialized: Mapping[str, Any] | None, name: Any) -> str:
 
 
 def tags(values: Sequence[Any]) -> tuple[str, ...]:
-    return tuple(value if isinstance(value, str) else repr(value) for value in values)
+    found = tuple(values)
+    for value in found:
+        if not isinstance(value, str):
+            return tuple(value if isinstance(value, str) else repr(value) for value in found)
+    return found
 
 
 def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:

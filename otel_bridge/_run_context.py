@@ -44,7 +44,9 @@ class RunScopedContext(Context):
 
     def __init__(self, below: Context, span: trace.Span, *, root: bool) -> None:
         below = _resolve(below)
-        super().__init__(below.copy())
+        # dict.copy reads the storage directly: for a resolved scope that is what it reads as,
+        # without going through the overridden (Python-level) iteration.
+        super().__init__(dict.copy(below))
         dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
         self.is_open = True

@@ -21,7 +21,7 @@ from langchain_core.agents import AgentAction, AgentFinish
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
-from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import LLMResult
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -333,7 +333,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 str(parent_run_id) if parent is None else parent.run_id_text
             )
         if tags:
-            self._put(attributes, semconv.RUN_TAGS, _extract.tags, tags)
+            try:
+                attributes[semconv.RUN_TAGS] = _extract.tags(tags)
+            except Exception as error:
+                self._problem(semconv.RUN_TAGS, error)
         if metadata:
             metadata_attributes = self._compute(
                 semconv.RUN_METADATA_PREFIX + "*",
@@ -614,7 +617,17 @@ class OTelCallbackHandler(BaseCallbackHandler):
         addition = usage.as_usage_metadata()
         with self._usage_lock:
             current = self._usage.get(model)
-            self._usage[model] = addition if current is None else add_usage(current, addition)
+            # Both hold only the three totals (see Usage.as_usage_metadata): summed directly,
+            # as langchain_core's add_usage would, without its generic recursive merge.
+            self._usage[model] = (
+                addition
+                if current is None
+                else UsageMetadata(
+                    input_tokens=current["input_tokens"] + addition["input_tokens"],
+                    output_tokens=current["output_tokens"] + addition["output_tokens"],
+                    total_tokens=current["total_tokens"] + addition["total_tokens"],
+                )
+            )
 
     def on_llm_error(
         self,

@@ -12,7 +12,6 @@ from otel_bridge_clearml.encoder import (
 )
 from otel_bridge_clearml.exporter import ClearMLSpanExporter
 from otel_bridge_clearml.handler import ClearMLCallbackHandler
-from otel_bridge_clearml.ids import SeedProofIdGenerator
 from otel_bridge_clearml.settings import ClearMLSettings
 from otel_bridge_clearml.text_analysis import TextAnalysis, TextAnalyzer
 
@@ -23,7 +22,6 @@ __all__ = [
     "ClearMLSpanExporter",
     "MediaItem",
     "ScalarPoint",
-    "SeedProofIdGenerator",
     "SessionRow",
     "StepCounters",
     "TextAnalysis",

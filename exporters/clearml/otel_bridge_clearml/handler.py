@@ -9,25 +9,21 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-
-from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler
 from otel_bridge_clearml.exporter import ClearMLSpanExporter
-from otel_bridge_clearml.ids import SeedProofIdGenerator
 
 __all__ = ["ClearMLCallbackHandler"]
 
 _logger = logging.getLogger(__name__)
 
 
-class ClearMLCallbackHandler(OTelCallbackHandler):
+class ClearMLCallbackHandler(SinkCallbackHandler):
     """Logs the LangChain runs it is passed to into a ClearML task.
 
     Same constructor as `langchain_community.callbacks.ClearMLCallbackHandler` (None means the
     seed's default, or the OTEL_BRIDGE_CLEARML_* variable when set; see `ClearMLSpanExporter`).
-    The handler has its own TracerProvider, so its task receives exactly the calls this handler
-    traced. `exporter_options` go to `ClearMLSpanExporter` (e.g. `spool_dir`, `spacy_model`,
+    Like the seed, its task receives exactly the calls this handler traced (see
+    `SinkCallbackHandler`). `exporter_options` go to `ClearMLSpanExporter` (e.g. `spool_dir`, `spacy_model`,
     `task`), other keyword arguments to `OTelCallbackHandler`.
     """
 
@@ -45,7 +41,7 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         flush_timeout_s: float = 30.0,
         **handler_options: Any,
     ) -> None:
-        self.exporter = ClearMLSpanExporter(
+        exporter = ClearMLSpanExporter(
             task_type,
             project_name,
             tags,
@@ -55,7 +51,9 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
             stream_logs,
             **dict(exporter_options or {}),
         )
-        settings = self.exporter.settings
+        super().__init__(exporter, **handler_options)
+        self.exporter: ClearMLSpanExporter = exporter
+        settings = exporter.settings
         self.task_type = settings.task_type
         self.project_name = settings.project_name
         self.tags = list(settings.tags)
@@ -63,13 +61,7 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         self.visualize = settings.visualize
         self.complexity_metrics = settings.complexity_metrics
         self.stream_logs = settings.stream_logs
-        self._flush_timeout_ms = int(flush_timeout_s * 1000)
-        self._provider = TracerProvider(
-            resource=Resource.create(), id_generator=SeedProofIdGenerator()
-        )
-        super().__init__(
-            tracer_provider=self._provider, exporters=[self.exporter], **handler_options
-        )
+        self._flush_timeout_s = flush_timeout_s
         # Like the seed, find or create the task now: the app sees the offline-session line at
         # once, and a later Task.init of the app's own finds this task instead of racing it.
         try:
@@ -84,8 +76,7 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         atexit.register(self._deliver_before_exit)
 
     def _deliver_before_exit(self) -> None:
-        self._provider.force_flush(self._flush_timeout_ms)
-        self.exporter.force_flush(self._flush_timeout_ms)
+        self.flush(self._flush_timeout_s)
 
     @property
     def task(self) -> Any:
@@ -116,12 +107,11 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
         raised (unless the handler was built with raise_error=True).
         """
         try:
-            self._provider.force_flush(self._flush_timeout_ms)
-            if not self.exporter.force_flush(self._flush_timeout_ms):
+            if not self.flush(self._flush_timeout_s):
                 _logger.warning(
                     "clearml: not every trace reached ClearML within %.0f s; the rest stays "
                     "queued and is delivered later",
-                    self._flush_timeout_ms / 1000,
+                    self._flush_timeout_s,
                 )
             self.exporter.report_session(name)
             if langchain_asset is not None:
@@ -138,4 +128,4 @@ class ClearMLCallbackHandler(OTelCallbackHandler):
     def shutdown(self) -> None:
         """Deliver what is pending and stop tracing; closes the task if this handler created it."""
         atexit.unregister(self._deliver_before_exit)
-        self._provider.shutdown()
+        super().shutdown()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables import Runnable
 from opentelemetry.sdk.trace import TracerProvider
-from otel_bridge_clearml import ClearMLSpanExporter, SeedProofIdGenerator
+from otel_bridge_clearml import ClearMLSpanExporter
 from otel_bridge_clearml.encoder import (
     ACTION_RECORDS_TITLE,
     ERRORS_TITLE,
@@ -27,6 +27,7 @@ from otel_bridge_clearml.encoder import (
     complexity_title,
 )
 
+from otel_bridge import SeedProofIdGenerator
 from otel_bridge.handler import OTelCallbackHandler
 from tests.chains import (
     AGENT_ANSWER,
