@@ -20,11 +20,13 @@ $(UV): $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
 $(VENV)/.installed: $(UV) pyproject.toml $(wildcard exporters/*/pyproject.toml) requirements/test.txt $(CONSTRAINTS)
+	@echo "Installing otel-bridge, its four sinks and the test tools into $(VENV) (about a minute on a fresh machine)"
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -c $(CONSTRAINTS) $(EDITABLES) -r requirements/test.txt
 	touch $@
 
 # The Label Studio server lives in its own environment: its Django pins must not steer ours.
 $(LS_VENV)/.installed: $(UV)
+	@echo "Installing the Label Studio server into $(LS_VENV)"
 	$(UV) venv --quiet --allow-existing -p $(PYTHON) $(LS_VENV)
 	VIRTUAL_ENV=$(LS_VENV) $(UV) pip install --quiet 'label-studio==1.23.2'
 	touch $@

@@ -57,9 +57,9 @@ MIN_MAX_LENGTH = 64
 # slow); classes are few, the bound only guards against classes made at run time.
 _MAX_CACHED_CLASSES = 1024
 _CONVERSION_BY_CLASS: dict[type, Callable[[Any], Any]] = {}
-# A message class's role (None: the message's own `role` or `type`), and whether it is a tool
-# response.
-_MESSAGE_CLASS_FACTS: dict[type, tuple[str | None, bool]] = {}
+# A message class's role (None: the message's own `role` or `type`), whether it is a tool
+# response, and whether it declares `tool_calls`.
+_MESSAGE_CLASS_FACTS: dict[type, tuple[str | None, bool, bool]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,13 +321,16 @@ def _remember(cache: dict[type, Any], kind: type, fact: Any) -> None:
         cache[kind] = fact
 
 
-def _message_class_facts(kind: type) -> tuple[str | None, bool]:
+def _message_class_facts(kind: type) -> tuple[str | None, bool, bool]:
     facts = _MESSAGE_CLASS_FACTS.get(kind)
     if facts is None:
         role = None
         if not issubclass(kind, ChatMessage):
             role = next((r for cls, r in _ROLE_BY_MESSAGE_CLASS if issubclass(kind, cls)), None)
-        facts = (role, issubclass(kind, ToolMessage))
+        declares_tool_calls = hasattr(kind, "tool_calls") or "tool_calls" in getattr(
+            kind, "model_fields", {}
+        )
+        facts = (role, issubclass(kind, ToolMessage), declares_tool_calls)
         _remember(_MESSAGE_CLASS_FACTS, kind, facts)
     return facts
 
@@ -340,9 +343,16 @@ def _role(message: BaseMessage, class_role: str | None) -> str:
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:
     """A LangChain message as a GenAI-convention message: role and parts."""
-    class_role, is_tool_response = _message_class_facts(message.__class__)
+    class_role, is_tool_response, declares_tool_calls = _message_class_facts(message.__class__)
     parts = _parts_of_content(message.content)
-    for call in getattr(message, "tool_calls", None) or ():
+    if declares_tool_calls:
+        calls = getattr(message, "tool_calls", None)
+    else:
+        # Messages allow extra fields; looking for one that is absent through getattr costs a
+        # raised and caught AttributeError inside pydantic.
+        extra = getattr(message, "__pydantic_extra__", None)
+        calls = extra.get("tool_calls") if extra else None
+    for call in calls or ():
         parts.append(
             {
                 "type": "tool_call",

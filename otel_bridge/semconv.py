@@ -15,7 +15,7 @@ RUN_TYPE: Final = "langchain.run.type"
 RUN_NAME: Final = "langchain.run.name"
 RUN_TAGS: Final = "langchain.run.tags"
 RUN_METADATA_PREFIX: Final = "langchain.run.metadata."
-# --- core-handler additions: how a run ended when it did not simply complete ----------------
+# --- How a run ended when it did not simply complete -------------------------------------------
 # True when the consumer closed a stream before it finished (the run did not fail).
 RUN_CLOSED_EARLY: Final = "langchain.run.closed_early"
 # True when the run never ended and the handler's open-run bounds ended it (status ERROR).

@@ -4,7 +4,7 @@ The only stand-in is the paid LLM API: the models are `otel_bridge.testing.FakeC
 `FakeLLM` (real LangChain models with scripted replies). Retrieval is real: an
 `InMemoryVectorStore` over `DeterministicFakeEmbedding`, LangChain's own `MultiQueryRetriever`,
 `ContextualCompressionRetriever` + `LLMChainExtractor`, and a `create_agent` tool-calling agent.
-Other engineers import these names; keep them stable.
+Sink and demo tests import these names; keep them stable.
 """
 
 from __future__ import annotations
