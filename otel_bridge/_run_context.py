@@ -12,7 +12,6 @@ current before it, so whatever still holds it behaves as if it had been detached
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import suppress
 from contextvars import Token
 from typing import Any
 
@@ -151,7 +150,8 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
         return
     # ValueError: the token belongs to another Context; RuntimeError: it was already used;
     # AttributeError: a non-contextvars runtime context (OTEL_PYTHON_CONTEXT) made the token.
-    with suppress(ValueError, RuntimeError, AttributeError):
+    # (try/except rather than contextlib.suppress: this runs at the end of every run.)
+    try:
         token.var.reset(token)
         # What this reveals may be a scope that closed earlier while not on top (sibling runs
         # ending in start order): replace it by what it reads as, so the context holds no
@@ -159,3 +159,5 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
         revealed = token.var.get()
         if isinstance(revealed, RunScopedContext) and not revealed.is_open:
             token.var.set(_resolve(revealed))
+    except (ValueError, RuntimeError, AttributeError):
+        return

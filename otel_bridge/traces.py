@@ -35,6 +35,7 @@ __all__ = [
     "SpanError",
     "SpanRecord",
     "ToolCall",
+    "as_text",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -628,7 +629,8 @@ class FinishedTrace:
             return RagTurn(
                 trace_id=self.trace_id,
                 span_id=chain.span_id,
-                question=_question(chain) or _text(_json_attr(retriever, semconv.LANGCHAIN_INPUT)),
+                question=_question(chain)
+                or as_text(_json_attr(retriever, semconv.LANGCHAIN_INPUT)),
                 documents=documents,
                 context=_join_documents(documents),
                 answer=_answer(chain) or _first(_llm_call(model).generations, ""),
@@ -650,7 +652,7 @@ class FinishedTrace:
         return MultiQuery(
             trace_id=self.trace_id,
             span_id=span.span_id,
-            question=_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            question=as_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
             variants=variants,
         )
 
@@ -663,7 +665,7 @@ class FinishedTrace:
         return Compression(
             trace_id=self.trace_id,
             span_id=span.span_id,
-            question=_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            question=as_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
             original_context=_join_documents(original),
             compressed_context=_join_documents(compressed),
             original_documents=original,
@@ -774,7 +776,8 @@ def _float_attr(span: SpanRecord, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A decoded input, output or argument as plain text: strings as they are, the rest as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -801,7 +804,7 @@ def _messages(value: Any) -> tuple[Message, ...]:
                 continue
             kind = part.get("type")
             if kind == "text":
-                texts.append(_text(part.get("content")))
+                texts.append(as_text(part.get("content")))
             elif kind == "tool_call":
                 tool_calls.append(
                     {
@@ -812,9 +815,9 @@ def _messages(value: Any) -> tuple[Message, ...]:
                 )
             elif kind == "tool_call_response":
                 tool_call_id = part.get("id")
-                texts.append(_text(part.get("response")))
+                texts.append(as_text(part.get("response")))
         if "content" in item and not texts:
-            texts.append(_text(item["content"]))
+            texts.append(as_text(item["content"]))
         messages.append(
             Message(
                 role=str(item.get("role") or "user"),
@@ -843,7 +846,7 @@ def _finish_reasons(span: SpanRecord, output: Any) -> tuple[str, ...]:
 
 def _prompt_list(span: SpanRecord) -> list[str] | None:
     prompts = _json_attr(span, semconv.LLM_PROMPTS)
-    return [_text(p) for p in prompts] if isinstance(prompts, list) else None
+    return [as_text(p) for p in prompts] if isinstance(prompts, list) else None
 
 
 def _input_messages(span: SpanRecord, prompt_list: list[str] | None) -> tuple[Message, ...]:
@@ -907,7 +910,7 @@ def _documents(span: SpanRecord) -> tuple[Document, ...]:
             metadata = item.get("metadata")
             documents.append(
                 Document(
-                    page_content=_text(item.get("page_content")),
+                    page_content=as_text(item.get("page_content")),
                     metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
                 )
             )
@@ -970,9 +973,9 @@ def _agent_action(span: SpanRecord, event: EventRecord) -> AgentStep:
     return AgentStep(
         trace_id=span.trace_id,
         span_id=span.span_id,
-        tool=_text(_event_value(event, "tool")),
+        tool=as_text(_event_value(event, "tool")),
         tool_input=_event_value(event, "tool_input"),
-        log=_text(_event_value(event, "log")),
+        log=as_text(_event_value(event, "log")),
         timestamp_ns=event.timestamp_ns,
     )
 
@@ -982,8 +985,8 @@ def _span_error(span: SpanRecord) -> SpanError:
     error_type = _str_attr(span, semconv.ERROR_TYPE)
     message = span.status_description or ""
     if exception is not None:
-        error_type = error_type or _text(exception.attributes.get("exception.type"))
-        message = message or _text(exception.attributes.get("exception.message"))
+        error_type = error_type or as_text(exception.attributes.get("exception.type"))
+        message = message or as_text(exception.attributes.get("exception.message"))
     return SpanError(
         trace_id=span.trace_id,
         span_id=span.span_id,

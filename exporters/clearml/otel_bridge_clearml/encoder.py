@@ -13,7 +13,7 @@ from typing import Any
 
 from otel_bridge import semconv
 from otel_bridge.sink import span_key, trace_key
-from otel_bridge.traces import FinishedTrace, LLMCall, Message, Run, SpanRecord
+from otel_bridge.traces import FinishedTrace, LLMCall, Message, Run, SpanRecord, as_text
 from otel_bridge_clearml.text_analysis import TextAnalysis, TextAnalyzer
 
 __all__ = [
@@ -354,8 +354,8 @@ def _record(
         trace_id=f"{span.trace_id:032x}",
         span_id=f"{span.span_id:016x}",
         parent_span_id=None if span.parent_span_id is None else f"{span.parent_span_id:016x}",
-        inputs=_text(run.inputs),
-        outputs=_text(run.outputs),
+        inputs=as_text(run.inputs),
+        outputs=as_text(run.outputs),
         model=None,
         input_tokens=None,
         output_tokens=None,
@@ -470,19 +470,11 @@ def _snapshot(state: Counter[str]) -> StepCounters:
     return StepCounters(**{name: state[name] for name in _COUNTER_FIELDS})
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
 def _message_lines(message: Message) -> Iterator[str]:
     if message.content:
         yield f"{message.role}: {message.content}"
     for tool_call in message.tool_calls:
-        arguments = _text(tool_call.get("arguments"))
+        arguments = as_text(tool_call.get("arguments"))
         yield f"{message.role}: [tool call] {tool_call.get('name')}({arguments})"
 
 
