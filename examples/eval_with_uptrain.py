@@ -16,7 +16,6 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from opentelemetry import trace
 from otel_bridge_uptrain import UpTrainCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
@@ -44,5 +43,4 @@ handler = UpTrainCallbackHandler(key_type="openai", log_results=True)
 print(rag.invoke("How tall is the Eiffel Tower?", {"callbacks": [handler]}))
 
 # A short script flushes before it exits; a service would simply keep running.
-trace.get_tracer_provider().force_flush()
-handler.exporter.force_flush()
+handler.flush()

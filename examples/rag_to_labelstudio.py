@@ -16,7 +16,6 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from opentelemetry import trace
 from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
@@ -50,8 +49,7 @@ for question in ANSWERS:
     print(question, "->", rag.invoke(question, {"callbacks": [handler]}))
 
 # A short script flushes before it exits; a service would simply keep running.
-trace.get_tracer_provider().force_flush()
-handler.exporter.force_flush()
+handler.flush()
 project = handler.exporter.project()
 client = LabelStudio(base_url=handler.url, api_key=os.environ["LABEL_STUDIO_API_KEY"])
 tasks = list(client.tasks.list(project=project.id))

@@ -43,8 +43,9 @@ class OpenRunRegistry(Generic[Run]):
         self._max_age_s = max_age_s
         self._clock = clock
         self._on_evict = on_evict
-        # Keyed by the id's integer: `UUID.__hash__` is Python code, run on every lookup.
-        self._runs: dict[int, tuple[float, UUID, Run]] = {}
+        # Keyed by a UUID's integer (else the id itself): `UUID.__hash__` is Python code, and
+        # these lookups run several times per run, so the key is computed inline.
+        self._runs: dict[object, tuple[float, UUID, Run]] = {}
         self._lock = threading.Lock()
         self._evicted = 0
 
@@ -60,7 +61,7 @@ class OpenRunRegistry(Generic[Run]):
         """Insert `run`, stamped `now` (the caller's reading of the clock, else a fresh one)."""
         if now is None:
             now = self._clock()
-        key = run_id.int
+        key = run_id.int if isinstance(run_id, UUID) else run_id
         runs = self._runs
         with self._lock:
             # Re-inserting moves the id to the end, keeping the dict in start order.
@@ -82,14 +83,14 @@ class OpenRunRegistry(Generic[Run]):
     def get(self, run_id: UUID | None) -> Run | None:
         if run_id is None:
             return None
-        entry = self._runs.get(run_id.int)
+        entry = self._runs.get(run_id.int if isinstance(run_id, UUID) else run_id)
         return None if entry is None else entry[2]
 
     def pop(self, run_id: UUID | None) -> Run | None:
         if run_id is None:
             return None
         with self._lock:
-            entry = self._runs.pop(run_id.int, None)
+            entry = self._runs.pop(run_id.int if isinstance(run_id, UUID) else run_id, None)
         return None if entry is None else entry[2]
 
     def end_stale(self) -> int:

@@ -26,6 +26,7 @@ _CONFIGURING_PREFIXES = (
     "LABEL_STUDIO_",
     "UPTRAIN_",
     "CLEARML_",
+    "TRAINS_",  # ClearML sets its legacy names too (TRAINS_PROC_MASTER_ID)
     "AWS_",
     "OTEL_",
     "MOTO_",

@@ -32,6 +32,7 @@ _CONFIGURING_PREFIXES = (
     "LABEL_STUDIO_",
     "UPTRAIN_",
     "CLEARML_",
+    "TRAINS_",  # ClearML sets its legacy names too (TRAINS_PROC_MASTER_ID)
     "AWS_",
     "OTEL_",
     "MOTO_",
