@@ -21,22 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_demo import clean_environment
 from tests.support.fake_openai import FakeJudge
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _TIMEOUT_S = 300
-# Anything from the developer's shell that would point an example at a real account.
-_CONFIGURING_PREFIXES = (
-    "OPENAI_",
-    "ANTHROPIC_",
-    "LABEL_STUDIO_",
-    "UPTRAIN_",
-    "CLEARML_",
-    "TRAINS_",  # ClearML sets its legacy names too (TRAINS_PROC_MASTER_ID)
-    "AWS_",
-    "OTEL_",
-    "MOTO_",
-)
 
 
 def required_env(name: str) -> str:
@@ -53,15 +42,7 @@ def required_env(name: str) -> str:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A clean environment: no keys, home, caches and spools inside tmp_path."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIGURING_PREFIXES)}
-    clean.update(
-        HOME=str(tmp_path / "home"),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        OTEL_BRIDGE_SPOOL_DIR=str(tmp_path / "spool"),
-        NO_COLOR="1",
-        COLUMNS="200",
-    )
-    return clean
+    return clean_environment(tmp_path, OTEL_BRIDGE_SPOOL_DIR=str(tmp_path / "spool"))
 
 
 def run_example(name: str, env: dict[str, str], cwd: Path) -> str:
