@@ -69,6 +69,41 @@ class _DoNothingHandler(BaseCallbackHandler):
         return None
 
 
+class _BareSpanHandler(_DoNothingHandler):
+    """The do-nothing handler plus bare SDK spans, measured together inside the chain.
+
+    One span per run, parented by the run tree, no attributes, no context attached: the least a
+    span-per-run handler can do. Measured in place because the same SDK calls cost more when
+    interleaved with LangChain's code than in a tight loop of their own.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._spans: dict[uuid.UUID, trace.Span] = {}
+
+    def _begin(self, name: str, run_id: uuid.UUID, parent_run_id: uuid.UUID | None) -> None:
+        parent = self._spans.get(parent_run_id) if parent_run_id is not None else None
+        context = None if parent is None else trace.set_span_in_context(parent)
+        self._spans[run_id] = self._tracer.start_span(name, context=context)
+
+    def _end(self, run_id: uuid.UUID) -> None:
+        span = self._spans.pop(run_id, None)
+        if span is not None:
+            span.end()
+
+    def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+        self._begin("chain", kwargs["run_id"], kwargs.get("parent_run_id"))
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        self._begin("chat", kwargs["run_id"], kwargs.get("parent_run_id"))
+
+    def on_chain_end(self, outputs: Any, **kwargs: Any) -> None:
+        self._end(kwargs["run_id"])
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self._end(kwargs["run_id"])
+
+
 def _provider(exporter: SpanExporter | None = None) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter or _CountingExporter()))
@@ -341,7 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config: Any = {"callbacks": [handler]}
         return lambda: chain.invoke(question, config)
 
-    bare_exporter, ours_exporter, no_content_exporter = (_CountingExporter() for _ in range(3))
+    bare_exporter, in_place_exporter, ours_exporter, no_content_exporter = (
+        _CountingExporter() for _ in range(4)
+    )
     configurations = [
         _Configuration("no handler", lambda: chain.invoke(question)),
         _Configuration("do-nothing handler", traced_by(_DoNothingHandler())),
@@ -353,6 +390,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _Configuration(
             "bare SDK spans with our attributes",
             _spans_like_ours(_provider().get_tracer("bench"), chain, question),
+        ),
+        _Configuration(
+            "do-nothing handler + bare SDK spans",
+            traced_by(_BareSpanHandler(_provider(in_place_exporter).get_tracer("bench"))),
+            exporter=in_place_exporter,
         ),
         _Configuration(
             "otel-bridge",
@@ -399,29 +441,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<38}{'not installed':>15}")
 
     by_name = {c.name: c for c in configurations}
-    reference = (
-        by_name["do-nothing handler"].added_us + by_name["bare SDK spans (alone)"].per_call_us
-    )
     ours_added = by_name["otel-bridge"].added_us
-    ratio = ours_added / reference if reference > 0 else float("inf")
-    verdict = "within" if ratio <= TARGET_RATIO else "OVER"
-    print(
-        f"\ntarget: otel-bridge added cost <= {TARGET_RATIO:.0f} x (do-nothing handler added "
-        f"+ bare SDK spans) = {TARGET_RATIO * reference:.1f} us\n"
-        f"measured: {ours_added:.1f} us added = {ratio:.2f} x reference ({verdict} target)",
-        flush=True,
-    )
+    in_place = by_name["do-nothing handler + bare SDK spans"].added_us
+    summed = by_name["do-nothing handler"].added_us + by_name["bare SDK spans (alone)"].per_call_us
     with_attributes = (
         by_name["do-nothing handler"].added_us
         + by_name["bare SDK spans with our attributes"].per_call_us
     )
     print(
-        f"of which the SDK charges for spans with otel-bridge's attributes: "
-        f"{by_name['bare SDK spans with our attributes'].per_call_us:.1f} us; "
-        f"otel-bridge added = {ours_added / with_attributes:.2f} x (do-nothing handler added "
-        "+ those spans)",
-        flush=True,
+        f"\ntarget: otel-bridge added cost <= {TARGET_RATIO:.0f} x (do-nothing handler + bare SDK "
+        "spans)\nthe reference measured three ways (otel-bridge added: "
+        f"{ours_added:.1f} us):"
     )
+    for label, reference in (
+        ("both together, inside the chain", in_place),
+        ("sum of the two measured apart", summed),
+        ("sum, spans carrying our attributes", with_attributes),
+    ):
+        ratio = ours_added / reference if reference > 0 else float("inf")
+        verdict = "within" if ratio <= TARGET_RATIO else "OVER"
+        print(f"  {label:<36}{reference:8.1f} us -> {ratio:.2f} x ({verdict} target)", flush=True)
 
     print(
         f"\npeak memory growth (RSS, one fresh process each) while {never_ending:,} runs start "

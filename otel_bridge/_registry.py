@@ -25,7 +25,16 @@ class OpenRunRegistry(Generic[Run]):
     Evicted runs are handed to `on_evict` outside the lock (ending a span may export it).
     """
 
-    __slots__ = ("_clock", "_evicted", "_lock", "_max_age_s", "_max_runs", "_on_evict", "_runs")
+    __slots__ = (
+        "_clock",
+        "_deadline",
+        "_evicted",
+        "_lock",
+        "_max_age_s",
+        "_max_runs",
+        "_on_evict",
+        "_runs",
+    )
 
     def __init__(
         self,
@@ -48,6 +57,10 @@ class OpenRunRegistry(Generic[Run]):
         self._runs: dict[object, tuple[float, UUID, Run]] = {}
         self._lock = threading.Lock()
         self._evicted = 0
+        # No entry is too old before this clock reading. Only ever earlier than the oldest
+        # entry's true deadline (entries leaving make the oldest younger), so a start before it
+        # needs no look at the oldest entry; one at or after it looks and moves it on.
+        self._deadline = float("-inf")
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -67,11 +80,7 @@ class OpenRunRegistry(Generic[Run]):
             # Re-inserting moves the id to the end, keeping the dict in start order.
             restarted = runs.pop(key, None)
             runs[key] = (now, run_id, run)
-            if (
-                restarted is None
-                and len(runs) <= self._max_runs
-                and next(iter(runs.values()))[0] > now - self._max_age_s
-            ):
+            if restarted is None and len(runs) <= self._max_runs and now < self._deadline:
                 return
             evicted = self._collect_evictions(now)
             if restarted is not None:
@@ -122,5 +131,6 @@ class OpenRunRegistry(Generic[Run]):
                 break
             del runs[oldest]
             evicted.append((run_id, run, EVICTED_TOO_OLD))
+        self._deadline = (next(iter(runs.values()))[0] if runs else now) + self._max_age_s
         self._evicted += len(evicted)
         return evicted

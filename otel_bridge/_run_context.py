@@ -41,21 +41,26 @@ class RunScopedContext(Context):
     beneath_roots: Context
     root: bool
 
-    def __init__(self, below: Context, span: trace.Span, *, root: bool) -> None:
-        below = _resolve(below)
-        # dict.copy reads the storage directly: for a resolved scope that is what it reads as,
-        # without going through the overridden (Python-level) iteration.
-        super().__init__(dict.copy(below))
+    def __init__(self, below: Context, span: trace.Span, root: bool) -> None:
+        if type(below) is RunScopedContext:
+            below = _resolve(below)
+            # dict.update reads the storage directly: for a resolved scope that is what it
+            # reads as, without going through the overridden (Python-level) iteration.
+            dict.update(self, dict.items(below))
+            # What is under the stack of open root scopes this one sits on: a new root run
+            # nests there (see context_for_root_run), found in one step however many roots are
+            # stacked.
+            self.beneath_roots = (
+                below.beneath_roots if type(below) is RunScopedContext and below.root else below
+            )
+        else:
+            dict.update(self, below)
+            self.beneath_roots = below
         dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
         self.is_open = True
         # Whether the run is a LangChain root run (no parent run).
         self.root = root
-        # What is under the stack of open root scopes this one sits on: a new root run nests
-        # there (see context_for_root_run), found in one step however many roots are stacked.
-        self.beneath_roots = (
-            below.beneath_roots if isinstance(below, RunScopedContext) and below.root else below
-        )
 
     @property
     def below(self) -> Context:
@@ -105,13 +110,18 @@ class RunScopedContext(Context):
         return dict.items(self) if self.is_open else self._below.items()
 
 
-def enter(span: trace.Span, *, root: bool) -> tuple[RunScopedContext, Token[Context]]:
-    """Make `span` current in the calling context; returns what `leave` needs."""
-    scoped = RunScopedContext(otel_context.get_current(), span, root=root)
+def enter(
+    span: trace.Span, root: bool, current: Context | None = None
+) -> tuple[RunScopedContext, Token[Context]]:
+    """Make `span` current in the calling context (`current`, if the caller already read it);
+    returns what `leave` needs."""
+    scoped = RunScopedContext(
+        otel_context.get_current() if current is None else current, span, root
+    )
     return scoped, otel_context.attach(scoped)
 
 
-def context_for_root_run() -> Context:
+def context_for_root_run(current: Context | None = None) -> Context:
     """The context a new LangChain root run nests under: the current one, minus open root runs.
 
     LangChain starts sibling root runs back to back in one context (`RunnableSequence.batch`,
@@ -119,8 +129,9 @@ def context_for_root_run() -> Context:
     child of the first. Spans of other runs (a tool, a model) are kept: a root run started inside
     them does belong under them.
     """
-    current = otel_context.get_current()
-    while isinstance(current, RunScopedContext):
+    if current is None:
+        current = otel_context.get_current()
+    while type(current) is RunScopedContext:
         if not current.is_open:
             current = current.below
         elif current.root:
@@ -146,18 +157,20 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
     as its predecessor wherever it lingers, so nothing is logged and nothing leaks.
     """
     scoped.close()
-    if otel_context.get_current() is not scoped:
-        return
     # ValueError: the token belongs to another Context; RuntimeError: it was already used;
     # AttributeError: a non-contextvars runtime context (OTEL_PYTHON_CONTEXT) made the token.
     # (try/except rather than contextlib.suppress: this runs at the end of every run.)
     try:
-        token.var.reset(token)
+        # The token's variable is the one OTel's runtime context keeps the current context in.
+        current = token.var
+        if current.get() is not scoped:
+            return
+        current.reset(token)
         # What this reveals may be a scope that closed earlier while not on top (sibling runs
         # ending in start order): replace it by what it reads as, so the context holds no
         # chain of finished runs. Nobody holds a token expecting that closed scope back.
-        revealed = token.var.get()
-        if isinstance(revealed, RunScopedContext) and not revealed.is_open:
-            token.var.set(_resolve(revealed))
-    except (ValueError, RuntimeError, AttributeError):
+        revealed = current.get()
+        if type(revealed) is RunScopedContext and not revealed.is_open:
+            current.set(_resolve(revealed))
+    except (ValueError, RuntimeError, AttributeError, LookupError):
         return

@@ -56,6 +56,12 @@ _METRIC_ATTRIBUTES = (
 )
 _TRACER_NAME = "otel_bridge"
 _PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
+# What a model's response says about itself, read at the end of every model run.
+_RESPONSE_FACTS: tuple[tuple[str, Callable[[LLMResult], Any]], ...] = (
+    (semconv.GEN_AI_RESPONSE_MODEL, _extract.response_model),
+    (semconv.GEN_AI_RESPONSE_FINISH_REASONS, _extract.finish_reasons),
+    (semconv.GEN_AI_RESPONSE_ID, _extract.response_id),
+)
 
 
 class _OpenRun:
@@ -178,7 +184,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
             "custom_event": ignore_custom_event,
         }
         self._usage_lock = threading.Lock()
-        self._usage: dict[str, UsageMetadata] = {}
+        # Per model: [input tokens, output tokens], summed as runs end.
+        self._usage: dict[str, list[int]] = {}
         self._logged_problems: set[tuple[str, str]] = set()
 
     # --- LangChain's ignore_* switches ---------------------------------------------------------
@@ -215,7 +222,15 @@ class OTelCallbackHandler(BaseCallbackHandler):
     def usage_metadata(self) -> dict[str, UsageMetadata]:
         """Token usage summed per model name, like langchain_core's UsageMetadataCallbackHandler."""
         with self._usage_lock:
-            return dict(self._usage)
+            totals = [(model, tokens[0], tokens[1]) for model, tokens in self._usage.items()]
+        return {
+            model: UsageMetadata(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=input_tokens + output_tokens,
+            )
+            for model, input_tokens, output_tokens in totals
+        }
 
     @property
     def open_runs(self) -> int:
@@ -303,7 +318,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
         Everything that can fail is computed before the span starts, so a failure (re-raised
         with `raise_error`) never leaves a span open or a context attached.
         """
-        if otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        # Read once: the suppression flag, a root run's parent and the scope entered below all
+        # come from the caller's current context.
+        current = otel_context.get_current()
+        if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return None
         if run_id is None:
             self._problem("starting a run", ValueError("LangChain passed no run_id"))
@@ -311,7 +329,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         runs = self._runs
         if parent_run_id is None:
             parent = None
-            parent_context: Context | None = context_for_root_run()
+            parent_context: Context | None = context_for_root_run(current)
         else:
             parent = runs.get(parent_run_id)
             if parent is None:
@@ -338,36 +356,47 @@ class OTelCallbackHandler(BaseCallbackHandler):
             except Exception as error:
                 self._problem(semconv.RUN_TAGS, error)
         if metadata:
-            metadata_attributes = self._compute(
-                semconv.RUN_METADATA_PREFIX + "*",
-                _extract.metadata_attributes,
-                metadata,
-                semconv.RUN_METADATA_PREFIX,
-            )
-            if metadata_attributes:
-                attributes.update(metadata_attributes)
-            self._put(
-                attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata
-            )
+            self._metadata_attributes(attributes, metadata)
         span = self._tracer.start_span(
             span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
         )
-        run = _OpenRun(
-            span,
-            self._clock(),
-            run_id_text,
-            None if parent is None else parent.agent_scope,
-        )
+        started_s = self._clock()
+        run = _OpenRun(span, started_s, run_id_text, None if parent is None else parent.agent_scope)
         if operation is not None:
             run.metric_attributes = {
                 key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
             }
-        runs.add(run_id, run, run.started_s)
+        runs.add(run_id, run, started_s)
         # Prompt templates and output parsers run no code that could call out: attaching a
         # context for them would cost every chain call and never parent anything.
         if enter_scope and run_type not in _PURE_RUN_TYPES:
-            run.scope, run.token = enter(span, root=parent_run_id is None)
+            run.scope, run.token = enter(span, parent_run_id is None, current)
         return run
+
+    def _metadata_attributes(self, attributes: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """`langchain.run.metadata.*` and the conversation id; each failure costs its own."""
+        # Most runs carry only LangChain's own metadata (ls_* entries, nested values), which
+        # yields no attribute: skip the guarded work unless a scalar of another key is there.
+        try:
+            for key, value in metadata.items():
+                if isinstance(value, str | bool | int | float) and not (
+                    isinstance(key, str) and key.startswith("ls_")
+                ):
+                    break
+            else:
+                return
+        except Exception as error:
+            self._problem(semconv.RUN_METADATA_PREFIX + "*", error)
+            return
+        metadata_attributes = self._compute(
+            semconv.RUN_METADATA_PREFIX + "*",
+            _extract.metadata_attributes,
+            metadata,
+            semconv.RUN_METADATA_PREFIX,
+        )
+        if metadata_attributes:
+            attributes.update(metadata_attributes)
+        self._put(attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata)
 
     def _finish(self, run: _OpenRun, error: BaseException | None = None) -> None:
         span = run.span
@@ -434,18 +463,23 @@ class OTelCallbackHandler(BaseCallbackHandler):
         provider = (metadata or {}).get("ls_provider")
         if isinstance(provider, str) and provider:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-        model = self._compute(
-            semconv.GEN_AI_REQUEST_MODEL,
-            _extract.request_model,
-            serialized,
-            metadata,
-            invocation_params,
-        )
+        try:
+            model = _extract.request_model(serialized, metadata, invocation_params)
+            parameters = _extract.request_parameters(metadata, invocation_params)
+        except Exception:
+            # Retaken one by one, each under its own guard: a failure costs only its attributes.
+            model = self._compute(
+                semconv.GEN_AI_REQUEST_MODEL,
+                _extract.request_model,
+                serialized,
+                metadata,
+                invocation_params,
+            )
+            parameters = self._compute(
+                "request parameters", _extract.request_parameters, metadata, invocation_params
+            )
         if model:
             attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-        parameters = self._compute(
-            "request parameters", _extract.request_parameters, metadata, invocation_params
-        )
         for key, attribute in (
             ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
             ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
@@ -579,20 +613,24 @@ class OTelCallbackHandler(BaseCallbackHandler):
             return
         try:
             attributes: dict[str, Any] = {}
-            usage = self._compute("token usage", _extract.usage, response)
+            try:
+                usage = _extract.usage(response)
+                facts = [(key, extract(response)) for key, extract in _RESPONSE_FACTS]
+            except Exception:
+                # Retaken one by one, each under its own guard: a failure costs only its
+                # attribute.
+                usage = self._compute("token usage", _extract.usage, response)
+                facts = [
+                    (key, self._compute(key, extract, response)) for key, extract in _RESPONSE_FACTS
+                ]
             if usage is not None:
                 if usage.input_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
                 if usage.output_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            self._put(attributes, semconv.GEN_AI_RESPONSE_MODEL, _extract.response_model, response)
-            self._put(
-                attributes,
-                semconv.GEN_AI_RESPONSE_FINISH_REASONS,
-                _extract.finish_reasons,
-                response,
-            )
-            self._put(attributes, semconv.GEN_AI_RESPONSE_ID, _extract.response_id, response)
+            for key, value in facts:
+                if value is not None and value != ():
+                    attributes[key] = value
             if self.capture_content:
                 self._capture(
                     attributes, semconv.GEN_AI_OUTPUT_MESSAGES, response, _extract.output_messages
@@ -614,20 +652,15 @@ class OTelCallbackHandler(BaseCallbackHandler):
     def _add_usage(self, model: str | None, usage: _extract.Usage | None) -> None:
         if usage is None or model is None:
             return
-        addition = usage.as_usage_metadata()
+        input_tokens = usage.input_tokens or 0
+        output_tokens = usage.output_tokens or 0
         with self._usage_lock:
-            current = self._usage.get(model)
-            # Both hold only the three totals (see Usage.as_usage_metadata): summed directly,
-            # as langchain_core's add_usage would, without its generic recursive merge.
-            self._usage[model] = (
-                addition
-                if current is None
-                else UsageMetadata(
-                    input_tokens=current["input_tokens"] + addition["input_tokens"],
-                    output_tokens=current["output_tokens"] + addition["output_tokens"],
-                    total_tokens=current["total_tokens"] + addition["total_tokens"],
-                )
-            )
+            totals = self._usage.get(model)
+            if totals is None:
+                self._usage[model] = [input_tokens, output_tokens]
+            else:
+                totals[0] += input_tokens
+                totals[1] += output_tokens
 
     def on_llm_error(
         self,
