@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from langchain_core.documents import Document
@@ -24,6 +25,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 Redactor = Callable[[str], str]
@@ -51,6 +53,9 @@ _ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
     (FunctionMessage, "tool"),
 )
 
+
+# Checked rather than assumed: the written form must match the field walk's.
+_PROMPT_VALUE_FIELDS = tuple(ChatPromptValue.model_fields)
 
 MIN_MAX_LENGTH = 64
 # Per-class facts cached on the hot path (isinstance against pydantic's ABC-metaclass models is
@@ -221,27 +226,53 @@ def _plain_default(value: Any) -> Any:
     return convert(value)
 
 
-# allow_nan=False: NaN is not JSON, so such values take the careful path.
-_FAST_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain_default
-)
+# What `json.JSONEncoder.encode` runs, built once rather than per call: the C encoder where there
+# is one. allow_nan=False: NaN is not JSON, so such values take the careful path.
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+# Encoders not in use. Each owns the markers dict it detects cycles with, so one is never shared
+# by two walks at once (threads, or a `repr` that encodes); `list.pop`/`append` are atomic.
+_IDLE_ENCODERS: list[Callable[[Any, int], Iterable[str]]] = []
+
+
+def _new_encoder() -> Callable[[Any, int], Iterable[str]]:
+    if _C_MAKE_ENCODER is None:
+        # No C accelerator: the pure-Python walk, which gives the same text.
+        walk = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain_default
+        )
+        return lambda value, _indent_level: walk.iterencode(value)
+    encoder: Callable[[Any, int], Iterable[str]] = _C_MAKE_ENCODER(
+        {}, _plain_default, encode_basestring, None, ":", ",", False, False, False
+    )
+    return encoder
 
 
 def _fast_encode(value: Any, limit: int) -> str | None:
-    """The C encoder's output when it is already the right answer, else None.
+    """The JSON encoder's output (or a plain message's text, written directly) when it is
+    already the right answer, else None.
 
     It is, unless the value has cycles, NaNs, odd keys or excessive depth (the encoder raises),
     is over the limit, or mentions anything secret-looking (keys must then be masked).
     """
-    try:
-        text = _FAST_ENCODER.encode(value)
-    except Exception:
-        return None
-    if len(text) > limit:
-        return None
     if isinstance(value, str):
         # A lone string has no keys to mask.
-        return text
+        text = encode_basestring(value)
+        return text if len(text) <= limit else None
+    rendered = _messages_json(value)
+    if rendered is not None:
+        return rendered if len(rendered) <= limit else None
+    try:
+        encoder = _IDLE_ENCODERS.pop()
+    except IndexError:
+        encoder = _new_encoder()
+    try:
+        text = "".join(encoder(value, 0))
+    except Exception:
+        # Dropped, not reused: a failed walk leaves its entries in the markers dict.
+        return None
+    _IDLE_ENCODERS.append(encoder)
+    if len(text) > limit:
+        return None
     # Every SECRET_KEY match contains one of these fragments; substring tests are far cheaper
     # than running the regex over every encoding (keep the two in step).
     lowered = text.lower()
@@ -256,6 +287,60 @@ def _fast_encode(value: Any, limit: int) -> str | None:
     ):
         return None
     return text
+
+
+def _messages_json(value: Any) -> str | None:
+    """The JSON of a plain message or a list of them, written directly, else None.
+
+    Building each message's dict for the C encoder to walk costs more than writing its text. Its
+    keys are our own, none secret-looking, so the result needs no secret scan.
+    """
+    kind = value.__class__
+    if kind is list:
+        if not value or value[0].__class__ not in _MESSAGE_CLASS_FACTS:
+            return None
+        texts = []
+        for message in value:
+            text = _message_json(message)
+            if text is None:
+                return None
+            texts.append(text)
+        return "[" + ",".join(texts) + "]"
+    if kind in _MESSAGE_CLASS_FACTS:
+        return _message_json(value)
+    if kind is ChatPromptValue and _PROMPT_VALUE_FIELDS == ("messages",):
+        # A chat prompt's output: encoded through its fields, `{"messages": [...]}`.
+        messages = _messages_json(value.messages)
+        return None if messages is None else '{"messages":' + messages + "}"
+    return None
+
+
+def _message_json(message: Any) -> str | None:
+    """`message_dict(message)` as JSON when the message has a known role, text content and no
+    tool calls (the common case), else None."""
+    facts = _MESSAGE_CLASS_FACTS.get(message.__class__)
+    if facts is None:
+        return None
+    role, is_tool_response, declares_tool_calls = facts
+    content = message.content
+    if role is None or is_tool_response or content.__class__ is not str:
+        return None
+    if declares_tool_calls:
+        if message.tool_calls:
+            return None
+    else:
+        extra = getattr(message, "__pydantic_extra__", None)
+        if extra and extra.get("tool_calls"):
+            return None
+    if not content:
+        return '{"role":"' + role + '","parts":[]}'
+    return (
+        '{"role":"'
+        + role
+        + '","parts":[{"type":"text","content":'
+        + encode_basestring(content)
+        + "}]}"
+    )
 
 
 def encode(value: Any, policy: ContentPolicy) -> str:

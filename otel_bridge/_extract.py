@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 
 from otel_bridge._content import is_secret_key, message_dict
@@ -41,15 +40,6 @@ _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "model_path
 class Usage:
     input_tokens: int | None
     output_tokens: int | None
-
-    def as_usage_metadata(self) -> UsageMetadata:
-        input_tokens = self.input_tokens or 0
-        output_tokens = self.output_tokens or 0
-        return UsageMetadata(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=input_tokens + output_tokens,
-        )
 
 
 def run_name(serialized: Mapping[str, Any] | None, name: Any) -> str:
@@ -255,8 +245,9 @@ def output_messages(response: LLMResult) -> list[dict[str, Any]]:
     return messages
 
 
-def input_messages(messages: Sequence[Sequence[BaseMessage]]) -> list[dict[str, Any]]:
-    return [message_dict(message) for batch in messages for message in batch]
+def input_messages(messages: Sequence[Sequence[BaseMessage]]) -> list[BaseMessage]:
+    """The batches' messages in one list; content encoding turns each into a GenAI message."""
+    return [message for batch in messages for message in batch]
 
 
 def prompt_messages(prompts: Sequence[str]) -> list[dict[str, Any]]:
