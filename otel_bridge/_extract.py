@@ -25,6 +25,7 @@ __all__ = [
     "prompt_messages",
     "request_model",
     "request_parameters",
+    "response_facts",
     "response_id",
     "response_model",
     "run_name",
@@ -176,7 +177,12 @@ def usage(response: LLMResult) -> Usage | None:
             output_tokens += int(usage_metadata.get("output_tokens") or 0)
     if found:
         return Usage(input_tokens, output_tokens)
-    llm_output = response.llm_output or {}
+    return _llm_output_usage(response.llm_output)
+
+
+def _llm_output_usage(llm_output: Mapping[str, Any] | None) -> Usage | None:
+    """The provider's own token counts in `llm_output`, if it reports any."""
+    llm_output = llm_output or {}
     for key in ("token_usage", "usage"):
         token_usage = llm_output.get(key)
         if isinstance(token_usage, Mapping):
@@ -190,6 +196,55 @@ def usage(response: LLMResult) -> Usage | None:
                     None if completion is None else int(completion),
                 )
     return None
+
+
+def response_facts(
+    response: LLMResult,
+) -> tuple[Usage | None, str | None, tuple[str, ...], str | None]:
+    """`usage`, `response_model`, `finish_reasons` and `response_id` in one pass over the
+    generations: the same answers, read at the end of every model run. The four stay the
+    fallback that guards each fact on its own."""
+    input_tokens = output_tokens = 0
+    found_usage = False
+    model: str | None = None
+    reasons: list[str] = []
+    found_id: str | None = None
+    for generation_list in response.generations:
+        for generation in generation_list:
+            info = generation.generation_info or {}
+            if isinstance(generation, ChatGeneration):
+                message = generation.message
+                metadata = message.response_metadata or {}
+                usage_metadata = getattr(message, "usage_metadata", None)
+                if usage_metadata:
+                    found_usage = True
+                    input_tokens += int(usage_metadata.get("input_tokens") or 0)
+                    output_tokens += int(usage_metadata.get("output_tokens") or 0)
+                if model is None:
+                    model = _first_model(metadata)
+                if found_id is None:
+                    value = metadata.get("id")
+                    if isinstance(value, str) and value:
+                        found_id = value
+            else:
+                metadata = {}
+            reason = (
+                info.get("finish_reason")
+                or metadata.get("finish_reason")
+                or metadata.get("stop_reason")
+                or info.get("stop_reason")
+            )
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
+    llm_output = response.llm_output
+    usage = Usage(input_tokens, output_tokens) if found_usage else _llm_output_usage(llm_output)
+    if model is None:
+        model = _first_model(llm_output)
+    if found_id is None and llm_output:
+        value = llm_output.get("id")
+        if isinstance(value, str) and value:
+            found_id = value
+    return usage, model, tuple(reasons), found_id
 
 
 def response_model(response: LLMResult) -> str | None:

@@ -614,8 +614,12 @@ class OTelCallbackHandler(BaseCallbackHandler):
         try:
             attributes: dict[str, Any] = {}
             try:
-                usage = _extract.usage(response)
-                facts = [(key, extract(response)) for key, extract in _RESPONSE_FACTS]
+                usage, model, reasons, response_id = _extract.response_facts(response)
+                facts = [
+                    (semconv.GEN_AI_RESPONSE_MODEL, model),
+                    (semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons),
+                    (semconv.GEN_AI_RESPONSE_ID, response_id),
+                ]
             except Exception:
                 # Retaken one by one, each under its own guard: a failure costs only its
                 # attribute.
