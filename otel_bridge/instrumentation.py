@@ -88,7 +88,11 @@ def _single_run_span(run_managers: list[AsyncCallbackManagerForLLMRun]) -> trace
 
 _slot = _ProcessWideHandler()
 _unpatched_agenerate_helper: _AgenerateHelper | None = None
-_hook = (cast("ContextVar[BaseCallbackHandler | None]", _slot), True, None, None)
+# With a handler class in the hook, LangChain adds the process-wide handler only to callback
+# managers that hold no OTelCallbackHandler yet: a run the app also passes its own handler (or a
+# sink's drop-in handler, whose spans reach the global provider's processors too) is traced once,
+# not twice.
+_hook = (cast("ContextVar[BaseCallbackHandler | None]", _slot), True, OTelCallbackHandler, None)
 _lock = threading.Lock()
 
 
@@ -100,7 +104,9 @@ def instrument(
     """Trace every LangChain run in this process; returns the handler doing it.
 
     `options` are `OTelCallbackHandler`'s (`exporters=`, `capture_content=`, ...). Calling it
-    again while instrumented changes nothing and returns the handler already installed.
+    again while instrumented changes nothing and returns the handler already installed. Runs
+    given an `OTelCallbackHandler` of their own (or a sink's drop-in handler) are traced by that
+    handler alone, so no span is recorded twice.
     """
     with _lock:
         if _slot.handler is not None:
@@ -110,7 +116,9 @@ def instrument(
         )
         _slot.handler = handler
         if _hook not in tracer_context._configure_hooks:
-            tracer_context.register_configure_hook(_hook[0], inheritable=True)
+            tracer_context.register_configure_hook(
+                _hook[0], inheritable=True, handle_class=OTelCallbackHandler
+            )
         _patch_legacy_llm()
         return handler
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from langchain_core.language_models import BaseLLM
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers import context as tracer_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -116,3 +117,31 @@ def test_async_text_completion_client_spans_nest_under_the_model(
         assert by_id[client.parent.span_id].name == "text_completion fake-completion-model"
     otel_bridge.uninstrument()
     assert BaseLLM._agenerate_helper is original
+
+
+def test_a_run_given_its_own_handler_while_instrumented_is_traced_once(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    global_handler = otel_bridge.instrument(tracer_provider=provider)
+    own_exporter = InMemorySpanExporter()
+    own_provider = TracerProvider()
+    own_provider.add_span_processor(SimpleSpanProcessor(own_exporter))
+    own = OTelCallbackHandler(tracer_provider=own_provider)
+    model = FakeChatModel(responses=["ok"])
+    chain = RunnableLambda(lambda text: text, name="pass") | model
+
+    chain.invoke("explicit", {"callbacks": [own]})
+    # Every run, nested ones included, went to the handler the app passed, and only there.
+    assert sorted(s.name for s in own_exporter.get_finished_spans()) == [
+        "RunnableSequence",
+        "chat fake-chat-model",
+        "pass",
+    ]
+    assert exporter.get_finished_spans() == ()
+    assert global_handler.open_runs == 0 and own.open_runs == 0
+
+    # Runs without a handler of their own are still traced by instrument()'s.
+    chain.invoke("implicit")
+    assert len(exporter.get_finished_spans()) == 3
+    assert len(own_exporter.get_finished_spans()) == 3
+    own_provider.shutdown()
