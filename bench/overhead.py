@@ -1,10 +1,11 @@
-"""Per-invocation cost of tracing a 5-step LangChain chain, and memory held by runs that never end.
+"""Per-invocation cost of tracing a 5-step LangChain chain, and memory held by runs.
 
 Prints, from one run on this machine: microseconds per invocation with no handler, a do-nothing
-handler, the bare OTel SDK creating the same number of spans, otel-bridge's handler, and (when
-installed) OpenInference's and OpenLLMetry's LangChain instrumentors; then how much memory 100k
-started-but-never-ended runs make each handler hold. Usage: `python bench/overhead.py [--quick]`.
-"""
+handler, the bare OTel SDK creating the same number of spans (in a tight loop, and inside the chain
+from a handler that does nothing else), otel-bridge's handler, and (when installed) OpenInference's
+and OpenLLMetry's LangChain instrumentors; then how much memory 100k started-but-never-ended runs
+make each handler hold, and what 1,000,000 completed runs leave behind. Usage:
+`python bench/overhead.py [--quick]`."""
 
 from __future__ import annotations
 
@@ -330,9 +331,50 @@ def _measure_memory(name: str, runs: int) -> None:
     print(f"{(peak - before) / 2**20:.1f}\t{note()}")
 
 
+def _measure_completed(pairs: int) -> None:
+    """In a fresh process: `pairs` parent+child runs that start and end; print the RSS growth.
+
+    Measured after a warm-up, from the current RSS (not the peak), so it shows what the runs
+    leave behind rather than what they use while running.
+    """
+    exporter = _CountingExporter()
+    handler = OTelCallbackHandler(tracer_provider=_provider(exporter))
+
+    def one_pair(index: int) -> None:
+        parent, child = uuid.uuid4(), uuid.uuid4()
+        handler.on_chain_start(
+            {"name": "outer"}, {"question": f"request {index}"}, run_id=parent, name="outer"
+        )
+        handler.on_chain_start(
+            {"name": "inner"},
+            f"step {index}",
+            run_id=child,
+            parent_run_id=parent,
+            name="inner",
+            tags=["seq:step:1"],
+        )
+        handler.on_chain_end(f"answer {index}", run_id=child, parent_run_id=parent)
+        handler.on_chain_end({"answer": index}, run_id=parent)
+
+    for index in range(10_000):
+        one_pair(index)
+    gc.collect()
+    before = _rss_bytes()
+    for index in range(pairs):
+        one_pair(index)
+    gc.collect()
+    growth = _rss_bytes() - before
+    print(
+        f"{growth / 2**20:.1f}\topen runs left: {handler.open_runs:,}, spans exported: "
+        f"{exporter.spans:,}, logged problems: {len(handler._logged_problems)}"
+    )
+
+
 def _memory_in_subprocess(name: str, runs: int) -> str:
     result = subprocess.run(
-        [sys.executable, __file__, "--memory-of", name, "--runs", str(runs)],
+        [sys.executable, __file__, "--memory-of", name, "--runs", str(runs)]
+        if name != "completed"
+        else [sys.executable, __file__, "--completed", str(runs)],
         capture_output=True,
         text=True,
         check=False,
@@ -348,13 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--completed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # OpenInference calls a LangChain API LangChain has deprecated: keep the figures readable.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.memory_of:
         _measure_memory(args.memory_of, args.runs)
         return 0
-    calls, repeats, never_ending = (10, 10, 10_000) if args.quick else (20, 100, 100_000)
+    if args.completed:
+        _measure_completed(args.completed)
+        return 0
+    calls, repeats, never_ending, completed_pairs = (
+        (10, 10, 10_000, 50_000) if args.quick else (20, 100, 100_000, 500_000)
+    )
 
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
@@ -492,6 +540,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for name in ("otel-bridge", "otel-bridge, bound lifted", "OpenInference", "OpenLLMetry"):
         print(f"{name:<38}{_memory_in_subprocess(name, never_ending)}", flush=True)
+    print(
+        f"\nRSS growth (fresh process, after a 10,000-pair warm-up) over {completed_pairs:,} "
+        f"parent+child pairs = {2 * completed_pairs:,} runs that complete:",
+        flush=True,
+    )
+    print(f"{'otel-bridge':<38}{_memory_in_subprocess('completed', completed_pairs)}", flush=True)
     return 0
 
 
