@@ -278,7 +278,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         self, attributes: dict[str, Any], name: str, compute: Callable[..., Any], *args: Any
     ) -> None:
         value = self._compute(name, compute, *args)
-        if value is not None and value != ():
+        if _present(value):
             attributes[name] = value
 
     def _capture(
@@ -387,6 +387,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 return
         except Exception as error:
             self._problem(semconv.RUN_METADATA_PREFIX + "*", error)
+            # The conversation id is read by key, which may still work.
+            self._put(
+                attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata
+            )
             return
         metadata_attributes = self._compute(
             semconv.RUN_METADATA_PREFIX + "*",
@@ -633,7 +637,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 if usage.output_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             for key, value in facts:
-                if value is not None and value != ():
+                if _present(value):
                     attributes[key] = value
             if self.capture_content:
                 self._capture(
@@ -1010,6 +1014,15 @@ class OTelCallbackHandler(BaseCallbackHandler):
             self._event(run_id, semconv.EVENT_CUSTOM, attributes)
         except Exception as error:
             self._problem("on_custom_event", error)
+
+
+def _present(value: Any) -> bool:
+    """Whether an extracted fact is worth an attribute: not None, not an empty tuple.
+
+    Decided by type, never by the value's own comparison or truth, which a hostile payload may
+    make raise.
+    """
+    return value is not None and (type(value) is not tuple or len(value) > 0)
 
 
 def _tool_result(output: Any) -> Any:
