@@ -29,38 +29,33 @@ __all__ = ["RunScopedContext", "context_for_root_run", "enter", "leave"]
 class RunScopedContext(Context):
     """A context whose span entry expires when its run ends.
 
-    The dict storage holds the entries as of the start of the run (what OTel code that copies a
-    context picks up while the run is open); once closed, the context below answers every read.
+    While the run is open it is a plain context (every read is dict-speed: each span start and
+    each `get_current_span` reads it); `close()` turns it into a `_ClosedRunScopedContext`, which
+    answers every read from the context below.
     """
 
     __slots__ = ("_below", "beneath_roots", "is_open", "root")
     _below: Context
-    # Whether the run is still open. A plain attribute, not a property: every read of the
-    # context (each span start, each attach) checks it.
+    # Whether the run is still open. A plain attribute, not a property: the handler checks it
+    # on every child run's start.
     is_open: bool
     beneath_roots: Context
     root: bool
 
     def __init__(self, below: Context, span: trace.Span, root: bool) -> None:
-        if type(below) is RunScopedContext:
-            below = _resolve(below)
-            # dict.update reads the storage directly: for a resolved scope that is what it
-            # reads as, without going through the overridden (Python-level) iteration.
-            dict.update(self, dict.items(below))
-            # What is under the stack of open root scopes this one sits on: a new root run
-            # nests there (see context_for_root_run), found in one step however many roots are
-            # stacked.
-            self.beneath_roots = (
-                below.beneath_roots if type(below) is RunScopedContext and below.root else below
-            )
-        else:
-            dict.update(self, below)
-            self.beneath_roots = below
+        below = _resolve(below)
+        # An open scope is a plain dict to read, so both kinds copy at C speed.
+        dict.update(self, below)
         dict.__setitem__(self, _SPAN_KEY, span)
         self._below = below
         self.is_open = True
         # Whether the run is a LangChain root run (no parent run).
         self.root = root
+        # What is under the stack of open root scopes this one sits on: a new root run nests
+        # there (see context_for_root_run), found in one step however many roots are stacked.
+        self.beneath_roots = (
+            below.beneath_roots if isinstance(below, RunScopedContext) and below.root else below
+        )
 
     @property
     def below(self) -> Context:
@@ -70,44 +65,48 @@ class RunScopedContext(Context):
         """From now on read as the context below; let go of the span and of closed scopes.
 
         Runs usually close oldest first (completed batches, evicted runs), so re-pointing past
-        closed scopes here keeps at most one closed scope reachable from any open one.
+        closed scopes here keeps at most one closed scope reachable from any open one. The
+        class changes before the storage is cleared: a reader on another thread sees either the
+        run's entries or the ones below, never an empty context.
         """
-        self.is_open = False
-        dict.clear(self)
         self._below = _resolve(self._below)
+        if self.is_open:
+            self.is_open = False
+            self.__class__ = _ClosedRunScopedContext
+            dict.clear(self)
+
+
+class _ClosedRunScopedContext(RunScopedContext):
+    """A closed run's scope: reads exactly like the context below it."""
+
+    __slots__ = ()
 
     def get(self, key: str, default: Any = None) -> Any:
-        if self.is_open:
-            return dict.get(self, key, default)
         return self._below.get(key, default)
 
     def __getitem__(self, key: str) -> object:
-        if self.is_open:
-            return dict.__getitem__(self, key)
         return self._below[key]
 
     def __contains__(self, key: object) -> bool:
-        if self.is_open:
-            return dict.__contains__(self, key)
         return key in self._below
 
     def __iter__(self) -> Iterator[str]:
-        return dict.__iter__(self) if self.is_open else iter(self._below)
+        return iter(self._below)
 
     def __len__(self) -> int:
-        return dict.__len__(self) if self.is_open else len(self._below)
+        return len(self._below)
 
     def copy(self) -> dict[str, object]:
-        return dict(dict.items(self)) if self.is_open else dict(self._below.items())
+        return dict(self._below.items())
 
     def keys(self) -> Any:
-        return dict.keys(self) if self.is_open else self._below.keys()
+        return self._below.keys()
 
     def values(self) -> Any:
-        return dict.values(self) if self.is_open else self._below.values()
+        return self._below.values()
 
     def items(self) -> Any:
-        return dict.items(self) if self.is_open else self._below.items()
+        return self._below.items()
 
 
 def enter(
@@ -131,7 +130,7 @@ def context_for_root_run(current: Context | None = None) -> Context:
     """
     if current is None:
         current = otel_context.get_current()
-    while type(current) is RunScopedContext:
+    while isinstance(current, RunScopedContext):
         if not current.is_open:
             current = current.below
         elif current.root:
@@ -170,7 +169,7 @@ def leave(scoped: RunScopedContext, token: Token[Context]) -> None:
         # ending in start order): replace it by what it reads as, so the context holds no
         # chain of finished runs. Nobody holds a token expecting that closed scope back.
         revealed = current.get()
-        if type(revealed) is RunScopedContext and not revealed.is_open:
+        if isinstance(revealed, RunScopedContext) and not revealed.is_open:
             current.set(_resolve(revealed))
     except (ValueError, RuntimeError, AttributeError, LookupError):
         return

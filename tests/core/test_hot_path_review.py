@@ -838,7 +838,7 @@ def _scopes_reachable(context: Context) -> list[RunScopedContext]:
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if type(item) is RunScopedContext:
+        if isinstance(item, RunScopedContext):
             found.append(item)
             pending.append(item.below)
             pending.append(item.beneath_roots)
@@ -869,7 +869,7 @@ def _assert_unchanged(before: Context, *, exact: bool = True) -> None:
         assert current is before
     else:
         lingering = 0
-        while type(current) is RunScopedContext and not current.is_open:
+        while isinstance(current, RunScopedContext) and not current.is_open:
             lingering += 1
             current = current.below
         assert current is before
