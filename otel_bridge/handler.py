@@ -55,6 +55,8 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_REQUEST_MODEL,
 )
 _TRACER_NAME = "otel_bridge"
+# Metadata values that become attributes (a tuple: isinstance is faster with one than a union).
+_SCALAR_TYPES = (str, bool, int, float)
 _PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 # What a model's response says about itself, read at the end of every model run.
 _RESPONSE_FACTS: tuple[tuple[str, Callable[[LLMResult], Any]], ...] = (
@@ -379,7 +381,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         # yields no attribute: skip the guarded work unless a scalar of another key is there.
         try:
             for key, value in metadata.items():
-                if isinstance(value, str | bool | int | float) and not (
+                if isinstance(value, _SCALAR_TYPES) and not (
                     isinstance(key, str) and key.startswith("ls_")
                 ):
                     break
