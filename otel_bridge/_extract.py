@@ -231,13 +231,8 @@ def response_facts(
                         found_id = value
             else:
                 metadata = {}
-            reason = (
-                info.get("finish_reason")
-                or metadata.get("finish_reason")
-                or metadata.get("stop_reason")
-                or info.get("stop_reason")
-            )
-            if isinstance(reason, str) and reason:
+            reason = _finish_reason(info, metadata)
+            if reason is not None:
                 reasons.append(reason)
     llm_output = response.llm_output
     usage = Usage(input_tokens, output_tokens) if found_usage else _llm_output_usage(llm_output)
@@ -262,17 +257,20 @@ def response_model(response: LLMResult) -> str | None:
 def finish_reasons(response: LLMResult) -> tuple[str, ...]:
     reasons: list[str] = []
     for generation in _generations(response):
-        info = generation.generation_info or {}
-        metadata = _response_metadata(generation)
-        reason = (
-            info.get("finish_reason")
-            or metadata.get("finish_reason")
-            or metadata.get("stop_reason")
-            or info.get("stop_reason")
-        )
-        if isinstance(reason, str) and reason:
+        reason = _finish_reason(generation.generation_info or {}, _response_metadata(generation))
+        if reason is not None:
             reasons.append(reason)
     return tuple(reasons)
+
+
+def _finish_reason(info: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
+    reason = (
+        info.get("finish_reason")
+        or metadata.get("finish_reason")
+        or metadata.get("stop_reason")
+        or info.get("stop_reason")
+    )
+    return reason if isinstance(reason, str) and reason else None
 
 
 def response_id(response: LLMResult) -> str | None:

@@ -107,6 +107,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     dead_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at, id);
 """
 
 
@@ -134,6 +135,7 @@ class AddResult:
     early_traces: int = 0  # traces handed over early (partial) because a bound was reached
     traces_with_root: int = 0  # traces whose local root arrived in this batch
     new_traces: int = 0  # traces whose first spans arrived in this batch
+    dead_letter_spans_evicted: int = 0  # spans of the oldest dead letters removed to make room
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,19 +214,22 @@ class Spool:
             )
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        self._bytes = self._count_bytes(self._db)
-        self._pending_traces = _scalar(self._db, "SELECT COUNT(*) FROM pending_traces")
+        self._recount(self._db)
         self._rejected_since_drain = False
 
     # --- state ----------------------------------------------------------------------------------
 
     @property
     def bytes_used(self) -> int:
+        """Bytes of everything held, dead letters included: what `max_bytes` bounds."""
         return self._bytes
 
     @property
     def full(self) -> bool:
-        return self._rejected_since_drain or self._bytes >= self.max_bytes * _FULL_FRACTION
+        # Dead letters give way to new spans before anything is rejected, so only the bytes
+        # still to be delivered push back; counting them would throttle a receiver for good
+        # once a sink that rejects everything has filled the spool with dead letters.
+        return self._rejected_since_drain or self._live_bytes() >= self.max_bytes * _FULL_FRACTION
 
     @property
     def closed(self) -> bool:
@@ -254,8 +259,10 @@ class Spool:
         """Store a batch of finished spans in one transaction."""
         encoded = [(record, record.to_json()) for record in records]
         incoming = sum(len(text) for _, text in encoded)
-        accepted = duplicates = rejected = evicted = early = roots = new = 0
+        accepted = duplicates = rejected = evicted = early = roots = new = dead_evicted = 0
         with self._transaction() as db:
+            if self._bytes + incoming > self.max_bytes and self._dead_bytes:
+                dead_evicted = self._evict_dead_letters(db, self._bytes + incoming - self.max_bytes)
             if self._bytes + incoming > self.max_bytes:
                 if self.when_full == "drop_oldest":
                     evicted = self._evict_oldest(db, self._bytes + incoming - self.max_bytes)
@@ -334,7 +341,7 @@ class Spool:
                     )
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
-        return AddResult(accepted, duplicates, rejected, evicted, early, roots, new)
+        return AddResult(accepted, duplicates, rejected, evicted, early, roots, new, dead_evicted)
 
     # --- assembly: pending spans -> outbox ------------------------------------------------------
 
@@ -422,6 +429,9 @@ class Spool:
 
     def dead_letter(self, item_id: int, reason: str, now: float) -> None:
         with self._transaction() as db:
+            size = db.execute("SELECT bytes FROM outbox WHERE id = ?", (item_id,)).fetchone()
+            if size is None:
+                return
             db.execute(
                 "INSERT INTO dead_letters"
                 " (key, payload, bytes, span_count, partial, enqueued_at, attempts, reason, dead_at)"
@@ -430,6 +440,9 @@ class Spool:
                 (reason, now, item_id),
             )
             self._delete_outbox(db, item_id)
+            # The bytes stay in the file, now as a dead letter.
+            self._bytes += size[0]
+            self._dead_bytes += size[0]
 
     # --- dead letters ---------------------------------------------------------------------------
 
@@ -455,7 +468,7 @@ class Spool:
                     (key, payload, size, span_count, partial, enqueued_at, attempts, now),
                 )
                 db.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
-                self._bytes += size
+                self._dead_bytes -= size
         return len(rows)
 
     # --- orphans ----------------------------------------------------------------------------------
@@ -519,8 +532,7 @@ class Spool:
                     " enqueued_at, attempts, reason, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     dead,
                 )
-                self._bytes = self._count_bytes(db)
-                self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+                self._recount(db)
         finally:
             donor.close()
         for leftover in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
@@ -540,16 +552,22 @@ class Spool:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
-                self._bytes = self._count_bytes(db)
-                self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+                self._recount(db)
                 raise
             db.execute("COMMIT")
 
-    @staticmethod
-    def _count_bytes(db: sqlite3.Connection) -> int:
-        return _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM pending_traces") + _scalar(
-            db, "SELECT COALESCE(SUM(bytes), 0) FROM outbox"
+    def _recount(self, db: sqlite3.Connection) -> None:
+        self._dead_bytes = _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM dead_letters")
+        self._bytes = (
+            _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM pending_traces")
+            + _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM outbox")
+            + self._dead_bytes
         )
+        self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+
+    def _live_bytes(self) -> int:
+        """Bytes of spans and traces still to be delivered (everything but dead letters)."""
+        return self._bytes - self._dead_bytes
 
     @staticmethod
     def _stored_span_ids(
@@ -616,8 +634,40 @@ class Spool:
             return
         db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
         self._bytes -= row[0]
-        if self._bytes < self.max_bytes * _FULL_FRACTION:
+        if self._live_bytes() < self.max_bytes * _FULL_FRACTION:
             self._rejected_since_drain = False
+
+    def _evict_dead_letters(self, db: sqlite3.Connection, needed: int) -> int:
+        """Free up to `needed` bytes by deleting the oldest dead letters: they already failed
+        and are kept only for a human to replay, so they go before anything still deliverable.
+        Returns the number of spans they held."""
+        victims: list[int] = []
+        freed = spans = 0
+        for dead_id, span_count, size in db.execute(
+            "SELECT id, span_count, bytes FROM dead_letters ORDER BY dead_at, id"
+        ):
+            victims.append(dead_id)
+            spans += span_count
+            freed += size
+            if freed >= needed:
+                break
+        for offset in range(0, len(victims), _SQL_VARIABLES_PER_QUERY):
+            chunk = victims[offset : offset + _SQL_VARIABLES_PER_QUERY]
+            db.execute(
+                f"DELETE FROM dead_letters WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+        self._bytes -= freed
+        self._dead_bytes -= freed
+        _logger.warning(
+            "spool %s: discarded the %d oldest dead letter(s) (%d span(s), %d bytes) to make room"
+            " under max_spool_bytes=%d; they can no longer be replayed",
+            self.path,
+            len(victims),
+            spans,
+            freed,
+            self.max_bytes,
+        )
+        return spans
 
     def _evict_oldest(self, db: sqlite3.Connection, needed: int) -> int:
         """Free `needed` bytes, oldest outbox items first, then the oldest pending traces.

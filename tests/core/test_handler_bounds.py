@@ -13,7 +13,6 @@ import contextvars
 import gc
 import logging
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from langchain_core.callbacks import CallbackManager
@@ -21,34 +20,13 @@ from langchain_core.runnables import RunnableLambda
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import semconv
 from otel_bridge._run_context import RunScopedContext
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    instance = TracerProvider()
-    instance.add_span_processor(SimpleSpanProcessor(exporter))
-    yield instance
-    instance.shutdown()
+from tests.support.clock import FakeClock
 
 
 def _start_chain(handler: OTelCallbackHandler, name: str) -> None:

@@ -39,7 +39,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import _content, _extract, semconv
@@ -53,27 +52,7 @@ from otel_bridge._registry import (
 from otel_bridge._run_context import RunScopedContext
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    instance = TracerProvider()
-    instance.add_span_processor(SimpleSpanProcessor(exporter))
-    yield instance
-    instance.shutdown()
+from tests.support.clock import FakeClock
 
 
 def _only(exporter: InMemorySpanExporter) -> ReadableSpan:

@@ -25,17 +25,10 @@ from otel_bridge.testing import FakeChatModel, FakeLLM
 
 
 @pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    instance = TracerProvider()
-    instance.add_span_processor(SimpleSpanProcessor(exporter))
-    yield instance
+def provider(provider: TracerProvider) -> Iterator[TracerProvider]:
+    """conftest's provider, with instrumentation switched off before it shuts down."""
+    yield provider
     otel_bridge.uninstrument()
-    instance.shutdown()
 
 
 def test_instrument_traces_runs_without_callbacks_in_every_thread_and_task(
