@@ -55,7 +55,9 @@ class TraceExporter(SpanExporter, ABC):
     its first span arrived. When the spool reaches `max_spool_bytes`, `when_full` decides:
     "drop_newest" rejects the incoming spans (export returns FAILURE, so an OTLP client retries),
     "drop_oldest" evicts the oldest queued data; either way an error is logged and the
-    `otel_bridge.delivery.dropped` counter counts the spans. More than `max_traces` unfinished
+    `otel_bridge.delivery.dropped` counter counts the spans. Dead letters count toward
+    `max_spool_bytes` too, and the oldest give way first, whatever `when_full` says (logged, and
+    counted as dropped with reason "dead_letter_evicted"). More than `max_traces` unfinished
     traces, or `max_spans_per_trace` spans in one, hand the oldest/that trace over early
     (partial) instead of dropping anything.
 
@@ -182,6 +184,8 @@ class TraceExporter(SpanExporter, ABC):
             )
             self._metrics.dropped(result.rejected, "spool_full")
             self._metrics.dropped(result.evicted, "evicted")
+        # The spool logs these itself: making room this way is expected, not an error.
+        self._metrics.dropped(result.dead_letter_spans_evicted, "dead_letter_evicted")
         if result.traces_with_root or result.new_traces or result.early_traces or result.evicted:
             # Only these can move the worker's next deadline (grace, max age) earlier.
             self._worker.wake()

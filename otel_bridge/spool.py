@@ -643,14 +643,16 @@ class Spool:
         Returns the number of spans they held."""
         victims: list[int] = []
         freed = spans = 0
-        for dead_id, span_count, size in db.execute(
+        oldest_first = db.execute(
             "SELECT id, span_count, bytes FROM dead_letters ORDER BY dead_at, id"
-        ):
+        )
+        for dead_id, span_count, size in oldest_first:
             victims.append(dead_id)
             spans += span_count
             freed += size
             if freed >= needed:
                 break
+        oldest_first.close()
         for offset in range(0, len(victims), _SQL_VARIABLES_PER_QUERY):
             chunk = victims[offset : offset + _SQL_VARIABLES_PER_QUERY]
             db.execute(

@@ -159,12 +159,15 @@ def test_dead_letters_keep_reason_and_attempts_and_can_be_requeued(tmp_path: Pat
     spool.assemble_ready(NOW, grace_period=0, max_trace_age=300)
     (item,) = spool.due(NOW, 10)
     spool.mark_attempted([item.id], NOW)
+    stored = spool.bytes_used
     spool.dead_letter(item.id, "HTTP 400: bad payload", NOW + 1)
     assert spool.due(NOW + 100, 10) == []
     (dead,) = spool.dead_letters()
     assert (dead.key, dead.reason, dead.attempts) == (item.key, "HTTP 400: bad payload", 1)
-    assert spool.bytes_used == 0
+    # A dead letter still takes its room in the spool, no more and no less.
+    assert stored > 0 and spool.bytes_used == stored
     assert spool.requeue_dead_letters(NOW + 2) == 1
+    assert spool.bytes_used == stored
     (again,) = spool.due(NOW + 2, 10)
     assert again.attempts == 1 and again.payload == item.payload
     assert spool.dead_letters() == []
