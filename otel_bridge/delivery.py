@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -175,13 +175,18 @@ class DeliveryMetrics:
             description="Time from a trace being queued to its delivery",
         )
 
-    def observe_spool(self, spool: Spool, meter_provider: MeterProvider | None) -> None:
-        """Report the spool's size in bytes (what `max_spool_bytes` bounds) on every collection."""
+    def observe_spool(
+        self, current_spool: Callable[[], Spool | None], meter_provider: MeterProvider | None
+    ) -> None:
+        """Report the size in bytes (what `max_spool_bytes` bounds) of the spool in use at each
+        collection (None once its exporter is gone): a forked child's exporter replaces the
+        spool it inherited."""
         meter = (meter_provider or get_meter_provider()).get_meter("otel_bridge.delivery")
         attributes = self._attributes
 
         def usage(_options: CallbackOptions) -> Iterable[Observation]:
-            if not spool.closed:
+            spool = current_spool()
+            if spool is not None and not spool.closed:
                 yield Observation(spool.bytes_used, attributes)
 
         meter.create_observable_gauge(

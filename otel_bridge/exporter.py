@@ -4,9 +4,11 @@ SQLite spool; a background worker hands each finished trace to the sink's `deliv
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
@@ -29,8 +31,9 @@ _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _SPOOL_DIR_ENV = "OTEL_BRIDGE_SPOOL_DIR"
-# Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file.
-_MAX_SPOOL_SUFFIX = 16
+# Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file, and
+# so does every process forked with a live exporter (e.g. each gunicorn --preload worker).
+_MAX_SPOOL_SUFFIX = 128
 
 
 def default_spool_dir() -> Path:
@@ -110,30 +113,24 @@ class TraceExporter(SpanExporter, ABC):
         self._clock: Clock = clock or SystemClock()
         self._shutdown_timeout = shutdown_timeout
         self._metrics = DeliveryMetrics(self.sink_name, meter_provider)
-        self._spool = self._open_spool(
-            directory,
-            spool_name or self.sink_name,
-            max_bytes=self._setting(max_spool_bytes, "MAX_SPOOL_BYTES", int, 256 * 1024 * 1024),
-            max_traces=max_traces,
-            max_spans_per_trace=max_spans_per_trace,
-            when_full=when_full_value,
-        )
-        self._metrics.observe_spool(self._spool, meter_provider)
+        self._spool_dir = directory
+        self._spool_name = spool_name or self.sink_name
+        self._spool_bounds: dict[str, object] = {
+            "max_bytes": self._setting(max_spool_bytes, "MAX_SPOOL_BYTES", int, 256 * 1024 * 1024),
+            "max_traces": max_traces,
+            "max_spans_per_trace": max_spans_per_trace,
+            "when_full": when_full_value,
+        }
+        self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+        self._metrics.observe_spool(functools.partial(_spool_of, weakref.ref(self)), meter_provider)
         self._shutdown_lock = threading.Lock()
         self._is_shutdown = False
-        self._worker = DeliveryWorker(
-            name=self.sink_name,
-            spool=self._spool,
-            sink=self,
-            policy=retry or RetryPolicy(),
-            clock=self._clock,
-            metrics=self._metrics,
-            grace_period=self.grace_period,
-            max_trace_age=self.max_trace_age,
-            max_batch=max_batch,
-        )
-        # Whatever a previous run left in the spool is delivered from here on.
-        self._worker.start()
+        self._retry = retry or RetryPolicy()
+        self._max_batch = max_batch
+        self._worker = self._start_worker()
+        # A child forked from this process (gunicorn --preload, multiprocessing "fork") gets a
+        # copy of this exporter without the worker thread; see _restart_in_child.
+        os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
 
     # --- what a sink overrides ------------------------------------------------------------------
 
@@ -254,6 +251,45 @@ class TraceExporter(SpanExporter, ABC):
                 self._metrics.dropped(1, "malformed")
         return records
 
+    def _start_worker(self) -> DeliveryWorker:
+        worker = DeliveryWorker(
+            name=self.sink_name,
+            spool=self._spool,
+            sink=self,
+            policy=self._retry,
+            clock=self._clock,
+            metrics=self._metrics,
+            grace_period=self.grace_period,
+            max_trace_age=self.max_trace_age,
+            max_batch=self._max_batch,
+        )
+        # Whatever a previous run left in the spool is delivered from here on.
+        worker.start()
+        return worker
+
+    def _restart_in_child(self) -> None:
+        """Run in a freshly forked child, while it has a single thread. The inherited spool is
+        the parent's, which keeps delivering what it queued: the child lets go of it untouched
+        and continues on a spool and worker of its own (the next free suffixed file, since the
+        parent holds the lock on its own). Locks other threads of the parent may have held at
+        the fork are replaced, so nothing in the child waits for a thread that is not there."""
+        self._shutdown_lock = threading.Lock()
+        self._spool.abandon_after_fork()
+        if self._is_shutdown:
+            return
+        try:
+            self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+        except Exception:
+            # An exception here would only be printed by os.fork(); fail exports instead.
+            _logger.exception(
+                "%s: could not open a spool in the forked process %d; its exports fail",
+                self.sink_name,
+                os.getpid(),
+            )
+            self._is_shutdown = True
+            return
+        self._worker = self._start_worker()
+
     def _open_spool(self, directory: Path, name: str, **bounds: object) -> Spool:
         for suffix in range(_MAX_SPOOL_SUFFIX):
             path = spool_path(directory, name if suffix == 0 else f"{name}.{suffix}")
@@ -284,3 +320,18 @@ class TraceExporter(SpanExporter, ABC):
             _logger.info(
                 "%s: took over %d queued item(s) from %s", self.sink_name, adopted, path.name
             )
+
+
+# The fork hook and the spool gauge hold the exporter weakly: neither can be unregistered, and
+# neither should keep an exporter alive.
+
+
+def _spool_of(exporter: weakref.ref[TraceExporter]) -> Spool | None:
+    alive = exporter()
+    return None if alive is None else alive._spool
+
+
+def _restart_in_child(exporter: weakref.ref[TraceExporter]) -> None:
+    alive = exporter()
+    if alive is not None:
+        alive._restart_in_child()

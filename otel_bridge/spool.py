@@ -11,6 +11,7 @@ can share the spool; a second process opening the same file is kept out by a fil
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -252,6 +253,26 @@ class Spool:
             self._db.close()
             self._db = None
             self._lock_file.close()
+
+    def abandon_after_fork(self) -> None:
+        """In a child forked while this spool was open: let go of it without touching the file,
+        which the parent goes on using. The spool then counts as closed here.
+
+        SQLite forbids using a connection inherited across fork(), and closing it is a use: it may
+        checkpoint and delete the WAL under the parent (https://www.sqlite.org/howtocorrupt.html,
+        section 2.6). So the connection is leaked on purpose, never deallocated, not even when
+        the child's interpreter exits. The lock file's descriptor is closed: that leaves the
+        parent's lock in place (an flock belongs to the open file, which the parent still holds;
+        only an explicit unlock would release it) and stops the child from keeping the file
+        locked after the parent is gone. The thread lock may have been held by a thread of the
+        parent that does not exist here, so it is replaced, not acquired.
+        """
+        self._lock = threading.Lock()
+        if self._db is None:
+            return
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
+        self._db = None
+        self._lock_file.close()
 
     # --- spans in -------------------------------------------------------------------------------
 
