@@ -149,6 +149,15 @@ class TraceExporter(SpanExporter, ABC):
         """Filter or sample finished traces; rejected ones are counted as dropped ("filtered")."""
         return True
 
+    def _after_fork_in_child(self) -> None:
+        """Let go of what this sink shares with the process it was forked from. Runs once in a
+        forked child, while it has a single thread, after the child's own spool is open and
+        before its delivery worker starts; not at all if the exporter was shut down before the
+        fork. Network clients (requests/httpx/urllib3/boto3 pools) hold keep-alive sockets the
+        parent goes on using, so drop them here to be rebuilt on first use, and replace any
+        threading lock the sink holds: another thread may have held it at the fork. Keep it
+        quick and off the network. An exception is logged and the child delivers anyway."""
+
     # --- SDK contract ---------------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -288,6 +297,15 @@ class TraceExporter(SpanExporter, ABC):
             )
             self._is_shutdown = True
             return
+        try:
+            self._after_fork_in_child()
+        except Exception:
+            # A sink that builds its clients lazily rebuilds them on first use anyway.
+            _logger.exception(
+                "%s: _after_fork_in_child failed in the forked process %d; delivering anyway",
+                self.sink_name,
+                os.getpid(),
+            )
         self._worker = self._start_worker()
 
     def _open_spool(self, directory: Path, name: str, **bounds: object) -> Spool:

@@ -64,6 +64,12 @@ class ClearMLSpanExporter(TraceExporter):
     and does not reseed `random`. `task_init_options` go to `Task.init` over those defaults (a
     dict for `auto_connect_frameworks` is merged over the all-off one); `**options` to
     `TraceExporter`.
+
+    In a forked child the exporter keeps its task and transport: every call goes through the
+    ClearML Task, whose API session and reporting ClearML owns. `Task.init` registers its own
+    fork hook (`clearml.binding.environ_bind.PatchOsFork`) that gives the child new reporter
+    threads and exit hooks for the same task, and a new transport here would wrap that same
+    Task and rebuild no connection. Only this exporter's lock is replaced.
     """
 
     sink_name: ClassVar[str] = "clearml"
@@ -146,6 +152,10 @@ class ClearMLSpanExporter(TraceExporter):
                     # registered later, runs first and delivers what is queued while it is open.
                     atexit.register(self._deliver_before_exit)
             return self._transport
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread (a delivery, report_session) may have held it at the fork.
+        self._lock = threading.Lock()
 
     # --- delivery ---------------------------------------------------------------------------
 

@@ -120,6 +120,11 @@ class LabelStudioSpanExporter(TraceExporter):
 
     # --- TraceExporter hooks ----------------------------------------------------------------
 
+    def _after_fork_in_child(self) -> None:
+        # The project found before the fork is still this sink's target; its HTTP client is not.
+        self._target_lock = threading.Lock()
+        self._transport.drop_client()
+
     def accepts(self, trace: FinishedTrace) -> bool:
         return self.trace_filter.matches(trace)
 

@@ -101,6 +101,12 @@ class LabelStudioTransport:
         self._timeout = timeout
         self._client: LabelStudio | None = None
 
+    def drop_client(self) -> None:
+        """Forget the SDK client (and the httpx pool inside it); the next call builds a new one.
+        For a forked child, whose copy of the pool shares keep-alive sockets with the parent: it
+        is dropped, not closed, since closing would end connections the parent still uses."""
+        self._client = None
+
     # --- projects --------------------------------------------------------------------------
 
     def project_by_id(self, project_id: int, mode: LabelStudioMode) -> Project:

@@ -127,6 +127,17 @@ class SageMakerSpanExporter(TraceExporter):
             return self.sink_name
         return f"{self.sink_name}-{self.trial_component_name}"
 
+    def _after_fork_in_child(self) -> None:
+        # The boto3 clients' urllib3 pools share keep-alive sockets with the parent: dropped
+        # (not closed), the next delivery creates clients of its own from the boto3 session.
+        # A user's sagemaker Session or Run keeps its own clients; this exporter only reads
+        # their settings and boto session, except to load or create the run and to find the
+        # default bucket when neither `run` nor `artifact_bucket` was given.
+        self._connect_lock = threading.Lock()
+        self._transport = None
+        # Parent and child now log into the same run: they must not name files alike.
+        self._writer_id = uuid.uuid4().hex[:12]
+
     def _connect(self) -> SageMakerTransport:
         with self._connect_lock:
             if self._transport is None:

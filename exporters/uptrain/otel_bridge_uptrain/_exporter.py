@@ -198,6 +198,9 @@ class UpTrainSpanExporter(TraceExporter):
         super().shutdown()
         self._judge.close()
 
+    def _after_fork_in_child(self) -> None:
+        self._judge.drop_clients()
+
     # --- private --------------------------------------------------------------------------------
 
     def _evaluate(self, requests: Sequence[EvaluationRequest]) -> list[Evaluation]:

@@ -4,6 +4,7 @@ judge) or on an UpTrain server (`APIClient`), and turn failures into the core's 
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,15 @@ from otel_bridge_uptrain._selection import Check
 # uptrain's LLM-check operators are process-wide singletons that `EvalLLM.evaluate` re-configures
 # on every call, so two evaluations running at once would overwrite each other's settings.
 _UPTRAIN_LOCK = threading.Lock()
+
+
+def _new_uptrain_lock() -> None:
+    # In a forked child the parent's evaluating thread is gone, and with it whoever held this.
+    global _UPTRAIN_LOCK
+    _UPTRAIN_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_uptrain_lock)
 
 # The key or account is refused: no retry helps until the configuration changes.
 CREDENTIAL_STATUSES = frozenset({401, 403})
@@ -51,6 +61,11 @@ class Judge(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def drop_clients(self) -> None:
+        """Forget the HTTP clients without closing them (they share sockets with the process
+        this one was forked from); the next evaluation builds new ones."""
+        ...
 
 
 def scores_of(sent: Mapping[str, Any], returned: Mapping[str, Any]) -> tuple[Score, ...]:
@@ -267,6 +282,10 @@ class LocalJudge:
     def close(self) -> None:
         self._eval_llm = None
 
+    def drop_clients(self) -> None:
+        # EvalLLM holds an httpx pool (its executor); the judge calls open a client each.
+        self._eval_llm = None
+
 
 # --- hosted evaluation (APIClient) ------------------------------------------------------------
 
@@ -321,3 +340,6 @@ class HostedJudge:
         if self._api_client is not None:
             self._api_client.client.close()
             self._api_client = None
+
+    def drop_clients(self) -> None:
+        self._api_client = None

@@ -1,0 +1,114 @@
+"""`LabelStudioSpanExporter` after os.fork(), against the real Label Studio server: the child
+drops the SDK client (its httpx pool shares keep-alive sockets with the parent) and the project
+lock, and its next delivery goes through a client of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import pytest
+from label_studio_sdk import LabelStudio
+
+from .conftest import MakeLabelStudioExporter, tasks_of
+from .test_exporter import chat_trace, flushed
+
+_DEADLINE = 60.0
+
+
+def test_after_fork_the_next_delivery_uses_a_new_client(
+    make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
+) -> None:
+    exporter = make_exporter(mode="chat")
+    chat_trace(exporter)
+    flushed(exporter)
+    client = exporter._transport._client
+    assert client is not None
+    lock = exporter._target_lock
+
+    exporter._after_fork_in_child()
+
+    assert exporter._transport._client is None
+    assert exporter._target_lock is not lock
+    chat_trace(exporter)
+    flushed(exporter)
+    assert exporter._transport._client is not None
+    assert exporter._transport._client is not client
+    assert len(tasks_of(reviewer, exporter.project().id)) == 2
+
+
+def _run_in_child(child: Callable[[], int]) -> tuple[int, int]:
+    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
+    for it (killed at the deadline, reaped in every case). Returns (pid, exit code)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = child()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    reaped = False
+    try:
+        deadline = time.monotonic() + _DEADLINE
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                reaped = True
+                return pid, os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        pytest.fail("the forked child did not finish in time (deadlocked?)")
+    finally:
+        if not reaped:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_parent_and_forked_child_both_deliver_through_their_own_clients(
+    make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
+) -> None:
+    exporter = make_exporter(mode="chat")
+    chat_trace(exporter)
+    flushed(exporter)  # the parent's pool now holds a keep-alive connection
+    parent_client = exporter._transport._client
+    assert parent_client is not None
+
+    def child() -> int:
+        if exporter._transport._client is not None:
+            return 3
+        chat_trace(exporter)
+        if not exporter.force_flush(int(_DEADLINE * 1000)):
+            return 4
+        if exporter._transport._client in (None, parent_client):
+            return 5
+        exporter.shutdown()
+        return 0
+
+    # Forking while another thread holds the project lock: the child must not wait for it.
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with exporter._target_lock:
+            held.set()
+            release.wait(_DEADLINE)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(_DEADLINE)
+        _, code = _run_in_child(child)
+    finally:
+        release.set()
+        holder.join(_DEADLINE)
+
+    assert code == 0
+    chat_trace(exporter)
+    flushed(exporter)
+    assert exporter._transport._client is parent_client
+    assert len(tasks_of(reviewer, exporter.project().id)) == 3

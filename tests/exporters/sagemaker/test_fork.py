@@ -1,0 +1,101 @@
+"""`SageMakerSpanExporter` after os.fork(): `_after_fork_in_child` drops the transport and its
+boto3 clients (their urllib3 pools share keep-alive sockets with the parent), and the next
+delivery logs into the same run through clients of its own, against the real moto server."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otel_bridge_sagemaker import SageMakerSpanExporter
+
+from otel_bridge.delivery import RetryPolicy
+from otel_bridge.handler import OTelCallbackHandler
+from tests.chains import CHAT_ANSWER, chat_model
+
+from .aws import Aws
+
+pytestmark = pytest.mark.moto
+
+FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=120.0)
+
+
+@pytest.fixture
+def make_exporter(
+    tmp_path: Path, aws_env: str, sagemaker_sdk: None
+) -> Iterator[Callable[..., SageMakerSpanExporter]]:
+    made: list[SageMakerSpanExporter] = []
+
+    def make(**options: Any) -> SageMakerSpanExporter:
+        options.setdefault("spool_dir", tmp_path / "spool")
+        options.setdefault("grace_period", 0.0)
+        options.setdefault("retry", FAST_RETRY)
+        exporter = SageMakerSpanExporter(**options)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown()
+
+
+def _deliver_one_chat(exporter: SageMakerSpanExporter) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    handler = OTelCallbackHandler(tracer_provider=provider)
+    assert chat_model().invoke("Say hello in French.", {"callbacks": [handler]}).content
+    assert exporter.force_flush(30_000)
+
+
+def _clients(exporter: SageMakerSpanExporter) -> tuple[Any, ...]:
+    transport = exporter._transport
+    assert transport is not None
+    return transport, transport._sagemaker, transport._metrics, transport._s3
+
+
+def test_after_fork_the_next_delivery_uses_new_clients_and_its_own_file_names(
+    aws: Aws, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
+) -> None:
+    exporter = make_exporter(run=sagemaker_run)
+    _deliver_one_chat(exporter)
+    before = _clients(exporter)
+    lock, writer = exporter._connect_lock, exporter._writer_id
+
+    exporter._after_fork_in_child()
+
+    assert exporter._transport is None
+    assert exporter._connect_lock is not lock
+    assert isinstance(exporter._connect_lock, type(threading.Lock()))
+    assert exporter._writer_id != writer
+    _deliver_one_chat(exporter)
+    after = _clients(exporter)
+    assert all(new is not old for new, old in zip(after, before, strict=True))
+    # The user's run keeps its own client; ours are built anew from its boto3 session.
+    assert sagemaker_run._trial_component.sagemaker_session.sagemaker_client not in after
+    records = aws.records(exporter.trial_component_name)
+    assert Counter(r["record"] for r in records)["trace"] == 2
+    generations = [g for r in records if r["record"] == "llm_end" for g in r["generations"]]
+    assert generations.count(CHAT_ANSWER) == 2
+
+
+def test_after_fork_a_run_given_by_names_is_reached_through_new_clients(
+    bucket: str, experiment_name: str, make_exporter: Callable[..., SageMakerSpanExporter]
+) -> None:
+    exporter = make_exporter(
+        experiment_name=experiment_name, run_name="named-run", artifact_bucket=bucket
+    )
+    _deliver_one_chat(exporter)
+    before = _clients(exporter)
+
+    exporter._after_fork_in_child()
+
+    _deliver_one_chat(exporter)
+    after = _clients(exporter)
+    assert all(new is not old for new, old in zip(after, before, strict=True))
+    assert exporter.spool.dead_letters() == []

@@ -1,0 +1,135 @@
+"""`UpTrainSpanExporter` after os.fork(): `_after_fork_in_child` drops the judge's HTTP clients
+(uptrain's `EvalLLM` executor, the hosted `APIClient`: httpx pools whose keep-alive sockets the
+parent shares), so the next delivery builds new ones; uptrain's process-wide lock is replaced in
+a forked child. The judge is `FakeJudge`, as in the other UpTrain tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_bridge_uptrain import _judge
+
+from otel_bridge import semconv
+from otel_bridge.delivery import RetryPolicy
+from tests.chains import QUESTION, rag_chain
+from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
+from tests.support.fake_openai import FakeJudge
+
+_DEADLINE = 30.0
+_RAG_CHECKS = 3
+
+
+def _evaluations(results: InMemorySpanExporter) -> int:
+    return sum(
+        semconv.GEN_AI_EVALUATION_NAME in (span.attributes or {})
+        for span in results.get_finished_spans()
+    )
+
+
+def test_local_judge_evaluates_through_a_new_client_after_the_hook(
+    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+) -> None:
+    exporter = make_exporter()
+    run_through(exporter, rag_chain(), QUESTION)
+    assert exporter.force_flush(60_000)
+    local = exporter._judge
+    assert isinstance(local, _judge.LocalJudge)
+    eval_llm = local._eval_llm
+    assert eval_llm is not None
+
+    exporter._after_fork_in_child()
+
+    assert local._eval_llm is None
+    run_through(exporter, rag_chain(), QUESTION)
+    assert exporter.force_flush(60_000)
+    assert local._eval_llm is not None and local._eval_llm is not eval_llm
+    assert local._eval_llm.executor.client is not eval_llm.executor.client
+    assert _evaluations(results) == 2 * _RAG_CHECKS
+
+
+def test_hosted_judge_calls_the_server_through_a_new_client_after_the_hook(
+    make_exporter: MakeExporter, judge: FakeJudge
+) -> None:
+    # The judge server plays an UpTrain server answering 503, so every attempt reaches it.
+    exporter = make_exporter(
+        key_type="uptrain",
+        api_key="up-token",
+        uptrain_server_url=judge.url.removesuffix("/v1"),
+        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.1, jitter=0.0),
+        shutdown_timeout=0.5,
+    )
+    judge.fail_until_recovered(503)
+    run_through(exporter, rag_chain(), QUESTION)
+    assert wait_for(lambda: judge.requests)
+    hosted = exporter._judge
+    assert isinstance(hosted, _judge.HostedJudge)
+    client = hosted._api_client
+    assert client is not None
+
+    exporter._after_fork_in_child()
+
+    # The attempt under way when the hook ran may finish on the old client (in a real child
+    # no attempt is under way); the next one builds a client of its own and reaches the server.
+    assert wait_for(lambda: hosted._api_client not in (None, client))
+    new = hosted._api_client
+    assert new.client is not client.client
+    seen = len(judge.requests)
+    assert wait_for(lambda: len(judge.requests) > seen)
+    assert hosted._api_client is new
+    assert exporter.spool.dead_letters() == []
+
+
+def _run_in_child(child: Callable[[], int]) -> int:
+    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
+    for it (killed at the deadline, reaped in every case) and return that code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = child()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    reaped = False
+    try:
+        deadline = time.monotonic() + _DEADLINE
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                reaped = True
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        pytest.fail("the forked child did not finish in time (deadlocked?)")
+    finally:
+        if not reaped:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _judge._UPTRAIN_LOCK:
+            held.set()
+            release.wait(_DEADLINE)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(_DEADLINE)
+        code = _run_in_child(lambda: 0 if _judge._UPTRAIN_LOCK.acquire(timeout=5) else 3)
+    finally:
+        release.set()
+        holder.join(_DEADLINE)
+
+    assert code == 0
