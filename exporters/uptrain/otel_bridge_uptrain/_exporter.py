@@ -200,6 +200,7 @@ class UpTrainSpanExporter(TraceExporter):
 
     def _after_fork_in_child(self) -> None:
         self._judge.drop_clients()
+        self._publisher.after_fork()
 
     # --- private --------------------------------------------------------------------------------
 

@@ -113,6 +113,10 @@ class ResultPublisher:
         self._stream = stream
         self._stream_lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's delivery thread may have held the stream lock."""
+        self._stream_lock = threading.Lock()
+
     def publish(self, evaluations: Sequence[Evaluation]) -> None:
         for evaluation in evaluations:
             for score in evaluation.scores:

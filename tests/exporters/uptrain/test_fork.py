@@ -133,3 +133,17 @@ def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> Non
         holder.join(_DEADLINE)
 
     assert code == 0
+
+
+def test_the_console_stream_lock_is_replaced_after_the_hook(make_exporter: MakeExporter) -> None:
+    """A lock the parent's delivery thread held at the fork would block the child's console
+    lines for good: the child gets a new one."""
+    exporter = make_exporter()
+    held = exporter._publisher._stream_lock
+    assert held.acquire(blocking=False)
+    try:
+        exporter._after_fork_in_child()
+        assert exporter._publisher._stream_lock is not held
+        assert not exporter._publisher._stream_lock.locked()
+    finally:
+        held.release()
