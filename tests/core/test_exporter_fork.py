@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sqlite3
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +24,7 @@ from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, SpoolLockedError
 from otel_bridge.traces import FinishedTrace
 from tests.contract import make_spans
+from tests.support.forking import run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -92,34 +91,6 @@ def _wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-def _run_in_child(child: Callable[[], int]) -> tuple[int, int]:
-    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
-    for it (killed at the deadline, reaped in every case). Returns (pid, exit code)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            code = child()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        deadline = time.monotonic() + _DEADLINE
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                reaped = True
-                return pid, os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
-        pytest.fail("the forked child did not finish in time (deadlocked?)")
-    finally:
-        if not reaped:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
 def _export_and_shut_down(exporter: FileSink, spans: Sequence[ReadableSpan]) -> Callable[[], int]:
     parent_spool = exporter.spool.path
 
@@ -147,7 +118,7 @@ def test_child_delivers_its_trace_and_parent_its_own(exporter: FileSink) -> None
     parent_trace = _parent_holds_a_trace(exporter)
     child_spans = make_spans(("child-root", "child-child"))
 
-    child_pid, code = _run_in_child(_export_and_shut_down(exporter, child_spans))
+    child_pid, code = run_in_child(_export_and_shut_down(exporter, child_spans))
 
     assert code == 0
     assert exporter.deliveries() == [(child_pid, _trace_id(child_spans))]
@@ -163,7 +134,7 @@ def test_child_leaves_parent_spool_intact_and_locked(exporter: FileSink) -> None
     parent_path = exporter.spool.path
     child_path = parent_path.with_name("forktest.1.sqlite3")
 
-    _, code = _run_in_child(_export_and_shut_down(exporter, make_spans(("child-root",))))
+    _, code = run_in_child(_export_and_shut_down(exporter, make_spans(("child-root",))))
 
     assert code == 0
     with sqlite3.connect(f"file:{parent_path}?mode=ro", uri=True) as check:
@@ -205,7 +176,7 @@ def test_fork_while_another_thread_holds_the_exporter_locks(exporter: FileSink) 
     try:
         assert held.wait(_DEADLINE)
         child_spans = make_spans(("child-root",))
-        child_pid, code = _run_in_child(_export_and_shut_down(exporter, child_spans))
+        child_pid, code = run_in_child(_export_and_shut_down(exporter, child_spans))
     finally:
         release.set()
         holder.join(_DEADLINE)
@@ -224,7 +195,7 @@ def test_exporter_shut_down_before_the_fork_stays_shut_down(exporter: FileSink) 
         exporter.shutdown()
         return 0
 
-    _, code = _run_in_child(child)
+    _, code = run_in_child(child)
 
     assert code == 0
     assert exporter.deliveries() == []
@@ -239,5 +210,5 @@ def test_fork_hook_does_not_keep_the_exporter_alive(tmp_path: Path) -> None:
     gc.collect()
 
     assert alive() is None
-    _, code = _run_in_child(lambda: 0)  # the hook of a collected exporter does nothing
+    _, code = run_in_child(lambda: 0)  # the hook of a collected exporter does nothing
     assert code == 0

@@ -5,9 +5,6 @@ shut down before the fork, and a hook that raises costs the child nothing but a 
 from __future__ import annotations
 
 import os
-import signal
-import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from otel_bridge.exporter import TraceExporter
 from otel_bridge.sink import DeliveryReport
 from otel_bridge.traces import FinishedTrace
 from tests.contract import make_spans
+from tests.support.forking import run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -92,34 +90,6 @@ def _trace_id(spans: Sequence[ReadableSpan]) -> str:
     return f"{context.trace_id:032x}"
 
 
-def _run_in_child(child: Callable[[], int]) -> tuple[int, int]:
-    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
-    for it (killed at the deadline, reaped in every case). Returns (pid, exit code)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            code = child()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        deadline = time.monotonic() + _DEADLINE
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                reaped = True
-                return pid, os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
-        pytest.fail("the forked child did not finish in time (deadlocked?)")
-    finally:
-        if not reaped:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
 def _export_and_flush(sink: HookedSink, spans: Sequence[ReadableSpan]) -> int:
     if sink.export(spans) is not SpanExportResult.SUCCESS:
         return 10
@@ -148,7 +118,7 @@ def test_hook_runs_in_the_child_on_its_own_spool_before_its_worker_starts(
             return 6  # the child's worker had started already, or never did
         return _export_and_flush(sink, spans)
 
-    child_pid, code = _run_in_child(child)
+    child_pid, code = run_in_child(child)
 
     assert code == 0
     assert sink.hook_calls == []  # the parent never runs it
@@ -166,7 +136,7 @@ def test_hook_does_not_run_for_an_exporter_shut_down_before_the_fork(
             return 3
         return 0 if sink.export(make_spans(("child-root",))) is SpanExportResult.FAILURE else 4
 
-    _, code = _run_in_child(child)
+    _, code = run_in_child(child)
 
     assert code == 0
     assert sink.deliveries() == []
@@ -183,7 +153,7 @@ def test_a_hook_that_raises_does_not_stop_the_child_delivering(
             return 3
         return _export_and_flush(sink, spans)
 
-    child_pid, code = _run_in_child(child)
+    child_pid, code = run_in_child(child)
 
     assert code == 0
     assert sink.deliveries() == [(child_pid, _trace_id(spans))]

@@ -5,14 +5,12 @@ lock, and its next delivery goes through a client of its own."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
-import time
-import traceback
-from collections.abc import Callable
 
 import pytest
 from label_studio_sdk import LabelStudio
+
+from tests.support.forking import run_in_child
 
 from .conftest import MakeLabelStudioExporter, tasks_of
 from .test_exporter import chat_trace, flushed
@@ -39,34 +37,6 @@ def test_after_fork_the_next_delivery_uses_a_new_client(
     assert exporter._transport._client is not None
     assert exporter._transport._client is not client
     assert len(tasks_of(reviewer, exporter.project().id)) == 2
-
-
-def _run_in_child(child: Callable[[], int]) -> tuple[int, int]:
-    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
-    for it (killed at the deadline, reaped in every case). Returns (pid, exit code)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            code = child()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        deadline = time.monotonic() + _DEADLINE
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                reaped = True
-                return pid, os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
-        pytest.fail("the forked child did not finish in time (deadlocked?)")
-    finally:
-        if not reaped:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
@@ -102,7 +72,7 @@ def test_parent_and_forked_child_both_deliver_through_their_own_clients(
     holder.start()
     try:
         assert held.wait(_DEADLINE)
-        _, code = _run_in_child(child)
+        _, code = run_in_child(child, _DEADLINE)
     finally:
         release.set()
         holder.join(_DEADLINE)

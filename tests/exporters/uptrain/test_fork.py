@@ -6,11 +6,7 @@ a forked child. The judge is `FakeJudge`, as in the other UpTrain tests."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
-import time
-import traceback
-from collections.abc import Callable
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,6 +17,7 @@ from otel_bridge.delivery import RetryPolicy
 from tests.chains import QUESTION, rag_chain
 from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
 from tests.support.fake_openai import FakeJudge
+from tests.support.forking import run_in_child
 
 _DEADLINE = 30.0
 _RAG_CHECKS = 3
@@ -86,34 +83,6 @@ def test_hosted_judge_calls_the_server_through_a_new_client_after_the_hook(
     assert exporter.spool.dead_letters() == []
 
 
-def _run_in_child(child: Callable[[], int]) -> int:
-    """Fork, run `child` there and leave with its result as the exit code; in the parent, wait
-    for it (killed at the deadline, reaped in every case) and return that code."""
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            code = child()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        deadline = time.monotonic() + _DEADLINE
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                reaped = True
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
-        pytest.fail("the forked child did not finish in time (deadlocked?)")
-    finally:
-        if not reaped:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> None:
     held, release = threading.Event(), threading.Event()
@@ -127,7 +96,7 @@ def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> Non
     holder.start()
     try:
         assert held.wait(_DEADLINE)
-        code = _run_in_child(lambda: 0 if _judge._UPTRAIN_LOCK.acquire(timeout=5) else 3)
+        _, code = run_in_child(lambda: 0 if _judge._UPTRAIN_LOCK.acquire(timeout=5) else 3)
     finally:
         release.set()
         holder.join(_DEADLINE)
