@@ -17,6 +17,7 @@ from otel_bridge._content import is_secret_key, message_dict
 
 __all__ = [
     "Usage",
+    "carries_attributes",
     "conversation_id",
     "finish_reasons",
     "input_messages",
@@ -68,21 +69,30 @@ def tags(values: Sequence[Any]) -> tuple[str, ...]:
     return found
 
 
-def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
-    """Scalar metadata entries as attributes.
-
-    Left out: credentials, nested values, and LangChain's `ls_*` entries (LangSmith's own
-    tracing parameters, which the GenAI attributes already carry).
-    """
-    if not metadata:
-        return {}
-    return {
-        prefix + key: value
-        for key, value in metadata.items()
-        if isinstance(value, _SCALAR_TYPES)
+def _is_attribute_entry(key: Any, value: Any) -> bool:
+    """Whether a metadata entry becomes an attribute: a scalar under a string key, except
+    credentials and LangChain's `ls_*` entries (LangSmith's own tracing parameters, which the
+    GenAI attributes already carry)."""
+    return (
+        isinstance(value, _SCALAR_TYPES)
         and isinstance(key, str)
         and not key.startswith("ls_")
         and not is_secret_key(key)
+    )
+
+
+def carries_attributes(metadata: Mapping[str, Any]) -> bool:
+    """Whether any entry becomes an attribute (the conversation id's among them). Most runs carry
+    only LangChain's own metadata, which yields none."""
+    return any(_is_attribute_entry(key, value) for key, value in metadata.items())
+
+
+def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
+    """Scalar metadata entries as attributes (see `_is_attribute_entry`)."""
+    if not metadata:
+        return {}
+    return {
+        prefix + key: value for key, value in metadata.items() if _is_attribute_entry(key, value)
     }
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from langchain_core.agents import AgentAction, AgentFinish
@@ -55,8 +55,6 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_REQUEST_MODEL,
 )
 _TRACER_NAME = "otel_bridge"
-# Metadata values that become attributes (a tuple: isinstance is faster with one than a union).
-_SCALAR_TYPES = (str, bool, int, float)
 _PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 # What a model's response says about itself, read at the end of every model run.
 _RESPONSE_FACTS: tuple[tuple[str, Callable[[LLMResult], Any]], ...] = (
@@ -114,6 +112,24 @@ def _env_int(*names: str) -> int | None:
         except ValueError:
             logger.warning("otel-bridge: ignoring %s=%r, not an integer", name, value)
     return None
+
+
+class _Switch:
+    """One of LangChain's `ignore_*` switches, read from the handler's `_ignore` by its name."""
+
+    __slots__ = ("_key",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = name.removeprefix("ignore_")
+
+    @overload
+    def __get__(self, handler: None, owner: type) -> _Switch: ...
+    @overload
+    def __get__(self, handler: OTelCallbackHandler, owner: type | None = None) -> bool: ...
+    def __get__(
+        self, handler: OTelCallbackHandler | None, owner: type | None = None
+    ) -> bool | _Switch:
+        return self if handler is None else handler._ignore[self._key]
 
 
 class OTelCallbackHandler(BaseCallbackHandler):
@@ -191,33 +207,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
         self._logged_problems: set[tuple[str, str]] = set()
 
     # --- LangChain's ignore_* switches ---------------------------------------------------------
-    @property
-    def ignore_llm(self) -> bool:
-        return self._ignore["llm"]
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        return self._ignore["chat_model"]
-
-    @property
-    def ignore_chain(self) -> bool:
-        return self._ignore["chain"]
-
-    @property
-    def ignore_agent(self) -> bool:
-        return self._ignore["agent"]
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return self._ignore["retriever"]
-
-    @property
-    def ignore_retry(self) -> bool:
-        return self._ignore["retry"]
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return self._ignore["custom_event"]
+    ignore_llm = _Switch()
+    ignore_chat_model = _Switch()
+    ignore_chain = _Switch()
+    ignore_agent = _Switch()
+    ignore_retriever = _Switch()
+    ignore_retry = _Switch()
+    ignore_custom_event = _Switch()
 
     # --- public state ----------------------------------------------------------------------------
     @property
@@ -377,15 +373,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
 
     def _metadata_attributes(self, attributes: dict[str, Any], metadata: dict[str, Any]) -> None:
         """`langchain.run.metadata.*` and the conversation id; each failure costs its own."""
-        # Most runs carry only LangChain's own metadata (ls_* entries, nested values), which
-        # yields no attribute: skip the guarded work unless a scalar of another key is there.
         try:
-            for key, value in metadata.items():
-                if isinstance(value, _SCALAR_TYPES) and not (
-                    isinstance(key, str) and key.startswith("ls_")
-                ):
-                    break
-            else:
+            if not _extract.carries_attributes(metadata):
                 return
         except Exception as error:
             self._problem(semconv.RUN_METADATA_PREFIX + "*", error)

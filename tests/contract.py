@@ -33,6 +33,20 @@ from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.traces import FinishedTrace
 
 
+class MemorySink(TraceExporter):
+    """A sink that keeps every trace it is handed, in delivery order."""
+
+    sink_name = "memory"
+
+    def __init__(self, **options: Any) -> None:
+        self.delivered: list[FinishedTrace] = []
+        super().__init__(**options)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        self.delivered.extend(traces)
+        return DeliveryReport.all_delivered(traces)
+
+
 class MakeExporter(Protocol):
     def __call__(self, **options: Any) -> TraceExporter: ...
 

@@ -19,20 +19,12 @@ from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.traces import FinishedTrace
-from tests import chains
+from tests import chains, contract
 from tests.contract import make_spans
 
 
-class MemorySink(TraceExporter):
+class MemorySink(contract.MemorySink):
     sink_name = "memtest"
-
-    def __init__(self, **options: Any) -> None:
-        self.delivered: list[FinishedTrace] = []
-        super().__init__(**options)
-
-    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        self.delivered.extend(traces)
-        return DeliveryReport.all_delivered(traces)
 
 
 class RootNameFilter(MemorySink):

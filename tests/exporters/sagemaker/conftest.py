@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from otel_bridge_sagemaker import SageMakerSpanExporter
 from otel_bridge_sagemaker.settings import (
     ENV_ARTIFACT_BUCKET,
     ENV_ARTIFACT_PREFIX,
@@ -19,7 +21,12 @@ from otel_bridge_sagemaker.settings import (
     ENV_SERVICE_NAME,
 )
 
+from otel_bridge.delivery import RetryPolicy
+
 from .aws import REGION, Aws
+
+# Retries quick enough for a test to see several, with a deadline no test reaches.
+FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=120.0)
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +98,22 @@ def sagemaker_run(sagemaker_sdk: None, experiment_name: str, bucket: str) -> Ite
 
     with Run(experiment_name=experiment_name, run_name="run-1", artifact_bucket=bucket) as run:
         yield run
+
+
+@pytest.fixture
+def make_exporter(
+    tmp_path: Path, aws_env: str, sagemaker_sdk: None
+) -> Iterator[Callable[..., SageMakerSpanExporter]]:
+    made: list[SageMakerSpanExporter] = []
+
+    def make(**options: Any) -> SageMakerSpanExporter:
+        options.setdefault("spool_dir", tmp_path / "spool")
+        options.setdefault("grace_period", 0.0)
+        options.setdefault("retry", FAST_RETRY)
+        exporter = SageMakerSpanExporter(**options)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown()

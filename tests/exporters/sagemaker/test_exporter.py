@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from otel_bridge_sagemaker import SageMakerSpanExporter
 from otel_bridge_sagemaker.settings import ENV_ARTIFACT_BUCKET, ENV_EXPERIMENT_NAME, ENV_RUN_NAME
 from otel_bridge_sagemaker.transport import MAX_RUN_OUTPUT_ARTIFACTS, STEP_PARAMETER
 
-from otel_bridge.delivery import RetryPolicy
 from otel_bridge.handler import OTelCallbackHandler
 from tests.chains import (
     AGENT_ANSWER,
@@ -41,8 +40,6 @@ from .aws import Aws
 from .throttling_proxy import InjectedError, ThrottlingProxy
 
 pytestmark = pytest.mark.moto
-
-FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=120.0)
 
 
 def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -68,25 +65,6 @@ class Traced:
 
     def invoke(self, runnable: Any, value: Any) -> Any:
         return runnable.invoke(value, {"callbacks": [self.handler]})
-
-
-@pytest.fixture
-def make_exporter(
-    tmp_path: Path, aws_env: str, sagemaker_sdk: None
-) -> Iterator[Callable[..., SageMakerSpanExporter]]:
-    made: list[SageMakerSpanExporter] = []
-
-    def make(**options: Any) -> SageMakerSpanExporter:
-        options.setdefault("spool_dir", tmp_path / "spool")
-        options.setdefault("grace_period", 0.0)
-        options.setdefault("retry", FAST_RETRY)
-        exporter = SageMakerSpanExporter(**options)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
 
 
 def test_traces_land_in_the_users_run(

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,34 +14,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otel_bridge_sagemaker import SageMakerSpanExporter
 
-from otel_bridge.delivery import RetryPolicy
 from otel_bridge.handler import OTelCallbackHandler
 from tests.chains import CHAT_ANSWER, chat_model
 
 from .aws import Aws
 
 pytestmark = pytest.mark.moto
-
-FAST_RETRY = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=120.0)
-
-
-@pytest.fixture
-def make_exporter(
-    tmp_path: Path, aws_env: str, sagemaker_sdk: None
-) -> Iterator[Callable[..., SageMakerSpanExporter]]:
-    made: list[SageMakerSpanExporter] = []
-
-    def make(**options: Any) -> SageMakerSpanExporter:
-        options.setdefault("spool_dir", tmp_path / "spool")
-        options.setdefault("grace_period", 0.0)
-        options.setdefault("retry", FAST_RETRY)
-        exporter = SageMakerSpanExporter(**options)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
 
 
 def _deliver_one_chat(exporter: SageMakerSpanExporter) -> None:
