@@ -11,7 +11,8 @@ EXPORTERS := labelstudio uptrain clearml sagemaker
 EDITABLES := -e '.[serve,demo]' $(foreach e,$(EXPORTERS),-e exporters/$(e))
 SERVICES := scripts/services.sh
 
-.PHONY: install install-labelstudio-server test lint typecheck pytest demo bench clean lock
+.PHONY: install install-labelstudio-server test lint typecheck pytest demo bench clean lock \
+	collector collector-demo clean-collector
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,13 +43,42 @@ typecheck: install
 	$(BIN)/mypy
 
 # Starts Label Studio and moto, runs pytest with their addresses in the environment, stops them.
-pytest: install install-labelstudio-server
-	$(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+pytest: install install-labelstudio-server collector
+	OTEL_BRIDGE_OTELCOL=$(abspath $(COLLECTOR)) $(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 demo: install
 	$(BIN)/otel-bridge demo
+
+# Our OpenTelemetry Collector distribution (collector-config/build/manifest.yaml), built by the
+# Collector Builder of the manifest's release with Go's module and build caches kept under
+# $(COLLECTOR_CACHE), so a rebuild happens only when the manifest changes.
+COLLECTOR_CACHE := .cache/collector
+COLLECTOR_MANIFEST := collector-config/build/manifest.yaml
+COLLECTOR := $(COLLECTOR_CACHE)/dist/otelcol-bridge
+OCB_VERSION := $(shell awk '/gomod: .*otlpreceiver /{print $$NF}' $(COLLECTOR_MANIFEST))
+OCB := $(COLLECTOR_CACHE)/ocb-$(OCB_VERSION)/builder
+COLLECTOR_GO_ENV := GOPATH=$(abspath $(COLLECTOR_CACHE))/go GOCACHE=$(abspath $(COLLECTOR_CACHE))/go-build \
+	GOFLAGS=-modcacherw GOTOOLCHAIN=local
+
+$(OCB):
+	@echo "Installing the OpenTelemetry Collector Builder $(OCB_VERSION) into $(@D)"
+	$(COLLECTOR_GO_ENV) GOBIN=$(abspath $(@D)) go install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+$(COLLECTOR): $(COLLECTOR_MANIFEST) $(OCB)
+	@echo "Building $(@F) from $(COLLECTOR_MANIFEST) (a few minutes on a fresh machine, then cached)"
+	$(COLLECTOR_GO_ENV) $(OCB) --config $(COLLECTOR_MANIFEST)
+	touch $@
+
+collector: $(COLLECTOR)
+
+# App -> Collector (collector-config/agent.yaml) -> otel-bridge serve -> file sink, on this machine.
+collector-demo: install collector
+	OTEL_BRIDGE_OTELCOL=$(abspath $(COLLECTOR)) $(BIN)/python examples/collector/run.py
+
+clean-collector:
+	rm -rf $(COLLECTOR_CACHE)
 
 bench: install install-labelstudio-server
 	$(SERVICES) run -- sh -c 'for b in bench/*.py; do $(BIN)/python $$b || exit 1; done'

@@ -1,8 +1,10 @@
-"""collector-config/: each Collector file is internally consistent and points at the bridge's
-default endpoints; bridge.yaml is a valid `otel-bridge serve` config."""
+"""collector-config/: each Collector file is internally consistent, uses today's component names
+and points at the bridge's default endpoints with its token; bridge.yaml is a valid
+`otel-bridge serve` config. (test_collector_validate.py runs the files in the real Collector.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +20,14 @@ COLLECTOR_FILES = ["agent.yaml", "gateway-loadbalancing.yaml", "tail-sampling.ya
 BRIDGE_HTTP_PORT = int(DEFAULT_HTTP_ENDPOINT.rsplit(":", 1)[1])
 BRIDGE_GRPC_PORT = int(DEFAULT_GRPC_ENDPOINT.rsplit(":", 1)[1])
 SECTIONS = {"receivers", "processors", "exporters", "connectors", "extensions"}
+# Exporters renamed in Collector v0.161.0 (the old names still load, with a deprecation warning
+# at start; the `otlp` receiver keeps its name).
+RENAMED_EXPORTERS = {
+    "otlp": "otlp_grpc",
+    "otlphttp": "otlp_http",
+    "loadbalancing": "load_balancing",
+}
+BRIDGE_AUTH = {"authenticator": "bearertokenauth/bridge"}
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -34,14 +44,18 @@ def _bridge_exporters(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: settings or {}
         for name, settings in document["exporters"].items()
-        if "bridge" in name or _type(name) == "loadbalancing"
+        if "bridge" in name or _type(name) == "load_balancing"
     }
 
 
+def _default(value: str) -> str:
+    """`value` with ${env:NAME:-default} resolved the way the Collector does when NAME is unset."""
+    return re.sub(r"\$\{env:[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
 def _port(endpoint: str) -> int:
-    # Collector endpoints are URLs (otlphttp) or host:port (otlp); env defaults are resolved
-    # the way the Collector does: ${env:NAME:-default} -> default.
-    resolved = endpoint.replace("${env:OTEL_BRIDGE_HOST:-otel-bridge}", "otel-bridge")
+    # Collector endpoints are URLs (otlp_http) or host:port (otlp_grpc, load_balancing).
+    resolved = _default(endpoint)
     if "://" not in resolved:
         resolved = "//" + resolved
     port = urlsplit(resolved).port
@@ -79,50 +93,68 @@ def test_every_component_a_pipeline_uses_is_defined_and_every_defined_one_is_use
 
 
 @pytest.mark.parametrize("name", COLLECTOR_FILES)
-def test_the_bridge_is_reached_on_its_default_ports(name: str) -> None:
-    bridge = _bridge_exporters(_load(name))
+def test_exporters_have_their_current_names(name: str) -> None:
+    for component_id in _load(name)["exporters"]:
+        assert _type(component_id) not in RENAMED_EXPORTERS, (
+            f"{name}: {component_id} has the pre-v0.161.0 name; "
+            f"use {RENAMED_EXPORTERS[_type(component_id)]}"
+        )
+
+
+@pytest.mark.parametrize("name", COLLECTOR_FILES)
+def test_the_bridge_is_reached_on_its_default_ports_with_the_token(name: str) -> None:
+    document = _load(name)
+    bridge = _bridge_exporters(document)
     assert bridge, f"{name} has no exporter to the bridge"
+    # The bridge's token (collector-config/bridge.yaml reads the same variable).
+    token = document["extensions"]["bearertokenauth/bridge"]["token"]
+    assert token == "${env:OTEL_BRIDGE_TOKEN}"
     for exporter_id, settings in bridge.items():
         kind = _type(exporter_id)
-        if kind == "otlphttp":
-            endpoint = settings["endpoint"]
+        if kind == "otlp_http":
+            endpoint = _default(settings["endpoint"])
             assert _port(endpoint) == BRIDGE_HTTP_PORT
-            # otlphttp appends /v1/traces to `endpoint`; a path here would double it.
-            assert urlsplit(endpoint.replace("${env:OTEL_BRIDGE_HOST:-otel-bridge}", "h")).path in (
-                "",
-                "/",
-            )
-        elif kind == "otlp":
-            assert _port(settings["endpoint"]) == BRIDGE_GRPC_PORT
-        elif kind == "loadbalancing":
+            # otlp_http appends /v1/traces to `endpoint`; a path here would double it.
+            assert urlsplit(endpoint).path in ("", "/")
+            queue = settings["sending_queue"]
+        elif kind == "load_balancing":
             assert settings["routing_key"] == "traceID"
-            assert "otlp" in settings["protocol"]
-            hostnames = settings["resolver"]["static"]["hostnames"]
+            hostnames = yaml.safe_load(_default(settings["resolver"]["static"]["hostnames"]))
+            settings = settings["protocol"]["otlp"]
+            # gRPC sends a bearer token only over TLS: no `insecure` here.
+            assert "insecure" not in settings["tls"]
             assert len(hostnames) >= 2
             assert {_port(host) for host in hostnames} == {BRIDGE_GRPC_PORT}
+            queue = settings["sending_queue"]
         else:
             pytest.fail(f"unexpected bridge exporter type {exporter_id}")
-        if kind != "loadbalancing":
-            # Outages of the bridge are ridden out, never turned into dropped traces.
-            assert settings["sending_queue"]["enabled"] is True
-            assert settings["retry_on_failure"]["enabled"] is True
+        assert settings["auth"] == BRIDGE_AUTH
+        # Outages of the bridge are ridden out, never turned into dropped traces, and one
+        # request at a time keeps a trace's spans in order.
+        assert settings["retry_on_failure"]["enabled"] is True
+        assert settings["retry_on_failure"]["max_elapsed_time"] == "0s"
+        assert queue["num_consumers"] == 1
 
 
-def test_agent_sends_to_the_backend_and_the_bridge_in_parallel() -> None:
+def test_agent_sends_to_the_backend_and_the_bridge_in_parallel_from_disk_queues() -> None:
     document = _load("agent.yaml")
     (pipeline,) = document["service"]["pipelines"].values()
-    assert pipeline["processors"] == ["memory_limiter", "batch"]
-    assert set(pipeline["exporters"]) == {"otlp/backend", "otlphttp/bridge"}
+    # No batch processor: it would acknowledge data the on-disk queues do not hold yet.
+    assert pipeline["processors"] == ["memory_limiter"]
+    assert set(pipeline["exporters"]) == {"otlp_grpc/backend", "otlp_http/bridge"}
     for exporter in pipeline["exporters"]:
         settings = document["exporters"][exporter]
-        assert settings["sending_queue"]["enabled"] and settings["retry_on_failure"]["enabled"]
+        assert settings["sending_queue"]["storage"] == "file_storage"
+        assert settings["sending_queue"]["batch"]["flush_timeout"]
+        assert settings["retry_on_failure"]["enabled"]
+    assert "file_storage" in document["service"]["extensions"]
 
 
 def test_tail_sampling_keeps_errored_slow_and_tagged_traces_for_the_bridge_only() -> None:
     document = _load("tail-sampling.yaml")
     pipelines = document["service"]["pipelines"]
-    to_bridge = [p for p in pipelines.values() if "otlp/bridge" in p["exporters"]]
-    to_backend = [p for p in pipelines.values() if "otlp/backend" in p["exporters"]]
+    to_bridge = [p for p in pipelines.values() if "otlp_http/bridge" in p["exporters"]]
+    to_backend = [p for p in pipelines.values() if "otlp_grpc/backend" in p["exporters"]]
     assert len(to_bridge) == len(to_backend) == 1
     assert "tail_sampling" in to_bridge[0]["processors"]
     assert "tail_sampling" not in to_backend[0]["processors"]
@@ -136,10 +168,11 @@ def test_tail_sampling_keeps_errored_slow_and_tagged_traces_for_the_bridge_only(
 
 
 def test_bridge_yaml_is_a_valid_serve_config_with_the_default_endpoints() -> None:
-    config = parse_config(_load("bridge.yaml"), environ={})
+    config = parse_config(_load("bridge.yaml"), environ={"OTEL_BRIDGE_TOKEN": "t0ken"})
     assert str(config.receiver.http) == DEFAULT_HTTP_ENDPOINT
     assert str(config.receiver.grpc) == DEFAULT_GRPC_ENDPOINT
     assert [sink.type for sink in config.sinks] == ["file"]
+    assert config.receiver.auth.bearer_token == "t0ken"
 
 
 def test_readme_has_a_section_per_file() -> None:
