@@ -33,11 +33,13 @@ from opentelemetry.trace import Tracer
 Trace = list[ReadableSpan]
 
 
-def add_trace(tracer: Tracer, number: int) -> None:
-    """A chain with 1-3 LLM calls, the last one with a tool call under it (2-4 spans)."""
-    with tracer.start_as_current_span(
-        "chain", attributes={"langchain.run.type": "chain", "test.trace_number": number}
-    ):
+def add_trace(tracer: Tracer, number: int, padding: int = 0) -> None:
+    """A chain with 1-3 LLM calls, the last one with a tool call under it (2-4 spans); the root
+    carries `padding` bytes of filler when asked."""
+    attributes: dict[str, str | int] = {"langchain.run.type": "chain", "test.trace_number": number}
+    if padding:
+        attributes["test.padding"] = "x" * padding
+    with tracer.start_as_current_span("chain", attributes=attributes):
         for call in range(1 + number % 3):
             with tracer.start_as_current_span("llm", attributes={"langchain.run.type": "llm"}):
                 if call == number % 3:
@@ -47,14 +49,14 @@ def add_trace(tracer: Tracer, number: int) -> None:
                         pass
 
 
-def make_traces(count: int, service: str = "collector-test") -> list[Trace]:
+def make_traces(count: int, service: str = "collector-test", padding: int = 0) -> list[Trace]:
     """`count` traces made by the SDK, each a list of its finished spans."""
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("otel-bridge.tests.collector")
     for number in range(count):
-        add_trace(tracer, number)
+        add_trace(tracer, number, padding)
     provider.shutdown()
     return group_by_trace(memory.get_finished_spans())
 
