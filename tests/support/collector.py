@@ -187,10 +187,12 @@ def start_collector(
     *,
     env: Mapping[str, str],
     name: str = "collector",
+    wrapper: Sequence[str] = (),
 ) -> Collector:
     """A Collector running `configs` (files, or `yaml:` snippets merged in order) with its OTLP
     receiver and health check on free loopback ports, read from the OTELCOL_* variables that
-    every file in collector-config/ uses for its listen addresses."""
+    every file in collector-config/ uses for its listen addresses. `wrapper` is a command that
+    runs the Collector's command line (it must exec it, keeping the process id)."""
     grpc_port, http_port, health_port = free_port(), free_port(), free_port()
     full_env = base_env(
         OTELCOL_OTLP_GRPC_ENDPOINT=f"127.0.0.1:{grpc_port}",
@@ -198,7 +200,7 @@ def start_collector(
         OTELCOL_HEALTH_CHECK_ENDPOINT=f"127.0.0.1:{health_port}",
         **env,
     )
-    argv = [str(otelcol_binary())]
+    argv = [*wrapper, str(otelcol_binary())]
     for config in [*configs, TELEMETRY_OVERLAY]:
         argv += ["--config", str(config)]
     collector = Collector(
