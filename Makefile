@@ -44,7 +44,7 @@ typecheck: install
 
 # Starts Label Studio and moto, runs pytest with their addresses in the environment, stops them.
 pytest: install install-labelstudio-server collector
-	OTEL_BRIDGE_OTELCOL=$(abspath $(COLLECTOR)) $(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	OTELCOL_BINARY=$(abspath $(COLLECTOR)) $(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
@@ -75,7 +75,7 @@ collector: $(COLLECTOR)
 
 # App -> Collector (collector-config/agent.yaml) -> otel-bridge serve -> file sink, on this machine.
 collector-demo: install collector
-	OTEL_BRIDGE_OTELCOL=$(abspath $(COLLECTOR)) $(BIN)/python examples/collector/run.py
+	OTELCOL_BINARY=$(abspath $(COLLECTOR)) $(BIN)/python examples/collector/run.py
 
 clean-collector:
 	rm -rf $(COLLECTOR_CACHE)
