@@ -54,7 +54,7 @@ demo: install
 # Our OpenTelemetry Collector distribution (collector-config/build/manifest.yaml), built by the
 # Collector Builder of the manifest's release with Go's module and build caches kept under
 # $(COLLECTOR_CACHE), so a rebuild happens only when the manifest changes.
-COLLECTOR_CACHE := .cache/collector
+COLLECTOR_CACHE ?= .cache/collector
 COLLECTOR_MANIFEST := collector-config/build/manifest.yaml
 COLLECTOR := $(COLLECTOR_CACHE)/dist/otelcol-bridge
 OCB_VERSION := $(shell awk '/gomod: .*otlpreceiver /{print $$NF}' $(COLLECTOR_MANIFEST))
@@ -68,7 +68,7 @@ $(OCB):
 
 $(COLLECTOR): $(COLLECTOR_MANIFEST) $(OCB)
 	@echo "Building $(@F) from $(COLLECTOR_MANIFEST) (a few minutes on a fresh machine, then cached)"
-	$(COLLECTOR_GO_ENV) $(OCB) --config $(COLLECTOR_MANIFEST)
+	cd $(COLLECTOR_CACHE) && $(COLLECTOR_GO_ENV) $(abspath $(OCB)) --config $(abspath $(COLLECTOR_MANIFEST))
 	touch $@
 
 collector: $(COLLECTOR)

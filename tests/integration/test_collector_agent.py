@@ -191,16 +191,15 @@ def _send_paced(path: AgentPath, traces: Sequence[Trace]) -> None:
         time.sleep(0.05)
 
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|µs|us|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
 
 
 def _seconds(go_duration: str) -> float:
-    """A Go duration as the Collector logs it ("3s", "1m2.5s", "950ms")."""
-    if go_duration.endswith("ms"):
-        return float(go_duration[:-2]) / 1000
-    match = _DURATION.match(go_duration)
-    assert match and go_duration, go_duration
-    return float(match.group(1) or 0) * 60 + float(match.group(2) or 0)
+    """A Go duration as the Collector logs it ("4s", "1m2.5s", "553.349929ms")."""
+    parts = _DURATION_PART.findall(go_duration)
+    assert "".join(number + unit for number, unit in parts) == go_duration, go_duration
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
 
 
 def _post_direct(bridge: Bridge, trace: Trace) -> int:

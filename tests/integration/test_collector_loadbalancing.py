@@ -15,12 +15,13 @@ import json
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from otel_bridge.traces import FinishedTrace
 from tests.support.collector import (
     CONFIG_DIR,
     ROOT,
@@ -96,25 +97,51 @@ def every_trace_delivered(bridges: Sequence[Bridge], sent: dict[int, set[int]]) 
     return all(delivered.get(trace) == spans for trace, spans in sent.items())
 
 
-def assert_each_trace_whole_in_one_instance(
-    bridges: Sequence[Bridge], sent: dict[int, set[int]]
-) -> list[int]:
-    """Each trace in one line of one instance's file, with exactly the acknowledged spans, no
-    span twice, no trace that was not sent. Returns the number of traces per instance."""
-    deliveries: list[list[FinishedTrace]] = [bridge.deliveries() for bridge in bridges]
-    instances: dict[int, list[int]] = {}
-    for index, traces in enumerate(deliveries):
-        for trace in traces:
-            instances.setdefault(trace.trace_id, []).append(index)
-    assert set(instances) == set(sent), "traces delivered that were not sent, or missing"
-    split = {f"{t:032x}": where for t, where in instances.items() if len(where) != 1}
-    assert not split, f"traces handed over more than once (instance per hand-over): {split}"
-    for traces in deliveries:
-        for trace in traces:
-            spans = [span.span_id for span in trace.spans]
-            assert len(spans) == len(set(spans)), f"a span twice in {trace.trace_id:032x}"
-            assert set(spans) == sent[trace.trace_id], f"trace {trace.trace_id:032x} not whole"
-    return [len(traces) for traces in deliveries]
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What the instances handed over, against what the apps' exports got acknowledged."""
+
+    per_instance: tuple[int, ...]  # traces handed over by each instance
+    lost: int  # acknowledged traces some span of which no instance handed over
+    split: int  # traces handed over more than once (two lines, or two instances)
+    duplicated_spans: int  # spans handed over more than once
+    incomplete: int  # hand-overs without every acknowledged span of their trace
+    unexpected: int  # traces handed over that no app sent
+
+    def __str__(self) -> str:
+        return (
+            f"traces per instance {list(self.per_instance)}; lost {self.lost}, split "
+            f"{self.split}, duplicated spans {self.duplicated_spans}, incomplete "
+            f"{self.incomplete}, unexpected {self.unexpected}"
+        )
+
+    def assert_each_trace_whole_in_one_instance(self) -> None:
+        assert (self.lost, self.split, self.duplicated_spans) == (0, 0, 0), str(self)
+        assert (self.incomplete, self.unexpected) == (0, 0), str(self)
+
+
+def tally(bridges: Sequence[Bridge], sent: dict[int, set[int]]) -> Tally:
+    deliveries = [bridge.deliveries() for bridge in bridges]
+    handed_over = Counter(trace.trace_id for traces in deliveries for trace in traces)
+    spans = Counter(
+        (trace.trace_id, span.span_id)
+        for traces in deliveries
+        for trace in traces
+        for span in trace.spans
+    )
+    return Tally(
+        per_instance=tuple(len(traces) for traces in deliveries),
+        lost=sum(1 for t, ids in sent.items() if any((t, s) not in spans for s in ids)),
+        split=sum(1 for count in handed_over.values() if count > 1),
+        duplicated_spans=sum(1 for count in spans.values() if count > 1),
+        incomplete=sum(
+            1
+            for traces in deliveries
+            for trace in traces
+            if trace.trace_id in sent and {s.span_id for s in trace.spans} != sent[trace.trace_id]
+        ),
+        unexpected=sum(1 for t in handed_over if t not in sent),
+    )
 
 
 def test_1000_traces_from_4_apps_each_whole_in_one_instance_across_a_kill(
@@ -158,16 +185,19 @@ def test_1000_traces_from_4_apps_each_whole_in_one_instance_across_a_kill(
 
     victim.start()
     wait_for(lambda: every_trace_delivered(bridges, sent), "every trace after the restart")
-    per_instance = assert_each_trace_whole_in_one_instance(bridges, sent)
-    assert sum(per_instance) == len(sent)
-    assert all(count > 0 for count in per_instance), per_instance
-    assert 0 < handed_over_before_kill < per_instance[1]
-    assert_no_deprecation_warnings(gateway)
+    outcome = tally(bridges, sent)
+    after_restart = outcome.per_instance[1] - handed_over_before_kill
     print(
-        f"traces per instance: {per_instance} (instance 1: {handed_over_before_kill} before "
-        f"SIGKILL, {per_instance[1] - handed_over_before_kill} after the restart); "
-        f"spans: {sum(len(s) for s in sent.values())}; lost 0, split 0, duplicated 0"
+        f"{len(sent)} traces ({sum(map(len, sent.values()))} spans) from {APPS} apps: {outcome}; "
+        f"the killed instance handed over {handed_over_before_kill} before SIGKILL and "
+        f"{after_restart} after its restart"
     )
+    outcome.assert_each_trace_whole_in_one_instance()
+    assert sum(outcome.per_instance) == len(sent)
+    assert all(count > 0 for count in outcome.per_instance), outcome
+    assert handed_over_before_kill > 0
+    assert after_restart > 0
+    assert_no_deprecation_warnings(gateway)
 
 
 def _can_give_a_name_private_addresses() -> str:
@@ -233,9 +263,10 @@ def test_the_dns_resolver_spreads_traces_over_the_addresses_of_one_name(
     resume.touch()
     sent = acknowledged(apps, reports)
     wait_for(lambda: every_trace_delivered(bridges, sent), "every trace at the instances")
-    per_instance = assert_each_trace_whole_in_one_instance(bridges, sent)
-    assert all(count > 0 for count in per_instance), per_instance
-    print(f"dns resolver, traces per instance: {per_instance}")
+    outcome = tally(bridges, sent)
+    print(f"dns resolver, {len(sent)} traces: {outcome}")
+    outcome.assert_each_trace_whole_in_one_instance()
+    assert all(count > 0 for count in outcome.per_instance), outcome
 
 
 def _port_free_on_all(addresses: Sequence[str]) -> int:

@@ -200,10 +200,14 @@ def test_sagemaker_experiment_logs_metrics_and_artifacts(
     assert "'langchain-records': 's3://otel-bridge-example/" in out
 
 
-def test_collector_example_delivers_through_rotel_and_serve(
+def test_collector_example_delivers_through_the_agent_collector_to_backend_and_serve(
     env: dict[str, str], tmp_path: Path
 ) -> None:
+    """Needs our Collector build (`make collector`, a prerequisite of `make pytest`)."""
     out = run_example("collector/run.py", env, tmp_path)
-    assert "received through rotel -> otel-bridge serve" in out
-    assert re.search(r"trace [0-9a-f]{32}  \d+ spans", out)
+    assert "otelcol-bridge version 0.161.0-otel-bridge as agent and as backend" in out
+    trace_id = re.search(r"backend: 3 spans of trace ([0-9a-f]{32})", out)
+    assert trace_id, out
+    assert "bridge (file sink), through the agent Collector -> otel-bridge serve" in out
+    assert f"trace {trace_id.group(1)}  3 spans" in out
     assert "chat_model FakeChatModel fake-chat-model" in out
