@@ -322,20 +322,16 @@ class Bridge:
         self.process = self.processes.start(
             [*SERVE, "--config", str(self.config)], env=self.env, log=self.log, cwd=self.directory
         )
-        for port in (self.http_port, self.grpc_port):
-            wait_for(
-                lambda port=port: self._alive() and _accepts_connections(self.host, port),
-                f"otel-bridge serve on {self.host}:{port} (log: {self.log})",
-            )
+        wait_for(self._listening, f"otel-bridge serve on {self.host} (log: {self.log})")
         return self
 
-    def _alive(self) -> bool:
+    def _listening(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(
                 f"otel-bridge serve exited with {self.process.returncode}:\n"
                 + self.log.read_text(encoding="utf-8", errors="replace")
             )
-        return True
+        return all(_accepts_connections(self.host, p) for p in (self.http_port, self.grpc_port))
 
     def kill(self) -> None:
         self.process.kill()
