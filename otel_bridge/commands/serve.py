@@ -1,4 +1,8 @@
-"""`otel-bridge serve`: run the OTLP receiver in front of the configured sinks until SIGTERM."""
+"""`otel-bridge serve`: run the OTLP receiver in front of the configured sinks until SIGTERM.
+
+Exit codes: 0 stopped cleanly (or `--check-config` found the configuration valid), 1 failed at
+run time (e.g. a port already in use), 2 usage or configuration error.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "./otel-bridge-traces.jsonl, OTLP on 127.0.0.1:4318 (HTTP) and :4317 (gRPC)",
     )
     parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration (keys, files, sink names) and exit: 0 valid, 2 not",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening beyond loopback with neither a bearer token nor TLS "
+        "(as receiver.insecure: true)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level (default INFO)",
+        help="log level, any case (default INFO)",
     )
 
 
@@ -43,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Imported here so `otel-bridge --help` works without the serve extra installed.
         from otel_bridge.receiver import (
-            BridgeConfig,
             ConfigError,
             Receiver,
             build_sinks,
+            check_sinks,
             load_config,
+            parse_config,
         )
     except ImportError as exc:
         print(
@@ -56,7 +73,14 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        config = load_config(args.config) if args.config else BridgeConfig()
+        if args.config:
+            config = load_config(args.config, insecure=args.insecure)
+        else:
+            config = parse_config(None, insecure=args.insecure)
+        check_sinks(config)
+        if args.check_config:
+            print(f"otel-bridge serve: {args.config or 'default config'}: valid")
+            return 0
         sinks = build_sinks(config)
     except ConfigError as exc:
         print(f"otel-bridge serve: {args.config or 'default config'}: {exc}", file=sys.stderr)
@@ -67,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         for sink in sinks:
             sink.exporter.shutdown()
-        print(f"otel-bridge serve: cannot listen: {exc}", file=sys.stderr)
+        print(f"otel-bridge serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
     stop_requested = threading.Event()
@@ -84,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     receiver.start()
     tls = "s" if config.receiver.auth.tls else ""
-    if receiver.http_port is not None and config.receiver.http is not None:
-        _announce(
-            f"OTLP/HTTP listening on http{tls}://{config.receiver.http.host}:{receiver.http_port}/v1/traces"
-        )
-    if receiver.grpc_port is not None and config.receiver.grpc is not None:
-        _announce(f"OTLP/gRPC listening on {config.receiver.grpc.host}:{receiver.grpc_port}")
+    http, grpc = config.receiver.http, config.receiver.grpc
+    if receiver.http_port is not None and http is not None:
+        host = http.endpoint.host
+        _announce(f"OTLP/HTTP listening on http{tls}://{host}:{receiver.http_port}/v1/traces")
+    if receiver.grpc_port is not None and grpc is not None:
+        _announce(f"OTLP/gRPC listening on {grpc.endpoint.host}:{receiver.grpc_port}")
     _announce(f"sinks: {', '.join(sink.id for sink in sinks)}")
     # Event.wait with a timeout keeps the main thread responsive to signals.
     while not stop_requested.wait(0.5):

@@ -11,7 +11,7 @@ from otel_bridge.receiver.config import (
     parse_config,
 )
 from otel_bridge.receiver.ingest import Ingestor, Outcome, Sink, Verdict
-from otel_bridge.receiver.server import ENTRY_POINT_GROUP, Receiver, build_sinks
+from otel_bridge.receiver.server import ENTRY_POINT_GROUP, Receiver, build_sinks, check_sinks
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -25,6 +25,7 @@ __all__ = [
     "SinkConfig",
     "Verdict",
     "build_sinks",
+    "check_sinks",
     "load_config",
     "parse_config",
 ]

@@ -1,19 +1,28 @@
-"""`otel-bridge serve` configuration: the YAML schema, `${env:VAR}` substitution and validation.
-
-Every error names the offending key path (e.g. `receiver.http.endpoint`), so a bad file is
-fixed from the message alone.
+"""`otel-bridge serve` configuration: the YAML schema (pydantic models), `${env:VAR}`
+substitution, and validation errors that name the offending key path (`receiver.http.endpoint`),
+so a bad file is fixed from the message alone.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_GRPC_ENDPOINT",
@@ -22,11 +31,15 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "AuthConfig",
     "BridgeConfig",
+    "CORSConfig",
     "ConfigError",
     "Endpoint",
+    "GRPCConfig",
+    "HTTPConfig",
     "ReceiverConfig",
     "SinkConfig",
     "TLSConfig",
+    "TelemetryConfig",
     "load_config",
     "parse_config",
     "substitute_env",
@@ -38,7 +51,6 @@ DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 # The Collector's confighttp default max_request_body_size (20 MiB), applied after decompression.
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_REQUESTS = 8
-DEFAULT_RETRY_AFTER_SECONDS = 5.0
 DEFAULT_FILE_SINK = "file"
 
 # ${env:NAME} or ${env:NAME:-default}, as in the Collector's confmap; $${...} escapes.
@@ -57,31 +69,14 @@ class Endpoint:
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-
-@dataclass(frozen=True, slots=True)
-class TLSConfig:
-    """Server certificate; with `client_ca_file` clients must present a certificate (mTLS)."""
-
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    bearer_token: str | None = None
-    tls: TLSConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiverConfig:
-    http: Endpoint | None = field(default_factory=lambda: _endpoint(DEFAULT_HTTP_ENDPOINT, ""))
-    grpc: Endpoint | None = field(default_factory=lambda: _endpoint(DEFAULT_GRPC_ENDPOINT, ""))
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    # Bodies held in memory at once is at most this times max_request_bytes.
-    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
-    retry_after_seconds: float = DEFAULT_RETRY_AFTER_SECONDS
-    auth: AuthConfig = field(default_factory=AuthConfig)
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name other than localhost may resolve anywhere
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,44 +88,186 @@ class SinkConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeConfig:
-    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
-    sinks: tuple[SinkConfig, ...] = (SinkConfig(DEFAULT_FILE_SINK, DEFAULT_FILE_SINK),)
-    spool_dir: Path | None = None
+def _endpoint(value: Any) -> Endpoint:
+    if isinstance(value, Endpoint):
+        return value
+    host, sep, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return Endpoint(host, int(port))
+
+
+def _existing_file(value: Any) -> Path:
+    if not isinstance(value, str | Path):
+        raise ValueError(f"expected a file path, got {type(value).__name__}")
+    if not Path(value).is_file():
+        raise ValueError(f"no such file {str(value)!r}")
+    return Path(value)
+
+
+def _directory(value: Any) -> Path:
+    if not isinstance(value, str | Path):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return Path(value)
+
+
+def _protocol_section(value: Any) -> Any:
+    """`http: false`/`null` disables a transport, `http: true` keeps its defaults."""
+    if (
+        value is None
+        or value is False
+        or (isinstance(value, dict) and value.get("enabled") is False)
+    ):
+        return None
+    return {} if value is True else value
+
+
+def _sinks(value: Any) -> tuple[SinkConfig, ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of sink names to options, got {type(value).__name__}")
+    if not value:
+        raise ValueError("at least one sink is required")
+    sinks = []
+    for sink_id, options in value.items():
+        sink_type = str(sink_id).split("/", 1)[0]
+        if not sink_type:
+            raise ValueError(f"sink {sink_id!r}: expected a name like 'file' or 'file/archive'")
+        if not isinstance(options or {}, dict):
+            raise ValueError(
+                f"sink {sink_id!r}: expected a mapping of options, got {type(options).__name__}"
+            )
+        sinks.append(SinkConfig(str(sink_id), sink_type, dict(options or {})))
+    return tuple(sinks)
+
+
+EndpointValue = Annotated[Endpoint, PlainValidator(_endpoint)]
+ExistingFile = Annotated[Path, PlainValidator(_existing_file)]
+Seconds = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TLSConfig(_Section):
+    """Server certificate; with `client_ca_file` clients must present a certificate (mTLS)."""
+
+    cert_file: ExistingFile
+    key_file: ExistingFile
+    client_ca_file: ExistingFile | None = None
+
+
+class AuthConfig(_Section):
+    bearer_token: Annotated[str, Field(min_length=1)] | None = None
+    tls: TLSConfig | None = None
+
+
+class CORSConfig(_Section):
+    """Browser senders: origins may hold one `*` wildcard (`https://*.example.com`), or be `*`."""
+
+    allowed_origins: tuple[str, ...] = Field(min_length=1, strict=False)
+    allowed_headers: tuple[str, ...] = Field(default=(), strict=False)
+    max_age_seconds: Annotated[int, Field(ge=0)] = 7200
+
+
+class HTTPConfig(_Section):
+    enabled: bool = True
+    endpoint: EndpointValue = _endpoint(DEFAULT_HTTP_ENDPOINT)
+    # A connection must complete its request headers this long after it opened or after its
+    # previous answer, else it is closed: idle keep-alive and slowloris headers alike.
+    idle_timeout_seconds: Seconds = 30.0
+    read_timeout_seconds: Seconds = 30.0
+    tls_handshake_timeout_seconds: Seconds = 10.0
+    max_connections: PositiveInt = 1000
+    backlog: PositiveInt = 1024
+    cors: CORSConfig | None = None
+
+
+class GRPCConfig(_Section):
+    enabled: bool = True
+    endpoint: EndpointValue = _endpoint(DEFAULT_GRPC_ENDPOINT)
+    idle_timeout_seconds: Seconds = 60.0
+    tls_handshake_timeout_seconds: Seconds = 10.0
+
+
+class ReceiverConfig(_Section):
+    http: Annotated[HTTPConfig | None, BeforeValidator(_protocol_section)] = HTTPConfig()
+    grpc: Annotated[GRPCConfig | None, BeforeValidator(_protocol_section)] = GRPCConfig()
+    max_request_bytes: PositiveInt = DEFAULT_MAX_REQUEST_BYTES
+    # Bodies held in memory at once are at most this times max_request_bytes.
+    max_concurrent_requests: PositiveInt = DEFAULT_MAX_CONCURRENT_REQUESTS
+    retry_after_seconds: Annotated[float, Field(ge=0)] = 5.0
+    insecure: bool = False
+    auth: AuthConfig = AuthConfig()
+
+    @model_validator(mode="after")
+    def _safe(self) -> ReceiverConfig:
+        if self.http is None and self.grpc is None:
+            raise ValueError("both http and grpc are disabled; enable at least one")
+        if self.insecure or self.auth.bearer_token or self.auth.tls:
+            return self
+        for name, section in (("http", self.http), ("grpc", self.grpc)):
+            if section is not None and not section.endpoint.is_loopback:
+                raise ValueError(
+                    f"{name}.endpoint {section.endpoint} is reachable from the network with "
+                    "neither auth.bearer_token nor auth.tls set: configure one of them, or "
+                    "set receiver.insecure: true (or pass --insecure) to accept "
+                    "unauthenticated spans"
+                )
+        return self
+
+
+class TelemetryConfig(_Section):
     metrics_endpoint: str | None = None
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> BridgeConfig:
+class BridgeConfig(_Section):
+    receiver: ReceiverConfig = ReceiverConfig()
+    sinks: Annotated[tuple[SinkConfig, ...], PlainValidator(_sinks)] = (
+        SinkConfig(DEFAULT_FILE_SINK, DEFAULT_FILE_SINK),
+    )
+    spool_dir: Annotated[Path, PlainValidator(_directory)] | None = None
+    telemetry: TelemetryConfig = TelemetryConfig()
+
+    @property
+    def metrics_endpoint(self) -> str | None:
+        return self.telemetry.metrics_endpoint or None
+
+
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, insecure: bool = False
+) -> BridgeConfig:
     """Read, substitute and validate a bridge YAML file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read config file: {exc.strerror}") from exc
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return parse_config(document, environ)
+        raise ConfigError(f"invalid YAML: {' '.join(str(exc).split())}") from exc
+    return parse_config(document, environ, insecure=insecure)
 
 
-def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> BridgeConfig:
-    """Validate an already parsed YAML document (None means all defaults)."""
+def parse_config(
+    document: Any, environ: Mapping[str, str] | None = None, *, insecure: bool = False
+) -> BridgeConfig:
+    """Validate an already parsed YAML document (None means all defaults); `insecure` is the
+    command line's `--insecure`."""
     env = os.environ if environ is None else environ
-    root = _mapping(substitute_env(document or {}, env, ""), "", _ROOT_KEYS)
-    receiver = _receiver(_mapping(root.get("receiver") or {}, "receiver", _RECEIVER_KEYS))
-    sinks = _sinks(root.get("sinks"))
-    spool_dir = root.get("spool_dir")
-    metrics = _mapping(root.get("telemetry") or {}, "telemetry", frozenset({"metrics_endpoint"}))
-    metrics_endpoint = metrics.get("metrics_endpoint")
-    return BridgeConfig(
-        receiver=receiver,
-        sinks=sinks,
-        spool_dir=Path(_string(spool_dir, "spool_dir")) if spool_dir is not None else None,
-        metrics_endpoint=(
-            _string(metrics_endpoint, "telemetry.metrics_endpoint") if metrics_endpoint else None
-        ),
-    )
+    document = substitute_env(document or {}, env, "")
+    if insecure and isinstance(document, dict):
+        receiver = document.get("receiver") or {}
+        if isinstance(receiver, dict):
+            document = {**document, "receiver": {**receiver, "insecure": True}}
+    try:
+        return BridgeConfig.model_validate(document)
+    except ValidationError as exc:
+        # A misspelt key shows up as unknown and, often, as a missing one: name those first.
+        errors = sorted(exc.errors(), key=lambda e: _ERROR_ORDER.get(e["type"], len(_ERROR_ORDER)))
+        raise ConfigError("; ".join(_describe(error) for error in errors)) from None
 
 
 def substitute_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
@@ -168,123 +305,48 @@ def substitute_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
     return substituted
 
 
-_ROOT_KEYS = frozenset({"receiver", "sinks", "spool_dir", "telemetry"})
-_RECEIVER_KEYS = frozenset(
-    {"http", "grpc", "max_request_bytes", "max_concurrent_requests", "retry_after_seconds", "auth"}
-)
-_PROTOCOL_KEYS = frozenset({"endpoint", "enabled"})
-_AUTH_KEYS = frozenset({"bearer_token", "tls"})
-_TLS_KEYS = frozenset({"cert_file", "key_file", "client_ca_file"})
+_ERROR_ORDER = {"extra_forbidden": 0, "missing": 1}
 
 
-def _receiver(section: Mapping[str, Any]) -> ReceiverConfig:
-    max_bytes = _positive_int(section, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
-    max_concurrent = _positive_int(
-        section, "max_concurrent_requests", DEFAULT_MAX_CONCURRENT_REQUESTS
-    )
-    retry_after = section.get("retry_after_seconds", DEFAULT_RETRY_AFTER_SECONDS)
-    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float) or retry_after < 0:
-        raise ConfigError(
-            f"receiver.retry_after_seconds: expected a number >= 0, got {retry_after!r}"
+def _describe(error: Any) -> str:
+    """One pydantic error as `key.path: what was expected, got what`."""
+    # Union members and annotated wrappers add their own names to the location; drop them.
+    location = [
+        str(part) for part in error["loc"] if not str(part).startswith(("function-", "nullable"))
+    ]
+    location = [part for part in location if part not in {"HTTPConfig", "GRPCConfig"}]
+    path = ".".join(location) or "<root>"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        expected = ", ".join(_keys_at(location[:-1]))
+        return f"{path}: unknown key (expected one of: {expected})"
+    if kind == "missing":
+        return f"{path}: required"
+    if kind in ("model_type", "dict_type"):
+        return f"{path}: expected a mapping, got {type(error['input']).__name__}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    if kind.endswith("_type"):
+        return f"{path}: {message}, got {type(error['input']).__name__}"
+    if kind in ("greater_than", "greater_than_equal", "too_short", "string_too_short"):
+        return f"{path}: {message}, got {error['input']!r}"
+    return f"{path}: {message}"
+
+
+def _keys_at(location: list[str]) -> list[str]:
+    model: Any = BridgeConfig
+    for part in location:
+        annotation = model.model_fields[part].annotation
+        model = next(
+            (a for a in (annotation, *getattr(annotation, "__args__", ())) if _is_model(a)), None
         )
-    http = _protocol(section.get("http", {}), "receiver.http", DEFAULT_HTTP_ENDPOINT)
-    grpc = _protocol(section.get("grpc", {}), "receiver.grpc", DEFAULT_GRPC_ENDPOINT)
-    if http is None and grpc is None:
-        raise ConfigError("receiver: both http and grpc are disabled; enable at least one")
-    return ReceiverConfig(
-        http=http,
-        grpc=grpc,
-        max_request_bytes=max_bytes,
-        max_concurrent_requests=max_concurrent,
-        retry_after_seconds=float(retry_after),
-        auth=_auth(_mapping(section.get("auth") or {}, "receiver.auth", _AUTH_KEYS)),
-    )
+        if model is None:
+            return []
+    return sorted(model.model_fields)
 
 
-def _positive_int(section: Mapping[str, Any], key: str, default: int) -> int:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"receiver.{key}: expected a positive integer, got {value!r}")
-    return value
-
-
-def _protocol(value: Any, path: str, default: str) -> Endpoint | None:
-    if value is None or value is False:
-        return None
-    section = _mapping({} if value is True else value, path, _PROTOCOL_KEYS)
-    enabled = section.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{path}.enabled: expected true or false, got {enabled!r}")
-    if not enabled:
-        return None
-    return _endpoint(_string(section.get("endpoint", default), f"{path}.endpoint"), path)
-
-
-def _endpoint(text: str, path: str) -> Endpoint:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{path}.endpoint: expected host:port, got {text!r}")
-    return Endpoint(host, int(port))
-
-
-def _auth(section: Mapping[str, Any]) -> AuthConfig:
-    token = section.get("bearer_token")
-    if token is not None:
-        token = _string(token, "receiver.auth.bearer_token")
-        if not token:
-            raise ConfigError("receiver.auth.bearer_token: must not be empty when set")
-    tls = None
-    if section.get("tls") is not None:
-        tls_section = _mapping(section["tls"], "receiver.auth.tls", _TLS_KEYS)
-        for required in ("cert_file", "key_file"):
-            if required not in tls_section:
-                raise ConfigError(f"receiver.auth.tls.{required}: required when tls is set")
-        files = {}
-        for key, raw in tls_section.items():
-            file = Path(_string(raw, f"receiver.auth.tls.{key}"))
-            if not file.is_file():
-                raise ConfigError(f"receiver.auth.tls.{key}: no such file {str(file)!r}")
-            files[key] = file
-        tls = TLSConfig(files["cert_file"], files["key_file"], files.get("client_ca_file"))
-    return AuthConfig(bearer_token=token, tls=tls)
-
-
-def _sinks(value: Any) -> tuple[SinkConfig, ...]:
-    if value is None:
-        return BridgeConfig().sinks
-    section = _mapping(value, "sinks", None)
-    if not section:
-        raise ConfigError("sinks: at least one sink is required")
-    sinks = []
-    for sink_id, options in section.items():
-        sink_id = str(sink_id)
-        sink_type = sink_id.split("/", 1)[0]
-        if not sink_type:
-            raise ConfigError(f"sinks.{sink_id}: expected a name like 'file' or 'file/archive'")
-        sinks.append(
-            SinkConfig(sink_id, sink_type, dict(_mapping(options or {}, f"sinks.{sink_id}", None)))
-        )
-    return tuple(sinks)
-
-
-def _mapping(value: Any, path: str, allowed: frozenset[str] | None) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path or '<root>'}: expected a mapping, got {type(value).__name__}")
-    if allowed is not None:
-        for key in value:
-            if key not in allowed:
-                expected = ", ".join(sorted(allowed))
-                raise ConfigError(
-                    f"{_join(path, str(key))}: unknown key (expected one of: {expected})"
-                )
-    return {str(k): v for k, v in value.items()}
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
-    return str(value)
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
 
 
 def _join(path: str, key: str) -> str:

@@ -9,6 +9,7 @@ RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import math
+import socket
 from concurrent import futures
 from typing import Any
 
@@ -45,8 +46,10 @@ class OTLPGRPCServer:
         bearer_token: str | None = None,
         tls: TLSConfig | None = None,
         max_workers: int = 8,
+        idle_timeout_seconds: float = 60.0,
+        tls_handshake_timeout_seconds: float = 10.0,
     ) -> None:
-        # Each worker holds one request, so max_workers also bounds the bodies in memory.
+        # Each worker holds one request, so max_workers also bounds the bodies being processed.
         self._ingestor = ingestor
         self._bearer_token = bearer_token
         self._server = grpc.server(
@@ -58,6 +61,11 @@ class OTLPGRPCServer:
                 ("grpc.max_receive_message_length", max_request_bytes),
                 # A second bridge on the same port must fail to start, not share the traffic.
                 ("grpc.so_reuseport", 0),
+                # HTTP/2 flow control holds a connection's further calls in the client, where a
+                # refusal (without RetryInfo) would make OTLP exporters drop them.
+                ("grpc.max_concurrent_streams", max_workers),
+                ("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)),
+                ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
             ],
         )
         handler = grpc.unary_unary_rpc_method_handler(
@@ -66,6 +74,7 @@ class OTLPGRPCServer:
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),)
         )
+        _probe(address)
         try:
             if tls is None:
                 self.port = self._server.add_insecure_port(address)
@@ -130,6 +139,22 @@ class _Refusal(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+
+
+def _probe(address: str) -> None:
+    """Bind the address once ourselves: a busy port then fails with one line of ours, not the
+    gRPC core's log."""
+    host, _, port = address.rpartition(":")
+    if port == "0":
+        return
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, int(port)), family=family).close()
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"cannot bind the OTLP/gRPC receiver to {address}: {exc.strerror}"
+        ) from exc
 
 
 def _text(value: str | bytes | None) -> str | None:

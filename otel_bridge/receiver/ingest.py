@@ -1,8 +1,10 @@
 """Hand decoded OTLP requests to every configured sink exporter and say how to answer.
 
 Shared by the HTTP and gRPC servers, so both acknowledge under the same rule: a request is
-accepted only after every sink's `export()` returned SUCCESS (the core exporter has then
-written the spans to its SQLite spool), and throttled while any sink's spool is full.
+accepted only after every sink's export returned SUCCESS (the core exporter has then written
+the spans to its spool), and throttled while any sink's spool is full. Each sink has a lock of
+its own (an exporter's export is not called concurrently, as under the SDK), so a slow sink
+never holds up requests that are being handed to another one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge import otlp
+from otel_bridge.receiver.conditions import Condition, SinkConditions, SinkStatus
 from otel_bridge.receiver.telemetry import ReceiverMetrics
 
-__all__ = ["Ingestor", "Outcome", "Sink", "Verdict"]
+__all__ = ["Ingestor", "Outcome", "Sink", "Verdict", "drop_invalid_spans"]
 
 _logger = logging.getLogger(__name__)
 
@@ -59,6 +62,26 @@ class Outcome:
     retry_after_seconds: float | None = None
 
 
+def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, otlp.RejectedSpans | None]:
+    """Remove the spans the OTLP codec rejects (invalid ids) from `request`, in place; return
+    how many spans remain and what was rejected (for `partial_success`)."""
+    kept = rejected = 0
+    first_reason = ""
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            invalid = [i for i, span in enumerate(spans) if otlp._invalid_ids(span)]
+            if invalid:
+                first_reason = first_reason or otlp._invalid_ids(spans[invalid[0]])
+                for index in reversed(invalid):
+                    del spans[index]
+                rejected += len(invalid)
+            kept += len(spans)
+    if rejected:
+        return kept, otlp.RejectedSpans(rejected, f"{rejected} span(s) rejected: {first_reason}")
+    return kept, None
+
+
 class Ingestor:
     """Fans each request out to the sinks; `close()` makes later requests UNAVAILABLE."""
 
@@ -71,54 +94,67 @@ class Ingestor:
     ) -> None:
         self.sinks = tuple(sinks)
         self.retry_after_seconds = retry_after_seconds
-        # The SDK never calls one exporter's export() concurrently; the servers' threads would.
-        self._export_lock = threading.Lock()
+        self.conditions = SinkConditions(s.id for s in self.sinks)
+        self._locks = {sink.id: threading.Lock() for sink in self.sinks}
+        self._needs_spans = any(not hasattr(s.exporter, "export_request") for s in self.sinks)
         self._closed = False
-        self.metrics = ReceiverMetrics(
-            meter_provider, lambda: [(s.id, s.spool_full, s.spool_bytes) for s in self.sinks]
-        )
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self.metrics = ReceiverMetrics(meter_provider, self.sink_states)
+
+    def sink_states(self) -> list[tuple[str, bool, int | None, SinkStatus]]:
+        return [
+            (s.id, s.spool_full, s.spool_bytes, self.conditions.status(s.id)) for s in self.sinks
+        ]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def ingest(self, request: ExportTraceServiceRequest, transport: str) -> Outcome:
-        spans, rejected = otlp.accepted_spans(request)
-        outcome = self._export(spans, rejected)
-        refused = 0 if outcome.verdict is Verdict.ACCEPTED else len(spans)
+        """Validate (dropping invalid spans) and export a decoded request to every sink."""
+        spans, rejected = drop_invalid_spans(request)
+        outcome = self._export(request, spans, rejected)
+        refused = 0 if outcome.verdict is Verdict.ACCEPTED else spans
         self.metrics.spans(
             transport, outcome.accepted_spans, refused + (rejected.count if rejected else 0)
         )
         return outcome
 
     def _export(
-        self, spans: Sequence[ReadableSpan], rejected: otlp.RejectedSpans | None
+        self, request: ExportTraceServiceRequest, spans: int, rejected: otlp.RejectedSpans | None
     ) -> Outcome:
-        full = [s.id for s in self.sinks if s.spool_full]
+        full = [s for s in self.sinks if s.spool_full]
         if full:
-            return self._throttled(full)
+            for sink in full:
+                self.conditions.refused(sink.id, Condition.SPOOL_FULL, spans)
+            return self._throttled([s.id for s in full])
         if not spans:
             return Outcome(Verdict.ACCEPTED, rejected=rejected)
-        with self._export_lock:
+        with self._idle:
             if self._closed:
-                return Outcome(
-                    Verdict.UNAVAILABLE,
-                    message="the receiver is shutting down; retry later",
-                    retry_after_seconds=self.retry_after_seconds,
-                )
+                return self._unavailable("the receiver is shutting down; retry later")
+            self._in_flight += 1
+        try:
+            readable = otlp.spans_from_request(request) if self._needs_spans else []
             for sink in self.sinks:
-                try:
-                    result = sink.exporter.export(spans)
-                except Exception:  # a sink bug must cost this request, not the server
-                    _logger.exception("sink %s raised from export()", sink.id)
-                    result = SpanExportResult.FAILURE
-                if result is not SpanExportResult.SUCCESS and sink.spool_full:
+                with self._locks[sink.id]:
+                    result = _export_to(sink, request, readable)
+                if result is SpanExportResult.SUCCESS:
+                    self.conditions.accepted(sink.id)
+                    continue
+                # Earlier sinks may already hold these spans; the retry is made harmless by the
+                # sinks' idempotency keys (trace id + span id).
+                if sink.spool_full:
+                    self.conditions.refused(sink.id, Condition.SPOOL_FULL, spans)
                     return self._throttled([sink.id])
-                if result is not SpanExportResult.SUCCESS:
-                    # Earlier sinks may already hold these spans; the retry is made harmless by
-                    # the sinks' idempotency keys (trace id + span id).
-                    return Outcome(
-                        Verdict.UNAVAILABLE,
-                        message=f"sink {sink.id} did not accept the spans; retry later",
-                        retry_after_seconds=self.retry_after_seconds,
-                    )
-        return Outcome(Verdict.ACCEPTED, accepted_spans=len(spans), rejected=rejected)
+                self.conditions.refused(sink.id, Condition.REFUSING, spans)
+                return self._unavailable(f"sink {sink.id} did not accept the spans; retry later")
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+        return Outcome(Verdict.ACCEPTED, accepted_spans=spans, rejected=rejected)
 
     def _throttled(self, sink_ids: Sequence[str]) -> Outcome:
         return Outcome(
@@ -127,11 +163,17 @@ class Ingestor:
             retry_after_seconds=self.retry_after_seconds,
         )
 
+    def _unavailable(self, message: str) -> Outcome:
+        return Outcome(
+            Verdict.UNAVAILABLE, message=message, retry_after_seconds=self.retry_after_seconds
+        )
+
     def close(self, flush_seconds: float = 10.0) -> None:
-        """Refuse new requests, then flush (up to `flush_seconds` per sink) and shut down every
-        sink; waits for the requests being exported. What is not delivered stays spooled."""
-        with self._export_lock:
+        """Refuse new requests, wait (up to `flush_seconds`) for those being exported, then
+        flush and shut down every sink. What is not delivered stays spooled."""
+        with self._idle:
             self._closed = True
+            self._idle.wait_for(lambda: self._in_flight == 0, flush_seconds)
         for sink in self.sinks:
             try:
                 sink.exporter.force_flush(int(flush_seconds * 1000))
@@ -141,3 +183,17 @@ class Ingestor:
                 sink.exporter.shutdown()
             except Exception:
                 _logger.exception("sink %s failed to shut down", sink.id)
+
+
+def _export_to(
+    sink: Sink, request: ExportTraceServiceRequest, spans: Sequence[ReadableSpan]
+) -> SpanExportResult:
+    export_request = getattr(sink.exporter, "export_request", None)
+    try:
+        if export_request is not None:
+            result: SpanExportResult = export_request(request)
+            return result
+        return sink.exporter.export(spans)
+    except Exception:  # a sink bug must cost this request, not the server
+        _logger.exception("sink %s raised from export", sink.id)
+        return SpanExportResult.FAILURE

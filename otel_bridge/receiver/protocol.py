@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from io import BufferedIOBase
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -19,13 +18,12 @@ __all__ = [
     "JSON",
     "PROTOBUF",
     "ProtocolError",
+    "content_encoding",
     "decode_body",
     "encode_message",
     "error_body",
     "inflate",
     "media_type",
-    "read_chunked",
-    "read_exact",
 ]
 
 PROTOBUF = "application/x-protobuf"
@@ -39,8 +37,9 @@ _RPC_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
     401: code_pb2.UNAUTHENTICATED,
     404: code_pb2.NOT_FOUND,
+    403: code_pb2.PERMISSION_DENIED,
     405: code_pb2.UNIMPLEMENTED,
-    411: code_pb2.INVALID_ARGUMENT,
+    408: code_pb2.DEADLINE_EXCEEDED,
     413: code_pb2.RESOURCE_EXHAUSTED,
     415: code_pb2.INVALID_ARGUMENT,
     429: code_pb2.RESOURCE_EXHAUSTED,
@@ -70,46 +69,20 @@ def media_type(content_type: str | None) -> str:
     return value
 
 
-def read_exact(stream: BufferedIOBase, length: int, limit: int) -> bytes:
-    """Read a Content-Length body, refusing (413) before reading when it exceeds `limit`."""
-    if length > limit:
-        raise ProtocolError(413, f"request body of {length} bytes exceeds the limit of {limit}")
-    body = stream.read(length)
-    if len(body) != length:
-        raise ProtocolError(400, f"request body ended after {len(body)} of {length} bytes")
-    return body
-
-
-def read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
-    """Read a `Transfer-Encoding: chunked` body, stopping with 413 once it exceeds `limit`."""
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        header = stream.readline(1024)
-        try:
-            size = int(header.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise ProtocolError(400, "malformed chunked request body") from exc
-        if size == 0:
-            while stream.readline(1024).strip():  # trailers
-                pass
-            return b"".join(parts)
-        total += size
-        if total > limit:
-            raise ProtocolError(413, f"request body exceeds the limit of {limit} bytes")
-        chunk = stream.read(size)
-        if len(chunk) != size or stream.readline(1024).strip():
-            raise ProtocolError(400, "malformed chunked request body")
-        parts.append(chunk)
-
-
-def inflate(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """Undo Content-Encoding; gzip is inflated in steps so a bomb stops at `limit` bytes."""
-    encoding = (content_encoding or "").strip().lower()
+def content_encoding(value: str | None) -> str:
+    """The Content-Encoding as "gzip" or "" (none), else ProtocolError 415."""
+    encoding = (value or "").strip().lower()
     if encoding in _IDENTITY_ENCODINGS:
-        return body
+        return ""
     if encoding != "gzip":
-        raise ProtocolError(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip")
+        raise ProtocolError(415, f"unsupported Content-Encoding {value!r}; use gzip")
+    return encoding
+
+
+def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo Content-Encoding; gzip is inflated in steps so a bomb stops at `limit` bytes."""
+    if not content_encoding(encoding):
+        return body
     parts: list[bytes] = []
     total = 0
     pending = body

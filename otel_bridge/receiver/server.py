@@ -14,14 +14,21 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from otel_bridge.receiver.auth import server_ssl_context
 from otel_bridge.receiver.config import BridgeConfig, ConfigError, SinkConfig
 from otel_bridge.receiver.grpc_server import OTLPGRPCServer
-from otel_bridge.receiver.http_server import OTLPHTTPServer
+from otel_bridge.receiver.http_server import HTTPLimits, OTLPHTTPServer
 from otel_bridge.receiver.ingest import Ingestor, Sink
 
-__all__ = ["ENTRY_POINT_GROUP", "Receiver", "build_sinks"]
+__all__ = ["ENTRY_POINT_GROUP", "Receiver", "build_sinks", "check_sinks"]
 
 ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
 
 _logger = logging.getLogger(__name__)
+
+
+def check_sinks(config: BridgeConfig) -> None:
+    """ConfigError unless every configured sink names an installed exporter (nothing built)."""
+    available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for sink in config.sinks:
+        _entry_point(sink, available)
 
 
 def build_sinks(config: BridgeConfig) -> list[Sink]:
@@ -41,7 +48,7 @@ def build_sinks(config: BridgeConfig) -> list[Sink]:
     return sinks
 
 
-def _build_sink(sink: SinkConfig, config: BridgeConfig, available: dict[str, Any]) -> SpanExporter:
+def _entry_point(sink: SinkConfig, available: dict[str, Any]) -> Any:
     entry_point = available.get(sink.type)
     if entry_point is None:
         installed = ", ".join(sorted(available)) or "none"
@@ -49,6 +56,11 @@ def _build_sink(sink: SinkConfig, config: BridgeConfig, available: dict[str, Any
             f"sinks.{sink.id}: no exporter named {sink.type!r} in entry point group "
             f"{ENTRY_POINT_GROUP} (installed: {installed})"
         )
+    return entry_point
+
+
+def _build_sink(sink: SinkConfig, config: BridgeConfig, available: dict[str, Any]) -> SpanExporter:
+    entry_point = _entry_point(sink, available)
     options = dict(sink.options)
     if config.spool_dir is not None and "spool_dir" not in options:
         options["spool_dir"] = config.spool_dir
@@ -85,28 +97,40 @@ class Receiver:
         self.grpc: OTLPGRPCServer | None = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
+        http, grpc = receiver.http, receiver.grpc
         try:
-            if receiver.http is not None:
-                self.http = OTLPHTTPServer(
-                    (receiver.http.host, receiver.http.port),
-                    self.ingestor,
+            if http is not None:
+                limits = HTTPLimits(
                     max_request_bytes=receiver.max_request_bytes,
                     max_concurrent_requests=receiver.max_concurrent_requests,
+                    max_connections=http.max_connections,
+                    idle_timeout_seconds=http.idle_timeout_seconds,
+                    read_timeout_seconds=http.read_timeout_seconds,
+                    tls_handshake_timeout_seconds=http.tls_handshake_timeout_seconds,
+                    backlog=http.backlog,
+                )
+                self.http = OTLPHTTPServer(
+                    http.endpoint,
+                    self.ingestor,
+                    limits,
                     bearer_token=auth.bearer_token,
                     ssl_context=server_ssl_context(auth.tls) if auth.tls else None,
+                    cors=http.cors,
                 )
-            if receiver.grpc is not None:
+            if grpc is not None:
                 self.grpc = OTLPGRPCServer(
-                    str(receiver.grpc),
+                    str(grpc.endpoint),
                     self.ingestor,
                     max_request_bytes=receiver.max_request_bytes,
                     max_workers=receiver.max_concurrent_requests,
+                    idle_timeout_seconds=grpc.idle_timeout_seconds,
+                    tls_handshake_timeout_seconds=grpc.tls_handshake_timeout_seconds,
                     bearer_token=auth.bearer_token,
                     tls=auth.tls,
                 )
         except BaseException:
             if self.http is not None:
-                self.http.server_close()
+                self.http.stop(0)
             raise
 
     @property

@@ -7,8 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from otel_bridge.receiver.conditions import Condition, SinkStatus
+
 __all__ = [
     "METRIC_REQUESTS",
+    "METRIC_SINK_REFUSING",
     "METRIC_SPANS_ACCEPTED",
     "METRIC_SPANS_REJECTED",
     "METRIC_SPOOL_BYTES",
@@ -21,16 +24,16 @@ METRIC_SPANS_ACCEPTED = "otel_bridge.receiver.spans.accepted"
 METRIC_SPANS_REJECTED = "otel_bridge.receiver.spans.rejected"
 METRIC_SPOOL_FULL = "otel_bridge.receiver.spool.full"
 METRIC_SPOOL_BYTES = "otel_bridge.receiver.spool.bytes"
+METRIC_SINK_REFUSING = "otel_bridge.receiver.sink.refusing"
+
+# (sink id, spool full, spool bytes or None, the receiver's view of the sink)
+SinkStates = Callable[[], Sequence[tuple[str, bool, int | None, SinkStatus]]]
 
 
 class ReceiverMetrics:
-    """Counters by transport and outcome, and a gauge reporting which sinks' spools are full."""
+    """Counters by transport and outcome, and gauges for each sink's spool and state."""
 
-    def __init__(
-        self,
-        meter_provider: MeterProvider | None,
-        spool_states: Callable[[], Sequence[tuple[str, bool, int | None]]],
-    ) -> None:
+    def __init__(self, meter_provider: MeterProvider | None, sink_states: SinkStates) -> None:
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("otel_bridge.receiver")
         self._requests = meter.create_counter(
             METRIC_REQUESTS, unit="{request}", description="OTLP export requests by outcome"
@@ -41,7 +44,7 @@ class ReceiverMetrics:
         self._rejected = meter.create_counter(
             METRIC_SPANS_REJECTED, unit="{span}", description="Spans refused (invalid or throttled)"
         )
-        self._spool_states = spool_states
+        self._sink_states = sink_states
         meter.create_observable_gauge(
             METRIC_SPOOL_FULL,
             callbacks=[self._observe_spools],
@@ -52,6 +55,11 @@ class ReceiverMetrics:
             callbacks=[self._observe_spool_bytes],
             unit="By",
             description="Bytes held in the sink's spool (spans waiting and traces to deliver)",
+        )
+        meter.create_observable_gauge(
+            METRIC_SINK_REFUSING,
+            callbacks=[self._observe_refusing],
+            description="1 while the sink's export refuses and the receiver answers 503",
         )
 
     def request(self, transport: str, status: int | str) -> None:
@@ -64,11 +72,17 @@ class ReceiverMetrics:
             self._rejected.add(rejected, {"transport": transport})
 
     def _observe_spools(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(int(full), {"sink": sink}) for sink, full, _ in self._spool_states()]
+        return [Observation(int(full), {"sink": sink}) for sink, full, _, _ in self._sink_states()]
 
     def _observe_spool_bytes(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(size, {"sink": sink})
-            for sink, _, size in self._spool_states()
+            for sink, _, size, _ in self._sink_states()
             if size is not None
+        ]
+
+    def _observe_refusing(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(int(status.condition is Condition.REFUSING), {"sink": sink})
+            for sink, _, _, status in self._sink_states()
         ]

@@ -21,8 +21,9 @@ from otel_bridge.receiver.config import (
 def test_no_config_means_loopback_default_ports_and_the_file_sink() -> None:
     config = parse_config(None)
     assert config == BridgeConfig()
-    assert config.receiver.http == Endpoint("127.0.0.1", 4318)
-    assert config.receiver.grpc == Endpoint("127.0.0.1", 4317)
+    assert config.receiver.http is not None and config.receiver.grpc is not None
+    assert config.receiver.http.endpoint == Endpoint("127.0.0.1", 4318)
+    assert config.receiver.grpc.endpoint == Endpoint("127.0.0.1", 4317)
     assert config.receiver.max_request_bytes == DEFAULT_MAX_REQUEST_BYTES
     assert config.sinks == (SinkConfig("file", "file", {}),)
 
@@ -53,7 +54,8 @@ sinks:
         encoding="utf-8",
     )
     config = load_config(path, {"TOKEN": "t0ken"})
-    assert config.receiver.http == Endpoint("0.0.0.0", 14318)
+    assert config.receiver.http is not None
+    assert config.receiver.http.endpoint == Endpoint("0.0.0.0", 14318)
     assert config.receiver.grpc is None
     assert config.receiver.max_request_bytes == 1024
     assert config.receiver.max_concurrent_requests == 3
@@ -107,7 +109,7 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
         ),
         (
             {"receiver": {"http": {"enabled": "yes"}}},
-            r"^receiver\.http\.enabled: expected true or false",
+            r"^receiver\.http\.enabled: input should be a valid boolean, got str",
         ),
         (
             {"receiver": {"http": False, "grpc": False}},
@@ -115,14 +117,14 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
         ),
         (
             {"receiver": {"max_request_bytes": -1}},
-            r"^receiver\.max_request_bytes: expected a positive",
+            r"^receiver\.max_request_bytes: input should be greater than 0, got -1",
         ),
         ({"receiver": {"max_request_bytes": "big"}}, r"^receiver\.max_request_bytes"),
         ({"receiver": {"max_concurrent_requests": 0}}, r"^receiver\.max_concurrent_requests"),
         ({"receiver": {"retry_after_seconds": -2}}, r"^receiver\.retry_after_seconds"),
         (
             {"receiver": {"auth": {"bearer_token": ""}}},
-            r"^receiver\.auth\.bearer_token: must not be empty",
+            r"^receiver\.auth\.bearer_token: string should have at least 1 character",
         ),
         (
             {"receiver": {"auth": {"tls": {"cert_file": "c"}}}},
@@ -135,7 +137,7 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
         ({"receiver": {"auth": {"tls": {"ca": 1}}}}, r"^receiver\.auth\.tls\.ca: unknown key"),
         ({"sinks": []}, r"^sinks: expected a mapping"),
         ({"sinks": {}}, r"^sinks: at least one sink"),
-        ({"sinks": {"file": "x"}}, r"^sinks\.file: expected a mapping"),
+        ({"sinks": {"file": "x"}}, r"^sinks: sink 'file': expected a mapping"),
         ({"spool_dir": ["a"]}, r"^spool_dir: expected a string"),
         ({"telemetry": {"metrics": 1}}, r"^telemetry\.metrics: unknown key"),
         ("just text", r"^<root>: expected a mapping"),

@@ -261,7 +261,11 @@ def test_partial_success_names_the_rejected_spans(bridge: Bridge) -> None:
 def test_health_reports_the_sinks(bridge: Bridge) -> None:
     answer = bridge.post(b"", {}, method="GET", path="/health")
     assert answer.status == 200
-    assert json.loads(answer.body) == {"status": "ok", "sinks": {"file": {"spool_full": False}}}
+    document = json.loads(answer.body)
+    assert document["status"] == "ok"
+    assert document["sinks"]["file"]["state"] == "ok"
+    assert document["sinks"]["file"]["spool_full"] is False
+    assert isinstance(document["sinks"]["file"]["spool_bytes"], int)
 
 
 def test_full_spool_answers_429_with_retry_after(tmp_path: Path) -> None:
@@ -282,9 +286,12 @@ def test_full_spool_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert grpc_error is not None
         assert grpc_error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert _retry_delay(grpc_error) == 7
-        assert json.loads(bridge.post(b"", {}, method="GET", path="/health").body)["sinks"] == {
-            "file": {"spool_full": True}
-        }
+        health = json.loads(bridge.post(b"", {}, method="GET", path="/health").body)
+        assert health["status"] == "degraded"
+        file_sink = health["sinks"]["file"]
+        assert (file_sink["state"], file_sink["spool_full"]) == ("spool_full", True)
+        assert file_sink["refused_requests"] == 3
+        assert file_sink["since"]
     finally:
         bridge.receiver.stop()
 

@@ -169,8 +169,9 @@ def test_tail_sampling_keeps_errored_slow_and_tagged_traces_for_the_bridge_only(
 
 def test_bridge_yaml_is_a_valid_serve_config_with_the_default_endpoints() -> None:
     config = parse_config(_load("bridge.yaml"), environ={"OTEL_BRIDGE_TOKEN": "t0ken"})
-    assert str(config.receiver.http) == DEFAULT_HTTP_ENDPOINT
-    assert str(config.receiver.grpc) == DEFAULT_GRPC_ENDPOINT
+    assert config.receiver.http is not None and config.receiver.grpc is not None
+    assert str(config.receiver.http.endpoint) == DEFAULT_HTTP_ENDPOINT
+    assert str(config.receiver.grpc.endpoint) == DEFAULT_GRPC_ENDPOINT
     assert [sink.type for sink in config.sinks] == ["file"]
     assert config.receiver.auth.bearer_token == "t0ken"
 

@@ -189,6 +189,7 @@ def _unknown_key_message(document: dict[str, Any]) -> list[str]:
         ("receiver.", {"receiver": {"not_a_key": 1}}),
         ("receiver.http.", {"receiver": {"http": {"not_a_key": 1}}}),
         ("receiver.grpc.", {"receiver": {"grpc": {"not_a_key": 1}}}),
+        ("receiver.http.cors.", {"receiver": {"http": {"cors": {"not_a_key": 1}}}}),
         ("receiver.auth.", {"receiver": {"auth": {"not_a_key": 1}}}),
         ("receiver.auth.tls.", {"receiver": {"auth": {"tls": {"not_a_key": 1}}}}),
         ("telemetry.", {"telemetry": {"not_a_key": 1}}),

@@ -1,0 +1,104 @@
+"""What state each sink is in, as the receiver sees it, and the log lines that say so once.
+
+A sink whose spool is full, or that refuses spans, makes the receiver answer every request with
+a retryable refusal; logging each would flood the log. One WARNING marks the start of such an
+episode, one INFO its end with what was refused meanwhile, and `/health` and the metrics read
+the current state from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+
+__all__ = ["Condition", "SinkConditions", "SinkStatus"]
+
+_logger = logging.getLogger("otel_bridge.receiver")
+
+
+class Condition(Enum):
+    OK = "ok"
+    SPOOL_FULL = "spool_full"  # answered with 429 / RESOURCE_EXHAUSTED
+    REFUSING = "refusing"  # export() did not succeed: 503 / UNAVAILABLE
+
+
+_BEGIN_MESSAGES = {
+    Condition.SPOOL_FULL: "sink %s: spool full; refusing requests with a retryable answer "
+    "until it drains",
+    Condition.REFUSING: "sink %s: export refused; answering requests with a retryable "
+    "refusal until it accepts again",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    condition: Condition
+    since: datetime | None = None
+    refused_requests: int = 0
+    refused_spans: int = 0
+
+
+@dataclass(slots=True)
+class _Episode:
+    condition: Condition
+    started: float
+    since: datetime
+    refused_requests: int = 0
+    refused_spans: int = 0
+
+
+class SinkConditions:
+    """Thread-safe record of each sink's current episode, if any."""
+
+    def __init__(self, sink_ids: Iterable[str], clock: Callable[[], float] = time.monotonic):
+        self._episodes: dict[str, _Episode | None] = dict.fromkeys(sink_ids)
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def refused(self, sink_id: str, condition: Condition, spans: int) -> None:
+        """A request was refused because of `sink_id`; begins (and logs) an episode if new."""
+        with self._lock:
+            episode = self._episodes[sink_id]
+            if episode is not None and episode.condition is not condition:
+                self._end(sink_id, episode)
+                episode = None
+            if episode is None:
+                episode = _Episode(condition, self._clock(), datetime.now(UTC))
+                self._episodes[sink_id] = episode
+                _logger.warning(_BEGIN_MESSAGES[condition], sink_id)
+            episode.refused_requests += 1
+            episode.refused_spans += spans
+
+    def accepted(self, sink_id: str) -> None:
+        """The sink took a request: ends its episode, if one is open."""
+        if self._episodes[sink_id] is None:  # the common case, without the lock
+            return
+        with self._lock:
+            episode = self._episodes[sink_id]
+            if episode is not None:
+                self._end(sink_id, episode)
+
+    def status(self, sink_id: str) -> SinkStatus:
+        episode = self._episodes[sink_id]
+        if episode is None:
+            return SinkStatus(Condition.OK)
+        return SinkStatus(
+            episode.condition, episode.since, episode.refused_requests, episode.refused_spans
+        )
+
+    def _end(self, sink_id: str, episode: _Episode) -> None:
+        self._episodes[sink_id] = None
+        _logger.info(
+            "sink %s: no longer %s after %.1f s; %d request(s) with %d span(s) were refused "
+            "meanwhile (senders retry them)",
+            sink_id,
+            episode.condition.value.replace("_", " "),
+            self._clock() - episode.started,
+            episode.refused_requests,
+            episode.refused_spans,
+        )
