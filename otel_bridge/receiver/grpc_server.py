@@ -9,6 +9,7 @@ RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import math
+import os
 import socket
 from concurrent import futures
 from typing import Any
@@ -153,8 +154,13 @@ def _probe(address: str) -> None:
         socket.create_server((host, int(port)), family=family).close()
     except OSError as exc:
         raise OSError(
-            exc.errno, f"cannot bind the OTLP/gRPC receiver to {address}: {exc.strerror}"
+            exc.errno, f"cannot bind the OTLP/gRPC receiver to {address}: {_reason(exc)}"
         ) from exc
+
+
+def _reason(error: OSError) -> str:
+    # socket.create_server appends the address to strerror; the message names it already.
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def _text(value: str | bytes | None) -> str | None:

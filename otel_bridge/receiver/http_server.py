@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import re
 import socket
 import ssl
@@ -97,7 +98,7 @@ class OTLPHTTPServer:
             )
         except OSError as exc:
             raise OSError(
-                exc.errno, f"cannot bind the OTLP/HTTP receiver to {endpoint}: {exc.strerror}"
+                exc.errno, f"cannot bind the OTLP/HTTP receiver to {endpoint}: {_reason(exc)}"
             ) from exc
         self.port = int(self._socket.getsockname()[1])
         self._pool = ThreadPoolExecutor(
@@ -304,6 +305,11 @@ class OTLPHTTPServer:
             }
         body = json.dumps(document).encode()
         return (503 if status == "stopping" else 200), body, {"Content-Type": protocol.JSON}
+
+
+def _reason(error: OSError) -> str:
+    # socket.create_server appends the address to strerror; the message names it already.
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def _failure(

@@ -305,6 +305,7 @@ def test_a_sink_that_refuses_gets_503_and_unavailable(bridge: Bridge) -> None:
     error = _grpc_export(bridge, _protobuf(_trace()))
     assert error is not None
     assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert _retry_delay(error) == 5
 
 
 def test_accepted_means_spooled(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import http.client
 import ipaddress
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -174,3 +175,27 @@ def test_grpc_mtls(pki: Pki, mtls_receiver: tuple[Receiver, InMemorySpanExporter
     without = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
     assert _grpc_export(receiver.grpc_port, without) is grpc.StatusCode.UNAVAILABLE
     assert len(memory.get_finished_spans()) == 3
+
+
+def test_a_client_that_never_completes_the_handshake_is_dropped(pki: Pki) -> None:
+    config = parse_config(
+        {
+            "receiver": {
+                "http": {"endpoint": "127.0.0.1:0", "tls_handshake_timeout_seconds": 0.3},
+                "grpc": False,
+                "auth": {
+                    "tls": {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+                },
+            }
+        }
+    )
+    receiver = Receiver(config, [Sink("memory", InMemorySpanExporter())])
+    receiver.start()
+    try:
+        assert receiver.http_port is not None
+        with socket.create_connection(("127.0.0.1", receiver.http_port), timeout=30) as silent:
+            assert silent.recv(1) == b""  # closed by the server, not by our 30 s fail-safe
+        # The server still serves a client that does the handshake.
+        assert _https_post(receiver.http_port, ssl.create_default_context(cafile=pki.ca)) == 200
+    finally:
+        receiver.stop()

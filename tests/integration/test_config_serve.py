@@ -146,5 +146,64 @@ def test_a_busy_port_is_reported_without_a_traceback(tmp_path: Path, transport: 
             check=False,
         )
     assert result.returncode == 1
-    assert "otel-bridge serve: cannot listen" in result.stderr
-    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()  # one line, no gRPC core log
+    assert line.startswith("otel-bridge serve: cannot listen: cannot bind the OTLP/")
+    assert line.endswith("Address already in use")
+
+
+def _serve(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SERVE, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_a_network_bind_without_token_or_tls_is_refused(tmp_path: Path, transport: str) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(f"receiver:\n  {transport}: {{endpoint: '0.0.0.0:0'}}\n", encoding="utf-8")
+    refused = _serve(tmp_path, "--config", str(config))
+    assert refused.returncode == 2
+    assert f"{transport}.endpoint 0.0.0.0:0 is reachable from the network" in refused.stderr
+    for fix in ("auth.bearer_token", "auth.tls", "insecure: true", "--insecure"):
+        assert fix in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    # Either fix makes the same file valid.
+    assert _serve(tmp_path, "--config", str(config), "--insecure", "--check-config").returncode == 0
+    config.write_text(
+        f"receiver:\n  {transport}: {{endpoint: '0.0.0.0:0'}}\n  auth: {{bearer_token: t}}\n",
+        encoding="utf-8",
+    )
+    assert _serve(tmp_path, "--config", str(config), "--check-config").returncode == 0
+
+
+def test_check_config_validates_and_exits(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"receiver:\n  http: {{endpoint: '127.0.0.1:0', idle_timeout_seconds: 5}}\n"
+        f"spool_dir: {tmp_path / 'spool'}\nsinks:\n  file: {{path: out.jsonl}}\n",
+        encoding="utf-8",
+    )
+    valid = _serve(tmp_path, "--config", str(config), "--check-config")
+    assert valid.returncode == 0
+    assert "valid" in valid.stdout
+    assert not (tmp_path / "spool").exists()  # nothing was built or started
+    config.write_text("receiver:\n  http: {idle_timeout_seconds: fast}\n", encoding="utf-8")
+    invalid = _serve(tmp_path, "--config", str(config), "--check-config")
+    assert invalid.returncode == 2
+    assert "receiver.http.idle_timeout_seconds: input should be a valid number" in invalid.stderr
+    missing = _serve(tmp_path, "--config", str(tmp_path / "nope.yaml"), "--check-config")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"otel-bridge serve: {tmp_path / 'nope.yaml'}: cannot read config file: "
+        "No such file or directory"
+    ]
+
+
+def test_usage_errors_exit_2_and_log_levels_take_any_case(tmp_path: Path) -> None:
+    assert _serve(tmp_path, "--no-such-option").returncode == 2
+    assert _serve(tmp_path, "--log-level", "debug", "--check-config").returncode == 0
