@@ -1,11 +1,11 @@
 """Spans per second accepted by `otel-bridge serve` over OTLP/HTTP (protobuf) and OTLP/gRPC,
 beside rotel (a Rust OpenTelemetry collector, blackhole exporter) fed the same load in the same run.
 
-The bridge runs in its own process with a no-op sink (the receiver's own cost: HTTP/gRPC,
-decoding, conversion to SDK spans), and once more with the real file sink, whose `export()`
-writes every span to the SQLite spool before the request is acknowledged. The load generator
-is the same Python client for every target, so rotel's figure is a lower bound (the client may
-saturate first).
+The bridge runs in its own process with a no-op sink taking decoded requests (`export_request`:
+the receiver's own cost, HTTP/gRPC, decoding, validation), and once more with the real file
+sink, which spools every span before the request is acknowledged. The load generator is the
+same Python client for every target, so rotel's figure is a lower bound (the client may
+saturate first); the last lines give each of ours as a fraction of rotel's on the same protocol.
 
     .venv/bin/python bench/receiver.py [--seconds 5] [--spans-per-request 256] [--clients 4]
 """
@@ -226,6 +226,7 @@ def main() -> int:
     print(f"{'target':<46}{'protocol':<10}{'requests':>10}{'spans/s':>12}")
     context = multiprocessing.get_context("spawn")
     results: list[tuple[str, str, int, float]] = []
+    rotel_rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as scratch:
         for sink in ("no-op", "file"):
             http_port, grpc_port = _free_port(), _free_port()
@@ -288,12 +289,15 @@ def main() -> int:
             ):
                 requests = _drive(args.clients, args.seconds, sender)
                 rate = requests * args.spans_per_request / args.seconds
+                rotel_rates[protocol] = rate
                 print(
                     f"{'rotel (blackhole exporter)':<46}{protocol:<10}{requests:>10}{rate:>12,.0f}"
                 )
         finally:
             rotel_process.terminate()
             rotel_process.wait(30)
+    for label, protocol, _, rate in results:
+        print(f"{label} / rotel, {protocol}: {rate / rotel_rates[protocol]:.2f}")
     return 0
 
 

@@ -31,6 +31,8 @@ JSON = "application/json"
 _SUPPORTED_MEDIA_TYPES = frozenset({PROTOBUF, JSON})
 _IDENTITY_ENCODINGS = frozenset({"", "identity", "none"})
 _READ_SIZE = 64 * 1024
+# Inflated bytes per zlib call: large enough to be cheap, small enough for a bomb to stop early.
+_INFLATE_STEP = 1024 * 1024
 
 # HTTP status -> google.rpc.Code for the Status body (OTLP/HTTP "Failures" section).
 _RPC_CODES = {
@@ -80,30 +82,37 @@ def content_encoding(value: str | None) -> str:
 
 
 def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo Content-Encoding; gzip is inflated in steps so a bomb stops at `limit` bytes."""
+    """Undo Content-Encoding; gzip is inflated in steps so a bomb stops at `limit` bytes.
+
+    The input goes in by slices of `_READ_SIZE`: zlib copies the input it has not consumed
+    yet on every call, and a whole bomb fed at once would be copied once per output step.
+    """
     if not content_encoding(encoding):
         return body
     parts: list[bytes] = []
     total = 0
-    pending = body
+    slices = (body[i : i + _READ_SIZE] for i in range(0, len(body), _READ_SIZE))
+    pending = b""
+    inflater = None
     try:
-        # A gzip body may hold several members back to back (RFC 1952); each is inflated.
-        while pending:
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            while not inflater.eof:
-                part = inflater.decompress(pending, _READ_SIZE)
-                pending = inflater.unconsumed_tail
-                if not part and not pending:
-                    raise ProtocolError(400, "invalid gzip body: truncated stream")
-                total += len(part)
-                if total > limit:
-                    raise ProtocolError(
-                        413, f"decompressed request body exceeds the limit of {limit} bytes"
-                    )
-                parts.append(part)
-            pending = inflater.unused_data
+        while pending or (pending := next(slices, b"")):
+            if inflater is None:
+                # A gzip body may hold several members back to back (RFC 1952); each is inflated.
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            part = inflater.decompress(pending, min(limit - total + 1, _INFLATE_STEP))
+            pending = inflater.unconsumed_tail
+            total += len(part)
+            if total > limit:
+                raise ProtocolError(
+                    413, f"decompressed request body exceeds the limit of {limit} bytes"
+                )
+            parts.append(part)
+            if inflater.eof:
+                pending, inflater = inflater.unused_data + pending, None
     except zlib.error as exc:
         raise ProtocolError(400, f"invalid gzip body: {exc}") from exc
+    if inflater is not None:
+        raise ProtocolError(400, "invalid gzip body: truncated stream")
     return b"".join(parts)
 
 
