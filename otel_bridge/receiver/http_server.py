@@ -34,9 +34,10 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from otel_bridge import otlp
 from otel_bridge.receiver import protocol
@@ -145,6 +146,7 @@ class OTLPHTTPServer:
             keepalive_timeout=limits.idle_timeout_seconds,
             access_log=None,
             auto_decompress=False,  # inflated here, within the limit
+            logger=cast(logging.Logger, _ClientErrorsInOneLine(_logger)),
         )
         tls: dict[str, Any] = {}
         if self._ssl_context is not None:
@@ -160,6 +162,11 @@ class OTLPHTTPServer:
         assert self._server is not None and self._web is not None
         self._server.close()
         await self._web.shutdown(grace_seconds)
+        # Connections closed while lingering over an unread body leave their tasks behind.
+        leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     def _connection(self) -> asyncio.Protocol:
         assert self._web is not None
@@ -407,6 +414,22 @@ class _Overloaded(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         transport.write(self._answer)
         transport.close()
+
+
+class _ClientErrorsInOneLine(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp logs a malformed request (bad request line, headers too long) with a traceback;
+    that is the client's error, worth one line. Errors of the server keep their traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError | ConnectionError):
+            message = " ".join(
+                str(
+                    exc_info.message if isinstance(exc_info, HttpProcessingError) else exc_info
+                ).split()
+            )
+            self.logger.info("%s: %s", str(msg) % args, message[:200])
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

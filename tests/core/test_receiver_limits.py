@@ -443,3 +443,17 @@ def test_a_refusing_sink_is_logged_once_per_episode(
     assert "sink memory: export refused" in records[0].getMessage()
     assert "5 request(s) with 15 span(s) were refused" in records[1].getMessage()
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_malformed_requests_are_answered_400_and_logged_without_traceback(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for malformed in (
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20000 + b"\r\n\r\n",
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ):
+        with _connect(receiver) as connection:
+            connection.sendall(malformed)
+            assert _closed_by_server(connection).startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
+    assert [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO] == []
