@@ -105,6 +105,9 @@ class OTLPHTTPServer:
         self._pool = ThreadPoolExecutor(
             max_workers=limits.max_concurrent_requests, thread_name_prefix="otel-bridge-http"
         )
+        # zlib inflates without the GIL: gzip bombs sent back to back would take every core
+        # (up to max_request_bytes of work each); they take half of them at most.
+        self._inflating = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
@@ -267,9 +270,10 @@ class OTLPHTTPServer:
     def _process(self, body: bytes, encoding: str, media: str) -> _Answer:
         """On a pool thread: inflate, decode, hand to the sinks, and encode the answer."""
         try:
-            request = protocol.decode_body(
-                protocol.inflate(body, encoding, self._limits.max_request_bytes), media
-            )
+            if encoding:
+                with self._inflating:
+                    body = protocol.inflate(body, encoding, self._limits.max_request_bytes)
+            request = protocol.decode_body(body, media)
         except protocol.ProtocolError as exc:
             return _failure(exc.status, exc.message, media)
         try:
