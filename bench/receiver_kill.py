@@ -40,6 +40,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"the bridge did not listen on port {port} again")
+
+
 def _request(rng: random.Random) -> tuple[bytes, list[str]]:
     """TRACES_PER_REQUEST whole traces (a root and its children), with fresh random ids."""
     request = ExportTraceServiceRequest()
@@ -163,9 +174,12 @@ def main() -> int:
         for client in clients:
             client.start()
         for _ in range(args.kills):
+            # Each kill lands at a random moment after the bridge serves again, under load.
+            _wait_for_port(port)
             time.sleep(rng.uniform(args.min_interval, args.max_interval))
             bridge.kill()
             bridge.start()
+        _wait_for_port(port)
         time.sleep(args.max_interval)  # load on the last instance too
         stop.set()
         for client in clients:
@@ -176,7 +190,7 @@ def main() -> int:
     lost = len(set(acked) - set(written))
     duplicated = len(written) - len(set(written))
     print(
-        f"{args.kills} SIGKILLs in {elapsed:.1f} s, {args.clients} clients, "
+        f"{args.kills} SIGKILLs at random moments while serving, {elapsed:.1f} s, {args.clients} clients, "
         f"{TRACES_PER_REQUEST * SPANS_PER_TRACE} spans/request; serve exit on SIGTERM: {exit_code}"
     )
     print(f"client outcomes: {', '.join(f'{k} {v}' for k, v in sorted(tally.items()))}")

@@ -23,4 +23,4 @@ def test_sigkill_under_load_loses_and_duplicates_nothing() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lost 0, duplicated 0" in result.stdout
-    assert "4 SIGKILLs" in result.stdout
+    assert "4 SIGKILLs at random moments while serving" in result.stdout
