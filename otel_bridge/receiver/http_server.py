@@ -345,30 +345,27 @@ class _ByteBudget:
 
     def __init__(self, capacity: int) -> None:
         self._available = capacity
-        self._freed = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
 
     async def take(self, size: int, wait_seconds: float) -> None:
-        if self._available >= size:
-            self._available -= size
-            return
         try:
-            async with asyncio.timeout(wait_seconds), self._freed:
-                await self._freed.wait_for(lambda: self._available >= size)
-                self._available -= size
+            async with asyncio.timeout(wait_seconds):
+                while self._available < size:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.append(waiter)
+                    await waiter
         except TimeoutError:
             raise protocol.ProtocolError(
                 503, "too many request bodies in progress; retry later"
             ) from None
+        self._available -= size
 
     def give_back(self, size: int) -> None:
-        if not size:
-            return
         self._available += size
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._freed:
-            self._freed.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # each checks again whether its part fits now
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _CORSPolicy:
