@@ -24,7 +24,7 @@ from otel_bridge import otlp
 from otel_bridge.receiver.conditions import Condition, SinkConditions, SinkStatus
 from otel_bridge.receiver.telemetry import ReceiverMetrics
 
-__all__ = ["Ingestor", "Outcome", "Sink", "Verdict", "drop_invalid_spans"]
+__all__ = ["Ingestor", "Outcome", "Sink", "Verdict"]
 
 _logger = logging.getLogger(__name__)
 
@@ -62,10 +62,10 @@ class Outcome:
     retry_after_seconds: float | None = None
 
 
-def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, otlp.RejectedSpans | None]:
-    """Remove the spans the OTLP codec rejects (invalid ids) from `request`, in place; return
-    how many spans remain and what was rejected (for `partial_success`)."""
-    kept = rejected = 0
+def _drop_invalid_spans(request: ExportTraceServiceRequest) -> otlp.RejectedSpans | None:
+    """Remove, in place, the spans the OTLP codec rejects (ids of the wrong size or zero), and
+    say how many went and why (answered as partial_success); None when all are valid."""
+    rejected = 0
     first_reason = ""
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
@@ -76,10 +76,13 @@ def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, otlp.Re
                 for index in reversed(invalid):
                     del spans[index]
                 rejected += len(invalid)
-            kept += len(spans)
     if rejected:
-        return kept, otlp.RejectedSpans(rejected, f"{rejected} span(s) rejected: {first_reason}")
-    return kept, None
+        return otlp.RejectedSpans(rejected, f"{rejected} span(s) rejected: {first_reason}")
+    return None
+
+
+def _span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
 class Ingestor:
@@ -113,7 +116,8 @@ class Ingestor:
 
     def ingest(self, request: ExportTraceServiceRequest, transport: str) -> Outcome:
         """Validate (dropping invalid spans) and export a decoded request to every sink."""
-        spans, rejected = drop_invalid_spans(request)
+        rejected = _drop_invalid_spans(request)
+        spans = _span_count(request)
         outcome = self._export(request, spans, rejected)
         refused = 0 if outcome.verdict is Verdict.ACCEPTED else spans
         self.metrics.spans(
