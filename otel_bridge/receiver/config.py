@@ -13,21 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import pydantic
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 __all__ = [
     "DEFAULT_GRPC_ENDPOINT",
     "DEFAULT_HTTP_ENDPOINT",
-    "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "AuthConfig",
     "BridgeConfig",
@@ -50,8 +42,6 @@ DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 # The Collector's confighttp default max_request_body_size (20 MiB), applied after decompression.
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_CONCURRENT_REQUESTS = 8
-DEFAULT_FILE_SINK = "file"
 
 # ${env:NAME} or ${env:NAME:-default}, as in the Collector's confmap; $${...} escapes.
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -99,28 +89,19 @@ def _endpoint(value: Any) -> Endpoint:
 
 
 def _existing_file(value: Any) -> Path:
-    if not isinstance(value, str | Path):
-        raise ValueError(f"expected a file path, got {type(value).__name__}")
-    if not Path(value).is_file():
-        raise ValueError(f"no such file {str(value)!r}")
-    return Path(value)
-
-
-def _directory(value: Any) -> Path:
-    if not isinstance(value, str | Path):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
+    if not isinstance(value, str) or not Path(value).is_file():
+        raise ValueError(f"no such file {value!r}")
     return Path(value)
 
 
 def _protocol_section(value: Any) -> Any:
     """`http: false`/`null` disables a transport, `http: true` keeps its defaults."""
-    if (
-        value is None
-        or value is False
-        or (isinstance(value, dict) and value.get("enabled") is False)
-    ):
-        return None
-    return {} if value is True else value
+    disabled = value is None or value is False
+    return (
+        None
+        if disabled or (isinstance(value, dict) and value.get("enabled") is False)
+        else ({} if value is True else value)
+    )
 
 
 def _sinks(value: Any) -> tuple[SinkConfig, ...]:
@@ -172,37 +153,38 @@ class CORSConfig(_Section):
     max_age_seconds: Annotated[int, Field(ge=0)] = 7200
 
 
-class HTTPConfig(_Section):
+class _Transport(_Section):
     enabled: bool = True
+    tls_handshake_timeout_seconds: Seconds = 10.0
+
+
+class HTTPConfig(_Transport):
     endpoint: EndpointValue = _endpoint(DEFAULT_HTTP_ENDPOINT)
     # A connection must complete its request headers this long after it opened or after its
     # previous answer, else it is closed: idle keep-alive and slowloris headers alike.
     idle_timeout_seconds: Seconds = 30.0
     read_timeout_seconds: Seconds = 30.0
-    tls_handshake_timeout_seconds: Seconds = 10.0
     max_connections: PositiveInt = 1000
     backlog: PositiveInt = 1024
     cors: CORSConfig | None = None
 
 
-class GRPCConfig(_Section):
-    enabled: bool = True
+class GRPCConfig(_Transport):
     endpoint: EndpointValue = _endpoint(DEFAULT_GRPC_ENDPOINT)
     idle_timeout_seconds: Seconds = 60.0
-    tls_handshake_timeout_seconds: Seconds = 10.0
 
 
 class ReceiverConfig(_Section):
-    http: Annotated[HTTPConfig | None, BeforeValidator(_protocol_section)] = HTTPConfig()
-    grpc: Annotated[GRPCConfig | None, BeforeValidator(_protocol_section)] = GRPCConfig()
+    http: Annotated[HTTPConfig | None, pydantic.BeforeValidator(_protocol_section)] = HTTPConfig()
+    grpc: Annotated[GRPCConfig | None, pydantic.BeforeValidator(_protocol_section)] = GRPCConfig()
     max_request_bytes: PositiveInt = DEFAULT_MAX_REQUEST_BYTES
     # Bodies held in memory at once are at most this times max_request_bytes.
-    max_concurrent_requests: PositiveInt = DEFAULT_MAX_CONCURRENT_REQUESTS
+    max_concurrent_requests: PositiveInt = 8
     retry_after_seconds: Annotated[float, Field(ge=0)] = 5.0
     insecure: bool = False
     auth: AuthConfig = AuthConfig()
 
-    @model_validator(mode="after")
+    @pydantic.model_validator(mode="after")
     def _safe(self) -> ReceiverConfig:
         if self.http is None and self.grpc is None:
             raise ValueError("both http and grpc are disabled; enable at least one")
@@ -225,10 +207,8 @@ class TelemetryConfig(_Section):
 
 class BridgeConfig(_Section):
     receiver: ReceiverConfig = ReceiverConfig()
-    sinks: Annotated[tuple[SinkConfig, ...], PlainValidator(_sinks)] = (
-        SinkConfig(DEFAULT_FILE_SINK, DEFAULT_FILE_SINK),
-    )
-    spool_dir: Annotated[Path, PlainValidator(_directory)] | None = None
+    sinks: Annotated[tuple[SinkConfig, ...], PlainValidator(_sinks)] = (SinkConfig("file", "file"),)
+    spool_dir: str | None = None
     telemetry: TelemetryConfig = TelemetryConfig()
 
     @property
@@ -254,8 +234,7 @@ def load_config(
 def parse_config(
     document: Any, environ: Mapping[str, str] | None = None, *, insecure: bool = False
 ) -> BridgeConfig:
-    """Validate an already parsed YAML document (None means all defaults); `insecure` is the
-    command line's `--insecure`."""
+    """Validate a parsed YAML document (None: all defaults); `insecure` is `--insecure`."""
     env = os.environ if environ is None else environ
     document = substitute_env(document or {}, env, "")
     if insecure and isinstance(document, dict):
@@ -264,7 +243,7 @@ def parse_config(
             document = {**document, "receiver": {**receiver, "insecure": True}}
     try:
         return BridgeConfig.model_validate(document)
-    except ValidationError as exc:
+    except pydantic.ValidationError as exc:
         # A misspelt key shows up as unknown and, often, as a missing one: name those first.
         errors = sorted(exc.errors(), key=lambda e: _ERROR_ORDER.get(e["type"], len(_ERROR_ORDER)))
         raise ConfigError("; ".join(_describe(error) for error in errors)) from None
@@ -314,7 +293,6 @@ def _describe(error: Any) -> str:
     location = [
         str(part) for part in error["loc"] if not str(part).startswith(("function-", "nullable"))
     ]
-    location = [part for part in location if part not in {"HTTPConfig", "GRPCConfig"}]
     path = ".".join(location) or "<root>"
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -328,20 +306,15 @@ def _describe(error: Any) -> str:
     message = message[0].lower() + message[1:]
     if kind.endswith("_type"):
         return f"{path}: {message}, got {type(error['input']).__name__}"
-    if kind in ("greater_than", "greater_than_equal", "too_short", "string_too_short"):
-        return f"{path}: {message}, got {error['input']!r}"
-    return f"{path}: {message}"
+    return f"{path}: {message}" + (", got {!r}".format(error["input"]) if "ctx" in error else "")
 
 
 def _keys_at(location: list[str]) -> list[str]:
     model: Any = BridgeConfig
     for part in location:
         annotation = model.model_fields[part].annotation
-        model = next(
-            (a for a in (annotation, *getattr(annotation, "__args__", ())) if _is_model(a)), None
-        )
-        if model is None:
-            return []
+        models = [a for a in (annotation, *getattr(annotation, "__args__", ())) if _is_model(a)]
+        model = models[0]
     return sorted(model.model_fields)
 
 

@@ -63,7 +63,7 @@ sinks:
     assert config.receiver.auth.bearer_token == "t0ken"
     assert config.receiver.auth.tls is not None
     assert config.receiver.auth.tls.client_ca_file is None
-    assert config.spool_dir == Path("/var/spool/bridge")
+    assert config.spool_dir == "/var/spool/bridge"
     assert config.metrics_endpoint == "http://127.0.0.1:4318/v1/metrics"
     assert config.sinks == (
         SinkConfig("file", "file", {"path": "a.jsonl"}),
@@ -138,7 +138,7 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
         ({"sinks": []}, r"^sinks: expected a mapping"),
         ({"sinks": {}}, r"^sinks: at least one sink"),
         ({"sinks": {"file": "x"}}, r"^sinks: sink 'file': expected a mapping"),
-        ({"spool_dir": ["a"]}, r"^spool_dir: expected a string"),
+        ({"spool_dir": ["a"]}, r"^spool_dir: input should be a valid string, got list"),
         ({"telemetry": {"metrics": 1}}, r"^telemetry\.metrics: unknown key"),
         ("just text", r"^<root>: expected a mapping"),
     ],
