@@ -3,7 +3,9 @@ beside rotel (a Rust OpenTelemetry collector, blackhole exporter) fed the same l
 
 The bridge runs in its own process with a no-op sink taking decoded requests (`export_request`:
 the receiver's own cost, HTTP/gRPC, decoding, validation), and once more with the real file
-sink, which spools every span before the request is acknowledged. The load generator is the
+sink, which spools every span before the request is acknowledged and writes finished traces
+(0.5 s after their root ended) to its file as it goes: the bench prints the spans/s it accepted
+beside those it wrote meanwhile, and how long the rest took once the load stopped. The load generator is the
 same Python client for every target, so rotel's figure is a lower bound (the client may
 saturate first); the last lines give each of ours as a fraction of rotel's on the same protocol.
 
@@ -37,6 +39,7 @@ from otel_bridge import otlp
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
+TRACE_ID_TAIL = bytes.fromhex("5eed0fb1d9e7c0de")
 
 
 class _NoOpSink(SpanExporter):
@@ -76,7 +79,16 @@ def _request_body(spans_per_request: int) -> bytes:
         ):
             pass
     spans = list(memory.get_finished_spans())[:spans_per_request]
-    return otlp.request_from_spans(spans).SerializeToString()
+    request = otlp.request_from_spans(spans)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.trace_id = span.trace_id[:8] + TRACE_ID_TAIL
+    return request.SerializeToString()
+
+
+def _fresh(body: bytes) -> bytes:
+    """The body with new trace ids: every trace id ends in TRACE_ID_TAIL, replaced in one pass,
+    so each request carries spans never sent before (a sink drops spans it already has)."""
+    return body.replace(TRACE_ID_TAIL, os.urandom(len(TRACE_ID_TAIL)))
 
 
 def _free_port() -> int:
@@ -117,7 +129,7 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
         else FileSpanExporter(
             Path(spool_dir) / "out.jsonl",
             spool_dir=spool_dir,
-            grace_period=3600.0,
+            grace_period=0.5,
             max_trace_age=3600.0,
             max_spool_bytes=8 * 1024**3,
         )
@@ -170,7 +182,7 @@ def _http_sender(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
         headers = {"Content-Type": "application/x-protobuf"}
 
         def send() -> None:
-            connection.request("POST", "/v1/traces", body=body, headers=headers)
+            connection.request("POST", "/v1/traces", body=_fresh(body), headers=headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -187,11 +199,35 @@ def _grpc_sender(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
         export = channel.unary_unary(EXPORT_METHOD)
 
         def send() -> None:
-            export(body, timeout=60)
+            export(_fresh(body), timeout=60)
 
         return send
 
     return make
+
+
+def _spans_in(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as lines:
+        return sum(line.count(b'"spanId"') for line in lines)
+
+
+def _print_delivery(output: Path, accepted: int, load_seconds: float) -> None:
+    """What the file sink had written when the load stopped, and how long it took to catch up."""
+    during = _spans_in(output)
+    stopped = time.monotonic()
+    written = during
+    while written < accepted and time.monotonic() - stopped < 300:
+        time.sleep(0.5)
+        written = _spans_in(output)
+    print(
+        f"file sink: accepted {accepted / load_seconds:,.0f} spans/s, delivered "
+        f"{during / load_seconds:,.0f} spans/s during the load; the rest "
+        f"({accepted - during:,} spans) written {time.monotonic() - stopped:.1f} s after it "
+        f"stopped{'' if written >= accepted else f' (only {written:,} of {accepted:,})'}",
+        flush=True,
+    )
 
 
 def _machine() -> str:
@@ -258,6 +294,9 @@ def main() -> int:
                         f"{label:<46}{protocol:<10}{requests:>10}{results[-1][3]:>12,.0f}",
                         flush=True,
                     )
+                if sink == "file":
+                    accepted = sum(r[2] for r in results[-2:]) * args.spans_per_request
+                    _print_delivery(spool / "out.jsonl", accepted, 2 * args.seconds)
             finally:
                 process.terminate()
                 process.join(30)
