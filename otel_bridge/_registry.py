@@ -102,6 +102,16 @@ class OpenRunRegistry(Generic[Run]):
             entry = self._runs.pop(run_id.int if isinstance(run_id, UUID) else run_id, None)
         return None if entry is None else entry[2]
 
+    def remove(self, run_id: UUID, run: Run) -> bool:
+        """Remove `run` if it is still the open run under `run_id`; whether it was."""
+        key = run_id.int if isinstance(run_id, UUID) else run_id
+        with self._lock:
+            entry = self._runs.get(key)
+            if entry is None or entry[2] is not run:
+                return False
+            del self._runs[key]
+        return True
+
     def end_stale(self) -> int:
         """Evict runs older than the maximum age now; returns how many were evicted."""
         with self._lock:
@@ -109,6 +119,11 @@ class OpenRunRegistry(Generic[Run]):
         for evicted_id, evicted_run, reason in evicted:
             self._on_evict(evicted_id, evicted_run, reason)
         return len(evicted)
+
+    def snapshot(self) -> list[tuple[UUID, Run]]:
+        """Every open run, oldest first, as of now."""
+        with self._lock:
+            return [(run_id, run) for _, run_id, run in self._runs.values()]
 
     def drain(self) -> list[tuple[UUID, Run]]:
         """Remove and return every open run (handler shutdown)."""

@@ -2,8 +2,9 @@
 
 Spans are parented explicitly by `parent_run_id`; a root run nests under the span current when
 the app called LangChain. While a run executes its span is current (see `_run_context`), so
-spans from instrumented HTTP clients inside a model or tool become its children. (Async
-text-completion models start their runs out of the handler's reach; `instrument()` covers them.)
+spans from instrumented HTTP clients inside a model or tool become its children; where
+LangChain's callbacks alone cannot give that, `_langchain_patches` steps in. A run ending with an
+error ends the runs below it that LangChain left open.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from opentelemetry.context.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_bridge import _extract, semconv
+from otel_bridge import _extract, _langchain_patches, semconv
+from otel_bridge._callouts import may_call_out
 from otel_bridge._content import ContentPolicy, Redactor, document_dict, encode
 from otel_bridge._metrics import GenAIMetrics
 from otel_bridge._provider import resolve_tracer_provider
@@ -55,7 +57,8 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_REQUEST_MODEL,
 )
 _TRACER_NAME = "otel_bridge"
-_PURE_RUN_TYPES = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
+# Runs that usually only format or parse (see _callouts).
+_PROMPT_AND_PARSER = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 # What a model's response says about itself, read at the end of every model run.
 _RESPONSE_FACTS: tuple[tuple[str, Callable[[LLMResult], Any]], ...] = (
     (semconv.GEN_AI_RESPONSE_MODEL, _extract.response_model),
@@ -72,6 +75,7 @@ class _OpenRun:
         "agent_scope",
         "first_token_seen",
         "metric_attributes",
+        "parent",
         "run_id_text",
         "scope",
         "span",
@@ -80,14 +84,17 @@ class _OpenRun:
     )
 
     def __init__(
-        self, span: Span, started_s: float, run_id_text: str, agent_scope: str | None
+        self, span: Span, started_s: float, run_id_text: str, parent: _OpenRun | None
     ) -> None:
         self.span = span
         self.started_s = started_s
         # The run id as written on the span, reused as its children's parent id.
         self.run_id_text = run_id_text
+        # The parent run as this handler saw it start (kept after it ends): a failing run
+        # finds the descendants LangChain left open through it.
+        self.parent = parent
         # The name of the innermost agent this run belongs to (itself, if it is an agent).
-        self.agent_scope = agent_scope
+        self.agent_scope: str | None = None if parent is None else parent.agent_scope
         self.scope: RunScopedContext | None = None
         self.token: Token[Context] | None = None
         # Set for runs that record GenAI metrics (those with an operation).
@@ -205,6 +212,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         # Per model: [input tokens, output tokens], summed as runs end.
         self._usage: dict[str, list[int]] = {}
         self._logged_problems: set[tuple[str, str]] = set()
+        _langchain_patches.install(OTelCallbackHandler)
 
     # --- LangChain's ignore_* switches ---------------------------------------------------------
     ignore_llm = _Switch()
@@ -244,6 +252,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
         """The span of a run that is still open, else None."""
         run = self._runs.get(run_id)
         return None if run is None else run.span
+
+    def _span_not_current(self, run_id: UUID) -> Span | None:
+        """An open run's span when it is not the current span here (see _langchain_patches)."""
+        run = self._runs.get(run_id)
+        if run is None or trace.get_current_span() is run.span:
+            return None
+        return run.span
 
     def end_stale_runs(self) -> int:
         """End runs older than `max_run_age_s` now (also done on every run start)."""
@@ -359,15 +374,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
             span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
         )
         started_s = self._clock()
-        run = _OpenRun(span, started_s, run_id_text, None if parent is None else parent.agent_scope)
+        run = _OpenRun(span, started_s, run_id_text, parent)
         if operation is not None:
             run.metric_attributes = {
                 key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
             }
         runs.add(run_id, run, started_s)
-        # Prompt templates and output parsers run no code that could call out: attaching a
-        # context for them would cost every chain call and never parent anything.
-        if enter_scope and run_type not in _PURE_RUN_TYPES:
+        if enter_scope:
             run.scope, run.token = enter(span, parent_run_id is None, current)
         return run
 
@@ -441,6 +454,27 @@ class OTelCallbackHandler(BaseCallbackHandler):
             self._problem("recording metrics", problem)
         finally:
             self._finish(run, error)
+        if len(self._runs):
+            self._end_descendants(run, error)
+
+    def _end_descendants(self, ended: _OpenRun, error: BaseException) -> None:
+        """End, with `error`, every run still open below `ended`.
+
+        LangChain skips the end callbacks of runs it abandons: a model call cancelled at
+        `agenerate`'s `gather`, the inner steps of a stream closed mid-way. Their ancestor's
+        error is the truest end they will get; a later end callback for them finds nothing.
+        """
+        for run_id, run in self._runs.snapshot():
+            ancestor = run.parent
+            while ancestor is not None and ancestor is not ended:
+                ancestor = ancestor.parent
+            if ancestor is not None and self._runs.remove(run_id, run):
+                try:
+                    self._record_metrics(run, error, None)
+                except Exception as problem:
+                    self._problem("recording metrics", problem)
+                finally:
+                    self._finish(run, error)
 
     # --- model runs -----------------------------------------------------------------------------
     def _model_attributes(
@@ -708,6 +742,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 metadata,
                 attributes,
                 operation=operation,
+                # LangChain's own templates and parsers run no code that could call out.
+                enter_scope=run_type not in _PROMPT_AND_PARSER or may_call_out(serialized, name),
             )
             if run is not None and agent_name is not None:
                 run.agent_scope = agent_name

@@ -1,13 +1,17 @@
-"""Fixtures shared by the handler tests: a real SDK provider exporting to memory."""
+"""Fixtures shared by the handler tests: a real SDK provider exporting to memory, and the
+loopback LLM API with models traced in handler or instrument() mode."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.support.loopback_llm import LoopbackAPI, Setup
 
 
 @pytest.fixture
@@ -21,3 +25,29 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
     instance.add_span_processor(SimpleSpanProcessor(exporter))
     yield instance
     instance.shutdown()
+
+
+@pytest.fixture(scope="session")
+def loopback_api() -> Iterator[LoopbackAPI]:
+    """The loopback "LLM API" (the paid-API stand-in) shared by the context tests."""
+    instance = LoopbackAPI()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(params=["handler", "instrument"])
+def traced(request: pytest.FixtureRequest, loopback_api: LoopbackAPI) -> Iterator[Setup]:
+    """The loopback models traced by an `OTelCallbackHandler` passed in the config, or by
+    `otel_bridge.instrument()` with no callbacks at all."""
+    instance = Setup(loopback_api, request.param)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if anything (the handler, OTel's context API) logged a warning."""
+    caplog.set_level(logging.WARNING)
+    yield
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not problems, [r.getMessage() for r in problems]

@@ -13,164 +13,43 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import httpx
 import pytest
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from opentelemetry import trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import ConfigDict, PrivateAttr
 
 from otel_bridge import semconv
-from otel_bridge.handler import OTelCallbackHandler
-
-
-class _LLMAPI(BaseHTTPRequestHandler):
-    """Answers POST /chat with {"reply": "echo: <last message>"}."""
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        payload = json.dumps({"reply": f"echo: {body['messages'][-1]}"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    # The default backlog of 5 resets connections when 20 concurrent calls arrive at once.
-    request_queue_size = 128
-    daemon_threads = True
+from tests.support.loopback_llm import (
+    LoopbackAPI,
+    Setup,
+    assert_clients_under,
+    assert_one_trace_per_request,
+    client_spans,
+    parent_of,
+)
 
 
 @pytest.fixture(scope="module")
-def api_url() -> Iterator[str]:
-    server = _Server(("127.0.0.1", 0), _LLMAPI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/chat"
-    server.shutdown()
-    server.server_close()
-
-
-class HttpChatModel(BaseChatModel):
-    """A chat model that calls the loopback API through an instrumented httpx client."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    url: str
-    client: httpx.Client
-    async_client: httpx.AsyncClient
-    _calls: int = PrivateAttr(default=0)
-
-    @property
-    def _llm_type(self) -> str:
-        return "http-chat"
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        return {"ls_provider": "loopback", "ls_model_name": "echo-1", "ls_model_type": "chat"}
-
-    def _payload(self, messages: list[BaseMessage]) -> dict[str, Any]:
-        return {"messages": [str(m.content) for m in messages]}
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        reply = self.client.post(self.url, json=self._payload(messages)).json()["reply"]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        response = await self.async_client.post(self.url, json=self._payload(messages))
-        reply = response.json()["reply"]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        reply = self.client.post(self.url, json=self._payload(messages)).json()["reply"]
-        for word in reply.split(" "):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        response = await self.async_client.post(self.url, json=self._payload(messages))
-        for word in response.json()["reply"].split(" "):
-            await asyncio.sleep(0)
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
-
-
-class Setup:
-    def __init__(self, url: str) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.handler = OTelCallbackHandler(tracer_provider=self.provider)
-        self.tracer = self.provider.get_tracer("app")
-        client = httpx.Client()
-        async_client = httpx.AsyncClient()
-        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.provider)
-        HTTPXClientInstrumentor.instrument_client(async_client, tracer_provider=self.provider)
-        self.client = client
-        self.async_client = async_client
-        self.model = HttpChatModel(url=url, client=client, async_client=async_client)
-        self.url = url
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"callbacks": [self.handler]}
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
+def api() -> Iterator[LoopbackAPI]:
+    instance = LoopbackAPI()
+    yield instance
+    instance.close()
 
 
 @pytest.fixture
-def setup(api_url: str) -> Iterator[Setup]:
-    instance = Setup(api_url)
+def setup(api: LoopbackAPI) -> Iterator[Setup]:
+    instance = Setup(api)
     yield instance
-    instance.client.close()
-    instance.provider.shutdown()
+    instance.close()
 
 
 @pytest.fixture(autouse=True)
@@ -179,48 +58,6 @@ def no_context_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not problems, [r.getMessage() for r in problems]
-
-
-def _by_id(spans: list[ReadableSpan]) -> dict[int, ReadableSpan]:
-    return {span.context.span_id: span for span in spans}
-
-
-def _parent(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
-    if span.parent is None:
-        return None
-    return _by_id(spans).get(span.parent.span_id)
-
-
-def _client_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    return [s for s in spans if s.kind == trace.SpanKind.CLIENT]
-
-
-def assert_clients_under(
-    spans: list[ReadableSpan], expected_parent_prefix: str, count: int
-) -> None:
-    clients = _client_spans(spans)
-    assert len(clients) == count, [s.name for s in spans]
-    for client in clients:
-        parent = _parent(client, spans)
-        assert parent is not None, f"{client.name} has no parent among {[s.name for s in spans]}"
-        assert parent.name.startswith(expected_parent_prefix), parent.name
-
-
-def assert_one_trace_per_request(spans: list[ReadableSpan], requests: list[ReadableSpan]) -> None:
-    """Every span belongs to the trace of one request span, and requests do not share traces."""
-    trace_ids = {request.context.trace_id for request in requests}
-    assert len(trace_ids) == len(requests)
-    for span in spans:
-        assert span.context.trace_id in trace_ids, span.name
-    for request in requests:
-        roots = [
-            s
-            for s in spans
-            if s.parent is not None
-            and s.parent.span_id == request.context.span_id
-            and s.context.trace_id == request.context.trace_id
-        ]
-        assert len(roots) == 1, f"{request.name}: {[r.name for r in roots]}"
 
 
 def chain_for(setup: Setup) -> Any:
@@ -310,7 +147,7 @@ def test_batch(setup: Setup) -> None:
     roots = [s for s in spans if s.name == "RunnableSequence"]
     request = next(s for s in spans if s.name == "request")
     # Four sibling roots under the request, none nested under another.
-    assert {_parent(root, spans).name for root in roots} == {"request"}  # type: ignore[union-attr]
+    assert {parent_of(root, spans).name for root in roots} == {"request"}  # type: ignore[union-attr]
     assert {s.context.trace_id for s in spans} == {request.context.trace_id}
 
 
@@ -326,7 +163,7 @@ def test_abatch(setup: Setup) -> None:
     assert_clients_under(spans, "chat echo-1", 4)
     roots = [s for s in spans if s.name == "RunnableSequence"]
     assert len(roots) == 4
-    assert {_parent(root, spans).name for root in roots} == {"request"}  # type: ignore[union-attr]
+    assert {parent_of(root, spans).name for root in roots} == {"request"}  # type: ignore[union-attr]
 
 
 def test_gather_of_many_concurrent_calls(setup: Setup) -> None:
@@ -350,9 +187,9 @@ def test_gather_of_many_concurrent_calls(setup: Setup) -> None:
     # Each request's HTTP call carries that request's own question.
     for request in requests:
         client = next(
-            s for s in _client_spans(spans) if s.context.trace_id == request.context.trace_id
+            s for s in client_spans(spans) if s.context.trace_id == request.context.trace_id
         )
-        model = _parent(client, spans)
+        model = parent_of(client, spans)
         assert model is not None
         question = request.name.removeprefix("request-")
         assert (
@@ -409,7 +246,7 @@ def test_runs_invoked_inside_a_lambda_nest_under_it(setup: Setup) -> None:
         assert inner.invoke("hi", setup.config) == "echo: hi"
     spans = setup.spans()
     sequence = next(s for s in spans if s.name == "RunnableSequence")
-    assert _parent(sequence, spans).name == "outer"  # type: ignore[union-attr]
+    assert parent_of(sequence, spans).name == "outer"  # type: ignore[union-attr]
     assert_clients_under(spans, "chat echo-1", 1)
     assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
 
@@ -446,9 +283,9 @@ def _graph(setup: Setup) -> Any:
 
 def _check_graph(setup: Setup) -> None:
     spans = setup.spans()
-    assert len(_client_spans(spans)) == 2
-    clients = _client_spans(spans)
-    parents = sorted(_parent(c, spans).name for c in clients)  # type: ignore[union-attr]
+    assert len(client_spans(spans)) == 2
+    clients = client_spans(spans)
+    parents = sorted(parent_of(c, spans).name for c in clients)  # type: ignore[union-attr]
     assert parents == ["chat echo-1", "execute_tool lookup"]
     assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
 
@@ -552,7 +389,7 @@ def test_root_run_nests_under_a_web_frameworks_server_span(setup: Setup) -> None
     servers = [s for s in spans if s.kind == trace.SpanKind.SERVER]
     assert len(servers) == 3
     for root in (s for s in spans if s.name == "RunnableSequence"):
-        parent = _parent(root, spans)
+        parent = parent_of(root, spans)
         assert parent is not None and parent.kind == trace.SpanKind.SERVER
     assert len({s.context.trace_id for s in servers}) == 3
     assert_clients_under(spans, "chat echo-1", 3)

@@ -920,13 +920,6 @@ def test_ainvoke_and_a_gather_of_twenty_leave_the_callers_context_as_it_was(
     assert handler.open_runs == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (same before 0b5878b): after `await astream(...).aclose()` LangChain "
-    "ends the runs only when the loop finalizes the inner generators, in another task; until "
-    "then the run's scope stays open in the caller's context and a span the app starts next "
-    "becomes a child of the closed stream's run",
-)
 def test_a_span_started_right_after_an_async_stream_is_closed_is_not_a_child_of_its_run(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
@@ -946,6 +939,7 @@ def test_a_span_started_right_after_an_async_stream_is_closed_is_not_a_child_of_
         return after
 
     after = asyncio.run(main())
+    assert handler.open_runs == 0
     finished = {s.context.span_id: s.name for s in exporter.get_finished_spans()}
     parent = after.parent
     assert parent is None or finished.get(parent.span_id) is None, finished.get(parent.span_id)
