@@ -17,6 +17,9 @@ otherwise calls the original straight through. What each one mends:
   so its span would be current in the app's code between chunks and, after a `break`, for as
   long as the suspended generator lives: every step of such a generator runs in a context of
   its own instead (as LangChain already does for the inner steps).
+- A tool error LangChain handles (`handle_tool_error`, `handle_validation_error`) reaches the
+  handler as the tool's output: the exception is kept for the handler to read at the end of
+  that very run (`take_handled_tool_error`).
 
 Everything here leans on LangChain's (and LangGraph's) internals: `PATCHED` names each target
 so that a test fails loudly when one of them changes.
@@ -36,10 +39,11 @@ from uuid import UUID
 import wrapt
 from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.runnables import Runnable
+from langchain_core.tools import base as tools_base
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-__all__ = ["PATCHED", "install"]
+__all__ = ["PATCHED", "install", "take_handled_tool_error"]
 
 Item = TypeVar("Item")
 
@@ -51,7 +55,8 @@ class _Tracer(Protocol):
     def _end_with_error(self, run_id: UUID, error: BaseException) -> None: ...
 
 
-# (module, class, method) of every wrapped method; LangGraph's only once it is imported.
+# (module, class, method) of every wrapped method (class "" for a module's function);
+# LangGraph's only once it is imported.
 PATCHED: tuple[tuple[str, str, str], ...] = (
     ("langchain_core.language_models.chat_models", "BaseChatModel", "_generate_with_cache"),
     ("langchain_core.language_models.chat_models", "BaseChatModel", "_agenerate_with_cache"),
@@ -63,6 +68,8 @@ PATCHED: tuple[tuple[str, str, str], ...] = (
     ("langchain_core.language_models.llms", "BaseLLM", "astream"),
     ("langchain_core.runnables.base", "Runnable", "_transform_stream_with_config"),
     ("langchain_core.runnables.base", "Runnable", "_atransform_stream_with_config"),
+    ("langchain_core.tools.base", "", "_handle_tool_error"),
+    ("langchain_core.tools.base", "", "_handle_validation_error"),
     ("langgraph.pregel.main", "Pregel", "stream"),
     ("langgraph.pregel.main", "Pregel", "astream"),
 )
@@ -70,6 +77,10 @@ _LANGGRAPH_MODULE = "langgraph.pregel.main"
 
 _lock = threading.Lock()
 _handler_type: type | None = None
+# The error a tool's error handler just turned into output, and that output.
+_handled_tool_error: contextvars.ContextVar[tuple[BaseException, Any] | None] = (
+    contextvars.ContextVar("otel_bridge_handled_tool_error", default=None)
+)
 
 
 def install(handler_type: type) -> None:
@@ -95,13 +106,18 @@ def install(handler_type: type) -> None:
             (Runnable, "_atransform_stream_with_config"),
         ):
             _wrap(owner, name, _astream_in_own_context)
+        for name in ("_handle_tool_error", "_handle_validation_error"):
+            _wrap(tools_base, name, _remember_handled_error)
     _when_langgraph_is_imported()
 
 
-def _wrap(owner: type, name: str, wrapper: Callable[[Any], Any]) -> None:
-    # A LangChain without the method gets the handler alone, which still parents every
-    # LangChain span correctly; the test over PATCHED says which target went missing.
-    original = owner.__dict__.get(name)
+def _wrap(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
+    """Replace `owner.name` (a class's method or a module's function) by `wrapper(original)`.
+
+    A LangChain without the target gets the handler alone, which still parents every LangChain
+    span correctly; the test over PATCHED says which target went missing.
+    """
+    original = vars(owner).get(name)
     if original is not None:
         setattr(owner, name, functools.wraps(original)(wrapper(original)))
 
@@ -203,6 +219,30 @@ def _text_agenerate(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, prompts, stop, run_managers, *args, **kwargs)
 
     return _agenerate_helper
+
+
+# --- handled tool errors ------------------------------------------------------------------------
+def _remember_handled_error(original: Callable[..., Any]) -> Callable[..., Any]:
+    def handle(error: BaseException, *args: Any, **kwargs: Any) -> Any:
+        # Called by the tool run's own frame, which ends the run right after, in this context.
+        content = original(error, *args, **kwargs)
+        _handled_tool_error.set((error, content))
+        return content
+
+    return handle
+
+
+def take_handled_tool_error(content: Any) -> BaseException | None:
+    """The exception behind a tool run's output `content`, if an error handler made it; once."""
+    handled = _handled_tool_error.get()
+    if handled is None:
+        return None
+    _handled_tool_error.set(None)
+    error, handled_content = handled
+    try:
+        return error if handled_content is content or handled_content == content else None
+    except Exception:
+        return None
 
 
 # --- streams -----------------------------------------------------------------------------------

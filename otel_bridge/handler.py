@@ -29,12 +29,14 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.context.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from otel_bridge import _extract, _langchain_patches, semconv
 from otel_bridge._callouts import may_call_out
 from otel_bridge._content import ContentPolicy, Redactor, document_dict, encode
+from otel_bridge._langchain_patches import take_handled_tool_error
 from otel_bridge._metrics import GenAIMetrics
+from otel_bridge._outcomes import ControlFlow, HandledToolError, control_flow, handled_tool_error
 from otel_bridge._provider import resolve_tracer_provider
 from otel_bridge._registry import OpenRunRegistry
 from otel_bridge._run_context import RunScopedContext, context_for_root_run, enter, leave
@@ -57,6 +59,8 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_REQUEST_MODEL,
 )
 _TRACER_NAME = "otel_bridge"
+# Conversations whose last run paused, kept to link the run that resumes each one.
+_MAX_PAUSED_CONVERSATIONS = 10_000
 # Runs that usually only format or parse (see _callouts).
 _PROMPT_AND_PARSER = frozenset({semconv.RUN_TYPE_PROMPT, semconv.RUN_TYPE_PARSER})
 # What a model's response says about itself, read at the end of every model run.
@@ -73,9 +77,11 @@ class _OpenRun:
     # A plain slotted class: one is built per run, and a dataclass's keyword defaults cost more.
     __slots__ = (
         "agent_scope",
+        "conversation",
         "first_token_seen",
         "metric_attributes",
         "parent",
+        "paused",
         "run_id_text",
         "scope",
         "span",
@@ -100,6 +106,9 @@ class _OpenRun:
         # Set for runs that record GenAI metrics (those with an operation).
         self.metric_attributes: dict[str, str] | None = None
         self.first_token_seen = False
+        # Root runs: the conversation (thread) id, and whether a LangGraph interrupt paused it.
+        self.conversation: str | None = None
+        self.paused = False
 
 
 def _env_flag(name: str) -> bool | None:
@@ -212,6 +221,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         # Per model: [input tokens, output tokens], summed as runs end.
         self._usage: dict[str, list[int]] = {}
         self._logged_problems: set[tuple[str, str]] = set()
+        # Conversation id -> the span context of its last run, when that run paused.
+        self._paused: dict[str, SpanContext] = {}
+        self._paused_lock = threading.Lock()
         _langchain_patches.install(OTelCallbackHandler)
 
     # --- LangChain's ignore_* switches ---------------------------------------------------------
@@ -370,11 +382,21 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 self._problem(semconv.RUN_TAGS, error)
         if metadata:
             self._metadata_attributes(attributes, metadata)
+        conversation = links = None
+        if parent_run_id is None:
+            conversation = attributes.get(semconv.GEN_AI_CONVERSATION_ID)
+            if conversation is not None and self._paused:
+                links = self._resume_link(conversation)
         span = self._tracer.start_span(
-            span_name, context=parent_context, kind=SpanKind.INTERNAL, attributes=attributes
+            span_name,
+            context=parent_context,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            links=links,
         )
         started_s = self._clock()
         run = _OpenRun(span, started_s, run_id_text, parent)
+        run.conversation = conversation
         if operation is not None:
             run.metric_attributes = {
                 key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes
@@ -406,10 +428,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
             attributes.update(metadata_attributes)
         self._put(attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata)
 
-    def _finish(self, run: _OpenRun, error: BaseException | None = None) -> None:
+    def _finish(
+        self, run: _OpenRun, error: BaseException | None = None, flow: ControlFlow | None = None
+    ) -> None:
         span = run.span
-        if error is not None:
+        if flow is not None:
+            self._record_control_flow(span, flow)
+        elif error is not None:
             self._record_error(span, error)
+        if run.paused:
+            self._remember_pause(run)
         if run.token is not None and run.scope is not None:
             leave(run.scope, run.token)
         span.end()
@@ -424,6 +452,53 @@ class OTelCallbackHandler(BaseCallbackHandler):
         span.record_exception(error, escaped=True)
         span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
 
+    def _record_control_flow(self, span: Span, flow: ControlFlow) -> None:
+        """A LangGraph pause or hand-off: not an error (status stays UNSET)."""
+        span.set_attribute(semconv.RUN_CONTROL_FLOW, flow.kind)
+        if not flow.paused:
+            return
+        span.set_attribute(semconv.RUN_INTERRUPTED, True)
+        for interrupt_id, value in flow.interrupts:
+            attributes: dict[str, Any] = {}
+            if interrupt_id is not None:
+                attributes[semconv.INTERRUPT_ID] = interrupt_id
+            if self.capture_content:
+                self._capture(attributes, semconv.INTERRUPT_VALUE, value)
+            span.add_event(semconv.EVENT_INTERRUPT, attributes)
+
+    def _record_handled_error(self, span: Span, failure: HandledToolError) -> None:
+        span.set_attribute(semconv.ERROR_TYPE, failure.error_type)
+        if failure.exception is not None:
+            # Handled: the exception did not escape the tool.
+            span.record_exception(failure.exception, escaped=False)
+        span.set_status(Status(StatusCode.ERROR, failure.text[: self._content.max_length]))
+
+    def _note_pause(self, run: _OpenRun) -> None:
+        """Mark the root of `run`'s tree as paused; it is recorded as such when it ends."""
+        root = run
+        while root.parent is not None:
+            root = root.parent
+        root.paused = True
+
+    def _remember_pause(self, run: _OpenRun) -> None:
+        run.span.set_attribute(semconv.RUN_INTERRUPTED, True)
+        if run.conversation is None:
+            return
+        with self._paused_lock:
+            paused = self._paused
+            paused.pop(run.conversation, None)
+            paused[run.conversation] = run.span.get_span_context()
+            if len(paused) > _MAX_PAUSED_CONVERSATIONS:
+                del paused[next(iter(paused))]
+
+    def _resume_link(self, conversation: str) -> list[Link] | None:
+        """A link to the paused run of `conversation`, which the run starting now follows."""
+        with self._paused_lock:
+            paused = self._paused.pop(conversation, None)
+        if paused is None:
+            return None
+        return [Link(paused, {semconv.LINK_TYPE: semconv.LINK_TYPE_RESUME})]
+
     def _end_evicted(self, run_id: UUID, run: _OpenRun, reason: str) -> None:
         try:
             run.span.set_attribute(semconv.RUN_ABANDONED, True)
@@ -435,29 +510,38 @@ class OTelCallbackHandler(BaseCallbackHandler):
             self._problem("ending an abandoned run", error)
 
     def _record_metrics(
-        self, run: _OpenRun, error: BaseException | None, usage: _extract.Usage | None
+        self, run: _OpenRun, error_type: str | None, usage: _extract.Usage | None
     ) -> None:
         attributes = run.metric_attributes
         if attributes is None:
             return
-        if error is not None and not isinstance(error, GeneratorExit):
-            attributes = {**attributes, semconv.ERROR_TYPE: type(error).__qualname__}
+        if error_type is not None:
+            attributes = {**attributes, semconv.ERROR_TYPE: error_type}
         self._metrics.record(attributes, self._clock() - run.started_s, usage)
 
     def _end_with_error(self, run_id: UUID, error: BaseException) -> None:
         run = self._runs.pop(run_id)
         if run is None:
             return
+        flow = self._compute("LangGraph control flow", control_flow, error)
+        if flow is not None and flow.paused:
+            self._note_pause(run)
+        self._end_failed(run, error, flow)
+        if len(self._runs):
+            self._end_descendants(run, error, flow)
+
+    def _end_failed(self, run: _OpenRun, error: BaseException, flow: ControlFlow | None) -> None:
         try:
-            self._record_metrics(run, error, None)
+            failed = flow is None and not isinstance(error, GeneratorExit)
+            self._record_metrics(run, type(error).__qualname__ if failed else None, None)
         except Exception as problem:
             self._problem("recording metrics", problem)
         finally:
-            self._finish(run, error)
-        if len(self._runs):
-            self._end_descendants(run, error)
+            self._finish(run, error, flow)
 
-    def _end_descendants(self, ended: _OpenRun, error: BaseException) -> None:
+    def _end_descendants(
+        self, ended: _OpenRun, error: BaseException, flow: ControlFlow | None
+    ) -> None:
         """End, with `error`, every run still open below `ended`.
 
         LangChain skips the end callbacks of runs it abandons: a model call cancelled at
@@ -469,12 +553,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
             while ancestor is not None and ancestor is not ended:
                 ancestor = ancestor.parent
             if ancestor is not None and self._runs.remove(run_id, run):
-                try:
-                    self._record_metrics(run, error, None)
-                except Exception as problem:
-                    self._problem("recording metrics", problem)
-                finally:
-                    self._finish(run, error)
+                self._end_failed(run, error, flow)
 
     # --- model runs -----------------------------------------------------------------------------
     def _model_attributes(
@@ -783,8 +862,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
         output: Any,
         build: Callable[[Any], Any] | None = None,
         more_attributes: Callable[[Any], Mapping[str, Any]] | None = None,
+        failure: HandledToolError | None = None,
     ) -> None:
-        """End a run whose output is content under `key`, plus `more_attributes(output)`."""
+        """End a run whose output is content under `key`, plus `more_attributes(output)`;
+        with `failure`, as that error."""
         run = self._runs.pop(run_id)
         if run is None:
             return
@@ -801,8 +882,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 attributes = more_attributes(output)
                 if attributes:
                     run.span.set_attributes(attributes)
+            if failure is not None:
+                self._record_handled_error(run.span, failure)
             if run.metric_attributes is not None:
-                self._record_metrics(run, None, None)
+                self._record_metrics(run, None if failure is None else failure.error_type, None)
         except Exception as error:
             self._problem("ending a run", error)
         finally:
@@ -918,7 +1001,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._end_run(run_id, semconv.LANGCHAIN_OUTPUT, output, _tool_result, _tool_call_id)
+        # A tool error LangChain handled arrives here, as the tool's output.
+        failure = self._compute(
+            "handled tool error",
+            handled_tool_error,
+            output,
+            take_handled_tool_error(_tool_result(output)),
+        )
+        self._end_run(
+            run_id, semconv.LANGCHAIN_OUTPUT, output, _tool_result, _tool_call_id, failure
+        )
 
     def on_tool_error(
         self,

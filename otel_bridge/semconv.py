@@ -20,6 +20,18 @@ RUN_METADATA_PREFIX: Final = "langchain.run.metadata."
 RUN_CLOSED_EARLY: Final = "langchain.run.closed_early"
 # True when the run never ended and the handler's open-run bounds ended it (status ERROR).
 RUN_ABANDONED: Final = "langchain.run.abandoned"
+# The LangGraph control-flow exception that ended the run (GraphInterrupt, ParentCommand, ...);
+# the run did not fail (status UNSET).
+RUN_CONTROL_FLOW: Final = "langchain.run.control_flow"
+# True when the run paused for a LangGraph interrupt (and its trace's root, when it ended).
+RUN_INTERRUPTED: Final = "langchain.run.interrupted"
+# An interrupt, as a span event: its id, and its value (JSON, content) when content is captured.
+EVENT_INTERRUPT: Final = "langchain.interrupt"
+INTERRUPT_ID: Final = "langchain.interrupt.id"
+INTERRUPT_VALUE: Final = "langchain.interrupt.value"
+# On the link from a run to the paused run of the same conversation it followed: "resume".
+LINK_TYPE: Final = "langchain.link.type"
+LINK_TYPE_RESUME: Final = "resume"
 
 # Values of RUN_TYPE.
 RUN_TYPE_LLM: Final = "llm"

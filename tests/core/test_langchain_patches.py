@@ -28,9 +28,12 @@ def test_every_wrapped_langchain_internal_still_exists_and_is_wrapped(
     module: str, owner: str, method: str
 ) -> None:
     OTelCallbackHandler()
-    target = getattr(importlib.import_module(module), owner).__dict__.get(method)
+    namespace = importlib.import_module(module)
+    if owner:
+        namespace = getattr(namespace, owner)
+    target = vars(namespace).get(method)
     assert target is not None, f"{module}.{owner}.{method} is gone: update _langchain_patches"
-    assert hasattr(target, "__wrapped__"), f"{owner}.{method} is not wrapped"
+    assert hasattr(target, "__wrapped__"), f"{module}.{owner}.{method} is not wrapped"
 
 
 def _numbers(log: list[str]) -> Iterator[int]:
