@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from otel_bridge.exporter import TraceExporter
     from otel_bridge.handler import OTelCallbackHandler
     from otel_bridge.ids import SeedProofIdGenerator
-    from otel_bridge.instrumentation import instrument, uninstrument
+    from otel_bridge.instrumentation import LangChainBridgeInstrumentor, instrument, uninstrument
     from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
     from otel_bridge.sink_handler import SinkCallbackHandler
     from otel_bridge.traces import FinishedTrace, Run, RunEvent, SpanRecord
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DeliveryReport",
     "FinishedTrace",
+    "LangChainBridgeInstrumentor",
     "OTelCallbackHandler",
     "PermanentError",
     "RetryableError",
@@ -37,6 +38,7 @@ _LAZY = {
     "OTelCallbackHandler": "otel_bridge.handler",
     "instrument": "otel_bridge.instrumentation",
     "uninstrument": "otel_bridge.instrumentation",
+    "LangChainBridgeInstrumentor": "otel_bridge.instrumentation",
     "TraceExporter": "otel_bridge.exporter",
     "FinishedTrace": "otel_bridge.traces",
     "SpanRecord": "otel_bridge.traces",

@@ -1,24 +1,31 @@
-"""`instrument()` / `uninstrument()`: trace every LangChain run in the process, no code change.
+"""`instrument()` / `uninstrument()`: trace every LangChain run in the process, no code change;
+`LangChainBridgeInstrumentor`, the same as an OpenTelemetry instrumentor.
 
 LangChain's configure hooks add a handler to every callback manager it builds; the hook's
 "context variable" here reads one process-wide slot, so runs in any thread or task see it.
 (The LangChain code paths that need more than a handler are mended by `_langchain_patches`,
-installed by every handler, this one included.)
+installed by every handler, this one included.) The instrumentor is registered under the
+`opentelemetry_instrumentor` entry point `otel_bridge`, so `opentelemetry-instrument python
+app.py` traces an app's LangChain runs without a line of it changing.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from contextvars import ContextVar
 from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers import context as tracer_context
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 
 from otel_bridge.handler import OTelCallbackHandler
 
-__all__ = ["instrument", "instrumented_handler", "uninstrument"]
+__all__ = ["LangChainBridgeInstrumentor", "instrument", "instrumented_handler", "uninstrument"]
 
 
 class _ProcessWideHandler:
@@ -85,3 +92,44 @@ def uninstrument() -> None:
 def instrumented_handler() -> OTelCallbackHandler | None:
     """The handler `instrument()` installed, if instrumentation is on."""
     return _slot.handler
+
+
+class LangChainBridgeInstrumentor(BaseInstrumentor):
+    """`instrument()` as an OpenTelemetry instrumentor.
+
+    `LangChainBridgeInstrumentor().instrument(tracer_provider=..., meter_provider=...,
+    **options)` takes `instrument()`'s arguments and `uninstrument()` undoes it; both are the
+    very same switch as `otel_bridge.instrument()` / `otel_bridge.uninstrument()`, so either
+    form sees (and undoes) what the other did.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("langchain-core >= 1.0",)
+
+    def instrument(self, **kwargs: Any) -> OTelCallbackHandler | None:
+        """Switch instrumentation on; when it is on already, return its handler (no warning,
+        like `otel_bridge.instrument()`)."""
+        handler = _slot.handler
+        if handler is not None:
+            return handler
+        return cast("OTelCallbackHandler | None", super().instrument(**kwargs))
+
+    def uninstrument(self, **kwargs: Any) -> None:
+        """Switch instrumentation off; safe to call when it is off."""
+        if _slot.handler is not None:
+            super().uninstrument(**kwargs)
+
+    # BaseInstrumentor keeps its own flag; here the state is instrument()'s, whoever set it.
+    @property
+    def _is_instrumented_by_opentelemetry(self) -> bool:
+        return _slot.handler is not None
+
+    @_is_instrumented_by_opentelemetry.setter
+    def _is_instrumented_by_opentelemetry(self, value: bool) -> None:
+        pass
+
+    def _instrument(self, **kwargs: Any) -> OTelCallbackHandler:
+        return instrument(**kwargs)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        uninstrument()
