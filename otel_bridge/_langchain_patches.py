@@ -38,7 +38,7 @@ from uuid import UUID
 
 import wrapt
 from langchain_core.language_models import BaseChatModel, BaseLLM
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableWithFallbacks
 from langchain_core.tools import base as tools_base
 from opentelemetry import trace
 from opentelemetry.trace import Span
@@ -68,6 +68,10 @@ PATCHED: tuple[tuple[str, str, str], ...] = (
     ("langchain_core.language_models.llms", "BaseLLM", "astream"),
     ("langchain_core.runnables.base", "Runnable", "_transform_stream_with_config"),
     ("langchain_core.runnables.base", "Runnable", "_atransform_stream_with_config"),
+    ("langchain_core.runnables.branch", "RunnableBranch", "stream"),
+    ("langchain_core.runnables.branch", "RunnableBranch", "astream"),
+    ("langchain_core.runnables.fallbacks", "RunnableWithFallbacks", "stream"),
+    ("langchain_core.runnables.fallbacks", "RunnableWithFallbacks", "astream"),
     ("langchain_core.tools.base", "", "_handle_tool_error"),
     ("langchain_core.tools.base", "", "_handle_validation_error"),
     ("langgraph.pregel.main", "Pregel", "stream"),
@@ -94,18 +98,12 @@ def install(handler_type: type) -> None:
         _wrap(BaseChatModel, "_agenerate_with_cache", _chat_agenerate)
         _wrap(BaseLLM, "_generate_helper", _text_generate)
         _wrap(BaseLLM, "_agenerate_helper", _text_agenerate)
-        for owner, name in (
-            (BaseChatModel, "stream"),
-            (BaseLLM, "stream"),
-            (Runnable, "_transform_stream_with_config"),
-        ):
-            _wrap(owner, name, _stream_in_own_context)
-        for owner, name in (
-            (BaseChatModel, "astream"),
-            (BaseLLM, "astream"),
-            (Runnable, "_atransform_stream_with_config"),
-        ):
-            _wrap(owner, name, _astream_in_own_context)
+        # Where a stream's run starts inside the generator body.
+        for owner in (BaseChatModel, BaseLLM, RunnableBranch, RunnableWithFallbacks):
+            _wrap(owner, "stream", _stream_in_own_context)
+            _wrap(owner, "astream", _astream_in_own_context)
+        _wrap(Runnable, "_transform_stream_with_config", _stream_in_own_context)
+        _wrap(Runnable, "_atransform_stream_with_config", _astream_in_own_context)
         for name in ("_handle_tool_error", "_handle_validation_error"):
             _wrap(tools_base, name, _remember_handled_error)
     _when_langgraph_is_imported()
