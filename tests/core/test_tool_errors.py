@@ -10,6 +10,7 @@ model (the paid-API stand-in), real SDK spans.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -193,3 +194,17 @@ def test_an_agent_goes_on_after_a_handled_tool_error_and_stays_ok(
     assert all(s.status.status_code is StatusCode.UNSET for s in others), [
         s.name for s in others if s.status.status_code is not StatusCode.UNSET
     ]
+
+
+def test_a_handled_error_of_an_async_tool_call_is_an_error_too(
+    handler: OTelCallbackHandler, exporter: InMemorySpanExporter
+) -> None:
+    async def lookup(term: str) -> str:
+        raise ToolException(f"no entry for {term}")
+
+    tool_ = StructuredTool.from_function(
+        coroutine=lookup, name="lookup", description="Look a term up.", handle_tool_error=True
+    )
+    result = asyncio.run(tool_.ainvoke(CALL, {"callbacks": [handler]}))
+    assert result.status == "error"
+    _assert_tool_error(_tool_span(exporter), "ToolException", "no entry for x")
