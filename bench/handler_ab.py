@@ -5,8 +5,9 @@ Both handlers trace the 6-run `prompt | chat model | parser | lambda | lambda` c
 another name. Rounds interleave no handler, the other revision and this one in a shuffled order,
 each timed in thread CPU time; the added cost is the median over rounds of (configuration - no
 handler) within a round, so load from other jobs hits all three alike. Prints the added
-microseconds per call for `invoke`, `ainvoke` and `stream`. Usage:
-`python bench/handler_ab.py [--ref main] [--rounds 30] [--calls 50]`."""
+microseconds per call for `invoke`, `ainvoke` and `stream`. By default the other revision is
+HEAD (what uncommitted changes cost); `--ref main` compares a branch with main. Usage:
+`python bench/handler_ab.py [--ref REVISION] [--rounds 30] [--calls 50]`."""
 
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", default="main", help="the git revision to compare with")
+    parser.add_argument("--ref", default="HEAD", help="the git revision to compare with")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=50, help="calls per configuration per round")
     args = parser.parse_args()
