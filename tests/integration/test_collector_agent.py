@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -97,12 +98,18 @@ def processes() -> Iterator[Processes]:
 
 
 def agent_path(
-    processes: Processes, directory: Path, *, sink: str = "", receiver: str = ""
+    processes: Processes,
+    directory: Path,
+    *,
+    sink: str = "",
+    receiver: str = "",
+    http: str = "",
 ) -> AgentPath:
     bridge = start_bridge(
         processes,
         directory / "bridge",
         receiver=receiver,
+        http=http,
         sink=sink or f"    grace_period: {GRACE_PERIOD_S}",
     )
     backend, backend_file = start_backend(processes, directory)
@@ -249,6 +256,37 @@ def test_a_full_spool_answers_429_with_retry_after_and_the_agent_waits_it_out(
     wait_for(lambda: path.bridge_has([trace]), "the trace once the spool drained")
     assert_each_delivered_once_and_whole(path.bridge, [trace])
     assert all(_seconds(r["interval"]) >= retry_after for r in retries(path.agent, BRIDGE_EXPORTER))
+
+
+def test_a_bridge_out_of_connections_answers_503_with_retry_after_and_the_agent_waits_it_out(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """The bridge allows one connection and the test holds it (an idle client, as a stuck
+    sender would). The agent's connection is answered 503 with Retry-After and closed; the agent
+    retries no sooner than Retry-After, and once the idle client leaves the trace arrives once."""
+    retry_after = 4
+    path = agent_path(
+        processes,
+        tmp_path,
+        receiver=f"  retry_after_seconds: {retry_after}",
+        http="max_connections: 1, idle_timeout_seconds: 120",
+    )
+    with socket.create_connection((path.bridge.host, path.bridge.http_port)) as idle:
+        time.sleep(0.5)  # accepted and counted before the agent's connection arrives
+        (trace,) = make_traces(1)
+        path.send([trace])
+        refused = wait_for(
+            lambda: [
+                r for r in retries(path.agent, BRIDGE_EXPORTER) if "503" in r.get("error", "")
+            ],
+            "the agent's retry after a 503",
+        )
+        assert _seconds(refused[0]["interval"]) >= retry_after, refused[0]
+        assert not path.bridge_has([trace])
+        idle.close()
+        wait_for(lambda: path.bridge_has([trace]), "the trace once the connection was free")
+    assert_each_delivered_once_and_whole(path.bridge, [trace])
+    wait_for(lambda: path.backend_has([trace]), "the trace at the backend")
 
 
 def test_a_killed_agent_restarted_on_its_disk_queues_loses_nothing(

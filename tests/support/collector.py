@@ -361,11 +361,13 @@ def start_bridge(
     grpc_port: int | None = None,
     pki: Pki | None = None,
     receiver: str = "",
+    http: str = "",
     sink: str = "",
 ) -> Bridge:
     """`otel-bridge serve` with the file sink on fixed free ports (so that a restart comes back
     where the Collector sends), a token, TLS when `pki` is given, and extra YAML lines for the
-    receiver and the file sink (each line indented by the caller's two spaces)."""
+    receiver and the file sink (each line indented by the caller's two spaces), and extra
+    `key: value` pairs for the receiver's `http` mapping."""
     directory.mkdir(parents=True, exist_ok=True)
     traces_file = directory / "traces.jsonl"
     tls = f"\n    tls: {{cert_file: {pki.cert}, key_file: {pki.key}}}" if pki else ""
@@ -373,7 +375,7 @@ def start_bridge(
     config = directory / "bridge.yaml"
     config.write_text(
         f"""receiver:
-  http: {{endpoint: "{host}:{http_port}"}}
+  http: {{endpoint: "{host}:{http_port}"{", " + http if http else ""}}}
   grpc: {{endpoint: "{host}:{grpc_port}"}}
   auth:
     bearer_token: {TOKEN}{tls}
