@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
 from otel_bridge.traces import SpanRecord
 
 __all__ = [
@@ -47,7 +48,7 @@ WhenFull = Literal["drop_newest", "drop_oldest"]
 _FULL_FRACTION = 0.95
 
 # Files SQLite (WAL) and our lock keep beside a spool file.
-_SIDE_FILES = ("-wal", "-shm", ".lock")
+_SIDE_FILES = ("-wal", "-shm", ".lock", HELD_SUFFIX)
 
 # How long the ids of spans handed over to the outbox are kept to recognise resent copies:
 # longer than an OTLP exporter keeps retrying one request (the SDKs back off up to ~64 s).
@@ -194,20 +195,17 @@ class Spool:
         self.max_spans_per_trace = max_spans_per_trace
         self.when_full: WhenFull = when_full
         # Spans carry prompts and answers: a directory we create is readable by its owner only.
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.path.parent)
         self._lock_file = _exclusive_lock(self.path.with_name(self.path.name + ".lock"))
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checked, private, and moved aside if damaged (a fresh file then takes its place).
+        self._file: SpoolFile = open_checked(self.path)
+        self._db: sqlite3.Connection | None = self._file.db
         version = _scalar(self._db, "PRAGMA user_version")
         if version != _SCHEMA_VERSION and _scalar(
             self._db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
         ):
-            self._db.close()
+            self._file.close()
             self._lock_file.close()
             raise SpoolFormatError(
                 f"spool {self.path} has format {version}, this otel-bridge writes format"
@@ -216,6 +214,7 @@ class Spool:
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self._recount(self._db)
+        self._file.note_held(self._held)
         self._rejected_since_drain = False
 
     # --- state ----------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ class Spool:
         with self._lock:
             if self._db is None:
                 return
-            self._db.close()
+            self._file.close()
             self._db = None
             self._lock_file.close()
 
@@ -272,6 +271,7 @@ class Spool:
             return
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
         self._db = None
+        self._file.abandon()
         self._lock_file.close()
 
     # --- spans in -------------------------------------------------------------------------------
@@ -342,6 +342,7 @@ class Spool:
                         (trace_hex, now, root_arrival, count, size),
                     )
                     self._pending_traces += 1
+                    self._held += 1
                     new += 1
                     total = count
                 else:
@@ -575,7 +576,7 @@ class Spool:
                 db.execute("ROLLBACK")
                 self._recount(db)
                 raise
-            db.execute("COMMIT")
+            self._file.commit(self._held)
 
     def _recount(self, db: sqlite3.Connection) -> None:
         self._dead_bytes = _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM dead_letters")
@@ -585,6 +586,12 @@ class Spool:
             + self._dead_bytes
         )
         self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+        # Traces held (waiting, queued or dead-lettered): kept beside the file (spool_files).
+        self._held = (
+            self._pending_traces
+            + _scalar(db, "SELECT COUNT(*) FROM outbox")
+            + _scalar(db, "SELECT COUNT(*) FROM dead_letters")
+        )
 
     def _live_bytes(self) -> int:
         """Bytes of spans and traces still to be delivered (everything but dead letters)."""
@@ -654,6 +661,7 @@ class Spool:
         if row is None:
             return
         db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        self._held -= 1
         self._bytes -= row[0]
         if self._live_bytes() < self.max_bytes * _FULL_FRACTION:
             self._rejected_since_drain = False
@@ -681,6 +689,7 @@ class Spool:
             )
         self._bytes -= freed
         self._dead_bytes -= freed
+        self._held -= len(victims)
         _logger.warning(
             "spool %s: discarded the %d oldest dead letter(s) (%d span(s), %d bytes) to make room"
             " under max_spool_bytes=%d; they can no longer be replayed",
@@ -714,6 +723,7 @@ class Spool:
             db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace[0],))
             db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace[0],))
             self._pending_traces -= 1
+            self._held -= 1
             self._bytes -= trace[2]
             freed += trace[2]
             evicted += trace[1]
