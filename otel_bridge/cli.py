@@ -13,6 +13,7 @@ _COMMANDS = {
     "demo": "otel_bridge.commands.demo",
     "tree": "otel_bridge.commands.tree",
     "replay": "otel_bridge.commands.replay",
+    "spool": "otel_bridge.commands.spool",
 }
 
 

@@ -91,8 +91,11 @@ def check_file(path: Path) -> str | None:
         return reason
     if not path.exists() or path.stat().st_size == 0:
         return None
+    # Without a WAL beside it, nothing but the file counts, and immutable keeps SQLite from
+    # creating an empty -wal and -shm next to it.
+    query = "mode=ro" if _nonempty(_side(path, "-wal")) else "mode=ro&immutable=1"
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?{query}", uri=True)
     except sqlite3.Error as error:
         return f"cannot open: {error}"
     try:
@@ -291,7 +294,7 @@ def _quick_check(db: sqlite3.Connection) -> str | None:
         rows = db.execute("PRAGMA quick_check(3)").fetchall()
     except sqlite3.DatabaseError as error:
         return str(error)
-    problems = [str(row[0]) for row in rows]
+    problems = [" ".join(str(row[0]).split()) for row in rows]  # one log line, not several
     if problems == ["ok"]:
         return None
     return "quick_check: " + "; ".join(problems)
