@@ -21,6 +21,7 @@ from otel_bridge.otlp import (
     traces_from_json_lines,
 )
 from otel_bridge.sink import DeliveryReport, RetryableError, span_key
+from otel_bridge.spool_files import open_private_append
 from otel_bridge.traces import FinishedTrace, SpanRecord
 
 __all__ = ["ENV_FILE_PATH", "FileSpanExporter"]
@@ -57,8 +58,8 @@ class FileSpanExporter(TraceExporter):
             ]
             lines = "".join(trace_to_json_line(trace) + "\n" for trace in fresh)
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a+b") as file:
+                # Spans hold prompts and answers: the file is 0600 in a 0700 directory we create.
+                with open_private_append(self.path) as file:
                     if file.tell() > 0:
                         file.seek(-1, os.SEEK_END)
                         if file.read(1) != b"\n":  # finish a line cut short by a crash
