@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sqlite3
@@ -68,7 +69,7 @@ def damage_outbox_pages_in_middle(path: Path) -> set[str]:
         pages = db.execute("PRAGMA page_count").fetchone()[0]
     finally:
         db.close()
-    pairs = [(a, b) for a, b in zip(leaves, leaves[1:], strict=False) if b == a + 1]
+    pairs = [(a, b) for a, b in itertools.pairwise(leaves) if b == a + 1]
     first, second = min(pairs, key=lambda pair: abs(pair[0] - pages // 2))
     with path.open("r+b") as file:
         content = {}
