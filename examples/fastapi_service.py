@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from rich import print as rich_print
 
 import otel_bridge
-from otel_bridge.demo.rendering import render_traces
+from otel_bridge.rendering import render_traces
 from otel_bridge.testing import FakeChatModel
 from otel_bridge.traces import FinishedTrace
 

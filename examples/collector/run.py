@@ -30,8 +30,8 @@ from opentelemetry import trace
 from rich import print as rich_print
 
 from otel_bridge import OTelCallbackHandler
-from otel_bridge.demo.rendering import render_traces
 from otel_bridge.otlp import read_traces
+from otel_bridge.rendering import render_traces
 from otel_bridge.testing import FakeChatModel
 
 ROOT = Path(__file__).resolve().parents[2]

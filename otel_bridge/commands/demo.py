@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from otel_bridge.commands import EXIT_USAGE
+
 HELP = (
     "run a small LangChain app (RAG chain, LangGraph agent, streaming, one failing step) traced "
     "end to end, and show the trace trees, GenAI metrics and what each sink did"
@@ -42,14 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        # Imported here so the other commands work without the demo extra (rich, langgraph).
-        from otel_bridge.demo.rendering import make_console
-    except ImportError as exc:
-        return _missing(exc)
+    from otel_bridge.rendering import make_console
+
     console = make_console()
     try:
         with console.status("Loading LangChain, LangGraph and OpenTelemetry…"):
+            # Imported here so the other commands work without the demo extra.
             from otel_bridge.demo.runner import DemoOptions, run_demo
     except ImportError as exc:
         return _missing(exc)
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _missing(error: ImportError) -> int:
     print(
-        f"otel-bridge demo: {error.name} is missing; install it with "
-        "`pip install 'otel-bridge[demo]'`",
+        f"otel-bridge demo: {error.name} is missing; install the demo extra: "
+        "pip install 'otel-bridge[demo]' (in a checkout: pip install '.[demo]')",
         file=sys.stderr,
     )
-    return 2
+    return EXIT_USAGE

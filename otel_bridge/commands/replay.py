@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.plugins import sink_entry_point
 from otel_bridge.spool import SpoolLockedError
 
 HELP = "re-deliver a sink's dead-lettered traces (after fixing what made the sink reject them)"
-
-_ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         exporter_class = _exporter_class(args.sink)
     except LookupError as error:
         print(f"otel-bridge replay: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     options: dict[str, Any] = {}
     if args.spool_dir is not None:
         options["spool_dir"] = args.spool_dir
@@ -56,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
         options["spool_name"] = args.spool_name
     try:
         exporter = exporter_class(**options)
-    except (SpoolLockedError, ValueError) as error:
+    except SpoolLockedError as error:
         print(f"otel-bridge replay: cannot open the {args.sink} exporter: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    except ValueError as error:  # the exporters name a missing or bad setting this way
+        print(f"otel-bridge replay: {args.sink}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return _replay(exporter, args)
     finally:
@@ -73,13 +75,13 @@ def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
             " exporter; stop it first (it keeps delivering what is queued)",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILED
     dead = exporter.spool.dead_letters()
     for letter in dead:
         print(f"{letter.key}  attempts={letter.attempts}  {letter.reason}")
     if args.list or not dead:
         print(f"{len(dead)} dead letter(s) in {exporter.spool.path}")
-        return 0
+        return EXIT_OK
     moved = exporter.spool.requeue_dead_letters(exporter.clock.now())
     delivered = exporter.force_flush(int(args.timeout * 1000))
     counts = exporter.spool.counts()
@@ -87,7 +89,7 @@ def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
         f"re-queued {moved} trace(s); {counts.outbox} still queued,"
         f" {counts.dead_letters} dead-lettered again ({exporter.spool.path})"
     )
-    return 0 if delivered and counts.dead_letters == 0 else 1
+    return EXIT_OK if delivered and counts.dead_letters == 0 else EXIT_FAILED
 
 
 def _exporter_class(name: str) -> type[TraceExporter]:
@@ -98,11 +100,13 @@ def _exporter_class(name: str) -> type[TraceExporter]:
         except (ImportError, AttributeError) as error:
             raise LookupError(f"cannot import {name}: {error}") from None
     else:
-        candidates = entry_points(group=_ENTRY_POINT_GROUP, name=name)
-        if not candidates:
-            known = sorted(ep.name for ep in entry_points(group=_ENTRY_POINT_GROUP))
-            raise LookupError(f"no sink exporter named {name!r}; installed: {', '.join(known)}")
-        found = next(iter(candidates)).load()
+        entry_point = sink_entry_point(name)
+        try:
+            found = entry_point.load()
+        except ImportError as error:
+            raise LookupError(
+                f"cannot load the {name} exporter ({entry_point.value}): {error}"
+            ) from None
     if not (isinstance(found, type) and issubclass(found, TraceExporter)):
         raise LookupError(f"{name} is not a TraceExporter (it has no spool to replay)")
     return found

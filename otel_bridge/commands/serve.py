@@ -15,6 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
 
@@ -68,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except ImportError as exc:
         print(
-            f"otel-bridge serve: {exc.name} is missing; install `otel-bridge[serve]`",
+            f"otel-bridge serve: {exc.name} is missing; install the serve extra: "
+            "pip install 'otel-bridge[serve]' (in a checkout: pip install '.[serve]')",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     try:
         if args.config:
             config = load_config(args.config, insecure=args.insecure)
@@ -80,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
         check_sinks(config)
         if args.check_config:
             print(f"otel-bridge serve: {args.config or 'default config'}: valid")
-            return 0
+            return EXIT_OK
         sinks = build_sinks(config)
     except ConfigError as exc:
         print(f"otel-bridge serve: {args.config or 'default config'}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     meter_provider = _meter_provider(config.metrics_endpoint)
     try:
         receiver = Receiver(config, sinks, meter_provider=meter_provider)
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         for sink in sinks:
             sink.exporter.shutdown()
         print(f"otel-bridge serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
     stop_requested = threading.Event()
 
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if meter_provider is not None:
         meter_provider.shutdown()
     _announce("stopped")
-    return 0
+    return EXIT_OK
 
 
 def _announce(line: str) -> None:

@@ -1,15 +1,23 @@
-"""`otel-bridge tree FILE...`: print the traces of OTLP JSON lines files (ours, or an OpenTelemetry
-Collector file exporter's) as trees of runs with types, durations, tokens and status."""
+"""`otel-bridge tree FILE...`: print the traces of trace files (OTLP JSON lines as ours or a
+Collector's file exporter writes them, or its length-prefixed protobuf; plain or gzip) as trees
+of runs with types, durations, tokens and status."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-HELP = "print the traces in OTLP JSON lines files as trees (run, type, duration, tokens, status)"
+if TYPE_CHECKING:
+    from otel_bridge.traces import FinishedTrace
+
+HELP = (
+    "print the traces of OTLP files (JSON lines or the Collector file exporter's protobuf, "
+    "plain or gzip) as trees (run, type, duration, tokens, status)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=Path,
         metavar="FILE",
-        help="OTLP JSON lines file, as written by `otel-bridge demo`, `serve` or a Collector",
+        help="trace file written by `otel-bridge demo`, `serve`'s file sink or a Collector's file "
+        "exporter (format json or proto), optionally gzip-compressed",
     )
     parser.add_argument(
         "--trace-id",
@@ -33,34 +42,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        # Imported here so `otel-bridge --help` works without the demo extra installed.
-        from otel_bridge.demo.rendering import make_console, render_traces
-        from otel_bridge.otlp import OTLPDecodeError, read_traces
-    except ImportError as exc:
-        print(
-            f"otel-bridge tree: {exc.name} is missing; install it with "
-            "`pip install 'otel-bridge[serve,demo]'`",
-            file=sys.stderr,
-        )
-        return 2
+    # Imported here: every `otel-bridge` command (and --help) loads this module.
+    from otel_bridge.rendering import make_console, render_traces
+    from otel_bridge.trace_files import TraceFileError, read_trace_file
+
     traces: list[FinishedTrace] = []
     for path in args.files:
         try:
-            traces.extend(read_traces(path))
+            traces.extend(read_trace_file(path))
+        except FileNotFoundError:
+            return _error(f"{path}: no such file", EXIT_USAGE)
+        except IsADirectoryError:
+            return _error(f"{path}: is a directory, not a trace file", EXIT_USAGE)
         except OSError as exc:
-            print(f"otel-bridge tree: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        except OTLPDecodeError as exc:
-            print(f"otel-bridge tree: {path}: {exc}", file=sys.stderr)
-            return 1
+            return _error(f"cannot read {path}: {exc.strerror or exc}", EXIT_FAILED)
+        except TraceFileError as exc:
+            return _error(f"{path}: {exc}", EXIT_FAILED)
     selected = [trace for trace in traces if _selected(trace, args.trace_id, args.errors)]
     console = make_console()
     if not selected:
         console.print("no matching traces", style="yellow")
-        return 1 if args.trace_id else 0
+        return EXIT_FAILED if args.trace_id else EXIT_OK
     console.print(render_traces(selected))
-    return 0
+    return EXIT_OK
+
+
+def _error(message: str, code: int) -> int:
+    print(f"otel-bridge tree: {message}", file=sys.stderr)
+    return code
 
 
 def _selected(trace: FinishedTrace, trace_id_prefix: str | None, errors_only: bool) -> bool:

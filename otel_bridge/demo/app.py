@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# DeterministicFakeEmbedding and InMemoryVectorStore need numpy but import it only if present,
+# then fail at the first search with a NameError; importing it here names what is missing.
+import numpy  # noqa: F401
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models import BaseChatModel

@@ -18,13 +18,13 @@ from otel_bridge.demo.app import build_app
 from otel_bridge.demo.metrics import render_usage, summarize_delivery, summarize_genai_metrics
 from otel_bridge.demo.models import choose_chat_model
 from otel_bridge.demo.pipeline import DemoPipeline, build_pipeline, otlp_destination
-from otel_bridge.demo.rendering import render_traces
 from otel_bridge.demo.scenarios import ScenarioOutcome, run_scenarios
 from otel_bridge.demo.sinks import plan_sinks, sink_report
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.otlp import OTLPDecodeError, read_traces
+from otel_bridge.rendering import render_traces
 from otel_bridge.traces import FinishedTrace
 
 __all__ = ["DemoOptions", "run_demo"]

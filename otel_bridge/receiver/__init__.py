@@ -11,10 +11,9 @@ from otel_bridge.receiver.config import (
     parse_config,
 )
 from otel_bridge.receiver.ingest import Ingestor, Outcome, Sink, Verdict
-from otel_bridge.receiver.server import ENTRY_POINT_GROUP, Receiver, build_sinks, check_sinks
+from otel_bridge.receiver.server import Receiver, build_sinks, check_sinks
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "BridgeConfig",
     "ConfigError",
     "Ingestor",

@@ -5,28 +5,26 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from otel_bridge.plugins import TRACES_EXPORTER_GROUP, sink_entry_points
 from otel_bridge.receiver.auth import server_ssl_context
 from otel_bridge.receiver.config import BridgeConfig, ConfigError, SinkConfig
 from otel_bridge.receiver.grpc_server import OTLPGRPCServer
 from otel_bridge.receiver.http_server import HTTPLimits, OTLPHTTPServer
 from otel_bridge.receiver.ingest import Ingestor, Sink
 
-__all__ = ["ENTRY_POINT_GROUP", "Receiver", "build_sinks", "check_sinks"]
-
-ENTRY_POINT_GROUP = "opentelemetry_traces_exporter"
+__all__ = ["Receiver", "build_sinks", "check_sinks"]
 
 _logger = logging.getLogger(__name__)
 
 
 def check_sinks(config: BridgeConfig) -> None:
     """ConfigError unless every configured sink names an installed exporter (nothing built)."""
-    available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    available = {ep.name: ep for ep in sink_entry_points()}
     for sink in config.sinks:
         _entry_point(sink, available)
 
@@ -36,7 +34,7 @@ def build_sinks(config: BridgeConfig) -> list[Sink]:
 
     The top-level `spool_dir` is passed to every sink that does not set its own.
     """
-    available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    available = {ep.name: ep for ep in sink_entry_points()}
     sinks: list[Sink] = []
     try:
         for sink_config in config.sinks:
@@ -54,7 +52,7 @@ def _entry_point(sink: SinkConfig, available: dict[str, Any]) -> Any:
         installed = ", ".join(sorted(available)) or "none"
         raise ConfigError(
             f"sinks.{sink.id}: no exporter named {sink.type!r} in entry point group "
-            f"{ENTRY_POINT_GROUP} (installed: {installed})"
+            f"{TRACES_EXPORTER_GROUP} (installed: {installed})"
         )
     return entry_point
 

@@ -18,7 +18,7 @@ from otel_bridge.demo.metrics import (
     summarize_delivery,
     summarize_genai_metrics,
 )
-from otel_bridge.demo.rendering import format_duration, render_trace, render_traces
+from otel_bridge.rendering import format_duration, render_trace, render_traces
 from otel_bridge.traces import AttributeValue, FinishedTrace, SpanRecord
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
