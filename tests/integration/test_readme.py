@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from otel_bridge import semconv
+from otel_bridge.settings import Setting
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -126,10 +127,30 @@ def test_every_constructor_parameter_is_in_its_section(
     assert not missing, f"{documented.__name__}: undocumented parameters {missing} in {title!r}"
 
 
+def _declared_settings() -> dict[str, Setting[Any]]:
+    """Every `Setting` of the core's and the sinks' `settings` modules, by `module.NAME`."""
+    from importlib import import_module
+
+    declared: dict[str, Setting[Any]] = {}
+    for path in [ROOT / "otel_bridge" / "settings.py", *ROOT.glob("exporters/*/*/settings.py")]:
+        module = import_module(f"{path.parent.name}.settings")
+        for name, value in vars(module).items():
+            for setting in value if isinstance(value, tuple) else (value,):
+                if isinstance(setting, Setting):
+                    declared[f"{module.__name__}.{name}.{setting.parameter}"] = setting
+    return declared
+
+
 def _variables_read_by_the_code() -> dict[str, Path]:
-    """Every environment variable name in our sources: string literals that look like one, and
+    """Every environment variable name in our sources: those of the declared settings (a setting
+    every sink shares as `OTEL_BRIDGE_<SINK>_<NAME>`), string literals that look like one, and
     prefix + name for the `_env("NAME")` / `_setting(..., "NAME", ...)` helper conventions."""
     found: dict[str, Path] = {}
+    for where, setting in _declared_settings().items():
+        if setting.shared and setting.sink is None:
+            setting = setting.for_sink("<sink>")
+        for variable in setting.variables:
+            found.setdefault(variable, Path(where))
     for path in SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         strings = [
@@ -165,7 +186,7 @@ def test_every_environment_variable_the_code_reads_is_documented() -> None:
     assert "OTEL_BRIDGE_SPOOL_DIR" in variables and "LABEL_STUDIO_API_KEY" in variables
     reference = section("Configuration reference")
     missing = {
-        name: str(path.relative_to(ROOT))
+        name: str(path.relative_to(ROOT) if path.is_absolute() else path)
         for name, path in sorted(variables.items())
         if not re.search(rf"\b{name}\b", reference)
     }
