@@ -203,8 +203,12 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         "let the handler's own errors reach your call (never by default)",
     ),
     *(
-        Setting(f"ignore_{kind}", False, f"LangChain's switch to skip {kind} callbacks")
-        for kind in ("llm", "chat_model", "chain", "agent", "retriever", "retry", "custom_event")
+        Setting(
+            f"ignore_{kind.replace(' ', '_')}",
+            False,
+            f"LangChain's switch: no spans for {kind} callbacks",
+        )
+        for kind in ("llm", "chat model", "chain", "agent", "retriever", "retry", "custom event")
     ),
     Setting("clock", None, "clock for run ages (tests)", "`time.monotonic`"),
 )

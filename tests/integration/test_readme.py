@@ -193,6 +193,60 @@ def test_every_environment_variable_the_code_reads_is_documented() -> None:
     assert not missing, f"environment variables missing from the configuration reference: {missing}"
 
 
+def test_the_configuration_tables_are_written_from_the_settings() -> None:
+    """`scripts/config_reference.py --check` finds no drift, and every package's settings have a
+    table."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "config_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = set(re.findall(r"<!-- settings: ([\w.]+) -->", README))
+    modules = {ref.rpartition(".")[0] for ref in tables}
+    packages = ["otel_bridge", *(path.name for path in ROOT.glob("exporters/*/otel_bridge_*"))]
+    assert modules == {f"{package}.settings" for package in packages}
+
+
+def _settings_of(ref: str) -> tuple[Setting[Any], ...]:
+    from importlib import import_module
+
+    module, _, name = ref.rpartition(".")
+    settings: tuple[Setting[Any], ...] = getattr(import_module(module), name)
+    return settings
+
+
+def _configured_callables() -> list[tuple[str, Callable[..., Any]]]:
+    from otel_bridge import OTelCallbackHandler, TraceExporter
+    from otel_bridge.file_sink import FileSpanExporter
+
+    return [
+        ("otel_bridge.settings.HANDLER_SETTINGS", OTelCallbackHandler),
+        ("otel_bridge.settings.EXPORTER_SETTINGS", TraceExporter),
+        ("otel_bridge.settings.FILE_SINK_SETTINGS", FileSpanExporter),
+    ]
+
+
+@pytest.mark.parametrize(("ref", "configured"), _configured_callables(), ids=lambda v: str(v))
+def test_the_settings_are_the_constructors_parameters(
+    ref: str, configured: Callable[..., Any]
+) -> None:
+    """Same names in the same order, and the same defaults where both name a value."""
+    settings = _settings_of(ref)
+    parameters = {
+        name: parameter
+        for name, parameter in inspect.signature(configured).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+    assert [setting.parameter for setting in settings] == list(parameters)
+    for setting in settings:
+        default = parameters[setting.parameter].default
+        if default not in (None, inspect.Parameter.empty) and setting.default is not None:
+            assert setting.default == default, setting.parameter
+
+
 def _unknown_key_message(document: dict[str, Any]) -> list[str]:
     from otel_bridge.receiver.config import ConfigError, parse_config
 
