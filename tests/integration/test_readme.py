@@ -220,6 +220,7 @@ def _settings_of(ref: str) -> tuple[Setting[Any], ...]:
 
 def _configured_callables() -> list[tuple[str, Callable[..., Any]]]:
     from otel_bridge_clearml import ClearMLSpanExporter
+    from otel_bridge_labelstudio import LabelStudioSpanExporter
     from otel_bridge_sagemaker import SageMakerSpanExporter
 
     from otel_bridge import OTelCallbackHandler, TraceExporter
@@ -231,6 +232,7 @@ def _configured_callables() -> list[tuple[str, Callable[..., Any]]]:
         ("otel_bridge.settings.FILE_SINK_SETTINGS", FileSpanExporter),
         ("otel_bridge_clearml.settings.SETTINGS", ClearMLSpanExporter),
         ("otel_bridge_sagemaker.settings.SETTINGS", SageMakerSpanExporter),
+        ("otel_bridge_labelstudio.settings.SETTINGS", LabelStudioSpanExporter),
     ]
 
 
