@@ -11,7 +11,7 @@ EXPORTERS := labelstudio uptrain clearml sagemaker
 EDITABLES := -e '.[serve,demo]' $(foreach e,$(EXPORTERS),-e exporters/$(e))
 SERVICES := scripts/services.sh
 
-.PHONY: install install-labelstudio-server test lint typecheck pytest demo bench clean lock \
+.PHONY: install install-labelstudio-server test lint typecheck pytest demo docs bench clean lock \
 	collector collector-demo clean-collector
 
 $(BIN)/python:
@@ -50,6 +50,10 @@ test: lint typecheck pytest
 
 demo: install
 	$(BIN)/otel-bridge demo
+
+# The README's configuration tables, written from each package's settings module.
+docs: install
+	$(BIN)/python scripts/config_reference.py
 
 # Our OpenTelemetry Collector distribution (collector-config/build/manifest.yaml), built by the
 # Collector Builder of the manifest's release with Go's module and build caches kept under

@@ -10,13 +10,15 @@ import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_bridge import settings
 from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
+from otel_bridge.settings import Setting
 from otel_bridge.sink import DeliveryReport
 from otel_bridge.spool import Spool, SpoolClosedError, SpoolLockedError, WhenFull, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
@@ -30,7 +32,6 @@ __all__ = ["TraceExporter", "default_spool_dir"]
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-_SPOOL_DIR_ENV = "OTEL_BRIDGE_SPOOL_DIR"
 # Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file, and
 # so does every process forked with a live exporter (e.g. each gunicorn --preload worker).
 _MAX_SPOOL_SUFFIX = 128
@@ -38,7 +39,7 @@ _MAX_SPOOL_SUFFIX = 128
 
 def default_spool_dir() -> Path:
     """$OTEL_BRIDGE_SPOOL_DIR, else the per-user cache dir ($XDG_CACHE_HOME or ~/.cache)."""
-    configured = os.environ.get(_SPOOL_DIR_ENV)
+    configured = settings.SPOOL_DIR.resolve()
     if configured:
         return Path(configured)
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -92,20 +93,15 @@ class TraceExporter(SpanExporter, ABC):
         clock: Clock | None = None,
         shutdown_timeout: float = 10.0,
     ) -> None:
-        self._setting_prefix = f"OTEL_BRIDGE_{self.sink_name.upper()}_"
         directory = Path(
-            self._setting(
-                None if spool_dir is None else os.fspath(spool_dir),
-                "SPOOL_DIR",
-                str,
-                str(default_spool_dir()),
-            )
+            self._setting(settings.SPOOL_DIR, None if spool_dir is None else os.fspath(spool_dir))
+            or default_spool_dir()
         )
-        self.grace_period = self._setting(grace_period, "GRACE_PERIOD", float, 2.0)
-        self.max_trace_age = self._setting(max_trace_age, "MAX_TRACE_AGE", float, 300.0)
+        self.grace_period = self._setting(settings.GRACE_PERIOD, grace_period)
+        self.max_trace_age = self._setting(settings.MAX_TRACE_AGE, max_trace_age)
         if self.max_trace_age < self.grace_period:
             raise ValueError("max_trace_age must not be shorter than grace_period")
-        when_full_value = self._setting(when_full, "WHEN_FULL", str, "drop_newest")
+        when_full_value = self._setting(settings.WHEN_FULL, when_full)
         if when_full_value not in ("drop_newest", "drop_oldest"):
             raise ValueError(
                 f"when_full must be 'drop_newest' or 'drop_oldest', not {when_full_value!r}"
@@ -116,7 +112,7 @@ class TraceExporter(SpanExporter, ABC):
         self._spool_dir = directory
         self._spool_name = spool_name or self.sink_name
         self._spool_bounds: dict[str, object] = {
-            "max_bytes": self._setting(max_spool_bytes, "MAX_SPOOL_BYTES", int, 256 * 1024 * 1024),
+            "max_bytes": self._setting(settings.MAX_SPOOL_BYTES, max_spool_bytes),
             "max_traces": max_traces,
             "max_spans_per_trace": max_spans_per_trace,
             "when_full": when_full_value,
@@ -232,17 +228,8 @@ class TraceExporter(SpanExporter, ABC):
 
     # --- private --------------------------------------------------------------------------------
 
-    def _setting(self, value: _T | None, name: str, parse: Callable[[str], _T], default: _T) -> _T:
-        if value is not None:
-            return value
-        for variable in (self._setting_prefix + name, "OTEL_BRIDGE_" + name):
-            raw = os.environ.get(variable)
-            if raw:
-                try:
-                    return parse(raw)
-                except ValueError as error:
-                    raise ValueError(f"{variable}={raw!r} is not valid: {error}") from None
-        return default
+    def _setting(self, setting: Setting[_T], value: _T | None) -> _T:
+        return setting.for_sink(self.sink_name).resolve(value)
 
     def _records(self, spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
         records = []

@@ -20,13 +20,14 @@ from otel_bridge.otlp import (
     trace_to_json_line,
     traces_from_json_lines,
 )
+from otel_bridge.settings import FILE_PATH
 from otel_bridge.sink import DeliveryReport, RetryableError, span_key
 from otel_bridge.spool_files import open_private_append
 from otel_bridge.traces import FinishedTrace, SpanRecord
 
 __all__ = ["ENV_FILE_PATH", "FileSpanExporter"]
 
-ENV_FILE_PATH = "OTEL_BRIDGE_FILE_PATH"
+(ENV_FILE_PATH,) = FILE_PATH.variables
 
 _logger = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ class FileSpanExporter(TraceExporter):
     sink_name: ClassVar[str] = "file"
 
     def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
-        self.path = Path(path or os.environ.get(ENV_FILE_PATH) or DEFAULT_FILE_NAME).absolute()
+        resolved = FILE_PATH.resolve(None if path is None else os.fspath(path))
+        self.path = Path(resolved or DEFAULT_FILE_NAME).absolute()
         self._write_lock = threading.Lock()
         self._written: set[str] | None = None  # span_key of every span in the file
         super().__init__(**options)

@@ -10,7 +10,6 @@ error ends the runs below it that LangChain left open.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ from opentelemetry.context.context import Context
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
-from otel_bridge import _extract, _langchain_patches, semconv
+from otel_bridge import _extract, _langchain_patches, semconv, settings
 from otel_bridge._callouts import may_call_out
 from otel_bridge._content import ContentPolicy, Redactor, document_dict, encode
 from otel_bridge._langchain_patches import take_handled_tool_error
@@ -40,17 +39,16 @@ from otel_bridge._outcomes import ControlFlow, HandledToolError, control_flow, h
 from otel_bridge._provider import resolve_tracer_provider
 from otel_bridge._registry import OpenRunRegistry
 from otel_bridge._run_context import RunScopedContext, context_for_root_run, enter, leave
+from otel_bridge.settings import (
+    DEFAULT_MAX_CONTENT_LENGTH,
+    DEFAULT_MAX_OPEN_RUNS,
+    DEFAULT_MAX_RUN_AGE_S,
+)
 
 __all__ = ["OTelCallbackHandler"]
 
 logger = logging.getLogger("otel_bridge")
 
-CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-MAX_LENGTH_ENV = "OTEL_BRIDGE_MAX_CONTENT_LENGTH"
-GENERIC_MAX_LENGTH_ENV = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
-DEFAULT_MAX_CONTENT_LENGTH = 64 * 1024
-DEFAULT_MAX_OPEN_RUNS = 10_000
-DEFAULT_MAX_RUN_AGE_S = 3600.0
 _MAX_LOGGED_PROBLEMS = 1024
 # The span attributes that also label the GenAI metrics.
 _METRIC_ATTRIBUTES = (
@@ -109,25 +107,6 @@ class _OpenRun:
         # Root runs: the conversation (thread) id, and whether a LangGraph interrupt paused it.
         self.conversation: str | None = None
         self.paused = False
-
-
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return None
-    return value.strip().lower() not in ("false", "0", "no", "off")
-
-
-def _env_int(*names: str) -> int | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value is None or not value.strip():
-            continue
-        try:
-            return int(value)
-        except ValueError:
-            logger.warning("otel-bridge: ignoring %s=%r, not an integer", name, value)
-    return None
 
 
 class _Switch:
@@ -189,10 +168,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
         super().__init__()
         # Arguments are validated before the provider is resolved: a bad argument must not
         # leave a global provider installed or exporters wired behind.
-        if max_content_length is None:
-            max_content_length = _env_int(MAX_LENGTH_ENV, GENERIC_MAX_LENGTH_ENV)
         self._content = ContentPolicy(
-            max_length=max_content_length or DEFAULT_MAX_CONTENT_LENGTH, redact=redact
+            max_length=settings.MAX_CONTENT_LENGTH.resolve(max_content_length)
+            or DEFAULT_MAX_CONTENT_LENGTH,
+            redact=redact,
         )
         self._clock = clock
         self._runs: OpenRunRegistry[_OpenRun] = OpenRunRegistry(
@@ -201,9 +180,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
             clock=clock,
             on_evict=self._end_evicted,
         )
-        if capture_content is None:
-            capture_content = _env_flag(CAPTURE_CONTENT_ENV) is not False
-        self.capture_content = capture_content
+        self.capture_content = settings.CAPTURE_CONTENT.resolve(capture_content)
         provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
         self._tracer = provider.get_tracer(_TRACER_NAME)
         self._metrics = GenAIMetrics(meter_provider)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from otel_bridge import semconv
+from otel_bridge.settings import Setting
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -126,10 +127,30 @@ def test_every_constructor_parameter_is_in_its_section(
     assert not missing, f"{documented.__name__}: undocumented parameters {missing} in {title!r}"
 
 
+def _declared_settings() -> dict[str, Setting[Any]]:
+    """Every `Setting` of the core's and the sinks' `settings` modules, by `module.NAME`."""
+    from importlib import import_module
+
+    declared: dict[str, Setting[Any]] = {}
+    for path in [ROOT / "otel_bridge" / "settings.py", *ROOT.glob("exporters/*/*/settings.py")]:
+        module = import_module(f"{path.parent.name}.settings")
+        for name, value in vars(module).items():
+            for setting in value if isinstance(value, tuple) else (value,):
+                if isinstance(setting, Setting):
+                    declared[f"{module.__name__}.{name}.{setting.parameter}"] = setting
+    return declared
+
+
 def _variables_read_by_the_code() -> dict[str, Path]:
-    """Every environment variable name in our sources: string literals that look like one, and
+    """Every environment variable name in our sources: those of the declared settings (a setting
+    every sink shares as `OTEL_BRIDGE_<SINK>_<NAME>`), string literals that look like one, and
     prefix + name for the `_env("NAME")` / `_setting(..., "NAME", ...)` helper conventions."""
     found: dict[str, Path] = {}
+    for where, setting in _declared_settings().items():
+        if setting.shared and setting.sink is None:
+            setting = setting.for_sink("<sink>")
+        for variable in setting.variables:
+            found.setdefault(variable, Path(where))
     for path in SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         strings = [
@@ -165,11 +186,72 @@ def test_every_environment_variable_the_code_reads_is_documented() -> None:
     assert "OTEL_BRIDGE_SPOOL_DIR" in variables and "LABEL_STUDIO_API_KEY" in variables
     reference = section("Configuration reference")
     missing = {
-        name: str(path.relative_to(ROOT))
+        name: str(path.relative_to(ROOT) if path.is_absolute() else path)
         for name, path in sorted(variables.items())
         if not re.search(rf"\b{name}\b", reference)
     }
     assert not missing, f"environment variables missing from the configuration reference: {missing}"
+
+
+def test_the_configuration_tables_are_written_from_the_settings() -> None:
+    """`scripts/config_reference.py --check` finds no drift, and every package's settings have a
+    table."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "config_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = set(re.findall(r"<!-- settings: ([\w.]+) -->", README))
+    modules = {ref.rpartition(".")[0] for ref in tables}
+    packages = ["otel_bridge", *(path.name for path in ROOT.glob("exporters/*/otel_bridge_*"))]
+    assert modules == {f"{package}.settings" for package in packages}
+
+
+def _settings_of(ref: str) -> tuple[Setting[Any], ...]:
+    from importlib import import_module
+
+    module, _, name = ref.rpartition(".")
+    settings: tuple[Setting[Any], ...] = getattr(import_module(module), name)
+    return settings
+
+
+def _configured_callables() -> list[tuple[str, Callable[..., Any]]]:
+    from otel_bridge_clearml import ClearMLSpanExporter
+    from otel_bridge_labelstudio import LabelStudioSpanExporter
+    from otel_bridge_sagemaker import SageMakerSpanExporter
+
+    from otel_bridge import OTelCallbackHandler, TraceExporter
+    from otel_bridge.file_sink import FileSpanExporter
+
+    return [
+        ("otel_bridge.settings.HANDLER_SETTINGS", OTelCallbackHandler),
+        ("otel_bridge.settings.EXPORTER_SETTINGS", TraceExporter),
+        ("otel_bridge.settings.FILE_SINK_SETTINGS", FileSpanExporter),
+        ("otel_bridge_clearml.settings.SETTINGS", ClearMLSpanExporter),
+        ("otel_bridge_sagemaker.settings.SETTINGS", SageMakerSpanExporter),
+        ("otel_bridge_labelstudio.settings.SETTINGS", LabelStudioSpanExporter),
+    ]
+
+
+@pytest.mark.parametrize(("ref", "configured"), _configured_callables(), ids=lambda v: str(v))
+def test_the_settings_are_the_constructors_parameters(
+    ref: str, configured: Callable[..., Any]
+) -> None:
+    """Same names in the same order, and the same defaults where both name a value."""
+    settings = _settings_of(ref)
+    parameters = {
+        name: parameter
+        for name, parameter in inspect.signature(configured).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+    assert [setting.parameter for setting in settings] == list(parameters)
+    for setting in settings:
+        default = parameters[setting.parameter].default
+        if default not in (None, inspect.Parameter.empty) and setting.default is not None:
+            assert setting.default == default, setting.parameter
 
 
 def _unknown_key_message(document: dict[str, Any]) -> list[str]:

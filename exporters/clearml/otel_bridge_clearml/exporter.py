@@ -24,7 +24,7 @@ from otel_bridge_clearml.encoder import (
     serialize_langchain_asset,
     table,
 )
-from otel_bridge_clearml.settings import ClearMLSettings
+from otel_bridge_clearml.settings import DEFAULT_MAX_SESSION_ROWS, ClearMLSettings
 from otel_bridge_clearml.text_analysis import TextAnalyzer
 from otel_bridge_clearml.transport import ClearMLTransport, open_task
 
@@ -33,7 +33,6 @@ __all__ = ["DEFAULT_SESSION_SERIES", "ClearMLSpanExporter"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_SESSION_SERIES = "session"
-DEFAULT_MAX_SESSION_ROWS = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_MAX_BATCH = 512
 

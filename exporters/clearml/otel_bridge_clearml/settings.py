@@ -1,13 +1,14 @@
-"""Where and how the ClearML exporter logs, resolved once from arguments and environment variables
-(argument > OTEL_BRIDGE_CLEARML_* > generic variable > default).
+"""The ClearML exporter's settings (`otel_bridge.settings`' rule: argument >
+OTEL_BRIDGE_CLEARML_<NAME> > generic variable > default), resolved once into `ClearMLSettings`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from otel_bridge.settings import Setting, parse_bool, parse_list
 from otel_bridge_clearml.text_analysis import DEFAULT_SPACY_MODEL
 
 __all__ = [
@@ -20,19 +21,9 @@ __all__ = [
     "ENV_TASK_NAME",
     "ENV_TASK_TYPE",
     "ENV_VISUALIZE",
+    "SETTINGS",
     "ClearMLSettings",
 ]
-
-ENV_TASK_TYPE = "OTEL_BRIDGE_CLEARML_TASK_TYPE"
-ENV_PROJECT_NAME = "OTEL_BRIDGE_CLEARML_PROJECT_NAME"
-ENV_TAGS = "OTEL_BRIDGE_CLEARML_TAGS"  # comma-separated
-ENV_TASK_NAME = "OTEL_BRIDGE_CLEARML_TASK_NAME"
-ENV_VISUALIZE = "OTEL_BRIDGE_CLEARML_VISUALIZE"
-ENV_COMPLEXITY_METRICS = "OTEL_BRIDGE_CLEARML_COMPLEXITY_METRICS"
-ENV_STREAM_LOGS = "OTEL_BRIDGE_CLEARML_STREAM_LOGS"
-ENV_SPACY_MODEL = "OTEL_BRIDGE_CLEARML_SPACY_MODEL"
-# Generic: the OTel service name names the project, as it names the other sinks' containers.
-ENV_SERVICE_NAME = "OTEL_SERVICE_NAME"
 
 # The seed handler's defaults.
 DEFAULT_TASK_TYPE = "inference"
@@ -53,8 +44,85 @@ TASK_TYPES = frozenset(
         "custom",
     }
 )
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+DEFAULT_MAX_SESSION_ROWS = 10_000
+
+SINK = "clearml"
+TASK_TYPE: Setting[str] = Setting(
+    "task_type", DEFAULT_TASK_TYPE, "the ClearML task type", name="TASK_TYPE", sink=SINK
+)
+PROJECT_NAME: Setting[str] = Setting(
+    "project_name",
+    DEFAULT_PROJECT_NAME,
+    "the ClearML project",
+    name="PROJECT_NAME",
+    sink=SINK,
+    # The OTel service name names the project, as it names the other sinks' containers.
+    generic=("OTEL_SERVICE_NAME",),
+)
+TAGS: Setting[Sequence[str]] = Setting(
+    "tags", (), "task tags (the variable comma-separated)", name="TAGS", sink=SINK, parse=parse_list
+)
+TASK_NAME: Setting[str | None] = Setting(
+    "task_name", None, "the task's name", "ClearML's default", name="TASK_NAME", sink=SINK
+)
+VISUALIZE: Setting[bool] = Setting(
+    "visualize",
+    False,
+    "spaCy renderings as media",
+    name="VISUALIZE",
+    sink=SINK,
+    parse=parse_bool,
+)
+COMPLEXITY_METRICS: Setting[bool] = Setting(
+    "complexity_metrics",
+    False,
+    "textstat metrics",
+    name="COMPLEXITY_METRICS",
+    sink=SINK,
+    parse=parse_bool,
+)
+STREAM_LOGS: Setting[bool] = Setting(
+    "stream_logs",
+    False,
+    "each action record as a JSON line in the task's console",
+    name="STREAM_LOGS",
+    sink=SINK,
+    parse=parse_bool,
+)
+SPACY_MODEL: Setting[str] = Setting(
+    "spacy_model",
+    DEFAULT_SPACY_MODEL,
+    "the spaCy pipeline for `visualize`",
+    name="SPACY_MODEL",
+    sink=SINK,
+)
+SETTINGS: tuple[Setting[Any], ...] = (
+    TASK_TYPE,
+    PROJECT_NAME,
+    TAGS,
+    TASK_NAME,
+    VISUALIZE,
+    COMPLEXITY_METRICS,
+    STREAM_LOGS,
+    SPACY_MODEL,
+    Setting(
+        "task",
+        None,
+        "the task to log into",
+        "the current ClearML task, else a new one (offline without credentials)",
+    ),
+    Setting("task_init_options", None, "passed to `Task.init`", "none"),
+    Setting("max_session_rows", DEFAULT_MAX_SESSION_ROWS, "rows kept for the session tables"),
+)
+
+ENV_TASK_TYPE = TASK_TYPE.variables[0]
+ENV_PROJECT_NAME, ENV_SERVICE_NAME = PROJECT_NAME.variables
+(ENV_TAGS,) = TAGS.variables
+(ENV_TASK_NAME,) = TASK_NAME.variables
+(ENV_VISUALIZE,) = VISUALIZE.variables
+(ENV_COMPLEXITY_METRICS,) = COMPLEXITY_METRICS.variables
+(ENV_STREAM_LOGS,) = STREAM_LOGS.variables
+(ENV_SPACY_MODEL,) = SPACY_MODEL.variables
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,40 +156,23 @@ class ClearMLSettings:
         environ: Mapping[str, str] | None = None,
     ) -> ClearMLSettings:
         """Apply the precedence; ValueError names the argument or variable that is invalid."""
-        env = os.environ if environ is None else environ
-        resolved_type = task_type or env.get(ENV_TASK_TYPE) or DEFAULT_TASK_TYPE
-        if resolved_type not in TASK_TYPES:
-            source = "task_type" if task_type else ENV_TASK_TYPE
-            raise ValueError(
-                f"{source}={resolved_type!r} is not a ClearML task type; use one of "
-                f"{', '.join(sorted(TASK_TYPES))}"
-            )
-        if tags is None:
-            raw_tags = env.get(ENV_TAGS, "")
-            tags = [tag.strip() for tag in raw_tags.split(",") if tag.strip()]
-        elif isinstance(tags, str):
+        if isinstance(tags, str):
             raise ValueError(f"tags must be a list of strings, not the string {tags!r}")
+        found_type = TASK_TYPE.lookup(task_type, environ=environ)
+        if found_type is not None and found_type.value not in TASK_TYPES:
+            raise ValueError(
+                f"{found_type.source}={found_type.value!r} is not a ClearML task type; use one "
+                f"of {', '.join(sorted(TASK_TYPES))}"
+            )
         return cls(
-            task_type=resolved_type,
-            project_name=project_name
-            or env.get(ENV_PROJECT_NAME)
-            or env.get(ENV_SERVICE_NAME)
-            or DEFAULT_PROJECT_NAME,
-            tags=tuple(str(tag) for tag in tags),
-            task_name=task_name or env.get(ENV_TASK_NAME) or None,
-            visualize=_flag(visualize, env, ENV_VISUALIZE),
-            complexity_metrics=_flag(complexity_metrics, env, ENV_COMPLEXITY_METRICS),
-            stream_logs=_flag(stream_logs, env, ENV_STREAM_LOGS),
-            spacy_model=spacy_model or env.get(ENV_SPACY_MODEL) or DEFAULT_SPACY_MODEL,
+            task_type=DEFAULT_TASK_TYPE if found_type is None else found_type.value,
+            project_name=PROJECT_NAME.resolve(project_name, environ=environ),
+            tags=tuple(str(tag) for tag in TAGS.resolve(tags, environ=environ)),
+            task_name=TASK_NAME.resolve(task_name, environ=environ),
+            visualize=bool(VISUALIZE.resolve(visualize, environ=environ)),
+            complexity_metrics=bool(
+                COMPLEXITY_METRICS.resolve(complexity_metrics, environ=environ)
+            ),
+            stream_logs=bool(STREAM_LOGS.resolve(stream_logs, environ=environ)),
+            spacy_model=SPACY_MODEL.resolve(spacy_model, environ=environ),
         )
-
-
-def _flag(value: bool | None, env: Mapping[str, str], variable: str) -> bool:
-    if value is not None:
-        return bool(value)
-    raw = env.get(variable, "").strip().lower()
-    if not raw or raw in _FALSE:
-        return False
-    if raw in _TRUE:
-        return True
-    raise ValueError(f"{variable}={raw!r} is not a boolean; use true or false")

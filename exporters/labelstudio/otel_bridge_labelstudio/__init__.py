@@ -11,7 +11,7 @@ from otel_bridge_labelstudio._label_config import (
     LabelStudioMode,
     default_label_config,
 )
-from otel_bridge_labelstudio._settings import (
+from otel_bridge_labelstudio.settings import (
     DEFAULT_PROJECT_NAME,
     DEFAULT_URL,
     ENV_API_KEY,

@@ -14,7 +14,6 @@ from otel_bridge.traces import FinishedTrace
 from otel_bridge_labelstudio._encoder import Task, TaskEncoder, TaskGranularity
 from otel_bridge_labelstudio._filter import TraceFilter
 from otel_bridge_labelstudio._label_config import LabelStudioMode
-from otel_bridge_labelstudio._settings import resolve_settings
 from otel_bridge_labelstudio._transport import (
     AuthenticationFailed,
     LabelStudioTransport,
@@ -22,6 +21,7 @@ from otel_bridge_labelstudio._transport import (
     ProjectNotFound,
     ServerUnreachable,
 )
+from otel_bridge_labelstudio.settings import resolve_settings
 
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -10,7 +10,7 @@ from opentelemetry import metrics, trace
 from otel_bridge.sink_handler import SinkCallbackHandler
 from otel_bridge_labelstudio._exporter import LabelStudioSpanExporter
 from otel_bridge_labelstudio._label_config import LabelStudioMode
-from otel_bridge_labelstudio._settings import DEFAULT_PROJECT_NAME
+from otel_bridge_labelstudio.settings import DEFAULT_PROJECT_NAME
 
 
 class LabelStudioCallbackHandler(SinkCallbackHandler):

@@ -1,28 +1,80 @@
-"""Where the SageMaker exporter logs, resolved once from arguments and environment variables
-(argument > OTEL_BRIDGE_SAGEMAKER_* > generic variable > default).
+"""The SageMaker exporter's settings (`otel_bridge.settings`' rule: argument >
+OTEL_BRIDGE_SAGEMAKER_<NAME> > generic variable > default), resolved once into `SageMakerSettings`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-ENV_EXPERIMENT_NAME = "OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME"
-ENV_RUN_NAME = "OTEL_BRIDGE_SAGEMAKER_RUN_NAME"
-ENV_ARTIFACT_BUCKET = "OTEL_BRIDGE_SAGEMAKER_ARTIFACT_BUCKET"
-ENV_ARTIFACT_PREFIX = "OTEL_BRIDGE_SAGEMAKER_ARTIFACT_PREFIX"
-ENV_ENDPOINT_URL = "OTEL_BRIDGE_SAGEMAKER_ENDPOINT_URL"
-# Generic variables: the OTel service name names the experiment, and the AWS SDKs' global
-# endpoint override (which boto3 honours for every service) points every client elsewhere.
-ENV_SERVICE_NAME = "OTEL_SERVICE_NAME"
-ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+from otel_bridge.settings import Found, Setting
 
 DEFAULT_EXPERIMENT_NAME = "otel-bridge"
 DEFAULT_ARTIFACT_PREFIX = "trial-component-artifacts"  # the SageMaker SDK's own default
+
+SINK = "sagemaker"
+EXPERIMENT_NAME: Setting[str] = Setting(
+    "experiment_name",
+    DEFAULT_EXPERIMENT_NAME,
+    "the experiment (a service name is made a valid name)",
+    name="EXPERIMENT_NAME",
+    sink=SINK,
+    # The OTel service name names the experiment, as it names the other sinks' containers.
+    generic=("OTEL_SERVICE_NAME",),
+)
+RUN_NAME: Setting[str | None] = Setting(
+    "run_name", None, "the run", "generated per process", name="RUN_NAME", sink=SINK
+)
+ARTIFACT_BUCKET: Setting[str | None] = Setting(
+    "artifact_bucket",
+    None,
+    "where the records files go",
+    "the run's, else the session's default bucket",
+    name="ARTIFACT_BUCKET",
+    sink=SINK,
+)
+ENDPOINT_URL: Setting[str | None] = Setting(
+    "endpoint_url",
+    None,
+    "a SageMaker-compatible endpoint for every client",
+    "AWS",
+    name="ENDPOINT_URL",
+    sink=SINK,
+    # The AWS SDKs' global endpoint override, which boto3 honours for every service.
+    generic=("AWS_ENDPOINT_URL",),
+)
+ARTIFACT_PREFIX: Setting[str | None] = Setting(
+    "artifact_prefix",
+    None,
+    "key prefix of the records files",
+    f"`{DEFAULT_ARTIFACT_PREFIX}`",
+    name="ARTIFACT_PREFIX",
+    sink=SINK,
+)
+SETTINGS: tuple[Setting[Any], ...] = (
+    Setting("run", None, "the run to log into", "a run loaded or created from the names below"),
+    EXPERIMENT_NAME,
+    RUN_NAME,
+    Setting(
+        "sagemaker_session",
+        None,
+        "region and credentials",
+        "the run's session / the default AWS chain",
+    ),
+    ARTIFACT_BUCKET,
+    ENDPOINT_URL,
+    ARTIFACT_PREFIX,
+)
+
+ENV_EXPERIMENT_NAME, ENV_SERVICE_NAME = EXPERIMENT_NAME.variables
+(ENV_RUN_NAME,) = RUN_NAME.variables
+(ENV_ARTIFACT_BUCKET,) = ARTIFACT_BUCKET.variables
+(ENV_ARTIFACT_PREFIX,) = ARTIFACT_PREFIX.variables
+ENV_ENDPOINT_URL, ENV_AWS_ENDPOINT_URL = ENDPOINT_URL.variables
 
 # sagemaker.core.experiments.run: names are lower-cased, joined into the trial component name
 # "<experiment>-<run>" (pattern below, at most 120 characters), each at most 59 characters.
@@ -62,43 +114,24 @@ class SageMakerSettings:
         environ: Mapping[str, str] | None = None,
     ) -> SageMakerSettings:
         """Apply the precedence; raises ValueError naming the source of an invalid name."""
-        env = os.environ if environ is None else environ
-        experiment, experiment_source = _first(
-            (experiment_name, "experiment_name"),
-            (env.get(ENV_EXPERIMENT_NAME), ENV_EXPERIMENT_NAME),
-        )
-        if experiment is None:
-            service = env.get(ENV_SERVICE_NAME)
+        experiment = EXPERIMENT_NAME.lookup(experiment_name, environ=environ)
+        if experiment is not None and experiment.source == ENV_SERVICE_NAME:
             # A service name is free text; only the characters SageMaker accepts survive.
-            experiment = _slug(service) if service else None
-            experiment_source = ENV_SERVICE_NAME
-        if not experiment:
-            experiment, experiment_source = DEFAULT_EXPERIMENT_NAME, "default"
-        run, run_source = _first((run_name, "run_name"), (env.get(ENV_RUN_NAME), ENV_RUN_NAME))
-        generated = run is None
+            experiment = Found(_slug(experiment.value), experiment.source)
+        if experiment is None or not experiment.value:
+            experiment = Found(DEFAULT_EXPERIMENT_NAME, "default")
+        run = RUN_NAME.lookup(run_name, environ=environ)
         if run is None:
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            run, run_source = f"langchain-{stamp}-{uuid.uuid4().hex[:8]}", "generated"
+            run = Found(f"langchain-{stamp}-{uuid.uuid4().hex[:8]}", "generated")
         return cls(
-            experiment_name=_checked_name(experiment.lower(), experiment_source),
-            run_name=_checked_name(run.lower(), run_source),
-            run_name_generated=generated,
-            artifact_bucket=_first((artifact_bucket, ""), (env.get(ENV_ARTIFACT_BUCKET), ""))[0],
-            artifact_prefix=_first((artifact_prefix, ""), (env.get(ENV_ARTIFACT_PREFIX), ""))[0],
-            endpoint_url=_first(
-                (endpoint_url, ""),
-                (env.get(ENV_ENDPOINT_URL), ""),
-                (env.get(ENV_AWS_ENDPOINT_URL), ""),
-            )[0],
+            experiment_name=_checked_name(experiment.value.lower(), experiment.source),
+            run_name=_checked_name((run.value or "").lower(), run.source),
+            run_name_generated=run.source == "generated",
+            artifact_bucket=ARTIFACT_BUCKET.resolve(artifact_bucket, environ=environ),
+            artifact_prefix=ARTIFACT_PREFIX.resolve(artifact_prefix, environ=environ),
+            endpoint_url=ENDPOINT_URL.resolve(endpoint_url, environ=environ),
         )
-
-
-def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
-    """The first non-empty value and where it came from."""
-    for value, source in candidates:
-        if value:
-            return value, source
-    return None, ""
 
 
 def _slug(text: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from otel_bridge_labelstudio import LabelConfigError, LabelStudioMode, default_label_config
-from otel_bridge_labelstudio._settings import LabelStudioSettings, resolve_settings
+from otel_bridge_labelstudio.settings import LabelStudioSettings, resolve_settings
 
 KEY = {"LABEL_STUDIO_API_KEY": "generic-key"}
 
