@@ -5,7 +5,6 @@ core `TraceExporter`, which provides spooling, batching and retry.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,19 @@ from otel_bridge.traces import FinishedTrace
 from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
 from otel_bridge_uptrain._selection import CheckPlan, EvaluationRequest, Shape, is_sampled, select
+from otel_bridge_uptrain.settings import (
+    API_BASE,
+    API_KEY,
+    GENERIC_KEY_VARIABLES,
+    KEY_TYPE,
+    KEY_TYPES,
+    LOG_RESULTS,
+    MODEL,
+    PROJECT_NAME,
+    SAMPLE_RATE,
+    SCORE_HISTOGRAMS,
+    SERVER_URL,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -24,29 +36,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-KEY_TYPES = ("openai", "uptrain")
-# Generic variables, consulted after OTEL_BRIDGE_UPTRAIN_<SETTING>.
-_GENERIC_KEY_ENV = {"openai": "OPENAI_API_KEY", "uptrain": "UPTRAIN_ACCESS_TOKEN"}
-_ENV_PREFIX = "OTEL_BRIDGE_UPTRAIN_"
-
 TraceFilter = Callable[[FinishedTrace], bool]
-
-
-def _env(name: str, *generic: str) -> str | None:
-    for variable in (_ENV_PREFIX + name, *generic):
-        value = os.environ.get(variable)
-        if value:
-            return value
-    return None
-
-
-def _parse_bool(variable: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{variable}={raw!r} is not a boolean (true/false)")
 
 
 class UpTrainSpanExporter(TraceExporter):
@@ -86,24 +76,22 @@ class UpTrainSpanExporter(TraceExporter):
         judge_timeout: float = 60.0,
         **options: Any,
     ) -> None:
-        self.project_name = project_name or _env("PROJECT_NAME") or "langchain"
-        self.key_type = key_type or _env("KEY_TYPE") or "openai"
+        self.project_name = PROJECT_NAME.resolve(project_name)
+        self.key_type = KEY_TYPE.resolve(key_type)
         if self.key_type not in KEY_TYPES:
             raise ValueError(
                 f"Invalid key type {self.key_type!r}: must be 'uptrain' or 'openai' "
-                f"(argument key_type or {_ENV_PREFIX}KEY_TYPE)"
+                f"(argument key_type or {KEY_TYPE.variables[0]})"
             )
-        generic_key = _GENERIC_KEY_ENV[self.key_type]
-        resolved_key = api_key or _env("API_KEY", generic_key)
+        key_variables = (API_KEY.variables[0], GENERIC_KEY_VARIABLES[self.key_type])
+        resolved_key = API_KEY.resolve(api_key, variables=key_variables)
         if not resolved_key:
             raise ValueError(
                 f"UpTrainSpanExporter(key_type={self.key_type!r}) needs an API key: pass api_key= "
-                f"or set {_ENV_PREFIX}API_KEY or {generic_key}"
+                f"or set {' or '.join(key_variables)}"
             )
-        self.model = model or _env("MODEL") or "gpt-3.5-turbo"
-        self.sample_rate = (
-            sample_rate if sample_rate is not None else self._env_float("SAMPLE_RATE", 1.0)
-        )
+        self.model = MODEL.resolve(model)
+        self.sample_rate = SAMPLE_RATE.resolve(sample_rate)
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, not {self.sample_rate}")
         self.checks = checks or CheckPlan()
@@ -119,7 +107,7 @@ class UpTrainSpanExporter(TraceExporter):
             self._judge = LocalJudge(
                 api_key=resolved_key,
                 model=self.model,
-                api_base=api_base or _env("API_BASE", "OPENAI_BASE_URL"),
+                api_base=API_BASE.resolve(api_base),
                 project_name=self.project_name,
                 timeout=judge_timeout,
             )
@@ -127,17 +115,11 @@ class UpTrainSpanExporter(TraceExporter):
             self._judge = HostedJudge(
                 api_key=resolved_key,
                 model=self.model,
-                server_url=uptrain_server_url or _env("SERVER_URL", "UPTRAIN_SERVER_URL"),
+                server_url=SERVER_URL.resolve(uptrain_server_url),
                 project_name=self.project_name,
             )
-        if log_results is None:
-            raw = _env("LOG_RESULTS")
-            log_results = True if raw is None else _parse_bool(_ENV_PREFIX + "LOG_RESULTS", raw)
-        if score_histograms is None:
-            raw = _env("SCORE_HISTOGRAMS")
-            score_histograms = raw is not None and _parse_bool(
-                _ENV_PREFIX + "SCORE_HISTOGRAMS", raw
-            )
+        log_results = LOG_RESULTS.resolve(log_results)
+        score_histograms = SCORE_HISTOGRAMS.resolve(score_histograms)
         if score_histograms and meter_provider is None:
             from opentelemetry.metrics import get_meter_provider
 
@@ -152,16 +134,6 @@ class UpTrainSpanExporter(TraceExporter):
         # Last: the base starts the delivery worker, which may call deliver() at once for
         # traces a previous run left in the spool.
         super().__init__(meter_provider=meter_provider, **options)
-
-    @staticmethod
-    def _env_float(name: str, default: float) -> float:
-        raw = _env(name)
-        if raw is None:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"{_ENV_PREFIX}{name}={raw!r} is not a number") from None
 
     # --- TraceExporter --------------------------------------------------------------------------
 
