@@ -75,6 +75,9 @@ class TraceExporter(SpanExporter, ABC):
     """
 
     sink_name: ClassVar[str] = "trace"
+    # A sink whose results mean nothing without prompts and answers (a review task, a graded
+    # answer): with content capture off it says so once and skips what has no content.
+    needs_content: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -118,6 +121,9 @@ class TraceExporter(SpanExporter, ABC):
             "when_full": when_full_value,
         }
         self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+        self._warned_without_content = False
+        if not settings.CAPTURE_CONTENT.resolve():
+            self.warn_without_content()
         self._metrics.observe_spool(functools.partial(_spool_of, weakref.ref(self)), meter_provider)
         self._shutdown_lock = threading.Lock()
         self._is_shutdown = False
@@ -127,6 +133,18 @@ class TraceExporter(SpanExporter, ABC):
         # A child forked from this process (gunicorn --preload, multiprocessing "fork") gets a
         # copy of this exporter without the worker thread; see _restart_in_child.
         os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
+
+    def warn_without_content(self) -> None:
+        """Say once that content capture is off, when this sink needs content."""
+        if self.needs_content and not self._warned_without_content:
+            self._warned_without_content = True
+            _logger.warning(
+                "otel-bridge %s: content capture is off (capture_content=False, or %s says "
+                "so): %s needs prompts and answers, so traces without them are not sent",
+                self.sink_name,
+                settings.CAPTURE_CONTENT.generic[0],
+                self.sink_name,
+            )
 
     # --- what a sink overrides ------------------------------------------------------------------
 

@@ -134,7 +134,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
     for every run in the process. Spans go to `tracer_provider`, else the global SDK provider,
     else (when `exporters` are given or an OTLP endpoint is configured) a provider built from the
     `OTEL_*` variables. Content (messages, inputs, outputs, documents) is captured unless
-    `capture_content=False` or `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`; each
+    `capture_content=False` or `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` says no
+    (`false`, `NO_CONTENT`, `EVENT_ONLY`, or an unknown value, which also warns once); each
     value is at most `max_content_length` characters (argument > `OTEL_BRIDGE_MAX_CONTENT_LENGTH`
     > `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` > 65536), and `redact` rewrites every captured string.
     Runs that never end are ended (status ERROR, counted in `evicted_runs`) once more than

@@ -25,6 +25,7 @@ __all__ = [
     "Found",
     "Setting",
     "parse_bool",
+    "parse_content_capture",
     "parse_list",
     "sink_variable",
 ]
@@ -136,9 +137,36 @@ class Setting(Generic[_T]):
         return self.default if found is None else found.value
 
 
-def _not_false(raw: str) -> bool:
-    # The GenAI instrumentations' reading: anything but an explicit "false" keeps capture on.
-    return raw.strip().lower() not in _FALSE
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT as the GenAI instrumentations read it now:
+# booleans, or where content goes. This bridge records content on spans (attributes and span
+# events) and writes no GenAI log events, so only the span modes capture anything here.
+CONTENT_ON_SPANS = frozenset({"span_only", "span_and_event"})
+CONTENT_NOT_ON_SPANS = frozenset({"no_content", "event_only"})
+_content_warned: set[str] = set()
+
+
+def parse_content_capture(raw: str) -> bool:
+    """True when content goes on spans. An unknown value captures nothing, with one WARNING (a
+    mistyped privacy setting must fail closed)."""
+    lowered = raw.strip().lower()
+    if lowered in _TRUE or lowered in CONTENT_ON_SPANS:
+        return True
+    if lowered in _FALSE or lowered in CONTENT_NOT_ON_SPANS:
+        if lowered == "event_only" and lowered not in _content_warned:
+            _content_warned.add(lowered)
+            _logger.warning(
+                "otel-bridge: content capture EVENT_ONLY: this bridge writes content only on "
+                "spans, so no content is recorded"
+            )
+        return False
+    if lowered not in _content_warned:
+        _content_warned.add(lowered)
+        _logger.warning(
+            "otel-bridge: unknown content capture value %r: no content is recorded (use "
+            "NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true or false)",
+            raw,
+        )
+    return False
 
 
 def _seconds(value: float) -> str:
@@ -154,9 +182,10 @@ DEFAULT_MAX_RUN_AGE_S = 3600.0
 CAPTURE_CONTENT: Setting[bool] = Setting(
     "capture_content",
     True,
-    "record messages, inputs, outputs, documents",
+    "record messages, inputs, outputs, documents on spans: `true`/`SPAN_ONLY`/`SPAN_AND_EVENT` "
+    "yes; `false`/`NO_CONTENT`/`EVENT_ONLY` no; any other value no, with a warning",
     generic=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
-    parse=_not_false,
+    parse=parse_content_capture,
 )
 MAX_CONTENT_LENGTH: Setting[int] = Setting(
     "max_content_length",

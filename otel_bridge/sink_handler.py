@@ -79,6 +79,8 @@ class SinkCallbackHandler(OTelCallbackHandler):
             # Nothing will feed the exporter: stop its delivery thread and release its spool.
             exporter.shutdown()
             raise
+        if not self.capture_content:
+            exporter.warn_without_content()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything traced so far; True when nothing is left pending in time."""

@@ -59,10 +59,18 @@ class TaskEncoder:
             check_trace_url_template(self.trace_url_template)
 
     def encode(self, trace: FinishedTrace) -> tuple[Task, ...]:
+        # Without content (capture off where the trace was made) there is nothing to review:
+        # no task rather than a task with an empty prompt and no prediction.
         if self.granularity is TaskGranularity.TRACE:
+            if trace.root_input() is None and trace.root_output() is None:
+                return ()
             return (self._trace_task(trace),)
         tags = _user_tags(trace)
-        return tuple(self._call_task(call, tags) for call in trace.llm_calls())
+        return tuple(
+            self._call_task(call, tags)
+            for call in trace.llm_calls()
+            if call.messages or call.prompt is not None or call.output_messages or call.generations
+        )
 
     def _call_task(self, call: LLMCall, tags: list[str]) -> Task:
         if self.binding.mode is LabelStudioMode.CHAT:

@@ -57,6 +57,7 @@ class LabelStudioSpanExporter(TraceExporter):
     """
 
     sink_name: ClassVar[str] = "labelstudio"
+    needs_content: ClassVar[bool] = True
 
     def __init__(
         self,

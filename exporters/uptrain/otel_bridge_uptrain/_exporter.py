@@ -55,6 +55,7 @@ class UpTrainSpanExporter(TraceExporter):
     """
 
     sink_name: ClassVar[str] = "uptrain"
+    needs_content: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -85,6 +85,8 @@ def select(trace: FinishedTrace, plan: CheckPlan) -> tuple[EvaluationRequest, ..
 
     def add(span_id: int, shape: Shape, row: Mapping[str, Any]) -> None:
         owners.add(span_id)
+        if not any(row.values()):
+            return  # no content captured: nothing a judge could grade
         checks = plan.for_shape(shape)
         if checks:
             requests.append(EvaluationRequest(trace.trace_id, span_id, shape, row, checks))

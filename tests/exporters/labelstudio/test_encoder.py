@@ -121,3 +121,12 @@ def test_trace_url_template_links_each_task_to_its_trace() -> None:
 def test_a_bad_trace_url_template_is_refused_with_the_allowed_fields() -> None:
     with pytest.raises(ValueError, match=r"\{trace_id\} and \{span_id\}"):
         encoder("prompt", trace_url_template="http://x/{traceId}")
+
+
+@pytest.mark.parametrize("granularity", list(TaskGranularity))
+def test_a_trace_made_without_content_makes_no_half_empty_task(
+    granularity: TaskGranularity,
+) -> None:
+    trace = chains.trace_of(chains.chat_model(), chains.chat_messages(), capture_content=False)
+    assert trace.llm_calls()  # the call was traced, only without its content
+    assert encoder("chat", granularity=granularity).encode(trace) == ()

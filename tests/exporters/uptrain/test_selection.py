@@ -4,8 +4,11 @@ LangChain chains (tests.chains; their models are the in-process fake chat model)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from langchain_core.runnables import Runnable
 from otel_bridge_uptrain import CheckPlan, Shape, select
 from otel_bridge_uptrain._selection import check_name, is_sampled
 
@@ -142,3 +145,16 @@ def test_sampling_is_deterministic_by_trace_id() -> None:
     assert all(is_sampled(trace_id, 1.0) for trace_id in (low, high))
     assert not any(is_sampled(trace_id, 0.0) for trace_id in (low, high))
     assert is_sampled(high, 0.5) == is_sampled(high, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("chain", "question"), [(rag_chain, QUESTION), (chat_model, None)], ids=["rag", "chat"]
+)
+def test_a_trace_made_without_content_is_not_sent_to_the_judge(
+    chain: Callable[[], Runnable], question: str | None
+) -> None:
+    given: Any = question if question is not None else chat_messages()
+    with_content = trace_of(chain(), given)
+    without = trace_of(chain(), given, capture_content=False)
+    assert select(with_content, CheckPlan())
+    assert select(without, CheckPlan()) == ()
