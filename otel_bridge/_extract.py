@@ -20,6 +20,7 @@ __all__ = [
     "carries_attributes",
     "conversation_id",
     "finish_reasons",
+    "identity_attributes",
     "input_messages",
     "metadata_attributes",
     "output_messages",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+_IDENTITY_KEYS = (("user.id", ("user_id", "user.id")), ("session.id", ("session_id", "session.id")))
 # Tuples rather than unions: isinstance is faster with them, and these run on every model call.
 _SCALAR_TYPES = (str, bool, int, float)
 _NUMBER_TYPES = (int, float)
@@ -45,6 +47,45 @@ _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "model_path
 class Usage:
     input_tokens: int | None
     output_tokens: int | None
+    # Parts of the counts above, from `usage_metadata`'s `input_token_details` /
+    # `output_token_details`; None when no message reported them.
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+
+
+class _UsageSum:
+    """Token counts summed over a response's messages (`usage_metadata`)."""
+
+    __slots__ = ("cache_creation", "cache_read", "found", "input", "output", "reasoning")
+
+    def __init__(self) -> None:
+        self.found = False
+        self.input = self.output = 0
+        self.cache_read: int | None = None
+        self.cache_creation: int | None = None
+        self.reasoning: int | None = None
+
+    def add(self, usage_metadata: Mapping[str, Any]) -> None:
+        self.found = True
+        self.input += int(usage_metadata.get("input_tokens") or 0)
+        self.output += int(usage_metadata.get("output_tokens") or 0)
+        details = usage_metadata.get("input_token_details")
+        if details:
+            self.cache_read = _plus(self.cache_read, details.get("cache_read"))
+            self.cache_creation = _plus(self.cache_creation, details.get("cache_creation"))
+        details = usage_metadata.get("output_token_details")
+        if details:
+            self.reasoning = _plus(self.reasoning, details.get("reasoning"))
+
+    def usage(self) -> Usage:
+        return Usage(self.input, self.output, self.cache_read, self.cache_creation, self.reasoning)
+
+
+def _plus(total: int | None, value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
+        return total
+    return int(value) + (total or 0)
 
 
 def run_name(serialized: Mapping[str, Any] | None, name: Any) -> str:
@@ -94,6 +135,20 @@ def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict
     return {
         prefix + key: value for key, value in metadata.items() if _is_attribute_entry(key, value)
     }
+
+
+def identity_attributes(metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    """`user.id` and `session.id` from the metadata keys apps use for them."""
+    found: dict[str, str] = {}
+    if not metadata:
+        return found
+    for attribute, keys in _IDENTITY_KEYS:
+        for key in keys:
+            value = metadata.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+                found[attribute] = str(value)
+                break
+    return found
 
 
 def conversation_id(metadata: Mapping[str, Any] | None) -> str | None:
@@ -179,17 +234,14 @@ def _response_metadata(generation: Generation) -> Mapping[str, Any]:
 
 def usage(response: LLMResult) -> Usage | None:
     """Token usage: the messages' `usage_metadata` summed, else the provider's `llm_output`."""
-    input_tokens = output_tokens = 0
-    found = False
+    summed = _UsageSum()
     for generation in _generations(response):
         message = generation.message if isinstance(generation, ChatGeneration) else None
         usage_metadata = getattr(message, "usage_metadata", None)
         if usage_metadata:
-            found = True
-            input_tokens += int(usage_metadata.get("input_tokens") or 0)
-            output_tokens += int(usage_metadata.get("output_tokens") or 0)
-    if found:
-        return Usage(input_tokens, output_tokens)
+            summed.add(usage_metadata)
+    if summed.found:
+        return summed.usage()
     return _llm_output_usage(response.llm_output)
 
 
@@ -217,8 +269,7 @@ def response_facts(
     """`usage`, `response_model`, `finish_reasons` and `response_id` in one pass over the
     generations: the same answers, read at the end of every model run. The four stay the
     fallback that guards each fact on its own."""
-    input_tokens = output_tokens = 0
-    found_usage = False
+    summed = _UsageSum()
     model: str | None = None
     reasons: list[str] = []
     found_id: str | None = None
@@ -230,9 +281,7 @@ def response_facts(
                 metadata = message.response_metadata or {}
                 usage_metadata = getattr(message, "usage_metadata", None)
                 if usage_metadata:
-                    found_usage = True
-                    input_tokens += int(usage_metadata.get("input_tokens") or 0)
-                    output_tokens += int(usage_metadata.get("output_tokens") or 0)
+                    summed.add(usage_metadata)
                 if model is None:
                     model = _first_model(metadata)
                 if found_id is None:
@@ -245,7 +294,7 @@ def response_facts(
             if reason is not None:
                 reasons.append(reason)
     llm_output = response.llm_output
-    usage = Usage(input_tokens, output_tokens) if found_usage else _llm_output_usage(llm_output)
+    usage = summed.usage() if summed.found else _llm_output_usage(llm_output)
     if model is None:
         model = _first_model(llm_output)
     if found_id is None and llm_output:

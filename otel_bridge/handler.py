@@ -50,6 +50,8 @@ __all__ = ["OTelCallbackHandler"]
 logger = logging.getLogger("otel_bridge")
 
 _MAX_LOGGED_PROBLEMS = 1024
+# Runs whose spans are of kind CLIENT: calls to a model service.
+_MODEL_OPERATIONS = frozenset({semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION})
 # The span attributes that also label the GenAI metrics.
 _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_OPERATION_NAME,
@@ -368,7 +370,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
         span = self._tracer.start_span(
             span_name,
             context=parent_context,
-            kind=SpanKind.INTERNAL,
+            # A model call is a call to a model service (the GenAI convention's CLIENT).
+            kind=SpanKind.CLIENT if operation in _MODEL_OPERATIONS else SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
         )
@@ -405,6 +408,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if metadata_attributes:
             attributes.update(metadata_attributes)
         self._put(attributes, semconv.GEN_AI_CONVERSATION_ID, _extract.conversation_id, metadata)
+        identity = self._compute("user.id/session.id", _extract.identity_attributes, metadata)
+        if identity:
+            attributes.update(identity)
 
     def _finish(
         self, run: _OpenRun, error: BaseException | None = None, flow: ControlFlow | None = None
@@ -718,6 +724,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
                     attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
                 if usage.output_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+                for detail, count in (
+                    (semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_input_tokens),
+                    (
+                        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                        usage.cache_creation_input_tokens,
+                    ),
+                    (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_output_tokens),
+                ):
+                    if count is not None:
+                        attributes[detail] = count
             for key, value in facts:
                 if _present(value):
                     attributes[key] = value

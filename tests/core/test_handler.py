@@ -18,8 +18,10 @@ from langchain_classic.agents import AgentExecutor, create_tool_calling_agent
 from langchain_core.callbacks import CallbackManagerForChainRun
 from langchain_core.callbacks.manager import dispatch_custom_event
 from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -143,8 +145,57 @@ def test_chat_span_carries_genai_attributes(traced: Traced) -> None:
             "finish_reason": "stop",
         }
     ]
+    assert attributes[semconv.SESSION_ID] == "s-9"
+    assert semconv.USER_ID not in attributes
     assert span.status.status_code == trace.StatusCode.UNSET
-    assert span.kind == trace.SpanKind.INTERNAL
+    # A call to a model service is a CLIENT span (GenAI convention); the details of usage that
+    # the model did not report are absent.
+    assert span.kind == trace.SpanKind.CLIENT
+    assert semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in attributes
+
+
+class _CachingChatModel(BaseChatModel):
+    """A provider reporting cached and reasoning tokens in `usage_metadata`, as langchain-openai
+    and langchain-anthropic do."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "caching-fake"
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        message = AIMessage(
+            content="cached answer",
+            usage_metadata={
+                "input_tokens": 120,
+                "output_tokens": 30,
+                "total_tokens": 150,
+                "input_token_details": {"cache_read": 100, "cache_creation": 15},
+                "output_token_details": {"reasoning": 22},
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def test_cached_and_reasoning_tokens_user_and_session_from_metadata(traced: Traced) -> None:
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | _CachingChatModel()
+    chain.invoke(
+        {"q": "hi"},
+        {**traced.config, "metadata": {"user_id": "u-7", "session_id": "s-1"}},
+    )
+    (model_span,) = [s for s in traced.spans() if s.kind == trace.SpanKind.CLIENT]
+    attributes = model_span.attributes
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 120
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 30
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 100
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 15
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 22
+    for span in traced.spans():
+        assert span.attributes[semconv.USER_ID] == "u-7"
+        assert span.attributes[semconv.SESSION_ID] == "s-1"
+        if span is not model_span:
+            assert span.kind == trace.SpanKind.INTERNAL
 
 
 def test_tool_calls_and_tool_results_as_message_parts(traced: Traced) -> None:
@@ -658,6 +709,7 @@ def test_fake_models_open_client_spans_under_their_run(traced: Traced) -> None:
     asyncio.run(model.ainvoke("a", traced.config))
     llm.invoke("b", traced.config)
     # (Async text-completion models start their runs in child tasks: see test_instrument.py.)
-    clients = [s for s in traced.spans() if s.kind == trace.SpanKind.CLIENT]
+    clients = [s for s in traced.spans() if s.name.startswith("POST ")]
+    assert all(c.kind == trace.SpanKind.CLIENT for c in clients)
     parents = sorted(traced.parent_of(c).name for c in clients)  # type: ignore[union-attr]
     assert parents == ["chat fake-chat-model", "text_completion fake-completion-model"]
