@@ -47,9 +47,10 @@ _TOKEN_BUCKETS = (
 
 
 class GenAIMetrics:
-    """Records `gen_ai.client.operation.duration` and `gen_ai.client.token.usage`."""
+    """Records `gen_ai.client.operation.duration`, `gen_ai.client.token.usage` and, with a price
+    table, `langchain.llm.cost`."""
 
-    __slots__ = ("_duration", "_tokens")
+    __slots__ = ("_cost", "_duration", "_tokens")
 
     def __init__(self, meter_provider: metrics.MeterProvider | None) -> None:
         meter = metrics.get_meter("otel_bridge", meter_provider=meter_provider)
@@ -65,6 +66,14 @@ class GenAIMetrics:
             description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
         )
+        self._cost = meter.create_counter(
+            semconv.METRIC_COST,
+            unit="1",
+            description="Cost of model calls, from the price table given (in its currency)",
+        )
+
+    def record_cost(self, attributes: Mapping[str, str], cost: float) -> None:
+        self._cost.add(cost, attributes)
 
     def record(
         self,

@@ -10,6 +10,7 @@ error ends the runs below it that LangChain left open.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from otel_bridge._outcomes import ControlFlow, HandledToolError, control_flow, h
 from otel_bridge._provider import resolve_tracer_provider
 from otel_bridge._registry import OpenRunRegistry
 from otel_bridge._run_context import RunScopedContext, context_for_root_run, enter, leave
+from otel_bridge.pricing import PriceTable
 from otel_bridge.settings import (
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_OPEN_RUNS,
@@ -159,6 +161,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
         max_run_age_s: float = DEFAULT_MAX_RUN_AGE_S,
         raise_error: bool = False,
+        prices: PriceTable | str | os.PathLike[str] | Mapping[str, Any] | None = None,
         ignore_llm: bool = False,
         ignore_chat_model: bool = False,
         ignore_chain: bool = False,
@@ -184,6 +187,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
             on_evict=self._end_evicted,
         )
         self.capture_content = settings.CAPTURE_CONTENT.resolve(capture_content)
+        self._prices = _price_table(prices)
         provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
         self._tracer = provider.get_tracer(_TRACER_NAME)
         self._metrics = GenAIMetrics(meter_provider)
@@ -741,11 +745,24 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 self._capture(
                     attributes, semconv.GEN_AI_OUTPUT_MESSAGES, response, _extract.output_messages
                 )
-            run.span.set_attributes(attributes)
             response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
             metric_attributes = run.metric_attributes or {}
+            cost = None
+            if self._prices is not None:
+                cost = self._compute(
+                    semconv.LLM_COST,
+                    self._prices.cost,
+                    usage,
+                    response_model,
+                    metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL),
+                )
+                if cost is not None:
+                    attributes[semconv.LLM_COST] = cost
+            run.span.set_attributes(attributes)
             if response_model:
                 metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+            if cost is not None and run.metric_attributes is not None:
+                self._metrics.record_cost(metric_attributes, cost)
             self._add_usage(
                 response_model or metric_attributes.get(semconv.GEN_AI_REQUEST_MODEL), usage
             )
@@ -1127,6 +1144,23 @@ class OTelCallbackHandler(BaseCallbackHandler):
             self._event(run_id, semconv.EVENT_CUSTOM, attributes)
         except Exception as error:
             self._problem("on_custom_event", error)
+
+
+def _price_table(
+    prices: PriceTable | str | os.PathLike[str] | Mapping[str, Any] | None,
+) -> PriceTable | None:
+    """The argument's table (a bad one raises ValueError at construction), else the file
+    OTEL_BRIDGE_PRICES names (a bad one costs the costs, with one WARNING, never the app)."""
+    if prices is not None:
+        return prices if isinstance(prices, PriceTable) else PriceTable.load(prices)
+    found = settings.PRICES.lookup()
+    if found is None:
+        return None
+    try:
+        return PriceTable.load(found.value)
+    except ValueError as error:
+        logger.warning("otel-bridge: %s: %s; no costs are recorded", found.source, error)
+        return None
 
 
 def _present(value: Any) -> bool:

@@ -51,6 +51,8 @@ MODEL_RUN_TYPES: Final = frozenset({RUN_TYPE_LLM, RUN_TYPE_CHAT_MODEL})
 #   retriever: the query string; its output is RETRIEVAL_DOCUMENTS, not LANGCHAIN_OUTPUT.
 LANGCHAIN_INPUT: Final = "langchain.input"
 LANGCHAIN_OUTPUT: Final = "langchain.output"
+# The cost of a model call from the user's price table (`otel_bridge.pricing`), in its currency.
+LLM_COST: Final = "langchain.llm.cost"
 # Retriever runs: JSON list of {"page_content": str, "metadata": {...}, "id": str | null}.
 RETRIEVAL_DOCUMENTS: Final = "langchain.retrieval.documents"
 # Text-completion (llm) runs: JSON list of the prompt strings, in order.
@@ -108,6 +110,7 @@ EVENT_TEXT: Final = "langchain.text"
 # --- Metrics (GenAI convention) -------------------------------------------------------------
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_COST: Final = "langchain.llm.cost"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 
 # --- Evaluation results (UpTrain exporter writes, anyone may read) -------------------------

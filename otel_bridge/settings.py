@@ -22,6 +22,7 @@ __all__ = [
     "FILE_SINK_SETTINGS",
     "HANDLER_SETTINGS",
     "PREFIX",
+    "PRICES",
     "Found",
     "Setting",
     "parse_bool",
@@ -196,6 +197,14 @@ MAX_CONTENT_LENGTH: Setting[int] = Setting(
     parse=int,
     lenient=True,
 )
+PRICES: Setting[Any] = Setting(
+    "prices",
+    None,
+    "price table (model -> price per 1k input/output/cached input tokens; a mapping, or a "
+    "JSON/YAML file): each model call's cost as `langchain.llm.cost`, attribute and metric",
+    "none (no cost recorded)",
+    name="PRICES",
+)
 HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
     Setting(
         "tracer_provider",
@@ -231,6 +240,7 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         False,
         "let the handler's own errors reach your call (never by default)",
     ),
+    PRICES,
     *(
         Setting(
             f"ignore_{kind.replace(' ', '_')}",
