@@ -380,6 +380,20 @@ def encode(value: Any, policy: ContentPolicy) -> str:
     return '""'
 
 
+def encode_text(value: Any, policy: ContentPolicy) -> str:
+    """A string as it is (redacted, at most `policy.max_length` characters); anything else as
+    `encode` writes it. For the GenAI attributes whose strings are not JSON-quoted."""
+    if not isinstance(value, str):
+        return encode(value, policy)
+    if policy.redact is not None:
+        value = policy.redact(value)
+    limit = policy.max_length
+    if len(value) <= limit:
+        return value
+    marker = f"...[{len(value)} chars]"
+    return value[: limit - len(marker)] + marker
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -458,9 +472,35 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
     return {"role": _role(message, class_role), "parts": parts}
 
 
+# Metadata keys vector stores and rerankers put a document's relevance under.
+_SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score", "distance")
+
+
 def document_dict(document: Document) -> dict[str, Any]:
     return {
         "page_content": document.page_content,
         "metadata": dict(document.metadata),
         "id": document.id,
+    }
+
+
+def retrieved_document(document: Document, position: int) -> dict[str, Any]:
+    """A retrieved document as `gen_ai.retrieval.documents` holds it. Trace UIs drop the whole
+    list unless every entry has an id and a score: the id is the document's own, else its
+    position; the score is the one its metadata reports, else null."""
+    metadata = dict(document.metadata)
+    score = next(
+        (
+            metadata[key]
+            for key in _SCORE_KEYS
+            if isinstance(metadata.get(key), int | float)
+            and not isinstance(metadata.get(key), bool)
+        ),
+        None,
+    )
+    return {
+        "id": document.id if document.id else str(position),
+        "score": score,
+        "content": document.page_content,
+        "metadata": metadata,
     }

@@ -33,7 +33,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from otel_bridge import _extract, _langchain_patches, semconv, settings
 from otel_bridge._callouts import may_call_out
-from otel_bridge._content import ContentPolicy, Redactor, document_dict, encode
+from otel_bridge._content import ContentPolicy, Redactor, encode, encode_text, retrieved_document
 from otel_bridge._langchain_patches import take_handled_tool_error
 from otel_bridge._metrics import GenAIMetrics
 from otel_bridge._outcomes import ControlFlow, HandledToolError, control_flow, handled_tool_error
@@ -296,14 +296,18 @@ class OTelCallbackHandler(BaseCallbackHandler):
         key: str,
         value: Any,
         build: Callable[[Any], Any] | None = None,
+        *,
+        text: bool = False,
     ) -> None:
-        """Put the content `value` (as `build(value)` if given) under `key`, encoded.
+        """Put the content `value` (as `build(value)` if given) under `key`, encoded (with
+        `text`, a string as it is).
 
         A failure costs this one attribute. Content is written on every run, so this is one
         call deep rather than going through `_put`.
         """
         try:
-            attributes[key] = encode(value if build is None else build(value), self._content)
+            value = value if build is None else build(value)
+            attributes[key] = (encode_text if text else encode)(value, self._content)
         except Exception as error:
             self._problem(key, error)
 
@@ -874,6 +878,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
         build: Callable[[Any], Any] | None = None,
         more_attributes: Callable[[Any], Mapping[str, Any]] | None = None,
         failure: HandledToolError | None = None,
+        *,
+        text: bool = False,
     ) -> None:
         """End a run whose output is content under `key`, plus `more_attributes(output)`;
         with `failure`, as that error."""
@@ -884,7 +890,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
             if self.capture_content:
                 # One attribute: set_attribute costs the SDK half what set_attributes does.
                 try:
-                    content = encode(output if build is None else build(output), self._content)
+                    built = output if build is None else build(output)
+                    content = (encode_text if text else encode)(built, self._content)
                 except Exception as error:
                     self._problem(key, error)
                 else:
@@ -988,7 +995,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 attributes[semconv.GEN_AI_TOOL_CALL_ID] = tool_call_id
             if self.capture_content:
                 self._capture(
-                    attributes, semconv.LANGCHAIN_INPUT, inputs if inputs is not None else input_str
+                    attributes,
+                    semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
+                    inputs if inputs is not None else input_str,
+                    text=True,
                 )
             self._start(
                 run_id,
@@ -1020,7 +1030,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
             take_handled_tool_error(_tool_result(output)),
         )
         self._end_run(
-            run_id, semconv.LANGCHAIN_OUTPUT, output, _tool_result, _tool_call_id, failure
+            run_id,
+            semconv.GEN_AI_TOOL_CALL_RESULT,
+            output,
+            _tool_result,
+            _tool_call_id,
+            failure,
+            text=True,
         )
 
     def on_tool_error(
@@ -1047,9 +1063,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         try:
             name = _extract.run_name(serialized, kwargs.get("name"))
-            attributes: dict[str, Any] = {}
+            attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: semconv.OP_RETRIEVAL}
             if self.capture_content:
-                self._capture(attributes, semconv.LANGCHAIN_INPUT, query)
+                self._capture(attributes, semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query, text=True)
             self._start(
                 run_id,
                 parent_run_id,
@@ -1071,7 +1087,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._end_run(run_id, semconv.RETRIEVAL_DOCUMENTS, documents, _documents)
+        self._end_run(run_id, semconv.GEN_AI_RETRIEVAL_DOCUMENTS, documents, _documents)
 
     def on_retriever_error(
         self,
@@ -1183,8 +1199,8 @@ def _tool_call_id(output: Any) -> dict[str, str]:
 
 def _documents(documents: Sequence[Document]) -> list[dict[str, Any]]:
     return [
-        document_dict(document)
+        retrieved_document(document, position)
         if isinstance(document, Document)
-        else {"page_content": str(document), "metadata": {}, "id": None}
-        for document in documents
+        else {"id": str(position), "score": None, "content": str(document), "metadata": {}}
+        for position, document in enumerate(documents)
     ]

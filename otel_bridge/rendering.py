@@ -177,7 +177,9 @@ def _int_attribute(attributes: Mapping[str, AttributeValue], key: str) -> int | 
 
 
 def _document_count(attributes: Mapping[str, AttributeValue]) -> int | None:
-    encoded = attributes.get(semconv.RETRIEVAL_DOCUMENTS)
+    encoded = attributes.get(semconv.GEN_AI_RETRIEVAL_DOCUMENTS)
+    if encoded is None:
+        encoded = attributes.get(semconv.RETRIEVAL_DOCUMENTS)  # written before the GenAI name
     if not isinstance(encoded, str):
         return None
     try:

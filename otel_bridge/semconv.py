@@ -45,15 +45,21 @@ RUN_TYPE_AGENT: Final = "agent"
 MODEL_RUN_TYPES: Final = frozenset({RUN_TYPE_LLM, RUN_TYPE_CHAT_MODEL})
 
 # --- Content (JSON strings, each bounded by the handler's max length) ---------------------
-# Non-model runs: the JSON encoding of what LangChain handed the callback.
-#   chain/prompt/parser/agent: inputs / outputs (usually dicts);
-#   tool: the input string (or dict) / the output (string or ToolMessage content);
-#   retriever: the query string; its output is RETRIEVAL_DOCUMENTS, not LANGCHAIN_OUTPUT.
+# Chain, prompt, parser and agent runs: the JSON encoding of what LangChain handed the callback
+# (usually dicts).
 LANGCHAIN_INPUT: Final = "langchain.input"
 LANGCHAIN_OUTPUT: Final = "langchain.output"
 # The cost of a model call from the user's price table (`otel_bridge.pricing`), in its currency.
 LLM_COST: Final = "langchain.llm.cost"
-# Retriever runs: JSON list of {"page_content": str, "metadata": {...}, "id": str | null}.
+# Tool runs (GenAI names): the arguments and the result, a string as it is, anything else as JSON.
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+# Retriever runs (GenAI names): the query as it is, and a JSON list of
+# {"id": str, "score": float | null, "content": str, "metadata": {...}}.
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
+GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
+# Written by releases before the GenAI names above; still read from older spools and files:
+# a retriever's JSON list of {"page_content": str, "metadata": {...}, "id": str | null}.
 RETRIEVAL_DOCUMENTS: Final = "langchain.retrieval.documents"
 # Text-completion (llm) runs: JSON list of the prompt strings, in order.
 LLM_PROMPTS: Final = "langchain.llm.prompts"
@@ -98,6 +104,7 @@ OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_EMBEDDINGS: Final = "embeddings"
+OP_RETRIEVAL: Final = "retrieval"
 
 # --- Span events ----------------------------------------------------------------------------
 EVENT_FIRST_TOKEN: Final = "gen_ai.first_token"

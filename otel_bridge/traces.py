@@ -568,14 +568,16 @@ class FinishedTrace:
         )
 
     def root_input(self) -> Any:
-        """Decoded `langchain.input` of the outermost LangChain run (None when absent/malformed)."""
+        """The outermost LangChain run's input (`langchain.input` decoded, a tool's arguments, a
+        retriever's query; None when absent)."""
         root = self.run_root()
-        return None if root is None else _json_attr(root, semconv.LANGCHAIN_INPUT)
+        return None if root is None else _run_inputs(root)
 
     def root_output(self) -> Any:
-        """Decoded `langchain.output` of the outermost LangChain run (None when absent/malformed)."""
+        """The outermost LangChain run's output (`langchain.output` decoded, a tool's result; None
+        when absent)."""
         root = self.run_root()
-        return None if root is None else _json_attr(root, semconv.LANGCHAIN_OUTPUT)
+        return None if root is None else _run_outputs(root)
 
     def tags(self) -> tuple[str, ...]:
         """Run tags of every span, first occurrence order, without duplicates."""
@@ -629,8 +631,7 @@ class FinishedTrace:
             return RagTurn(
                 trace_id=self.trace_id,
                 span_id=chain.span_id,
-                question=_question(chain)
-                or as_text(_json_attr(retriever, semconv.LANGCHAIN_INPUT)),
+                question=_question(chain) or _retriever_query(retriever),
                 documents=documents,
                 context=_join_documents(documents),
                 answer=_answer(chain) or _first(_llm_call(model).generations, ""),
@@ -652,7 +653,7 @@ class FinishedTrace:
         return MultiQuery(
             trace_id=self.trace_id,
             span_id=span.span_id,
-            question=as_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            question=_retriever_query(span),
             variants=variants,
         )
 
@@ -665,7 +666,7 @@ class FinishedTrace:
         return Compression(
             trace_id=self.trace_id,
             span_id=span.span_id,
-            question=as_text(_json_attr(span, semconv.LANGCHAIN_INPUT)),
+            question=_retriever_query(span),
             original_context=_join_documents(original),
             compressed_context=_join_documents(compressed),
             original_documents=original,
@@ -901,16 +902,19 @@ def _llm_call(span: SpanRecord) -> LLMCall:
 
 
 def _documents(span: SpanRecord) -> tuple[Document, ...]:
-    raw = _json_attr(span, semconv.RETRIEVAL_DOCUMENTS)
+    raw = _json_attr(span, semconv.GEN_AI_RETRIEVAL_DOCUMENTS)
+    if raw is None:
+        raw = _json_attr(span, semconv.RETRIEVAL_DOCUMENTS)  # written before the GenAI name
     if not isinstance(raw, list):
         return ()
     documents = []
     for item in raw:
         if isinstance(item, Mapping):
             metadata = item.get("metadata")
+            content = item.get("content")
             documents.append(
                 Document(
-                    page_content=as_text(item.get("page_content")),
+                    page_content=as_text(item.get("page_content") if content is None else content),
                     metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
                 )
             )
@@ -945,14 +949,61 @@ def _answer(chain: SpanRecord) -> str:
     return _pick(_json_attr(chain, semconv.LANGCHAIN_OUTPUT), _ANSWER_KEYS)
 
 
+def _text_attr(span: SpanRecord, key: str) -> Any:
+    """A GenAI content attribute: a string as it is, unless it holds a JSON object or list."""
+    value = span.attributes.get(key)
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _tool_arguments(span: SpanRecord) -> Any:
+    if semconv.GEN_AI_TOOL_CALL_ARGUMENTS in span.attributes:
+        return _text_attr(span, semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
+    return _json_attr(span, semconv.LANGCHAIN_INPUT)  # written before the GenAI name
+
+
+def _tool_result(span: SpanRecord) -> Any:
+    if semconv.GEN_AI_TOOL_CALL_RESULT in span.attributes:
+        return _text_attr(span, semconv.GEN_AI_TOOL_CALL_RESULT)
+    return _json_attr(span, semconv.LANGCHAIN_OUTPUT)
+
+
+def _retriever_query(span: SpanRecord) -> str:
+    query = span.attributes.get(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT)
+    if isinstance(query, str):
+        return query
+    return as_text(_json_attr(span, semconv.LANGCHAIN_INPUT))
+
+
+def _run_inputs(span: SpanRecord) -> Any:
+    run_type = _run_type(span)
+    if run_type == semconv.RUN_TYPE_TOOL:
+        return _tool_arguments(span)
+    if run_type == semconv.RUN_TYPE_RETRIEVER and (
+        semconv.GEN_AI_RETRIEVAL_QUERY_TEXT in span.attributes
+    ):
+        return span.attributes[semconv.GEN_AI_RETRIEVAL_QUERY_TEXT]
+    return _json_attr(span, semconv.LANGCHAIN_INPUT)
+
+
+def _run_outputs(span: SpanRecord) -> Any:
+    if _run_type(span) == semconv.RUN_TYPE_TOOL:
+        return _tool_result(span)
+    return _json_attr(span, semconv.LANGCHAIN_OUTPUT)
+
+
 def _tool_call(span: SpanRecord) -> ToolCall:
     return ToolCall(
         trace_id=span.trace_id,
         span_id=span.span_id,
         name=_str_attr(span, semconv.GEN_AI_TOOL_NAME) or _run_name(span),
         call_id=_str_attr(span, semconv.GEN_AI_TOOL_CALL_ID),
-        arguments=_json_attr(span, semconv.LANGCHAIN_INPUT),
-        result=_json_attr(span, semconv.LANGCHAIN_OUTPUT),
+        arguments=_tool_arguments(span),
+        result=_tool_result(span),
         error=_str_attr(span, semconv.ERROR_TYPE),
         latency_s=span.duration_s,
     )
@@ -1080,10 +1131,10 @@ def _run(span: SpanRecord) -> Run:
         metadata=_guarded("run metadata", span, _span_metadata, span) or {},
         inputs=_guarded("run inputs", span, _model_inputs, span)
         if is_model
-        else _guarded("run inputs", span, _json_attr, span, semconv.LANGCHAIN_INPUT),
+        else _guarded("run inputs", span, _run_inputs, span),
         outputs=_guarded("run outputs", span, _generations, span)
         if is_model
-        else _guarded("run outputs", span, _json_attr, span, semconv.LANGCHAIN_OUTPUT),
+        else _guarded("run outputs", span, _run_outputs, span),
         documents=_guarded("retrieved documents", span, _documents, span) or (),
         model=_model(span),
         status="error" if failed else "ok",

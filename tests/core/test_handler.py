@@ -306,11 +306,23 @@ def test_rag_chain_tree_and_content(traced: Traced) -> None:
     assert _json(root, semconv.LANGCHAIN_OUTPUT) == "Paris."
     retrieval = traced.span("_ListRetriever")
     assert retrieval.attributes[semconv.RUN_TYPE] == "retriever"
-    assert _json(retrieval, semconv.LANGCHAIN_INPUT) == "Where is Paris?"
-    assert _json(retrieval, semconv.RETRIEVAL_DOCUMENTS) == [
-        {"page_content": "Paris is in France.", "metadata": {"source": "atlas"}, "id": "d1"}
+    # The GenAI names (trace UIs read them): the query as it is, documents with id and score.
+    assert retrieval.attributes[semconv.GEN_AI_OPERATION_NAME] == "retrieval"
+    assert retrieval.attributes[semconv.GEN_AI_RETRIEVAL_QUERY_TEXT] == "Where is Paris?"
+    assert _json(retrieval, semconv.GEN_AI_RETRIEVAL_DOCUMENTS) == [
+        {
+            "id": "d1",
+            "score": None,
+            "content": "Paris is in France.",
+            "metadata": {"source": "atlas"},
+        }
     ]
-    assert semconv.LANGCHAIN_OUTPUT not in retrieval.attributes
+    for old_name in (
+        semconv.LANGCHAIN_INPUT,
+        semconv.LANGCHAIN_OUTPUT,
+        semconv.RETRIEVAL_DOCUMENTS,
+    ):
+        assert old_name not in retrieval.attributes
     assert traced.span("ChatPromptTemplate").attributes[semconv.RUN_TYPE] == "prompt"
     assert traced.span("StrOutputParser").attributes[semconv.RUN_TYPE] == "parser"
     # Every span is in the root's trace and links to its LangChain parent run.
@@ -340,8 +352,27 @@ def test_tool_span(traced: Traced) -> None:
     assert span.attributes[semconv.GEN_AI_TOOL_NAME] == "add"
     assert span.attributes[semconv.GEN_AI_TOOL_CALL_ID] == "call-7"
     assert span.attributes[semconv.GEN_AI_TOOL_DESCRIPTION] == "Add two numbers."
-    assert _json(span, semconv.LANGCHAIN_INPUT) == {"a": 2, "b": 3}
-    assert _json(span, semconv.LANGCHAIN_OUTPUT) == "5"
+    assert _json(span, semconv.GEN_AI_TOOL_CALL_ARGUMENTS) == {"a": 2, "b": 3}
+    # A string result stays a string (not JSON-quoted).
+    assert span.attributes[semconv.GEN_AI_TOOL_CALL_RESULT] == "5"
+    assert semconv.LANGCHAIN_INPUT not in span.attributes
+    assert semconv.LANGCHAIN_OUTPUT not in span.attributes
+
+
+def test_retrieved_documents_carry_their_score_and_position_as_id(traced: Traced) -> None:
+    retriever = _ListRetriever(
+        documents=[
+            Document(page_content="a", metadata={"relevance_score": 0.9}),
+            Document(page_content="b", metadata={"score": 0.4}, id="doc-b"),
+        ]
+    )
+    retriever.invoke("q", traced.config)
+    span = traced.span("_ListRetriever")
+    documents = _json(span, semconv.GEN_AI_RETRIEVAL_DOCUMENTS)
+    assert [(d["id"], d["score"], d["content"]) for d in documents] == [
+        ("0", 0.9, "a"),
+        ("doc-b", 0.4, "b"),
+    ]
 
 
 def _add_tool() -> Any:

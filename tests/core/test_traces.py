@@ -380,3 +380,40 @@ def test_helpers_answer_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace)
     assert decoded.root == rag.root
     assert (decoded.tags(), decoded.metadata()) == (rag.tags(), rag.metadata())
     assert (decoded.root_input(), decoded.root_output()) == (rag.root_input(), rag.root_output())
+
+
+def test_tool_and_retriever_spans_written_before_the_genai_names_still_read() -> None:
+    """Spools and files from earlier releases hold `langchain.input`/`langchain.output` and
+    `langchain.retrieval.documents` on tool and retriever spans."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("chain", attributes={semconv.RUN_TYPE: "chain"}):
+        with tracer.start_as_current_span(
+            "execute_tool add",
+            attributes={
+                semconv.RUN_TYPE: "tool",
+                semconv.GEN_AI_TOOL_NAME: "add",
+                semconv.LANGCHAIN_INPUT: json.dumps({"a": 1}),
+                semconv.LANGCHAIN_OUTPUT: json.dumps("2"),
+            },
+        ):
+            pass
+        with tracer.start_as_current_span(
+            "retriever",
+            attributes={
+                semconv.RUN_TYPE: "retriever",
+                semconv.LANGCHAIN_INPUT: json.dumps("where?"),
+                semconv.RETRIEVAL_DOCUMENTS: json.dumps(
+                    [{"page_content": "here", "metadata": {}, "id": None}]
+                ),
+            },
+        ):
+            pass
+    trace = FinishedTrace.from_spans(memory.get_finished_spans())
+    (call,) = trace.tool_calls()
+    assert (call.arguments, call.result) == ({"a": 1}, "2")
+    retriever = next(run for run in trace.runs() if run.run_type == "retriever")
+    assert retriever.inputs == "where?"
+    assert [d.page_content for d in retriever.documents] == ["here"]
