@@ -18,10 +18,8 @@ from langchain_classic.agents import AgentExecutor, create_tool_calling_agent
 from langchain_core.callbacks import CallbackManagerForChainRun
 from langchain_core.callbacks.manager import dispatch_custom_event
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -38,6 +36,7 @@ from tenacity import RetryCallState, Retrying
 from otel_bridge import semconv
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel, FakeLLM
+from tests.support.usage_model import UsageReportingChatModel
 
 
 class Traced:
@@ -154,32 +153,19 @@ def test_chat_span_carries_genai_attributes(traced: Traced) -> None:
     assert semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in attributes
 
 
-class _CachingChatModel(BaseChatModel):
-    """A provider reporting cached and reasoning tokens in `usage_metadata`, as langchain-openai
-    and langchain-anthropic do."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "caching-fake"
-
-    def _generate(
-        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        message = AIMessage(
-            content="cached answer",
-            usage_metadata={
-                "input_tokens": 120,
-                "output_tokens": 30,
-                "total_tokens": 150,
-                "input_token_details": {"cache_read": 100, "cache_creation": 15},
-                "output_token_details": {"reasoning": 22},
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+_CACHING_USAGE = {
+    "input_tokens": 120,
+    "output_tokens": 30,
+    "total_tokens": 150,
+    "input_token_details": {"cache_read": 100, "cache_creation": 15},
+    "output_token_details": {"reasoning": 22},
+}
 
 
 def test_cached_and_reasoning_tokens_user_and_session_from_metadata(traced: Traced) -> None:
-    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | _CachingChatModel()
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | UsageReportingChatModel(
+        usage=_CACHING_USAGE
+    )
     chain.invoke(
         {"q": "hi"},
         {**traced.config, "metadata": {"user_id": "u-7", "session_id": "s-1"}},

@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge import OTelCallbackHandler, semconv
 from otel_bridge._extract import Usage
 from otel_bridge.pricing import ModelPrice, PriceTable
+from tests.support.usage_model import UsageReportingChatModel
 
 TABLE = {
     "gpt-4o": {"input": 2.5, "output": 10.0, "cached_input": 1.25},
@@ -28,29 +26,16 @@ TABLE = {
 }
 
 
-class _Model(BaseChatModel):
-    """Answers with fixed usage; `model_name` is what the provider reports back."""
+USAGE = {
+    "input_tokens": 1000,
+    "output_tokens": 200,
+    "total_tokens": 1200,
+    "input_token_details": {"cache_read": 400},
+}
 
-    model_name: str = "gpt-4o-2024-08-06"
 
-    @property
-    def _llm_type(self) -> str:
-        return "priced-fake"
-
-    def _generate(
-        self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        message = AIMessage(
-            content="ok",
-            response_metadata={"model_name": self.model_name},
-            usage_metadata={
-                "input_tokens": 1000,
-                "output_tokens": 200,
-                "total_tokens": 1200,
-                "input_token_details": {"cache_read": 400},
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+def _Model(model_name: str = "gpt-4o-2024-08-06") -> UsageReportingChatModel:
+    return UsageReportingChatModel(model_name=model_name, usage=USAGE)
 
 
 def _traced(
