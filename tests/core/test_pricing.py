@@ -34,7 +34,7 @@ USAGE = {
 }
 
 
-def _Model(model_name: str = "gpt-4o-2024-08-06") -> UsageReportingChatModel:
+def _model(model_name: str = "gpt-4o-2024-08-06") -> UsageReportingChatModel:
     return UsageReportingChatModel(model_name=model_name, usage=USAGE)
 
 
@@ -65,7 +65,7 @@ def _cost_points(reader: InMemoryMetricReader) -> list[Any]:
 
 def test_a_priced_call_carries_its_cost_on_the_span_and_in_the_metric() -> None:
     handler, spans, reader = _traced(prices=TABLE)
-    _Model().invoke("hi", {"callbacks": [handler]})
+    _model().invoke("hi", {"callbacks": [handler]})
     (span,) = spans.get_finished_spans()
     # 600 fresh input x 2.5 + 400 cached x 1.25 + 200 output x 10, per 1k tokens.
     expected = (600 * 2.5 + 400 * 1.25 + 200 * 10.0) / 1000
@@ -84,7 +84,7 @@ def test_the_longest_matching_entry_wins_and_unknown_models_have_no_cost() -> No
     assert table.cost(Usage(None, None), "gpt-4o") is None
 
     handler, spans, reader = _traced(prices=TABLE)
-    _Model(model_name="llama-3").invoke("hi", {"callbacks": [handler]})
+    _model(model_name="llama-3").invoke("hi", {"callbacks": [handler]})
     (span,) = spans.get_finished_spans()
     assert semconv.LLM_COST not in span.attributes
     assert _cost_points(reader) == []
@@ -101,7 +101,7 @@ def test_the_table_is_read_from_the_file_the_variable_names(
         path.write_text("gpt-4o: {input: 2.5, output: 10.0, cached_input: 1.25}\n")
     monkeypatch.setenv("OTEL_BRIDGE_PRICES", str(path))
     handler, spans, _ = _traced()
-    _Model().invoke("hi", {"callbacks": [handler]})
+    _model().invoke("hi", {"callbacks": [handler]})
     (span,) = spans.get_finished_spans()
     assert span.attributes[semconv.LLM_COST] == pytest.approx(4.0)
 
@@ -131,6 +131,6 @@ def test_a_bad_table_is_named_an_argument_raises_a_variable_only_warns(
     with caplog.at_level(logging.WARNING, logger="otel_bridge"):
         handler, spans, _ = _traced()
     assert any(message in r.getMessage() for r in caplog.records)
-    _Model().invoke("hi", {"callbacks": [handler]})  # the app's call goes on, without costs
+    _model().invoke("hi", {"callbacks": [handler]})  # the app's call goes on, without costs
     (span,) = spans.get_finished_spans()
     assert semconv.LLM_COST not in span.attributes
