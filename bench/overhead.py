@@ -434,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare_exporter, in_place_exporter, current_exporter, ours_exporter, no_content_exporter = (
         _CountingExporter() for _ in range(5)
     )
+    openinference_exporter = _CountingExporter()
     configurations = [
         _Configuration("no handler", lambda: chain.invoke(question)),
         _Configuration("do-nothing handler", traced_by(_DoNothingHandler())),
@@ -473,6 +474,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             ),
             exporter=no_content_exporter,
+        ),
+        _Configuration(
+            "otel-bridge, semconv +openinference",
+            traced_by(
+                OTelCallbackHandler(
+                    tracer_provider=_provider(openinference_exporter),
+                    semconv="gen_ai,openinference",
+                )
+            ),
+            exporter=openinference_exporter,
         ),
     ]
     missing: list[str] = []

@@ -9,6 +9,7 @@ error ends the runs below it that LangChain left open.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -162,6 +163,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         max_run_age_s: float = DEFAULT_MAX_RUN_AGE_S,
         raise_error: bool = False,
         prices: PriceTable | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        semconv: str | Sequence[str] | None = None,
         ignore_llm: bool = False,
         ignore_chat_model: bool = False,
         ignore_chain: bool = False,
@@ -188,6 +190,14 @@ class OTelCallbackHandler(BaseCallbackHandler):
         )
         self.capture_content = settings.CAPTURE_CONTENT.resolve(capture_content)
         self._prices = _price_table(prices)
+        vocabularies = settings.SEMCONV.resolve(
+            None
+            if semconv is None
+            else settings.parse_vocabularies(
+                semconv if isinstance(semconv, str) else ",".join(semconv)
+            )
+        )
+        self._openinference = _OPENINFERENCE in vocabularies
         provider = resolve_tracer_provider(tracer_provider, list(exporters or ()))
         self._tracer = provider.get_tracer(_TRACER_NAME)
         self._metrics = GenAIMetrics(meter_provider)
@@ -370,6 +380,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 self._problem(semconv.RUN_TAGS, error)
         if metadata:
             self._metadata_attributes(attributes, metadata)
+        if self._openinference:
+            _openinference_start(attributes, run_type)
         conversation = links = None
         if parent_run_id is None:
             conversation = attributes.get(semconv.GEN_AI_CONVERSATION_ID)
@@ -896,6 +908,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
                     self._problem(key, error)
                 else:
                     run.span.set_attribute(key, content)
+                    if self._openinference and key == semconv.LANGCHAIN_OUTPUT:
+                        run.span.set_attributes(
+                            {
+                                semconv.OUTPUT_VALUE: content,
+                                semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON,
+                            }
+                        )
             if more_attributes is not None:
                 attributes = more_attributes(output)
                 if attributes:
@@ -1160,6 +1179,31 @@ class OTelCallbackHandler(BaseCallbackHandler):
             self._event(run_id, semconv.EVENT_CUSTOM, attributes)
         except Exception as error:
             self._problem("on_custom_event", error)
+
+
+_OPENINFERENCE = semconv.VOCABULARY_OPENINFERENCE
+# OpenInference's span kinds by LangChain run type (anything else is a CHAIN).
+_OPENINFERENCE_KINDS = {
+    semconv.RUN_TYPE_LLM: "LLM",
+    semconv.RUN_TYPE_CHAT_MODEL: "LLM",
+    semconv.RUN_TYPE_TOOL: "TOOL",
+    semconv.RUN_TYPE_RETRIEVER: "RETRIEVER",
+    semconv.RUN_TYPE_AGENT: "AGENT",
+    semconv.RUN_TYPE_PROMPT: "PROMPT",
+}
+
+
+def _openinference_start(attributes: dict[str, Any], run_type: str) -> None:
+    """The OpenInference attributes of a starting run, from the facts already in `attributes`."""
+    attributes[semconv.OPENINFERENCE_SPAN_KIND] = _OPENINFERENCE_KINDS.get(run_type, "CHAIN")
+    content = attributes.get(semconv.LANGCHAIN_INPUT)
+    if content is not None:
+        attributes[semconv.INPUT_VALUE] = content
+        attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+    prefix = semconv.RUN_METADATA_PREFIX
+    metadata = {key[len(prefix) :]: v for key, v in attributes.items() if key.startswith(prefix)}
+    if metadata:
+        attributes[semconv.METADATA] = json.dumps(metadata, default=str)
 
 
 def _price_table(

@@ -124,3 +124,17 @@ GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
 GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
 GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+
+# --- OpenInference, opt-in (`semconv="gen_ai,openinference"` / OTEL_BRIDGE_SEMCONV) ---------------
+# Written beside the GenAI names from the same facts, for trace UIs that read OpenInference
+# (Arize Phoenix): every run's kind, and the input/output/metadata of the runs no GenAI operation
+# covers (chains, prompts, parsers, agents, graph nodes).
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+INPUT_VALUE: Final = "input.value"
+INPUT_MIME_TYPE: Final = "input.mime_type"
+OUTPUT_VALUE: Final = "output.value"
+OUTPUT_MIME_TYPE: Final = "output.mime_type"
+METADATA: Final = "metadata"
+MIME_JSON: Final = "application/json"
+VOCABULARY_GEN_AI: Final = "gen_ai"
+VOCABULARY_OPENINFERENCE: Final = "openinference"

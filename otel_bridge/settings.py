@@ -23,11 +23,13 @@ __all__ = [
     "HANDLER_SETTINGS",
     "PREFIX",
     "PRICES",
+    "SEMCONV",
     "Found",
     "Setting",
     "parse_bool",
     "parse_content_capture",
     "parse_list",
+    "parse_vocabularies",
     "sink_variable",
 ]
 
@@ -197,6 +199,26 @@ MAX_CONTENT_LENGTH: Setting[int] = Setting(
     parse=int,
     lenient=True,
 )
+
+
+def parse_vocabularies(raw: str) -> tuple[str, ...]:
+    names = tuple(name.lower() for name in parse_list(raw))
+    unknown = sorted(set(names) - {"gen_ai", "openinference"})
+    if unknown:
+        raise ValueError(f"unknown vocabulary {', '.join(unknown)}; use gen_ai, openinference")
+    return names
+
+
+SEMCONV: Setting[tuple[str, ...]] = Setting(
+    "semconv",
+    ("gen_ai",),
+    "attribute vocabularies: `gen_ai` (always written), `openinference` adds OpenInference's "
+    "span kind, input/output values and metadata for trace UIs that read them (Phoenix)",
+    "`gen_ai`",
+    name="SEMCONV",
+    parse=parse_vocabularies,
+    lenient=True,
+)
 PRICES: Setting[Any] = Setting(
     "prices",
     None,
@@ -241,6 +263,7 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         "let the handler's own errors reach your call (never by default)",
     ),
     PRICES,
+    SEMCONV,
     *(
         Setting(
             f"ignore_{kind.replace(' ', '_')}",
