@@ -245,6 +245,12 @@ class Spool:
                 bytes_used=self._bytes,
             )
 
+    def outbox_totals(self) -> tuple[int, int]:
+        """Traces and spans queued for delivery."""
+        with self._transaction() as db:
+            row = db.execute("SELECT COUNT(*), COALESCE(SUM(span_count), 0) FROM outbox").fetchone()
+        return int(row[0]), int(row[1])
+
     def close(self) -> None:
         with self._lock:
             if self._db is None:

@@ -1,10 +1,13 @@
 """`otel-bridge replay --sink NAME`: move a sink's dead-lettered traces back to its queue and
-deliver them now (the sink's idempotency check runs first, so nothing is stored twice)."""
+deliver them now (the sink's idempotency check runs first, so nothing is stored twice), with a
+progress bar on a terminal and a summary at the end."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -83,13 +86,61 @@ def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
         print(f"{len(dead)} dead letter(s) in {exporter.spool.path}")
         return EXIT_OK
     moved = exporter.spool.requeue_dead_letters(exporter.clock.now())
-    delivered = exporter.force_flush(int(args.timeout * 1000))
+    queued_traces, queued_spans = exporter.spool.outbox_totals()
+    started = time.monotonic()
+    delivered = _flush_showing_progress(exporter, args.timeout, queued_traces, queued_spans)
+    elapsed = time.monotonic() - started
     counts = exporter.spool.counts()
+    left_traces, left_spans = exporter.spool.outbox_totals()
+    sent_spans = max(queued_spans - left_spans, 0)
     print(
         f"re-queued {moved} trace(s); {counts.outbox} still queued,"
         f" {counts.dead_letters} dead-lettered again ({exporter.spool.path})"
     )
+    print(
+        f"{max(queued_traces - left_traces, 0)} trace(s), {sent_spans} span(s) left the queue"
+        f" in {elapsed:.1f} s ({sent_spans / max(elapsed, 1e-3):.0f} spans/s)"
+    )
     return EXIT_OK if delivered and counts.dead_letters == 0 else EXIT_FAILED
+
+
+def _flush_showing_progress(
+    exporter: TraceExporter, timeout: float, traces: int, spans: int
+) -> bool:
+    """`force_flush` on a thread of its own while a progress bar on stderr follows the queue:
+    traces done of `traces`, spans/s, time left. The bar draws only on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    outcome: list[bool] = []
+    flush = threading.Thread(
+        target=lambda: outcome.append(exporter.force_flush(int(timeout * 1000))),
+        name="otel-bridge-replay",
+        daemon=True,
+    )
+    started = time.monotonic()
+    columns = (
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("traces, {task.fields[rate]} spans/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("replay", total=traces, rate="0")
+        flush.start()
+        while flush.is_alive():
+            flush.join(0.2)
+            left_traces, left_spans = exporter.spool.outbox_totals()
+            rate = (spans - left_spans) / max(time.monotonic() - started, 1e-3)
+            progress.update(task, completed=traces - left_traces, rate=f"{rate:.0f}")
+    return bool(outcome and outcome[0])
 
 
 def _exporter_class(name: str) -> type[TraceExporter]:

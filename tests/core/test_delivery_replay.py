@@ -34,9 +34,10 @@ def test_replay_lists_then_redelivers_dead_letters(
         assert service.keys() == set()
 
         assert main(["replay", "--sink", SINK, "--spool-dir", str(spool_dir)]) == 0
-        assert (
-            "re-queued 1 trace(s); 0 still queued, 0 dead-lettered again" in capsys.readouterr().out
-        )
+        summary = capsys.readouterr().out
+        assert "re-queued 1 trace(s); 0 still queued, 0 dead-lettered again" in summary
+        assert f"1 trace(s), {len(spans)} span(s) left the queue in" in summary
+        assert "spans/s)" in summary
         assert service.keys() == {key}
         assert service.duplicates() == {}
 
