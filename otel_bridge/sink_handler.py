@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_bridge._exit import call_before_exit, cancel_before_exit
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.ids import SeedProofIdGenerator
 
-__all__ = ["SinkCallbackHandler"]
+__all__ = [
+    "DROP_IN_GRACE_PERIOD",
+    "DROP_IN_SCHEDULE_DELAY_MILLIS",
+    "SinkCallbackHandler",
+    "drop_in_exporter_options",
+]
+
+# Freshness of the drop-in handlers (trace end -> in the sink): their own span processor hands
+# spans over at least this often (the SDK's default is 5 s; under load it still exports in
+# batches of 512 as soon as they fill), and a trace is delivered this long after its root ended.
+# Every span of a drop-in's trace comes through that one processor, children before the root
+# that encloses them, so a short grace loses nothing.
+DROP_IN_SCHEDULE_DELAY_MILLIS = 200
+DROP_IN_GRACE_PERIOD = 0.25
+
+
+def drop_in_exporter_options(sink_name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`options` for a drop-in handler's exporter, with the drop-in's short grace period unless
+    the argument or OTEL_BRIDGE_<SINK>_GRACE_PERIOD / OTEL_BRIDGE_GRACE_PERIOD says otherwise."""
+    resolved = dict(options or {})
+    variables = (f"OTEL_BRIDGE_{sink_name.upper()}_GRACE_PERIOD", "OTEL_BRIDGE_GRACE_PERIOD")
+    if resolved.get("grace_period") is None and not any(os.environ.get(v) for v in variables):
+        resolved["grace_period"] = DROP_IN_GRACE_PERIOD
+    return resolved
+
+
+@runtime_checkable
+class _ConnectionCheck(Protocol):
+    def check_connection(self) -> None: ...
 
 
 class _AlsoToGlobalProvider(SpanProcessor):
@@ -43,9 +75,12 @@ class _AlsoToGlobalProvider(SpanProcessor):
             processor.on_end(span)
 
 
-def _own_provider() -> TracerProvider:
+def _own_provider(exporter: TraceExporter) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create(), id_generator=SeedProofIdGenerator())
     provider.add_span_processor(_AlsoToGlobalProvider(provider))
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, schedule_delay_millis=DROP_IN_SCHEDULE_DELAY_MILLIS)
+    )
     return provider
 
 
@@ -57,6 +92,13 @@ class SinkCallbackHandler(OTelCallbackHandler):
     the processors of the app's global SDK TracerProvider when one is installed, so the app's
     own pipeline (OTLP, a Collector) still sees them. With `tracer_provider` given, the exporter
     is attached to that provider instead and receives everything it traces.
+
+    With `check_connection=True` (the drop-ins that check, as their originals did) the
+    constructor asks the sink whether it is reachable and accepts the credentials, and raises
+    the sink's error if not. Traces reach the sink about `DROP_IN_GRACE_PERIOD` plus one
+    delivery after they end; when the app's main thread finishes a normal exit, what was traced
+    is delivered before the interpreter winds down (one attempt, within the exporter's
+    `shutdown_timeout`), with no flush call needed.
     """
 
     def __init__(
@@ -64,15 +106,19 @@ class SinkCallbackHandler(OTelCallbackHandler):
         exporter: TraceExporter,
         *,
         tracer_provider: trace.TracerProvider | None = None,
+        check_connection: bool = False,
         **handler_options: Any,
     ) -> None:
         self.exporter = exporter
-        self._own: TracerProvider | None = _own_provider() if tracer_provider is None else None
-        self._provider = self._own or tracer_provider
+        self._exit_token: int | None = None
         try:
+            if check_connection and isinstance(exporter, _ConnectionCheck):
+                exporter.check_connection()
+            self._own = _own_provider(exporter) if tracer_provider is None else None
+            self._provider = self._own or tracer_provider
             super().__init__(
                 tracer_provider=self._provider,
-                exporters=[exporter],
+                exporters=None if self._own is not None else [exporter],
                 **handler_options,
             )
         except BaseException:
@@ -81,6 +127,15 @@ class SinkCallbackHandler(OTelCallbackHandler):
             raise
         if not self.capture_content:
             exporter.warn_without_content()
+        self._exit_token = call_before_exit(self._deliver_at_exit)
+
+    def _deliver_at_exit(self) -> None:
+        """Shut down while the interpreter can still run thread pools: the spans still in the
+        span processor are handed over and every finished trace gets one delivery attempt
+        (within the exporter's `shutdown_timeout`); what fails stays in the spool for the next
+        start. The `atexit` shutdown that follows then has nothing left to do."""
+        self._exit_token = None
+        self.shutdown()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything traced so far; True when nothing is left pending in time."""
@@ -92,6 +147,9 @@ class SinkCallbackHandler(OTelCallbackHandler):
 
     def shutdown(self) -> None:
         """Deliver what is pending (within the exporter's shutdown timeout) and stop."""
+        if self._exit_token is not None:
+            cancel_before_exit(self._exit_token)
+            self._exit_token = None
         if self._own is not None:
             self._own.shutdown()
         else:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from otel_bridge.sink_handler import SinkCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_clearml.exporter import ClearMLSpanExporter
 
 __all__ = ["ClearMLCallbackHandler"]
@@ -49,7 +49,7 @@ class ClearMLCallbackHandler(SinkCallbackHandler):
             visualize,
             complexity_metrics,
             stream_logs,
-            **dict(exporter_options or {}),
+            **drop_in_exporter_options(ClearMLSpanExporter.sink_name, exporter_options),
         )
         super().__init__(exporter, **handler_options)
         self.exporter: ClearMLSpanExporter = exporter

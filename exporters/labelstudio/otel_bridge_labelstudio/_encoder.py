@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from otel_bridge import semconv
 from otel_bridge.sink import span_key
 from otel_bridge.traces import FinishedTrace, LLMCall, Message
 from otel_bridge_labelstudio._label_config import Binding, LabelStudioMode
@@ -67,20 +68,24 @@ class TaskEncoder:
             return (self._trace_task(trace),)
         tags = _user_tags(trace)
         return tuple(
-            self._call_task(call, tags)
+            self._call_task(trace, call, tags)
             for call in trace.llm_calls()
             if call.messages or call.prompt is not None or call.output_messages or call.generations
         )
 
-    def _call_task(self, call: LLMCall, tags: list[str]) -> Task:
+    def _call_task(self, trace: FinishedTrace, call: LLMCall, tags: list[str]) -> Task:
         if self.binding.mode is LabelStudioMode.CHAT:
             shown: Any = self._dialogue(call.messages)
         elif call.prompt is not None:
             shown = call.prompt
         else:
             shown = _render_conversation(call.messages)
+        span = trace.span(call.span_id)
+        attributes = span.attributes if span is not None else {}
         data: dict[str, Any] = {
             self.binding.data_key: shown,
+            # The seed's field: the LangChain run id of the call.
+            "run_id": _str_or_none(attributes.get(semconv.RUN_ID)),
             "llm_name": call.name,
             "run_type": call.run_type,
             "model": call.model,
@@ -93,7 +98,11 @@ class TaskEncoder:
             "tags": tags or None,
         }
         answers = [_render_message(m) for m in call.output_messages] or list(call.generations)
-        return self._task(call.trace_id, call.span_id, data, answers, call.model or call.name)
+        # Without a reported model: LangChain's ls_model_name, else the run's name (the model's
+        # class unless the app named the run), never a shared placeholder.
+        ls_model_name = _str_or_none(attributes.get(semconv.RUN_METADATA_PREFIX + "ls_model_name"))
+        model_version = call.model or ls_model_name or call.name
+        return self._task(call.trace_id, call.span_id, data, answers, model_version)
 
     def _trace_task(self, trace: FinishedTrace) -> Task:
         root = trace.run_root() or trace.root
@@ -178,6 +187,10 @@ def check_trace_url_template(template: str) -> None:
             f"trace URL template {template!r} may only use the fields {{trace_id}} and "
             f"{{span_id}}: {error!r}"
         ) from None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _user_tags(trace: FinishedTrace) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
+
+from label_studio_sdk.core.api_error import ApiError
 
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
@@ -52,8 +54,12 @@ class LabelStudioSpanExporter(TraceExporter):
     tracing UI, with `{trace_id}` / `{span_id}`) and `timeout` per HTTP request. Everything
     else (`spool_dir`, `grace_period`, ...) goes to `TraceExporter`.
 
-    The server is contacted only from the delivery thread: an unreachable server delays tasks,
-    a rejected token dead-letters them with the server's answer as the reason.
+    The server is contacted only from background threads: with `check_connection` (the
+    default) one looks the project up right away and logs one warning if the server is
+    unreachable or refuses the key (the exporter keeps starting: behind a Collector the sink
+    may come up later); an unreachable server delays tasks, a rejected token dead-letters them
+    with the server's answer as the reason. `check_connection()` does the same check on the
+    caller's thread and raises.
     """
 
     sink_name: ClassVar[str] = "labelstudio"
@@ -72,6 +78,7 @@ class LabelStudioSpanExporter(TraceExporter):
         trace_filter: TraceFilter | None = None,
         trace_url_template: str | None = None,
         timeout: float = 10.0,
+        check_connection: bool = True,
         **options: Any,
     ) -> None:
         self.settings = resolve_settings(
@@ -92,6 +99,57 @@ class LabelStudioSpanExporter(TraceExporter):
         self._target_lock = threading.Lock()
         self._in_outage = False
         super().__init__(**options)
+        if check_connection:
+            threading.Thread(
+                target=self._warn_if_unusable, name="otel-bridge-labelstudio-check", daemon=True
+            ).start()
+
+    def destination_identity(self) -> dict[str, str]:
+        """Where tasks go: the server and the project (its number, else its title)."""
+        settings = self.settings
+        project = (
+            str(settings.project_id) if settings.project_id is not None else settings.project_title
+        )
+        return {"url": settings.url, "project": project}
+
+    def check_connection(self) -> None:
+        """Find (or create) the project now, on this thread. Raises `ConnectionError` when
+        the server cannot be reached and the SDK's `ApiError` (401/403/404) when it refuses the
+        key or the project, each naming the server and what to check."""
+        try:
+            self.project()
+        except ServerUnreachable as error:
+            raise ConnectionError(
+                f"{error.reason}. Start Label Studio or fix url= / LABEL_STUDIO_URL "
+                "(check_connection=False skips this check)"
+            ) from error
+        except PermanentError as error:
+            cause = error.__cause__
+            status = cause.status_code if isinstance(cause, ApiError) else None
+            raise ApiError(
+                status_code=status,
+                body=f"{error.reason} (check_connection=False skips this check)",
+            ) from error
+        except RetryableError as error:
+            raise ConnectionError(
+                f"{error.reason} (check_connection=False skips this check)"
+            ) from error
+
+    def _warn_if_unusable(self) -> None:
+        # Read-only: creating the project here would race other exporters starting alongside.
+        settings = self.settings
+        try:
+            if settings.project_id is not None:
+                self._transport.project_by_id(settings.project_id, settings.mode)
+            else:
+                self._transport.check_access(settings.project_title)
+        except (RetryableError, PermanentError) as error:
+            _logger.warning(
+                "Label Studio is not usable yet (%s); tasks wait in the spool until it is",
+                error.reason,
+            )
+        except Exception:
+            _logger.warning("Label Studio check failed; tasks wait in the spool", exc_info=True)
 
     @property
     def token_kind(self) -> str:
@@ -101,6 +159,12 @@ class LabelStudioSpanExporter(TraceExporter):
     def project(self) -> Project:
         """The target project, found or created on first use (network; not for the app's thread)."""
         return self._resolve().project
+
+    def import_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Import ready-made task payloads into the project now, on the caller's thread
+        (the seed's `add_prompts_generations`); raises the sink's errors."""
+        project = self._checked(self.project)
+        self._checked(lambda: self._transport.import_tasks(project.id, tasks))
 
     def _resolve(self) -> _Target:
         with self._target_lock:

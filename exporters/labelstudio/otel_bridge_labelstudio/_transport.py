@@ -118,6 +118,14 @@ class LabelStudioTransport:
         )
         return _project(project_id, project.title or "", project.label_config, mode)
 
+    def check_access(self, title: str) -> None:
+        """Reach the server and have the key accepted, changing nothing (a project lookup)."""
+        client = self._sdk()
+        self._call(
+            f"listing projects titled {title!r}",
+            lambda: client.projects.list(title=title, page_size=1, request_options=_NO_SDK_RETRY),
+        )
+
     def find_or_create_project(self, title: str, config: str, mode: LabelStudioMode) -> Project:
         """The oldest project titled exactly `title`, else a new one with `config`."""
         client = self._sdk()

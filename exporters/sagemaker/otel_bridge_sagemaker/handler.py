@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from otel_bridge.sink_handler import SinkCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_sagemaker.exporter import SageMakerSpanExporter
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ class SageMakerCallbackHandler(SinkCallbackHandler):
         **handler_options: Any,
     ) -> None:
         self.run = run
-        exporter = SageMakerSpanExporter(run=run, **dict(exporter_options or {}))
+        exporter = SageMakerSpanExporter(
+            run=run, **drop_in_exporter_options(SageMakerSpanExporter.sink_name, exporter_options)
+        )
         super().__init__(exporter, **handler_options)
         self.exporter: SageMakerSpanExporter = exporter
 

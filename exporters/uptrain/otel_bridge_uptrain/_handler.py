@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from otel_bridge.sink_handler import SinkCallbackHandler
+from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_uptrain._exporter import UpTrainSpanExporter
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
             model=model,
             log_results=log_results,
             tracer_provider=tracer_provider,
-            **dict(exporter_options or {}),
+            **drop_in_exporter_options(UpTrainSpanExporter.sink_name, exporter_options),
         )
         super().__init__(exporter, tracer_provider=tracer_provider, **handler_options)
         self.exporter: UpTrainSpanExporter = exporter

@@ -5,22 +5,32 @@ and tasks in the real Label Studio server, including the two cases the seed hand
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
 from langchain_community.callbacks.labelstudio_callback import (
     LabelStudioCallbackHandler as SeedHandler,
 )
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import Generation
 from opentelemetry.sdk.trace import TracerProvider
 from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 from otel_bridge.handler import OTelCallbackHandler
 from tests import chains
+from tests.support.waiting import wait_until
 
-from .conftest import tasks_of
+from .conftest import projects_titled, tasks_of
 from .server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -93,7 +103,7 @@ def test_plain_llm_in_chat_mode(make_handler: Any, reviewer: LabelStudio) -> Non
 
 
 def test_the_call_returns_while_label_studio_is_unreachable(make_handler: Any) -> None:
-    handler, provider = make_handler(url=f"http://127.0.0.1:{free_port()}")
+    handler, provider = make_handler(url=f"http://127.0.0.1:{free_port()}", check_connection=False)
     answer = chains.rag_chain().invoke(chains.QUESTION, {"callbacks": [handler]})
     assert answer == chains.RAG_ANSWER
     assert provider.force_flush(30_000)
@@ -104,3 +114,130 @@ def test_the_call_returns_while_label_studio_is_unreachable(make_handler: Any) -
 def test_a_missing_api_key_fails_at_construction_like_the_seed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioCallbackHandler(exporter_options={"spool_dir": tmp_path})
+
+
+def test_an_unreachable_server_fails_at_construction_like_the_seed(make_handler: Any) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ConnectionError, match=rf"Label Studio at {url} is unreachable"):
+        make_handler(url=url)
+
+
+def test_a_rejected_key_fails_at_construction_like_the_seed(make_handler: Any) -> None:
+    with pytest.raises(ApiError) as raised:
+        make_handler(api_key="0" * 40)
+    assert raised.value.status_code == 401
+    assert "LABEL_STUDIO_API_KEY" in str(raised.value.body)
+
+
+def test_the_project_exists_after_construction_like_the_seed(
+    make_handler: Any, reviewer: LabelStudio, project_name: str
+) -> None:
+    handler, _ = make_handler()
+    (project,) = projects_titled(reviewer, project_name)
+    assert handler.project_id == project.id
+    assert handler.ls_project.id == project.id
+    assert handler.ls_client.projects.get(project.id).title == project_name
+
+
+def test_the_seeds_attributes_and_add_prompts_generations(
+    make_handler: Any, reviewer: LabelStudio
+) -> None:
+    handler, _ = make_handler(mode="prompt")
+    assert handler.mode == "prompt" and handler.project_config.startswith("<View>")
+    handler.payload["run-1"] = {
+        "prompts": ["Tell a joke."],
+        "kwargs": {"invocation_params": {"model_name": "gpt-x"}},
+    }
+    handler.add_prompts_generations("run-1", [[Generation(text="A joke.")]])
+    (task,) = tasks_of(reviewer, handler.project_id)
+    assert task.data == {"prompt": "Tell a joke.", "run_id": "run-1"}
+    (prediction,) = task.predictions
+    assert prediction.model_version == "gpt-x"
+    assert prediction.result[0]["value"]["text"] == ["A joke."]
+
+
+def test_payload_holds_the_prompts_of_runs_in_flight(make_handler: Any) -> None:
+    handler, _ = make_handler(mode="prompt")
+    seen: list[dict[str, Any]] = []
+
+    class Watching(BaseCallbackHandler):
+        def on_llm_start(self, serialized: Any, prompts: list[str], **kwargs: Any) -> None:
+            seen.append({run: dict(entry) for run, entry in handler.payload.items()})
+
+    chains.completion_chain().invoke({"topic": "otters"}, {"callbacks": [handler, Watching()]})
+    ((entry,),) = [list(snapshot.values()) for snapshot in seen]
+    assert entry["prompts"] == ["Tell a story about otters."]
+    assert handler.payload == {}
+
+
+def test_tasks_keep_the_seeds_run_id(make_handler: Any, reviewer: LabelStudio) -> None:
+    handler, provider = make_handler(mode="chat")
+    run_id = uuid.uuid4()
+    chains.chat_model().invoke(chains.chat_messages(), {"callbacks": [handler], "run_id": run_id})
+    delivered(handler, provider)
+    (task,) = tasks_of(reviewer, handler.project_id)
+    assert task.data["run_id"] == str(run_id)
+
+
+def _seed_child(
+    mode: str, project: str, tmp_path: Path, label_studio_url: str, token: str
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "LABEL_STUDIO_URL": label_studio_url, "LABEL_STUDIO_API_KEY": token}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.exporters.labelstudio.seed_child",
+            project,
+            str(tmp_path / "app-spool"),
+            mode,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _one_task(reviewer: LabelStudio, project: str) -> list[Any]:
+    projects = projects_titled(reviewer, project)
+    return tasks_of(reviewer, projects[0].id) if projects else []
+
+
+def test_the_seed_example_sees_its_task_while_the_app_still_runs(
+    label_studio_url: str,
+    legacy_token: str,
+    project_name: str,
+    reviewer: LabelStudio,
+    tmp_path: Path,
+) -> None:
+    """No flush, the process alive: the task shows up within seconds (the drop-in hands spans
+    over every 200 ms and delivers a trace 0.25 s after its root ended)."""
+    child = _seed_child("stay", project_name, tmp_path, label_studio_url, legacy_token)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == chains.CHAT_ANSWER
+        wait_until(lambda: _one_task(reviewer, project_name), timeout=15, what="the task")
+        assert child.poll() is None, "the app ended before its task was seen"
+        (task,) = _one_task(reviewer, project_name)
+        assert task.predictions[0].result[0]["value"]["text"] == [chains.CHAT_ANSWER]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_seed_example_delivers_before_it_exits_without_a_flush(
+    label_studio_url: str,
+    legacy_token: str,
+    project_name: str,
+    reviewer: LabelStudio,
+    tmp_path: Path,
+) -> None:
+    child = _seed_child("exit", project_name, tmp_path, label_studio_url, legacy_token)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-3000:]
+    assert out.strip() == chains.CHAT_ANSWER
+    # Already there when the process is gone: nothing waits for a later start.
+    (task,) = _one_task(reviewer, project_name)
+    assert task.data["run_id"]

@@ -424,6 +424,39 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     assert exporter.spool.dead_letters() == []
 
 
+@pytest.mark.parametrize("mode", ["at-exit", "as-documented"])
+def test_an_app_that_exits_without_a_flush_is_evaluated_before_it_ends(
+    judge: FakeJudge, tmp_path: Path, mode: str
+) -> None:
+    """The seed's usage: a RAG call through the drop-in, then the script ends, with no flush.
+    Every check reaches the judge once before the process is gone, nothing is left queued; with
+    the long grace the only attempt is the one at exit, where uptrain's thread pools still work."""
+    spool_dir = tmp_path / "app-spool"
+    env = {
+        **os.environ,
+        "OTEL_BRIDGE_UPTRAIN_API_BASE": judge.url,
+        "OTEL_BRIDGE_UPTRAIN_API_KEY": judge.api_key,
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir), mode],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "cannot schedule new futures" not in child.stderr
+    assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
+    left = Spool(
+        spool_path(spool_dir, "uptrain"), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
+    )
+    try:
+        assert left.counts().outbox == 0 and left.dead_letters() == []
+    finally:
+        left.close()
+
+
 def test_a_bad_key_is_dead_lettered_with_its_reason(
     make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
 ) -> None:
