@@ -5,12 +5,13 @@ SQLite spool; a background worker hands each finished trace to the sink's `deliv
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Sequence, Sized
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
@@ -20,14 +21,24 @@ from otel_bridge import settings
 from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
 from otel_bridge.settings import Setting
 from otel_bridge.sink import DeliveryReport
-from otel_bridge.spool import Spool, SpoolClosedError, SpoolLockedError, WhenFull, spool_path
+from otel_bridge.spool import (
+    Spool,
+    SpoolClosedError,
+    SpoolDestinationError,
+    SpoolLockedError,
+    WhenFull,
+    describe_destination,
+    destination_key,
+    spool_path,
+)
+from otel_bridge.spool_survey import survey
 from otel_bridge.traces import FinishedTrace, SpanRecord
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["TraceExporter", "default_spool_dir"]
+__all__ = ["TraceExporter", "default_spool_dir", "spool_file_stem"]
 
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -67,8 +78,12 @@ class TraceExporter(SpanExporter, ABC):
 
     Settings resolve as: argument > OTEL_BRIDGE_<SINK>_<SETTING> > OTEL_BRIDGE_<SETTING> >
     default, for SPOOL_DIR (default: `default_spool_dir()`), GRACE_PERIOD (2 s), MAX_TRACE_AGE
-    (300 s), MAX_SPOOL_BYTES (256 MiB) and WHEN_FULL ("drop_newest"). The spool file is
-    `<spool_dir>/<spool_name or sink_name>.sqlite3`; what it holds is delivered after a restart.
+    (300 s), MAX_SPOOL_BYTES (256 MiB) and WHEN_FULL ("drop_newest"). Every spooled item belongs
+    to the destination it was accepted for (`destination_identity()`: the project, run or server,
+    from settings, never secrets): the spool file is `<spool_dir>/<spool_name or sink_name>
+    [-<digest of the destination>].sqlite3`, and what it holds is delivered after a restart by an
+    exporter for that same destination, never another (others are reported at start and listed
+    by `otel-bridge replay --list`).
     `retry` is the `RetryPolicy` (backoff, jitter, one deadline, then the dead-letter table that
     `otel-bridge replay --sink NAME` re-delivers); `clock` a `delivery.FakeClock` in tests;
     `shutdown()` spends at most `shutdown_timeout` seconds.
@@ -113,14 +128,17 @@ class TraceExporter(SpanExporter, ABC):
         self._shutdown_timeout = shutdown_timeout
         self._metrics = DeliveryMetrics(self.sink_name, meter_provider)
         self._spool_dir = directory
-        self._spool_name = spool_name or self.sink_name
+        self.destination: dict[str, str] = dict(self.destination_identity())
+        self._spool_name = spool_file_stem(spool_name or self.sink_name, self.destination)
         self._spool_bounds: dict[str, object] = {
             "max_bytes": self._setting(settings.MAX_SPOOL_BYTES, max_spool_bytes),
             "max_traces": max_traces,
             "max_spans_per_trace": max_spans_per_trace,
             "when_full": when_full_value,
+            "destination": self.destination,
         }
         self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+        self._report_other_destinations(spool_name or self.sink_name)
         self._warned_without_content = False
         if not settings.CAPTURE_CONTENT.resolve():
             self.warn_without_content()
@@ -133,6 +151,13 @@ class TraceExporter(SpanExporter, ABC):
         # A child forked from this process (gunicorn --preload, multiprocessing "fork") gets a
         # copy of this exporter without the worker thread; see _restart_in_child.
         os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
+
+    def destination_identity(self) -> Mapping[str, str]:
+        """Where this exporter's results go, from its settings (never a secret): e.g. the server
+        and project. Items are spooled for it and only an exporter with the same identity
+        delivers them. Override in a sink that has more than one destination; the default (an
+        empty identity) means the sink has only one."""
+        return {}
 
     def warn_without_content(self) -> None:
         """Say once that content capture is off, when this sink needs content."""
@@ -241,6 +266,12 @@ class TraceExporter(SpanExporter, ABC):
         return self._spool
 
     @property
+    def spool_stem(self) -> str:
+        """The name of this exporter's own spool file, without `.sqlite3` (a second exporter of
+        the same destination in this process uses `<stem>.1`, and so on)."""
+        return self._spool_name
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 
@@ -320,6 +351,10 @@ class TraceExporter(SpanExporter, ABC):
                 spool = Spool(path, **bounds)  # type: ignore[arg-type]
             except SpoolLockedError:
                 continue
+            except SpoolDestinationError as error:
+                # Only a spool_name shared by exporters of different destinations gets here.
+                _logger.warning("%s: %s; using another file", self.sink_name, error)
+                continue
             self._adopt_orphans(spool, directory, name)
             return spool
         raise SpoolLockedError(
@@ -335,14 +370,54 @@ class TraceExporter(SpanExporter, ABC):
                 continue
             try:
                 adopted = spool.adopt(path)
-            except SpoolLockedError:
-                continue  # its exporter is alive and delivers it
+            except (SpoolLockedError, SpoolDestinationError):
+                continue  # its exporter is alive and delivers it / not ours to deliver
             except Exception:
                 _logger.exception("%s: could not take over the spool %s", self.sink_name, path)
                 continue
             _logger.info(
                 "%s: took over %d queued item(s) from %s", self.sink_name, adopted, path.name
             )
+
+    def _report_other_destinations(self, base: str) -> None:
+        """Say once, at start, what this sink's spool directory holds for other destinations:
+        it stays where it is until an exporter for that destination runs."""
+        own = self._spool_name
+        try:
+            others = [
+                summary
+                for summary in survey(self._spool_dir, prefix=base)
+                if summary.held
+                and not summary.in_use
+                and summary.path.stem.split(".")[0] != own
+                and summary.destination != self.destination
+            ]
+        except Exception:  # a report only; never a reason not to start
+            _logger.debug("%s: could not survey %s", self.sink_name, self._spool_dir, exc_info=True)
+            return
+        for summary in others:
+            where = (
+                "an unrecorded destination (written by an older otel-bridge)"
+                if summary.destination is None
+                else describe_destination(summary.destination)
+            )
+            _logger.warning(
+                "%s: %s holds %d trace(s) for %s, not this exporter's (%s); they stay there"
+                " until an exporter for that destination runs (otel-bridge replay --list)",
+                self.sink_name,
+                summary.path,
+                summary.held,
+                where,
+                describe_destination(self.destination),
+            )
+
+
+def spool_file_stem(base: str, destination: Mapping[str, str]) -> str:
+    """`base`, or `base-<digest>` for a destination: one file name per destination."""
+    if not destination:
+        return base
+    digest = hashlib.sha256(destination_key(destination).encode()).hexdigest()[:12]
+    return f"{base}-{digest}"
 
 
 # The fork hook and the spool gauge hold the exporter weakly: neither can be unregistered, and

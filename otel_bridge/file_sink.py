@@ -48,6 +48,10 @@ class FileSpanExporter(TraceExporter):
         self._written: set[str] | None = None  # span_key of every span in the file
         super().__init__(**options)
 
+    def destination_identity(self) -> dict[str, str]:
+        """The file traces are appended to."""
+        return {"path": str(self.path)}
+
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         with self._write_lock:
             written = self._written_spans()

@@ -322,7 +322,12 @@ WHEN_FULL: Setting[str] = Setting(
 )
 EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
     SPOOL_DIR,
-    Setting("spool_name", None, "spool file name (`<name>.sqlite3`)", "the sink name"),
+    Setting(
+        "spool_name",
+        None,
+        "spool file name: `<name>-<destination digest>.sqlite3`, one file per destination",
+        "the sink name",
+    ),
     GRACE_PERIOD,
     MAX_TRACE_AGE,
     Setting("max_batch", 64, "traces per `deliver()` call"),

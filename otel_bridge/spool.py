@@ -2,8 +2,11 @@
 traces awaiting delivery (the outbox) and dead letters, so a crash or an outage loses nothing.
 
 Tables: `pending_spans` + `pending_traces` (spans grouped by trace id until the trace is
-finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`), `dead_letters`, and
-`handed_over` (ids of recently assembled spans, so a resent copy is not delivered twice).
+finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`), `dead_letters`,
+`handed_over` (ids of recently assembled spans, so a resent copy is not delivered twice) and
+`meta`, which records the destination every item in the file was accepted for: a spool holds
+one destination's items, and opening it for another destination fails (`SpoolDestinationError`),
+so nothing queued for one project, run or server is ever delivered to another.
 Every method is one transaction under one lock, so `export()` threads and the delivery worker
 can share the spool; a second process opening the same file is kept out by a file lock.
 """
@@ -13,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -33,6 +37,7 @@ __all__ = [
     "Spool",
     "SpoolClosedError",
     "SpoolCounts",
+    "SpoolDestinationError",
     "SpoolFormatError",
     "WhenFull",
     "spool_path",
@@ -110,11 +115,38 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_dead_at ON dead_letters (dead_at, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
 class SpoolFormatError(RuntimeError):
     """The spool file was written by an incompatible otel-bridge version."""
+
+
+class SpoolDestinationError(RuntimeError):
+    """The spool file holds items accepted for another destination than the one asked for."""
+
+    def __init__(self, path: Path, recorded: Mapping[str, str], wanted: Mapping[str, str]):
+        super().__init__(
+            f"spool {path} holds items for {describe_destination(recorded)},"
+            f" not for {describe_destination(wanted)}"
+        )
+        self.recorded = dict(recorded)
+
+
+def destination_key(destination: Mapping[str, str]) -> str:
+    """The canonical text of a destination (what the spool records and compares)."""
+    return json.dumps(dict(destination), sort_keys=True, separators=(",", ":"))
+
+
+def describe_destination(destination: Mapping[str, str]) -> str:
+    """`project=A url=http://...`, or "the sink's only destination" for an empty identity."""
+    if not destination:
+        return "the sink's only destination"
+    return " ".join(f"{name}={value}" for name, value in sorted(destination.items()))
 
 
 class SpoolClosedError(RuntimeError):
@@ -186,6 +218,7 @@ class Spool:
         max_traces: int,
         max_spans_per_trace: int,
         when_full: WhenFull = "drop_newest",
+        destination: Mapping[str, str] | None = None,
     ) -> None:
         if when_full not in ("drop_newest", "drop_oldest"):
             raise ValueError(f"when_full must be 'drop_newest' or 'drop_oldest', not {when_full!r}")
@@ -213,6 +246,9 @@ class Spool:
             )
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        self.destination = self._claim(
+            self._db, None if destination is None else dict(destination)
+        )
         self._recount(self._db)
         self._file.note_held(self._held)
         self._rejected_since_drain = False
@@ -504,12 +540,14 @@ class Spool:
     def adopt(self, path: Path) -> int:
         """Move everything from another, unused spool file into this one and delete that file
         (an exporter that ran beside this one last time and is gone now). Raises
-        SpoolLockedError while its owner is alive. Returns the number of rows adopted."""
+        SpoolLockedError while its owner is alive, SpoolDestinationError (and leaves the file
+        alone) when its items are for another destination. Returns the number of rows adopted."""
         donor = Spool(
             path,
             max_bytes=self.max_bytes,
             max_traces=self.max_traces,
             max_spans_per_trace=self.max_spans_per_trace,
+            destination=self.destination,
         )
         try:
             with donor._transaction() as source:
@@ -568,6 +606,26 @@ class Spool:
         return len(spans) + len(outbox) + len(dead)
 
     # --- private --------------------------------------------------------------------------------
+
+    def _claim(self, db: sqlite3.Connection, wanted: dict[str, str] | None) -> dict[str, str]:
+        """Record `wanted` as the file's destination, or check it against the one recorded
+        (`wanted` None: take the recorded one, as tools that open a spool by path do). A file
+        from before destinations were recorded belongs to whoever opens it by its name (the
+        name was the only identity then)."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'destination'").fetchone()
+        if row is None:
+            claimed = wanted or {}
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('destination', ?)",
+                (destination_key(claimed),),
+            )
+            return claimed
+        recorded: dict[str, str] = json.loads(row[0])
+        if wanted is not None and recorded != wanted:
+            self._file.close()
+            self._lock_file.close()
+            raise SpoolDestinationError(self.path, recorded, wanted)
+        return recorded
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

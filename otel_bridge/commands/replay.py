@@ -1,6 +1,7 @@
 """`otel-bridge replay --sink NAME`: move a sink's dead-lettered traces back to its queue and
 deliver them now (the sink's idempotency check runs first, so nothing is stored twice), with a
-progress bar on a terminal and a summary at the end."""
+progress bar on a terminal and a summary at the end. `otel-bridge replay --list` lists what every
+spool file in the directory holds and for which destination."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from otel_bridge.exporter import TraceExporter
+from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.plugins import sink_entry_point
-from otel_bridge.spool import SpoolLockedError
+from otel_bridge.spool import SpoolLockedError, describe_destination
+from otel_bridge.spool_survey import survey
 
 HELP = "re-deliver a sink's dead-lettered traces (after fixing what made the sink reject them)"
 
@@ -23,7 +25,6 @@ HELP = "re-deliver a sink's dead-lettered traces (after fixing what made the sin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sink",
-        required=True,
         metavar="NAME",
         help="the sink's exporter entry point name (labelstudio, uptrain, clearml, sagemaker),"
         " or module:Class of a TraceExporter subclass; it is built from its environment variables",
@@ -35,17 +36,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the spool directory (default: $OTEL_BRIDGE_SPOOL_DIR, else ~/.cache/otel-bridge/spool)",
     )
     parser.add_argument(
-        "--spool-name", metavar="NAME", help="the spool file name without .sqlite3 (default: sink)"
+        "--spool-name", metavar="NAME", help="the spool name the exporter was given (default: the sink's name; the file adds"
+        " a digest of the destination the sink's settings name)"
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default: 60)"
     )
     parser.add_argument(
-        "--list", action="store_true", help="only list the dead letters and their reasons"
+        "--list",
+        action="store_true",
+        help="only list: without --sink, every spool file with its destination and what it holds;"
+        " with --sink, that sink's dead letters and their reasons",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.sink is None:
+        if args.list:
+            return _list_spools(args.spool_dir or default_spool_dir())
+        print("otel-bridge replay: --sink NAME is required (or --list alone)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         exporter_class = _exporter_class(args.sink)
     except LookupError as error:
@@ -71,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
-    expected = f"{args.spool_name or exporter.sink_name}.sqlite3"
+    expected = f"{exporter.spool_stem}.sqlite3"
     if exporter.spool.path.name != expected:
         print(
             f"otel-bridge replay: {exporter.spool.path.with_name(expected)} is in use by a running"
@@ -102,6 +112,28 @@ def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
         f" in {elapsed:.1f} s ({sent_spans / max(elapsed, 1e-3):.0f} spans/s)"
     )
     return EXIT_OK if delivered and counts.dead_letters == 0 else EXIT_FAILED
+
+
+def _list_spools(directory: Path) -> int:
+    """One line per spool file: name, state, what it holds, destination."""
+    spools = survey(directory)
+    for summary in spools:
+        if summary.problem:
+            print(f"{summary.path.name}  {summary.problem}")
+            continue
+        where = (
+            "destination not recorded (older otel-bridge)"
+            if summary.destination is None
+            else describe_destination(summary.destination)
+        )
+        state = "in use" if summary.in_use else "idle"
+        print(
+            f"{summary.path.name}  {state}  queued={summary.queued} assembling={summary.pending}"
+            f" dead={summary.dead_letters}  {where}"
+        )
+    held = sum(summary.held for summary in spools)
+    print(f"{len(spools)} spool file(s), {held} trace(s) held, in {directory}")
+    return EXIT_OK
 
 
 def _flush_showing_progress(

@@ -14,8 +14,15 @@ from pathlib import Path
 
 from otel_bridge import spool as spool_module
 from otel_bridge.salvage import copy_readable
-from otel_bridge.spool import Spool, SpoolCounts, SpoolFormatError, SpoolLockedError
+from otel_bridge.spool import (
+    Spool,
+    SpoolCounts,
+    SpoolDestinationError,
+    SpoolFormatError,
+    SpoolLockedError,
+)
 from otel_bridge.spool_files import HELD_SUFFIX, check_file
+from otel_bridge.spool_survey import summarize
 
 HELP = "check a spool file, or queue again what is readable in a damaged one"
 
@@ -78,21 +85,23 @@ def _salvage(path: Path, into: Path | None) -> int:
     if into.resolve() == path.resolve():
         print("otel-bridge spool salvage: --into must be another file than PATH", file=sys.stderr)
         return 2
+    recovered_file = into.with_name(f".salvaged-{path.name}.sqlite3")
+    recovered_file.unlink(missing_ok=True)
+    salvage = copy_readable(
+        path,
+        recovered_file,
+        fallback_schema=spool_module._SCHEMA,
+        fallback_version=spool_module._SCHEMA_VERSION,
+    )
     try:
-        target = _open_target(into)
-    except (SpoolFormatError, SpoolLockedError) as error:
+        # The rows go to a spool of the destination they were accepted for, never another.
+        target = _open_target(into, summarize(recovered_file).destination)
+    except (SpoolFormatError, SpoolLockedError, SpoolDestinationError) as error:
+        recovered_file.unlink(missing_ok=True)
         print(f"otel-bridge spool salvage: {error}", file=sys.stderr)
         return 1
     try:
         before = _traces(target.counts())
-        recovered_file = target.path.with_name(f".salvaged-{path.name}.sqlite3")
-        recovered_file.unlink(missing_ok=True)
-        salvage = copy_readable(
-            path,
-            recovered_file,
-            fallback_schema=spool_module._SCHEMA,
-            fallback_version=spool_module._SCHEMA_VERSION,
-        )
         try:
             target.adopt(recovered_file)
         except SpoolFormatError as error:
@@ -121,14 +130,15 @@ def _salvage(path: Path, into: Path | None) -> int:
     return 1 if damaged else 0
 
 
-def _open_target(into: Path) -> Spool:
+def _open_target(into: Path, destination: dict[str, str] | None) -> Spool:
     """The spool `into`, or while its exporter runs, the first free sibling `<name>.<n>.sqlite3`,
-    which an exporter of that spool takes over when it next starts."""
+    which an exporter of that spool takes over when it next starts. `destination` is the one the
+    salvaged rows were accepted for (None: not recorded, so whatever `into` records)."""
     stem = into.name.removesuffix(".sqlite3")
     candidates = [into, *(into.with_name(f"{stem}.{n}.sqlite3") for n in range(1, _MAX_SIBLINGS))]
     for candidate in candidates:
         try:
-            return Spool(candidate, **_UNBOUNDED)  # type: ignore[arg-type]
+            return Spool(candidate, destination=destination, **_UNBOUNDED)  # type: ignore[arg-type]
         except SpoolLockedError:
             continue
     raise SpoolLockedError(f"{into} and all its sibling spool files are in use")

@@ -62,7 +62,7 @@ def test_a_damaged_spool_is_moved_aside_and_the_exporter_works(
         assert "emptied to 0 bytes while it held 50 undelivered trace(s)" in error
         return
     (moved,) = corrupt
-    assert moved.name.startswith("file.sqlite3.corrupt-")
+    assert moved.name.startswith(f"{spool.name}.corrupt-")
     assert str(spool) in error and str(moved) in error
     assert f"otel-bridge spool salvage {moved}" in error
     assert "it held 50 trace(s)" in error
@@ -111,7 +111,8 @@ def test_delivery_and_restarts_report_nothing(
             assert exporter.force_flush(20_000)
             exporter.shutdown()
     assert _spool_errors(caplog) == []
-    assert (tmp_path / "spool" / "file.sqlite3.held").read_text().strip() == "0"
+    held = exporter.spool.path.with_name(exporter.spool.path.name + ".held")
+    assert held.read_text().strip() == "0"
 
 
 def test_salvage_recovers_the_intact_rows_of_a_file_damaged_in_its_middle(
@@ -180,7 +181,8 @@ def test_spool_and_output_files_are_private_whatever_the_umask(
     assert stat.S_IMODE((shared / "spool").stat().st_mode) == 0o700
     assert stat.S_IMODE((shared / "out").stat().st_mode) == 0o700
     assert stat.S_IMODE((shared / "out" / "traces.jsonl").stat().st_mode) == 0o600
-    for name in ("file.sqlite3", "file.sqlite3-wal", "file.sqlite3-shm", "file.sqlite3.held"):
+    spool_name = exporter.spool.path.name
+    for name in (spool_name, f"{spool_name}-wal", f"{spool_name}-shm", f"{spool_name}.held"):
         assert live[name] == 0o600, name
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert [w for w in warnings if "open to other users" in w] == []

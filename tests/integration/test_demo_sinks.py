@@ -163,4 +163,4 @@ def test_a_sink_that_is_down_keeps_its_traces_for_the_next_start(tmp_path: Path)
     line = next(line for line in result.stdout.splitlines() if line.startswith("Label Studio:"))
     assert line.startswith("Label Studio: 0 of 4 traces delivered")
     assert "the rest stays in the spool and is retried on the next start" in line
-    assert (tmp_path / "spool" / "labelstudio.sqlite3").exists()
+    assert list((tmp_path / "spool").glob("labelstudio-*.sqlite3"))

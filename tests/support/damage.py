@@ -16,13 +16,13 @@ DAMAGE_KINDS = ("truncated_to_half", "random_8k_in_middle", "replaced_by_text", 
 
 
 def spool_holding(spool_dir: Path, traces: int) -> tuple[Path, set[str]]:
-    """A real file sink's spool `spool_dir/file.sqlite3` left holding `traces` queued traces
-    (its output path is under a regular file, so every delivery fails), and their trace ids."""
-    blocker = spool_dir.parent / "not-a-directory"
-    blocker.write_text("", encoding="utf-8")
-    exporter = FileSpanExporter(
-        blocker / "out.jsonl", spool_dir=spool_dir, clock=FakeClock(), shutdown_timeout=2.0
-    )
+    """The spool in `spool_dir` of a real file sink writing `spool_dir/../out.jsonl`, left
+    holding `traces` queued traces, and their trace ids. While it runs, a directory stands where
+    the file should be, so every delivery fails; it is removed at the end, so an exporter for the
+    same file (the spool's destination) delivers them."""
+    out = spool_dir.parent / "out.jsonl"
+    out.mkdir(parents=True)
+    exporter = FileSpanExporter(out, spool_dir=spool_dir, clock=FakeClock(), shutdown_timeout=2.0)
     ids = set()
     for number in range(traces):
         spans = make_spans((f"root-{number}", "child", "grandchild"))
@@ -30,7 +30,8 @@ def spool_holding(spool_dir: Path, traces: int) -> tuple[Path, set[str]]:
         exporter.export(spans)
     exporter.force_flush(2_000)  # assembled into the outbox; the delivery itself fails
     exporter.shutdown()
-    return spool_dir / "file.sqlite3", ids
+    out.rmdir()
+    return exporter.spool.path, ids
 
 
 def damage(path: Path, kind: str) -> None:

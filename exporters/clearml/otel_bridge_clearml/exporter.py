@@ -8,9 +8,11 @@ import atexit
 import hashlib
 import json
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from otel_bridge.exporter import TraceExporter
@@ -121,6 +123,15 @@ class ClearMLSpanExporter(TraceExporter):
         self._exit_flush_timeout_ms = int(float(options["shutdown_timeout"]) * 1000)
         # Last: the base starts the delivery worker, which may deliver spooled traces at once.
         super().__init__(**options)
+
+    def destination_identity(self) -> dict[str, str]:
+        """The ClearML project and task name results are logged under (the given task's, else
+        the settings'; ClearML names a task after its script when no name is given)."""
+        task = self._given_task
+        if task is not None:
+            return {"project": str(task.get_project_name()), "task": str(task.name)}
+        task_name = self.settings.task_name or Path(sys.argv[0] or "python").name
+        return {"project": self.settings.project_name, "task": task_name}
 
     # --- the task ---------------------------------------------------------------------------
 

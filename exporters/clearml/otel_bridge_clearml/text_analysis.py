@@ -5,9 +5,12 @@ handler's `analyze_text` computed them, without touching ClearML.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+_logger = logging.getLogger(__name__)
 
 __all__ = [
     "COMPLEXITY_METRICS",
@@ -70,7 +73,8 @@ class TextAnalyzer:
 
     `spacy_model` is anything `spacy.load` accepts (an installed package name or a pipeline
     directory). It is loaded here, so a missing model or package fails at construction with a
-    message naming it, not later on the delivery thread.
+    message naming it, not later on the delivery thread. textstat without its NLTK data (its
+    download failed) only leaves the complexity metrics out, with one warning.
     """
 
     def __init__(
@@ -88,12 +92,16 @@ class TextAnalyzer:
             self._textstat = _require("textstat", "complexity")
             try:
                 self._textstat.flesch_reading_ease("The readability data is here.")
-            except LookupError as error:
-                raise ValueError(
+            except LookupError:
+                # As the seed does in effect (its callbacks fail and LangChain logs it), the app
+                # starts and runs: the complexity columns are absent, said once here.
+                _logger.warning(
                     "complexity_metrics=True: textstat cannot load NLTK's cmudict corpus (its "
-                    "download failed); run `python -m nltk.downloader cmudict` or point NLTK_DATA "
-                    "at a directory holding corpora/cmudict"
-                ) from error
+                    "download failed), so the complexity metrics are left out; run `python -m "
+                    "nltk.downloader cmudict` or point NLTK_DATA at a directory holding "
+                    "corpora/cmudict to get them"
+                )
+                self._textstat = None
         self._spacy: Any = None
         self._nlp: Callable[[str], Any] | None = None
         if visualize:

@@ -94,6 +94,12 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ),
     TRACE_URL_TEMPLATE,
     Setting("timeout", 10.0, "seconds per HTTP request"),
+    Setting(
+        "check_connection",
+        True,
+        "check the server, key and project once at start: a warning when they are not usable"
+        " (the drop-in handler raises, like the original)",
+    ),
 )
 
 ENV_API_KEY, GENERIC_ENV_API_KEY = API_KEY.variables

@@ -82,7 +82,6 @@ class SageMakerSpanExporter(TraceExporter):
         # Names this exporter's records files: a retried batch overwrites its own file, and
         # two processes logging into one run never overwrite each other's.
         self._writer_id = uuid.uuid4().hex[:12]
-        options.setdefault("spool_name", self._default_spool_name())
         super().__init__(**options)
 
     @property
@@ -119,13 +118,14 @@ class SageMakerSpanExporter(TraceExporter):
                 break
         return found
 
-    def _default_spool_name(self) -> str:
-        # An exporter configured by names (the environment, `otel-bridge replay --sink
-        # sagemaker`) uses the sink's spool; one given a Run object (the drop-in handler) keeps
-        # that run's backlog apart, so a restarted app never delivers it into another run.
-        if self._run is None:
-            return self.sink_name
-        return f"{self.sink_name}-{self.trial_component_name}"
+    def destination_identity(self) -> dict[str, str]:
+        """The run (trial component) metrics and artifacts go to, and the endpoint if one was
+        named: a backlog left by a process is delivered into its own run, never the next
+        process's (name the run, e.g. with OTEL_BRIDGE_SAGEMAKER_RUN_NAME, to deliver it)."""
+        identity = {"run": self.trial_component_name}
+        if self.settings.endpoint_url:
+            identity["endpoint"] = self.settings.endpoint_url
+        return identity
 
     def _after_fork_in_child(self) -> None:
         # The boto3 clients' urllib3 pools share keep-alive sockets with the parent: dropped

@@ -5,9 +5,8 @@ core `TraceExporter`, which provides spooling, batching and retry.
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from otel_bridge.exporter import TraceExporter
@@ -15,7 +14,14 @@ from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, tra
 from otel_bridge.traces import FinishedTrace
 from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
-from otel_bridge_uptrain._selection import CheckPlan, EvaluationRequest, Shape, is_sampled, select
+from otel_bridge_uptrain._selection import (
+    Check,
+    CheckPlan,
+    EvaluationRequest,
+    Shape,
+    is_sampled,
+    select,
+)
 from otel_bridge_uptrain.settings import (
     API_BASE,
     API_KEY,
@@ -46,8 +52,10 @@ class UpTrainSpanExporter(TraceExporter):
     `key_type`, `api_key`, `model`, `log_results`), plus where the judge lives (`api_base` for
     any OpenAI-compatible endpoint, `uptrain_server_url` for `key_type="uptrain"`), which checks
     run per trace shape (`checks`), which traces are evaluated (`sample_rate`, `trace_filter`)
-    and where results go (`tracer_provider`, `meter_provider` with `score_histograms`,
-    `log_stream`). Other keyword arguments go to `TraceExporter`.
+    and where results go (`tracer_provider`, `meter_provider` with `score_histograms`; with
+    `log_results`, the seed's lines at INFO on the `otel_bridge_uptrain.results` logger, which
+    prints to stdout unless the app gave it handlers, or to `log_stream` if given). Other keyword
+    arguments go to `TraceExporter`.
 
     Each setting resolves as: argument > OTEL_BRIDGE_UPTRAIN_<SETTING> > generic variable >
     default. Generic variables: OPENAI_API_KEY or UPTRAIN_ACCESS_TOKEN (API_KEY, by key type),
@@ -126,11 +134,13 @@ class UpTrainSpanExporter(TraceExporter):
 
             meter_provider = get_meter_provider()
         self.log_results = log_results
+        self._server_url = SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else ""
         self._publisher = ResultPublisher(
             project_name=self.project_name,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider if score_histograms else None,
-            stream=(log_stream or sys.stdout) if log_results else None,
+            log_results=log_results,
+            stream=log_stream,
         )
         # Last: the base starts the delivery worker, which may call deliver() at once for
         # traces a previous run left in the spool.
@@ -155,6 +165,14 @@ class UpTrainSpanExporter(TraceExporter):
             )
             return False
 
+    def destination_identity(self) -> dict[str, str]:
+        """The project results are published under, and in "uptrain" mode the UpTrain server
+        that stores them (a local evaluation's judge endpoint only grades: not a destination)."""
+        identity = {"project": self.project_name, "mode": self.key_type}
+        if self._server_url:
+            identity["server"] = str(self._server_url)
+        return identity
+
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         requests = [request for trace in traces for request in select(trace, self.checks)]
         try:
@@ -166,6 +184,32 @@ class UpTrainSpanExporter(TraceExporter):
             return self._deliver_one_by_one(traces)
         self._publisher.publish(evaluations)
         return DeliveryReport.all_delivered(traces)
+
+    @property
+    def uptrain_client(self) -> Any:
+        """The uptrain client the judge uses (`EvalLLM`, or `APIClient` for key_type="uptrain"),
+        built on first use."""
+        return self._judge.client()
+
+    def evaluate_rows(
+        self, evaluation_name: str, data: Sequence[Mapping[str, Any]], checks: Sequence[Check]
+    ) -> list[dict[str, Any]]:
+        """Evaluate `data` now, on the caller's thread (the seed handler's `uptrain_evaluate`):
+        each row comes back with its `score_<check>`/`explanation_<check>` columns, and with
+        `log_results` the seed's lines are logged. Judge failures raise."""
+        scores = self._judge.evaluate(evaluation_name, data, list(checks))
+        shape = next((s for s in Shape if s.value == evaluation_name), Shape.LLM)
+        now = time.time_ns()
+        rows: list[dict[str, Any]] = []
+        for row, row_scores in zip(data, scores, strict=True):
+            request = EvaluationRequest(0, 0, shape, row, tuple(checks))
+            self._publisher.log(Evaluation(request, row_scores, now, now))
+            result = dict(row)
+            for score in row_scores:
+                result[f"score_{score.name}"] = score.value
+                result[f"explanation_{score.name}"] = score.explanation
+            rows.append(result)
+        return rows
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -4,18 +4,50 @@ runs feed an `UpTrainSpanExporter`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_uptrain._exporter import UpTrainSpanExporter
+from otel_bridge_uptrain._selection import Check, CheckPlan
+
+# What the seed evaluates: the trace shapes it knows. Plain LLM/chat calls get no checks unless
+# asked for (exporter_options={"checks": CheckPlan()} grades them too).
+SEED_CHECKS = CheckPlan(llm=())
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 
+class UpTrainDataSchema:
+    """The seed's `schema` attribute, with its fields. `uptrain_results[project_name]` collects
+    the rows `uptrain_evaluate` returns; the per-run fields (query, context, ...) stay empty,
+    since traces are evaluated from their spans, with no state shared between runs."""
+
+    def __init__(self, project_name: str) -> None:
+        self.project_name = project_name
+        self.uptrain_results: defaultdict[str, list[Any]] = defaultdict(list)
+        self.eval_types: set[str] = set()
+        self.query = ""
+        self.context = ""
+        self.response = ""
+        self.old_context: list[str] = []
+        self.new_context: list[str] = []
+        self.context_conciseness_run_id = UUID(int=0)
+        self.multi_queries: list[str] = []
+        self.multi_query_run_id = UUID(int=0)
+        self.multi_query_daugher_run_id = UUID(int=0)
+
+
 class UpTrainCallbackHandler(SinkCallbackHandler):
     """Takes the seed handler's arguments; evaluation happens off the app's thread, per trace.
+
+    Like the seed, it evaluates RAG turns, multi-query retrievals and context compressions;
+    plain LLM/chat calls only when `exporter_options={"checks": CheckPlan()}` (or a plan of your
+    own) asks for it. The seed's `log_results`, `schema`, `uptrain_client` and
+    `uptrain_evaluate(evaluation_name, data, checks)` work as there.
 
     `exporter_options` go to `UpTrainSpanExporter` (e.g. `api_base`, `checks`, `spool_dir`);
     other keyword arguments go to `OTelCallbackHandler`. An argument left out resolves as the
@@ -37,6 +69,8 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
     ) -> None:
+        options = drop_in_exporter_options(UpTrainSpanExporter.sink_name, exporter_options)
+        options.setdefault("checks", SEED_CHECKS)
         exporter = UpTrainSpanExporter(
             project_name=project_name,
             key_type=key_type,
@@ -44,7 +78,26 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
             model=model,
             log_results=log_results,
             tracer_provider=tracer_provider,
-            **drop_in_exporter_options(UpTrainSpanExporter.sink_name, exporter_options),
+            **options,
         )
         super().__init__(exporter, tracer_provider=tracer_provider, **handler_options)
         self.exporter: UpTrainSpanExporter = exporter
+        self.schema = UpTrainDataSchema(exporter.project_name)
+        self.first_score_printed_flag = False
+
+    @property
+    def log_results(self) -> bool:
+        return self.exporter.log_results
+
+    @property
+    def uptrain_client(self) -> Any:
+        """The uptrain client (`EvalLLM`, or `APIClient` for key_type="uptrain")."""
+        return self.exporter.uptrain_client
+
+    def uptrain_evaluate(
+        self, evaluation_name: str, data: list[dict[str, Any]], checks: Sequence[Check]
+    ) -> None:
+        """The seed's method: evaluate `data` now, on this thread; the rows with their scores are
+        appended to `schema.uptrain_results[project_name]`, and logged with `log_results`."""
+        rows = self.exporter.evaluate_rows(evaluation_name, data, checks)
+        self.schema.uptrain_results[self.schema.project_name].append(rows)

@@ -60,6 +60,10 @@ class Judge(Protocol):
         """The scores `checks` give each row, in row order."""
         ...
 
+    def client(self) -> Any:
+        """The uptrain client doing the work: `EvalLLM` (local) or `APIClient` (hosted)."""
+        ...
+
     def close(self) -> None: ...
 
     def drop_clients(self) -> None:
@@ -228,7 +232,7 @@ class LocalJudge:
         self._tls = ssl.create_default_context()
         self._eval_llm: Any = None
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
         if self._eval_llm is None:
             from uptrain import EvalLLM, Settings
 
@@ -249,7 +253,7 @@ class LocalJudge:
         client = _JudgeClient(self._api_key, self._api_base, self._timeout, self._tls)
         data = [dict(row) for row in rows]
         with _UPTRAIN_LOCK:
-            eval_llm = self._client()
+            eval_llm = self.client()
             # uptrain also writes the key into the `openai` module's global; give it back.
             module_key = openai.api_key
             token = _ACTIVE_CLIENT.set(client)
@@ -302,7 +306,7 @@ class HostedJudge:
         self._project_name = project_name
         self._api_client: Any = None
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
         if self._api_client is None:
             from uptrain import APIClient, Settings
 
@@ -318,7 +322,7 @@ class HostedJudge:
     ) -> list[tuple[Score, ...]]:
         data = [dict(row) for row in rows]
         try:
-            results = self._client().log_and_evaluate(
+            results = self.client().log_and_evaluate(
                 project_name=self._project_name,
                 evaluation_name=evaluation_name,
                 data=data,

@@ -1,9 +1,11 @@
 """Where evaluation results go: OTel spans linked to the evaluated span, score histograms, and
-the seed handler's console lines.
+the seed handler's console lines (through Python logging, as the seed wrote them).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,42 @@ UPTRAIN_PROJECT = "uptrain.project_name"
 UPTRAIN_EVALUATION = "uptrain.evaluation_name"
 SCORE_HISTOGRAM = "gen_ai.evaluation.score"
 NO_GRADE = "uptrain.no_grade"
+
+# The seed logged its lines at INFO through a logger of its own with a stdout handler; so do we.
+RESULTS_LOGGER = "otel_bridge_uptrain.results"
+_results_logger = logging.getLogger(RESULTS_LOGGER)
+_results_logger_lock = threading.Lock()
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is when a record is emitted (pytest, notebooks and the
+    like swap it after the handler was made)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
+def _print_results_on_stdout() -> None:
+    """Make the results logger print at INFO, as the seed's did: a stdout handler, unless the
+    app configured handlers of its own for it; it does not propagate to the root logger then,
+    so an app with `basicConfig` does not see every line twice."""
+    with _results_logger_lock:
+        if _results_logger.handlers:
+            return
+        _results_logger.addHandler(_StdoutHandler())
+        _results_logger.propagate = False
+        if _results_logger.level == logging.NOTSET or _results_logger.level > logging.INFO:
+            _results_logger.setLevel(logging.INFO)
+
 
 # The labels the seed handler printed for its checks; others print under their own name.
 _SCORE_LABELS: Mapping[str, str] = {
@@ -92,7 +130,8 @@ def _package_version() -> str | None:
 
 class ResultPublisher:
     """Emits each score as a span (a new trace, linked to the evaluated span), records score
-    histograms when asked, and prints the seed's console lines when `stream` is given."""
+    histograms when asked, and the seed's console lines when `log_results`: one INFO record per
+    evaluated row on the `otel_bridge_uptrain.results` logger, or written to `stream` if given."""
 
     def __init__(
         self,
@@ -100,9 +139,11 @@ class ResultPublisher:
         project_name: str,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        log_results: bool = False,
         stream: IO[str] | None = None,
     ) -> None:
         self._project_name = project_name
+        self._log_results = log_results
         self._tracer = trace_api.get_tracer(SCOPE_NAME, _package_version(), tracer_provider)
         self._histogram = None
         if meter_provider is not None:
@@ -112,6 +153,8 @@ class ResultPublisher:
             )
         self._stream = stream
         self._stream_lock = threading.Lock()
+        if log_results and stream is None:
+            _print_results_on_stdout()
 
     def after_fork(self) -> None:
         """In a forked child: the parent's delivery thread may have held the stream lock."""
@@ -129,12 +172,20 @@ class ResultPublisher:
                             UPTRAIN_PROJECT: self._project_name,
                         },
                     )
-            if self._stream is not None:
-                text = "\n".join(console_lines(evaluation)) + "\n"
-                # One write per row under a lock, so concurrent exporters never interleave.
-                with self._stream_lock:
-                    self._stream.write(text)
-                    self._stream.flush()
+            self.log(evaluation)
+
+    def log(self, evaluation: Evaluation) -> None:
+        """The seed's console lines for one evaluated row, when `log_results`."""
+        if not self._log_results:
+            return
+        text = "\n".join(console_lines(evaluation))
+        if self._stream is None:
+            _results_logger.info("%s", text)
+            return
+        # One write per row under a lock, so concurrent exporters never interleave.
+        with self._stream_lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
 
     def _emit_span(self, evaluation: Evaluation, score: Score) -> None:
         evaluated = SpanContext(

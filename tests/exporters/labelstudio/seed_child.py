@@ -3,7 +3,10 @@ drop-in handler, one call, the answer printed. The stand-in for the paid model i
 model of `tests.chains`. Then, depending on MODE:
 
 - `stay`: the app keeps running (it sleeps) so a test can look for the task meanwhile;
-- `exit`: the script ends there, with no flush call, as the seed example does.
+- `exit`: the script ends there, with no flush call, as the seed example does;
+- `spooled`: once the spans are in the spool (the drop-in hands them over every 200 ms), it
+  prints "spooled" and waits to be killed (run it with a long grace period to keep the trace
+  undelivered).
 
 python -m tests.exporters.labelstudio.seed_child PROJECT SPOOL_DIR MODE
 (LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment, as the seed reads them)
@@ -26,6 +29,10 @@ def main(project: str, spool_dir: str, mode: str) -> None:
     llm = chains.chat_model().with_config(callbacks=[handler])
     print(llm.invoke(chains.chat_messages()).content, flush=True)
     if mode == "stay":
+        time.sleep(120)
+    elif mode == "spooled":
+        time.sleep(1.0)
+        print("spooled", flush=True)
         time.sleep(120)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -180,9 +181,19 @@ def test_tasks_keep_the_seeds_run_id(make_handler: Any, reviewer: LabelStudio) -
 
 
 def _seed_child(
-    mode: str, project: str, tmp_path: Path, label_studio_url: str, token: str
+    mode: str,
+    project: str,
+    tmp_path: Path,
+    label_studio_url: str,
+    token: str,
+    **variables: str,
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "LABEL_STUDIO_URL": label_studio_url, "LABEL_STUDIO_API_KEY": token}
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": label_studio_url,
+        "LABEL_STUDIO_API_KEY": token,
+        **variables,
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -241,3 +252,48 @@ def test_the_seed_example_delivers_before_it_exits_without_a_flush(
     # Already there when the process is gone: nothing waits for a later start.
     (task,) = _one_task(reviewer, project_name)
     assert task.data["run_id"]
+
+
+def test_a_killed_apps_tasks_go_to_its_own_project_never_the_next_apps(
+    label_studio_url: str,
+    legacy_token: str,
+    project_name: str,
+    reviewer: LabelStudio,
+    tmp_path: Path,
+) -> None:
+    """App A is SIGKILLed with its trace still in the spool; app B (another project, same spool
+    directory) then runs and exits: B's project holds only B's task and A's project does not
+    exist yet. When A runs again, A's project gets the left-over task and its own, once each."""
+    project_a, project_b = f"{project_name}-A", f"{project_name}-B"
+    killed = _seed_child(
+        "spooled",
+        project_a,
+        tmp_path,
+        label_studio_url,
+        legacy_token,
+        OTEL_BRIDGE_LABELSTUDIO_GRACE_PERIOD="600",
+    )
+    try:
+        assert killed.stdout is not None
+        assert killed.stdout.readline().strip() == chains.CHAT_ANSWER
+        assert killed.stdout.readline().strip() == "spooled"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert not projects_titled(reviewer, project_a)
+
+    other = _seed_child("exit", project_b, tmp_path, label_studio_url, legacy_token)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err[-3000:]
+    (task_b,) = _one_task(reviewer, project_b)
+    assert not projects_titled(reviewer, project_a), "B delivered A's task somewhere"
+    assert project_a in err and "not this exporter's" in err, err[-3000:]
+
+    again = _seed_child("exit", project_a, tmp_path, label_studio_url, legacy_token)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-3000:]
+    tasks_a = _one_task(reviewer, project_a)
+    assert len(tasks_a) == 2
+    assert len({task.data["otel_trace_id"] for task in tasks_a}) == 2
+    assert task_b.data["otel_trace_id"] not in {task.data["otel_trace_id"] for task in tasks_a}
+    assert len(_one_task(reviewer, project_b)) == 1

@@ -113,7 +113,9 @@ def test_a_given_run_wins_over_the_name_variables(
 
     name = sagemaker_run.experiment_config["RunName"]
     assert exporter.settings.trial_component_name == exporter.trial_component_name == name
-    assert exporter.spool.path.name == f"sagemaker-{name}.sqlite3"
+    # The run's backlog is spooled for that run: no other process delivers it elsewhere.
+    assert exporter.destination["run"] == name
+    assert exporter.spool.destination == exporter.destination
 
 
 def test_a_run_is_created_from_names_when_none_is_given(

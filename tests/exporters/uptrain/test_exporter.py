@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from opentelemetry.trace import StatusCode
 from otel_bridge_uptrain import SCORE_HISTOGRAM, CheckPlan, UpTrainSpanExporter
 
 from otel_bridge import semconv
-from otel_bridge.spool import Spool, spool_path
+from otel_bridge.spool import Spool
 from tests.chains import (
     CHAT_ANSWER,
     MULTI_QUERY_VARIANTS,
@@ -403,7 +404,7 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     assert child.returncode == 0, child.stderr[-3000:]
 
     left = Spool(
-        spool_path(spool_dir, "uptrain"), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
+        _only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
     )
     try:
         (item,) = left.due(time.time(), 10, ignore_backoff=True)
@@ -449,7 +450,7 @@ def test_an_app_that_exits_without_a_flush_is_evaluated_before_it_ends(
     assert "cannot schedule new futures" not in child.stderr
     assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
     left = Spool(
-        spool_path(spool_dir, "uptrain"), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
+        _only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
     )
     try:
         assert left.counts().outbox == 0 and left.dead_letters() == []
@@ -531,6 +532,28 @@ def test_log_results_prints_the_seeds_lines_once(make_exporter: MakeExporter) ->
     )
 
 
+def test_log_results_goes_through_logging_as_the_seeds_did(
+    make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a stream, the seed's lines are INFO records of `otel_bridge_uptrain.results` (an
+    app can route or silence them with logging), printed on stdout with no prefix, once."""
+    exporter = make_exporter(log_results=True)
+    results_logger = logging.getLogger("otel_bridge_uptrain.results")
+    results_logger.addHandler(caplog.handler)
+    try:
+        run_through(exporter, rag_chain(), QUESTION)
+        assert exporter.force_flush(60_000)
+    finally:
+        results_logger.removeHandler(caplog.handler)
+    (record,) = [r for r in caplog.records if r.name == "otel_bridge_uptrain.results"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage().startswith(f"\nQuestion: {QUESTION}\nResponse: {RAG_ANSWER}")
+    assert "Context Relevance Score: 1.0" in record.getMessage()
+    printed = capsys.readouterr().out
+    assert printed.count(f"Question: {QUESTION}") == 1
+    assert "Factual Accuracy Score: 1.0" in printed
+
+
 def test_log_results_false_prints_nothing(
     make_exporter: MakeExporter, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -563,3 +586,9 @@ def test_score_histograms_per_check(make_exporter: MakeExporter) -> None:
         for p in points
         if isinstance(p, HistogramDataPoint)
     } == (dict.fromkeys(RAG_CHECKS, (1, 1.0)))
+
+
+def _only_spool(spool_dir: Path) -> Path:
+    """The one spool file in `spool_dir` (named after the sink and its destination)."""
+    (path,) = spool_dir.glob("uptrain-*.sqlite3")
+    return path

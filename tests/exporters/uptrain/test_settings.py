@@ -212,3 +212,55 @@ def test_the_drop_in_handler_leaves_unset_arguments_to_the_environment(
     finally:
         exporter.shutdown()
         provider.shutdown()
+
+
+def _drop_in(judge: FakeJudge, tmp_path: Path, **exporter_options: Any) -> UpTrainCallbackHandler:
+    return UpTrainCallbackHandler(
+        project_name="drop-in",
+        key_type="openai",
+        api_key=judge.api_key,
+        log_results=False,
+        tracer_provider=TracerProvider(),
+        exporter_options={"api_base": judge.url, "spool_dir": tmp_path, **exporter_options},
+    )
+
+
+def test_the_drop_in_grades_plain_calls_only_when_asked_like_the_seed(
+    judge: FakeJudge, tmp_path: Path
+) -> None:
+    """The seed evaluates RAG, multi-query and compression runs; a plain chat call gets no
+    judge request from the drop-in unless a CheckPlan with plain-call checks is passed."""
+    default = _drop_in(judge, tmp_path / "default")
+    try:
+        chat_model().invoke(chat_messages(), config={"callbacks": [default]})
+        assert default.flush(30)
+        assert judge.requests == []
+    finally:
+        default.shutdown()
+
+    asked = _drop_in(judge, tmp_path / "asked", checks=CheckPlan())
+    try:
+        chat_model().invoke(chat_messages(), config={"callbacks": [asked]})
+        assert asked.flush(60)
+        graded = sorted({str(request.check) for request in judge.graded()})
+        assert graded == ["response_completeness", "response_relevance"]
+    finally:
+        asked.shutdown()
+
+
+def test_the_seeds_uptrain_evaluate_schema_and_client_work(judge: FakeJudge, tmp_path: Path) -> None:
+    handler = _drop_in(judge, tmp_path)
+    try:
+        from uptrain import EvalLLM
+
+        assert isinstance(handler.uptrain_client, EvalLLM)
+        assert handler.log_results is False
+        assert handler.schema.project_name == "drop-in"
+        data = [{"question": QUESTION, "context": "Paris is in France.", "response": "Paris."}]
+        handler.uptrain_evaluate("rag", data, ["context_relevance"])
+        ((row,),) = handler.schema.uptrain_results["drop-in"]
+        assert row["question"] == QUESTION
+        assert row["score_context_relevance"] == 1.0
+        assert [str(request.check) for request in judge.graded()] == ["context_relevance"]
+    finally:
+        handler.shutdown()
