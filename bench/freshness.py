@@ -41,7 +41,10 @@ def _call(handler: OTelCallbackHandler) -> str:
     """One traced call under a known trace id; returns the id as it appears in OTLP JSON."""
     trace_id = random.getrandbits(128) or 1
     parent = SpanContext(
-        trace_id, random.getrandbits(64) or 1, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        trace_id,
+        random.getrandbits(64) or 1,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
     token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
     try:
@@ -85,7 +88,9 @@ class _Watcher:
         return found
 
 
-def _measure(make: Callable[[Path], OTelCallbackHandler], calls: int, burst: int) -> tuple[list[float], list[float]]:
+def _measure(
+    make: Callable[[Path], OTelCallbackHandler], calls: int, burst: int
+) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "out.jsonl"
         handler = make(path)

@@ -246,9 +246,7 @@ class Spool:
             )
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        self.destination = self._claim(
-            self._db, None if destination is None else dict(destination)
-        )
+        self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
         self._file.note_held(self._held)
         self._rejected_since_drain = False

@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the spool directory (default: $OTEL_BRIDGE_SPOOL_DIR, else ~/.cache/otel-bridge/spool)",
     )
     parser.add_argument(
-        "--spool-name", metavar="NAME", help="the spool name the exporter was given (default: the sink's name; the file adds"
-        " a digest of the destination the sink's settings name)"
+        "--spool-name",
+        metavar="NAME",
+        help="the spool name the exporter was given (default: the sink's name; the file adds"
+        " a digest of the destination the sink's settings name)",
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default: 60)"

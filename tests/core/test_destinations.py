@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from otel_bridge.cli import main as cli_main
 from otel_bridge.exporter import TraceExporter
-from otel_bridge.sink import trace_key
+from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
 from otel_bridge.spool import Spool, SpoolDestinationError, spool_path
 from otel_bridge.spool_survey import survey
 from otel_bridge.traces import FinishedTrace
@@ -29,12 +29,18 @@ class ProjectSink(contract.MemorySink):
 
     sink_name = "projects"
 
-    def __init__(self, project: str, **options: Any) -> None:
+    def __init__(self, project: str, *, down: bool = False, **options: Any) -> None:
         self.project = project
+        self.down = down  # a server that is down: nothing is delivered, everything stays queued
         super().__init__(**options)
 
     def destination_identity(self) -> dict[str, str]:
         return {"project": self.project, "url": "http://review.example"}
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        if self.down:
+            raise RetryableError("the review server is down")
+        return super().deliver(traces)
 
 
 @pytest.fixture
@@ -45,7 +51,9 @@ def exporters() -> Iterator[list[TraceExporter]]:
         exporter.shutdown()
 
 
-def _sink(exporters: list[TraceExporter], project: str, spool_dir: Path, **options: Any) -> ProjectSink:
+def _sink(
+    exporters: list[TraceExporter], project: str, spool_dir: Path, **options: Any
+) -> ProjectSink:
     sink = ProjectSink(project, spool_dir=spool_dir, **options)
     exporters.append(sink)
     return sink
@@ -78,8 +86,8 @@ def test_two_destinations_in_one_process_each_deliver_only_their_own(
 def test_a_leftover_waits_for_its_own_destination_and_is_delivered_there_once(
     tmp_path: Path, exporters: list[TraceExporter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A's process ends with its trace still assembling (a long grace period).
-    a = ProjectSink("A", spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    # A's process ends with its trace undelivered (its server is down).
+    a = ProjectSink("A", spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
     left = _export_one(a)
     a.shutdown()
     assert a.delivered == []
@@ -103,8 +111,8 @@ def test_a_leftover_waits_for_its_own_destination_and_is_delivered_there_once(
 def test_the_same_destination_adopts_a_second_exporters_leftovers_another_does_not(
     tmp_path: Path, exporters: list[TraceExporter]
 ) -> None:
-    first = ProjectSink("A", spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
-    second = ProjectSink("A", spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    first = ProjectSink("A", spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
+    second = ProjectSink("A", spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
     assert second.spool.path.name == f"{first.spool_stem}.1.sqlite3"
     left = _export_one(second)
     second.shutdown()
@@ -125,7 +133,7 @@ def test_a_spool_refuses_another_destination_and_keeps_its_items(tmp_path: Path)
     bounds: dict[str, Any] = {"max_bytes": 1 << 30, "max_traces": 100, "max_spans_per_trace": 100}
     spool = Spool(path, destination={"project": "A"}, **bounds)
     spool.close()
-    with pytest.raises(SpoolDestinationError, match="project=A.*not for project=B"):
+    with pytest.raises(SpoolDestinationError, match=r"project=A.*not for project=B"):
         Spool(path, destination={"project": "B"}, **bounds)
     # A tool opening it by path takes the destination it records.
     reopened = Spool(path, **bounds)
@@ -136,7 +144,7 @@ def test_a_spool_refuses_another_destination_and_keeps_its_items(tmp_path: Path)
 def test_a_spool_from_before_destinations_were_recorded_belongs_to_its_name(
     tmp_path: Path, exporters: list[TraceExporter]
 ) -> None:
-    a = ProjectSink("A", spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    a = ProjectSink("A", spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
     left = _export_one(a)
     a.shutdown()
     with sqlite3.connect(a.spool.path) as db:
@@ -153,7 +161,7 @@ def test_replay_list_shows_every_spool_with_its_destination(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for project in ("A", "B"):
-        sink = ProjectSink(project, spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+        sink = ProjectSink(project, spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
         _export_one(sink)
         sink.shutdown()
     assert cli_main(["replay", "--list", "--spool-dir", str(tmp_path)]) == 0
@@ -162,14 +170,14 @@ def test_replay_list_shows_every_spool_with_its_destination(
     assert len(lines) == 3, out
     assert "project=A url=http://review.example" in lines[0]
     assert "project=B url=http://review.example" in lines[1]
-    assert all("idle  queued=0 assembling=1 dead=0" in line for line in lines[:2])
+    assert all("idle  queued=1 assembling=0 dead=0" in line for line in lines[:2])
     assert lines[2] == f"2 spool file(s), 2 trace(s) held, in {tmp_path}"
 
 
 def test_salvage_queues_rows_for_the_destination_they_were_accepted_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sink = ProjectSink("A", spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    sink = ProjectSink("A", spool_dir=tmp_path, down=True, shutdown_timeout=1.0)
     _export_one(sink)
     sink.shutdown()
     damaged = sink.spool.path.with_name(sink.spool.path.name + ".corrupt-20261204T000000Z")
@@ -179,13 +187,21 @@ def test_salvage_queues_rows_for_the_destination_they_were_accepted_for(
     (summary,) = survey(tmp_path)
     assert summary.path == sink.spool.path
     assert summary.destination == {"project": "A", "url": "http://review.example"}
-    assert summary.pending == 1
+    assert summary.queued == 1
 
     other = ProjectSink("B", spool_dir=tmp_path)
     other.shutdown()
     shutil.copy(damaged, tmp_path / "again.corrupt-20261204T000000Z")
     code = cli_main(
-        ["spool", "salvage", str(tmp_path / "again.corrupt-20261204T000000Z"), "--into", str(other.spool.path)]
+        [
+            "spool",
+            "salvage",
+            str(tmp_path / "again.corrupt-20261204T000000Z"),
+            "--into",
+            str(other.spool.path),
+        ]
     )
     assert code == 1
-    assert "not for project=B" in capsys.readouterr().err
+    assert "holds items for project=B url=http://review.example, not for project=A" in (
+        capsys.readouterr().err
+    )

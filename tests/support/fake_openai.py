@@ -101,7 +101,8 @@ class FakeJudge:
 
     Grades are letters "A"/"B"/"C" (uptrain maps them to 1.0/0.5/0.0): `grades[check]`, else the
     `grader(check, fields)` callable, else "A". `fail_next(status, times)` makes the next requests
-    fail (503/429/401/...), `requests` records every request received. `port` (default: a free
+    fail (503/429/401/...), `fail_every(n)` every n-th grading request (a judge that drops a
+    fraction of its work), `requests` records every request received. `port` (default: a free
     one) lets a judge come back where clients found nothing listening before.
     """
 
@@ -122,6 +123,8 @@ class FakeJudge:
         self._requests: list[JudgeRequest] = []
         self._failures: list[tuple[int, float | None]] = []
         self._failing_status: tuple[int, float | None] | None = None
+        self._fail_every: tuple[int, int] | None = None  # (n, status)
+        self._gradings = 0
         self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -146,10 +149,17 @@ class FakeJudge:
         with self._lock:
             self._failing_status = (status, retry_after)
 
+    def fail_every(self, n: int, status: int = HTTPStatus.SERVICE_UNAVAILABLE) -> None:
+        """Answer every n-th grading request (POST /v1/chat/completions) with `status`."""
+        with self._lock:
+            self._fail_every = (n, status)
+            self._gradings = 0
+
     def recover(self) -> None:
         with self._lock:
             self._failures.clear()
             self._failing_status = None
+            self._fail_every = None
 
     @property
     def requests(self) -> list[JudgeRequest]:
@@ -219,10 +229,15 @@ class FakeJudge:
         return check, fields, json.dumps(reply)
 
     # --- HTTP -------------------------------------------------------------------------------
-    def _next_failure(self) -> tuple[int, float | None] | None:
+    def _next_failure(self, grading: bool) -> tuple[int, float | None] | None:
         with self._lock:
             if self._failures:
                 return self._failures.pop(0)
+            if grading and self._fail_every is not None:
+                self._gradings += 1
+                n, status = self._fail_every
+                if self._gradings % n == 0:
+                    return (status, None)
             return self._failing_status
 
     def _record(self, request: JudgeRequest) -> None:
@@ -254,7 +269,8 @@ class FakeJudge:
                 """Answer with an error when told to (on any path, so the judge can also play a
                 failing UpTrain server), or when an OpenAI path gets the wrong key; True if so."""
                 authorization = self.headers.get("Authorization")
-                failure = judge._next_failure()
+                grading = self.command == "POST" and self.path.startswith("/v1/chat/")
+                failure = judge._next_failure(grading)
                 wrong_key = authorization != f"Bearer {judge.api_key}"
                 if failure is None and self.path.startswith("/v1/") and wrong_key:
                     failure = (HTTPStatus.UNAUTHORIZED, None)

@@ -119,13 +119,11 @@ class SageMakerSpanExporter(TraceExporter):
         return found
 
     def destination_identity(self) -> dict[str, str]:
-        """The run (trial component) metrics and artifacts go to, and the endpoint if one was
-        named: a backlog left by a process is delivered into its own run, never the next
-        process's (name the run, e.g. with OTEL_BRIDGE_SAGEMAKER_RUN_NAME, to deliver it)."""
-        identity = {"run": self.trial_component_name}
-        if self.settings.endpoint_url:
-            identity["endpoint"] = self.settings.endpoint_url
-        return identity
+        """The run (trial component) metrics and artifacts go to: a backlog left by a process is
+        delivered into its own run, never the next process's (name the run, e.g. with
+        OTEL_BRIDGE_SAGEMAKER_RUN_NAME, to deliver it). The endpoint is how the run is reached,
+        not which run it is, so it is not part of it."""
+        return {"run": self.trial_component_name}
 
     def _after_fork_in_child(self) -> None:
         # The boto3 clients' urllib3 pools share keep-alive sockets with the parent: dropped

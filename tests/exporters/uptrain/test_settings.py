@@ -242,13 +242,16 @@ def test_the_drop_in_grades_plain_calls_only_when_asked_like_the_seed(
     try:
         chat_model().invoke(chat_messages(), config={"callbacks": [asked]})
         assert asked.flush(60)
+        # uptrain grades response relevance through completeness and conciseness prompts.
         graded = sorted({str(request.check) for request in judge.graded()})
-        assert graded == ["response_completeness", "response_relevance"]
+        assert graded == ["response_completeness", "response_conciseness"]
     finally:
         asked.shutdown()
 
 
-def test_the_seeds_uptrain_evaluate_schema_and_client_work(judge: FakeJudge, tmp_path: Path) -> None:
+def test_the_seeds_uptrain_evaluate_schema_and_client_work(
+    judge: FakeJudge, tmp_path: Path
+) -> None:
     handler = _drop_in(judge, tmp_path)
     try:
         from uptrain import EvalLLM
