@@ -15,6 +15,7 @@ from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
+from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
 from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
 from otel_bridge.traces import FinishedTrace
@@ -268,6 +269,10 @@ class DeliveryWorker:
         self._drained_flush = 0
         self._settled_flush = 0  # last flush request after which a pass found nothing due
         self._logged_errors: set[str] = set()
+        self._unavailable = Episode(
+            _logger, name, "sink failing: traces wait in the spool for a retry", "trace(s) delayed"
+        )
+        self._stuck = Episode(_logger, name, "delivery stalled by the spool's disk", "step(s)")
         self._thread = threading.Thread(target=self._run, name=f"otel-bridge-{name}", daemon=True)
 
     def start(self) -> None:
@@ -316,11 +321,15 @@ class DeliveryWorker:
                 busy = self._step(flush)
             except SpoolClosedError:
                 return
-            except Exception:
-                _logger.exception("delivery worker for %s failed a step; retrying", self._name)
-                # E.g. a full disk: pause instead of spinning, shutdown still interrupts it.
+            except Exception as error:
+                if expected_error(error):  # e.g. a full disk: a state, said once
+                    self._stuck.occurred(f"{type(error).__name__}: {error}")
+                else:
+                    _logger.exception("delivery worker for %s failed a step; retrying", self._name)
+                # Pause instead of spinning; shutdown still interrupts it.
                 self._stop.wait(_STEP_ERROR_PAUSE)
                 continue
+            self._stuck.ended()
             if self._stop.is_set():
                 return
             if busy:
@@ -393,6 +402,8 @@ class DeliveryWorker:
             return
         finished = self._clock.now()
         delivered = [item for key, (item, _) in traces.items() if key in report.delivered]
+        if delivered:
+            self._unavailable.ended()
         self._spool.remove([item.id for item in delivered])
         self._metrics.delivered(len(delivered))
         for item in delivered:
@@ -477,7 +488,8 @@ class DeliveryWorker:
             return
         self._spool.reschedule(item.id, now + delay, reason)
         self._metrics.retried(1)
-        _logger.info(
+        self._unavailable.occurred(reason, 1)
+        _logger.debug(
             "%s: delivery of trace %s failed (%s); retry %d in %.1fs",
             self._name,
             item.key,

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge import settings
 from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
+from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.settings import Setting
 from otel_bridge.sink import DeliveryReport
 from otel_bridge.spool import (
@@ -139,6 +140,13 @@ class TraceExporter(SpanExporter, ABC):
         }
         self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
         self._report_other_destinations(spool_name or self.sink_name)
+        lost = "rejected" if when_full_value == "drop_newest" else "evicted"
+        self._spool_full = Episode(
+            _logger, self.sink_name, f"spool full: spans are {lost}", f"span(s) {lost}"
+        )
+        self._unwritable = Episode(
+            _logger, self.sink_name, "spool not writable: spans are refused", "span(s) refused"
+        )
         self._warned_without_content = False
         if not settings.CAPTURE_CONTENT.resolve():
             self.warn_without_content()
@@ -203,32 +211,40 @@ class TraceExporter(SpanExporter, ABC):
         if self._is_shutdown:
             return SpanExportResult.FAILURE
         try:
-            return self._export(spans)
+            result = self._export(spans)
         except SpoolClosedError:  # shutdown() raced this call
             return SpanExportResult.FAILURE
-        except Exception:
+        except Exception as error:
             count = len(spans) if isinstance(spans, Sized) else 0
-            _logger.exception("%s: could not write %d span(s) to the spool", self.sink_name, count)
+            if expected_error(error):
+                # A full or read-only disk: a state, said once (no traceback), not a bug.
+                self._unwritable.occurred(f"{self._spool.path}: {error}", count)
+            else:
+                _logger.exception(
+                    "%s: could not write %d span(s) to the spool", self.sink_name, count
+                )
             self._metrics.dropped(count, "spool_error")
             return SpanExportResult.FAILURE
+        self._unwritable.ended()
+        return result
 
     def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self._spool.add(self._records(spans), self._clock.now())
         self._metrics.queued(result.early_traces)
         self._metrics.partial(result.early_traces, "bound")
         if result.rejected or result.evicted:
-            _logger.error(
-                "%s: spool %s is full (%d bytes, max_spool_bytes=%d, when_full=%s): %s %d span(s)",
-                self.sink_name,
-                self._spool.path,
-                self._spool.bytes_used,
-                self._spool.max_bytes,
-                self._spool.when_full,
-                "rejected" if result.rejected else "evicted the oldest",
-                result.rejected or result.evicted,
+            # Counted in otel_bridge.delivery.dropped; logged once per episode, not per batch.
+            lost = result.rejected or result.evicted
+            self._spool_full.occurred(
+                f"{self._spool.path}: {self._spool.bytes_used} bytes, max_spool_bytes="
+                f"{self._spool.max_bytes}, when_full={self._spool.when_full}; "
+                f"{'rejected' if result.rejected else 'evicted the oldest'} {lost} span(s)",
+                lost,
             )
             self._metrics.dropped(result.rejected, "spool_full")
             self._metrics.dropped(result.evicted, "evicted")
+        else:
+            self._spool_full.ended()
         # The spool logs these itself: making room this way is expected, not an error.
         self._metrics.dropped(result.dead_letter_spans_evicted, "dead_letter_evicted")
         if result.traces_with_root or result.new_traces or result.early_traces or result.evicted:

@@ -634,11 +634,14 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                self._file.commit(self._held)
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk: SQLITE_FULL ends the
+                # transaction); a second ROLLBACK would raise and hide the real error.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 self._recount(db)
                 raise
-            self._file.commit(self._held)
 
     def _recount(self, db: sqlite3.Connection) -> None:
         self._dead_bytes = _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM dead_letters")

@@ -1,0 +1,185 @@
+"""Failures that last speak once: a spool at its limit, a spool that cannot be written (full
+disk), a sink that is down. One WARNING when it begins, a reminder at most once a minute, one
+INFO when it ends with its counts, no traceback for what the machine does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_bridge.episodes import Episode, expected_error
+from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.sink import DeliveryReport, RetryableError
+from otel_bridge.traces import FinishedTrace
+from tests import contract
+from tests.contract import make_spans
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == name and r.levelno >= logging.INFO]
+
+
+def test_an_episode_logs_its_beginning_a_reminder_a_minute_and_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = _Clock()
+    logger = logging.getLogger("otel_bridge.test_episode")
+    episode = Episode(logger, "sink", "spool full: spans are rejected", "span(s)", clock=clock)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        for _ in range(100):
+            episode.occurred("detail", 10)
+            clock.now += 0.5  # 50 s in all: no reminder yet
+        clock.now += 15
+        episode.occurred("detail", 10)  # past a minute: one reminder
+        episode.occurred("detail", 10)
+        episode.ended()
+        episode.ended()  # already over: nothing more
+    messages = [(r.levelname, r.getMessage()) for r in _records(caplog, logger.name)]
+    assert [level for level, _ in messages] == ["WARNING", "WARNING", "INFO"]
+    assert messages[0][1] == "sink: spool full: spans are rejected (detail); said once until it ends"
+    assert "still spool full: spans are rejected for 65 s: 101 time(s), 1010 span(s)" in messages[1][1]
+    assert messages[2][1].startswith("sink: no longer spool full: spans are rejected, after 65.0 s")
+    assert messages[2][1].endswith("102 time(s), 1020 span(s)")
+
+
+def test_expected_errors_are_states_of_the_machine() -> None:
+    import errno
+    import sqlite3
+
+    assert expected_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert expected_error(sqlite3.OperationalError("database or disk is full"))
+    assert expected_error(ConnectionRefusedError())
+    assert not expected_error(ValueError("a bug"))
+    assert not expected_error(sqlite3.OperationalError("no such table: outbox"))
+
+
+@pytest.fixture
+def exporters() -> Iterator[list[Any]]:
+    made: list[Any] = []
+    yield made
+    for exporter in made:
+        exporter.shutdown()
+
+
+def test_a_full_spool_is_said_once_not_per_batch(
+    tmp_path: Path, exporters: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = contract.MemorySink(spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    exporters.append(sink)
+    sink.spool.max_bytes = 20_000  # room for a few traces only
+    with caplog.at_level(logging.INFO, logger="otel_bridge.exporter"):
+        for _ in range(60):
+            sink.export(make_spans())
+        assert sink.force_flush(10_000)  # delivered: room again
+        sink.export(make_spans())
+    lines = [(r.levelname, r.getMessage()) for r in _records(caplog, "otel_bridge.exporter")]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert "spool full: spans are rejected" in lines[0][1]
+    assert "no longer spool full" in lines[1][1] and "span(s) rejected" in lines[1][1]
+
+
+def test_a_spool_that_cannot_be_written_is_said_once_without_a_traceback(
+    tmp_path: Path, exporters: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite's own "database or disk is full", from a page limit on the spool's connection:
+    what a full disk looks like to the exporter."""
+    sink = contract.MemorySink(spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
+    exporters.append(sink)
+    db = sink.spool._db
+    assert db is not None
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    big = make_spans(("root-" + "x" * 20_000, "child"))
+    with caplog.at_level(logging.INFO):
+        results = [sink.export(big) for _ in range(50)]
+        db.execute("PRAGMA max_page_count = 1073741823")
+        assert sink.export(make_spans()).name == "SUCCESS"
+    assert {result.name for result in results} == {"FAILURE"}
+    lines = _records(caplog, "otel_bridge.exporter")
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"], [r.getMessage() for r in lines]
+    assert "spool not writable" in lines[0].getMessage()
+    assert "database or disk is full" in lines[0].getMessage()
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "100 span(s) refused" in lines[1].getMessage()
+
+
+class _DownSink(contract.MemorySink):
+    def __init__(self, **options: Any) -> None:
+        self.down = True
+        super().__init__(**options)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        if self.down:
+            raise RetryableError("connection refused by the review server")
+        return super().deliver(traces)
+
+
+def test_a_sink_that_is_down_is_said_once_and_its_recovery_once(
+    tmp_path: Path, exporters: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="otel_bridge.delivery"):
+        sink = _DownSink(spool_dir=tmp_path, grace_period=0.0)
+        exporters.append(sink)
+        for _ in range(20):
+            sink.export(make_spans())
+        sink.force_flush(2_000)
+        sink.force_flush(2_000)  # a second round of retries
+        sink.down = False
+        assert sink.force_flush(10_000)
+    assert len(sink.delivered) == 20
+    lines = [(r.levelname, r.getMessage()) for r in _records(caplog, "otel_bridge.delivery")]
+    assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
+    assert "sink failing" in lines[0][1] and "connection refused" in lines[0][1]
+    assert lines[1][1].startswith("memory: no longer sink failing")
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0:
+        return False
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return mounted.returncode == 0
+
+
+def test_a_really_full_disk_speaks_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file sink's spool on a 1 MiB tmpfs, filled by exports: the exporter refuses spans
+    (the SDK's processor or an OTLP sender retries them) and says so once, without tracebacks."""
+    disk = tmp_path / "small-disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    try:
+        with caplog.at_level(logging.INFO):
+            sink = FileSpanExporter(
+                tmp_path / "out.jsonl", spool_dir=disk, grace_period=250.0
+            )
+            try:
+                results = [
+                    sink.export(make_spans(("root-" + "y" * 8_000, "child"))) for _ in range(300)
+                ]
+            finally:
+                sink.shutdown()
+        assert "FAILURE" in {result.name for result in results}
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) <= 2, [r.getMessage() for r in warnings]
+        assert any("spool not writable" in r.getMessage() for r in warnings)
+        assert all(r.exc_info is None for r in caplog.records)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
