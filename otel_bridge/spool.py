@@ -59,6 +59,19 @@ _SIDE_FILES = ("-wal", "-shm", ".lock", HELD_SUFFIX)
 # longer than an OTLP exporter keeps retrying one request (the SDKs back off up to ~64 s).
 _RESEND_WINDOW = 120.0
 
+# SQLite checkpoints the WAL every N pages and truncates it to N pages afterwards: N is a
+# sixteenth of max_bytes, between 64 pages and SQLite's default of 1000 (~4 MiB). A write
+# transaction past a checkpoint (assembling many traces at once) can take the WAL well past it
+# (measured: 7.5 MiB with 1000 pages, 4.9 MiB with 512, under bench/spool_limit.py): the spool
+# keeps three times N pages of room for it.
+_WAL_PAGES_MIN, _WAL_PAGES_MAX = 64, 1000
+
+# Below this many bytes held, the spool's byte count is its budget as is; above, the budget is
+# scaled by what the database really takes per byte held (pages, indexes, the resend window)
+# and leaves room for the WAL, so `max_bytes` bounds every file of the spool together.
+_DISK_FACTOR_FROM_BYTES = 1024 * 1024
+_MAX_DISK_FACTOR = 8.0
+
 # Stays far below SQLite's limit on bound variables in one statement.
 _SQL_VARIABLES_PER_QUERY = 500
 
@@ -246,6 +259,14 @@ class Spool:
             )
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        self._page_size = _scalar(self._db, "PRAGMA page_size")
+        wal_pages = max(
+            _WAL_PAGES_MIN, min(_WAL_PAGES_MAX, max_bytes // 16 // max(self._page_size, 1))
+        )
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
+        self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
+        self._wal_room = 3 * wal_pages * self._page_size
+        self._disk_factor = 1.0
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
         self._file.note_held(self._held)
@@ -263,7 +284,7 @@ class Spool:
         # Dead letters give way to new spans before anything is rejected, so only the bytes
         # still to be delivered push back; counting them would throttle a receiver for good
         # once a sink that rejects everything has filled the spool with dead letters.
-        return self._rejected_since_drain or self._live_bytes() >= self.max_bytes * _FULL_FRACTION
+        return self._rejected_since_drain or self._live_bytes() >= self._budget() * _FULL_FRACTION
 
     @property
     def closed(self) -> bool:
@@ -322,14 +343,15 @@ class Spool:
         incoming = sum(len(text) for _, text in encoded)
         accepted = duplicates = rejected = evicted = early = roots = new = dead_evicted = 0
         with self._transaction() as db:
-            if self._bytes + incoming > self.max_bytes and self._dead_bytes:
-                dead_evicted = self._evict_dead_letters(db, self._bytes + incoming - self.max_bytes)
-            if self._bytes + incoming > self.max_bytes:
+            budget = self._budget()
+            if self._bytes + incoming > budget and self._dead_bytes:
+                dead_evicted = self._evict_dead_letters(db, self._bytes + incoming - budget)
+            if self._bytes + incoming > budget:
                 if self.when_full == "drop_oldest":
-                    evicted = self._evict_oldest(db, self._bytes + incoming - self.max_bytes)
+                    evicted = self._evict_oldest(db, self._bytes + incoming - budget)
                 else:
                     fitting: list[tuple[SpanRecord, str]] = []
-                    room = self.max_bytes - self._bytes
+                    room = budget - self._bytes
                     for record, text in encoded:
                         if len(text) <= room:
                             fitting.append((record, text))
@@ -403,6 +425,7 @@ class Spool:
                     )
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
+            self._measure_disk(db)
         return AddResult(accepted, duplicates, rejected, evicted, early, roots, new, dead_evicted)
 
     # --- assembly: pending spans -> outbox ------------------------------------------------------
@@ -658,6 +681,25 @@ class Spool:
             + _scalar(db, "SELECT COUNT(*) FROM dead_letters")
         )
 
+    def _budget(self) -> int:
+        """The bytes the spool may hold so that its files stay within `max_bytes` on disk: what
+        is left after the WAL's room, per the bytes a byte held takes in the database."""
+        if self._disk_factor == 1.0:
+            return self.max_bytes
+        room = self.max_bytes - self._wal_room
+        return int(room / self._disk_factor)
+
+    def _measure_disk(self, db: sqlite3.Connection) -> None:
+        """Update what a byte held costs in the database file: the pages in use (free pages are
+        reused, so they do not count) per byte held. Two header reads."""
+        if self._bytes < _DISK_FACTOR_FROM_BYTES:
+            self._disk_factor = 1.0
+            return
+        pages = _scalar(db, "PRAGMA page_count") - _scalar(db, "PRAGMA freelist_count")
+        self._disk_factor = min(
+            _MAX_DISK_FACTOR, max(1.0 + 1e-9, pages * self._page_size / self._bytes)
+        )
+
     def _live_bytes(self) -> int:
         """Bytes of spans and traces still to be delivered (everything but dead letters)."""
         return self._bytes - self._dead_bytes
@@ -728,7 +770,7 @@ class Spool:
         db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
         self._held -= 1
         self._bytes -= row[0]
-        if self._live_bytes() < self.max_bytes * _FULL_FRACTION:
+        if self._live_bytes() < self._budget() * _FULL_FRACTION:
             self._rejected_since_drain = False
 
     def _evict_dead_letters(self, db: sqlite3.Connection, needed: int) -> int:

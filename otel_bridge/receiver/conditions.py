@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-__all__ = ["Condition", "SinkConditions", "SinkStatus"]
+__all__ = ["SETTLE_SECONDS", "Condition", "SinkConditions", "SinkStatus"]
 
 _logger = logging.getLogger("otel_bridge.receiver")
+
+# A full spool's episode ends once requests are accepted with no refusal for this long.
+SETTLE_SECONDS = 2.0
 
 
 class Condition(Enum):
@@ -50,6 +53,7 @@ class _Episode:
     since: datetime
     refused_requests: int = 0
     refused_spans: int = 0
+    last_refused: float = 0.0
 
 
 class SinkConditions:
@@ -73,15 +77,22 @@ class SinkConditions:
                 _logger.warning(_BEGIN_MESSAGES[condition], sink_id)
             episode.refused_requests += 1
             episode.refused_spans += spans
+            episode.last_refused = self._clock()
 
     def accepted(self, sink_id: str) -> None:
-        """The sink took a request: ends its episode, if one is open."""
+        """The sink took a request: ends its episode, if one is open. A full spool's episode
+        ends only once nothing was refused for `SETTLE_SECONDS`: a spool at its limit takes
+        one request in a few as it drains, which is still the same episode."""
         if self._episodes[sink_id] is None:  # the common case, without the lock
             return
         with self._lock:
             episode = self._episodes[sink_id]
-            if episode is not None:
-                self._end(sink_id, episode)
+            if episode is None:
+                return
+            settling = self._clock() - episode.last_refused < SETTLE_SECONDS
+            if episode.condition is Condition.SPOOL_FULL and settling:
+                return
+            self._end(sink_id, episode)
 
     def status(self, sink_id: str) -> SinkStatus:
         episode = self._episodes[sink_id]

@@ -50,8 +50,12 @@ def test_an_episode_logs_its_beginning_a_reminder_a_minute_and_its_end(
         episode.ended()  # already over: nothing more
     messages = [(r.levelname, r.getMessage()) for r in _records(caplog, logger.name)]
     assert [level for level, _ in messages] == ["WARNING", "WARNING", "INFO"]
-    assert messages[0][1] == "sink: spool full: spans are rejected (detail); said once until it ends"
-    assert "still spool full: spans are rejected for 65 s: 101 time(s), 1010 span(s)" in messages[1][1]
+    assert (
+        messages[0][1] == "sink: spool full: spans are rejected (detail); said once until it ends"
+    )
+    assert (
+        "still spool full: spans are rejected for 65 s: 101 time(s), 1010 span(s)" in messages[1][1]
+    )
     assert messages[2][1].startswith("sink: no longer spool full: spans are rejected, after 65.0 s")
     assert messages[2][1].endswith("102 time(s), 1020 span(s)")
 
@@ -167,9 +171,7 @@ def test_a_really_full_disk_speaks_once(tmp_path: Path, caplog: pytest.LogCaptur
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     try:
         with caplog.at_level(logging.INFO):
-            sink = FileSpanExporter(
-                tmp_path / "out.jsonl", spool_dir=disk, grace_period=250.0
-            )
+            sink = FileSpanExporter(tmp_path / "out.jsonl", spool_dir=disk, grace_period=250.0)
             try:
                 results = [
                     sink.export(make_spans(("root-" + "y" * 8_000, "child"))) for _ in range(300)
