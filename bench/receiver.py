@@ -213,18 +213,25 @@ def _spans_in(path: Path) -> int:
         return sum(line.count(b'"spanId"') for line in lines)
 
 
-def _print_delivery(output: Path, accepted: int, load_seconds: float) -> None:
-    """What the file sink had written when the load stopped, and how long it took to catch up."""
+def _drain(output: Path, accepted: int, limit_s: float = 300.0) -> tuple[int, int, float]:
+    """Spans the file sink had written when the load stopped, spans written once it caught up
+    (or gave up after `limit_s`), and the seconds that took."""
     during = _spans_in(output)
     stopped = time.monotonic()
     written = during
-    while written < accepted and time.monotonic() - stopped < 300:
+    while written < accepted and time.monotonic() - stopped < limit_s:
         time.sleep(0.5)
         written = _spans_in(output)
+    return during, written, time.monotonic() - stopped
+
+
+def _print_delivery(output: Path, accepted: int, load_seconds: float) -> None:
+    """What the file sink had written when the load stopped, and how long it took to catch up."""
+    during, written, drained = _drain(output, accepted)
     print(
         f"file sink: accepted {accepted / load_seconds:,.0f} spans/s, delivered "
         f"{during / load_seconds:,.0f} spans/s during the load; the rest "
-        f"({accepted - during:,} spans) written {time.monotonic() - stopped:.1f} s after it "
+        f"({accepted - during:,} spans) written {drained:.1f} s after it "
         f"stopped{'' if written >= accepted else f' (only {written:,} of {accepted:,})'}",
         flush=True,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from receiver import _free_port, _fresh, _machine, _request_body, _spans_in, _wait_for_port
+from receiver import _drain, _free_port, _fresh, _machine, _request_body, _wait_for_port
 
 
 def _serve(http_port: int, spool_dir: str, limit: int) -> None:
@@ -132,13 +132,7 @@ def main() -> int:
         load_seconds = time.monotonic() - started
         accepted_spans = sum(accepted) * args.spans_per_request
         output = Path(scratch) / "out.jsonl"
-        during = _spans_in(output)
-        stopped = time.monotonic()
-        written = during
-        while written < accepted_spans and time.monotonic() - stopped < 600:
-            time.sleep(0.5)
-            written = _spans_in(output)
-        drained = time.monotonic() - stopped
+        during, written, drained = _drain(output, accepted_spans, limit_s=600.0)
         sampling.set()
         sampler.join()
         server.terminate()

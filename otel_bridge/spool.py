@@ -63,8 +63,11 @@ _RESEND_WINDOW = 120.0
 # sixteenth of max_bytes, between 64 pages and SQLite's default of 1000 (~4 MiB). A write
 # transaction past a checkpoint (assembling many traces at once) can take the WAL well past it
 # (measured: 7.5 MiB with 1000 pages, 4.9 MiB with 512, under bench/spool_limit.py): the spool
-# keeps three times N pages of room for it.
+# keeps three times N pages of room for it, at least _WAL_ROOM_MIN, at most a third of the limit,
+# and checkpoints with truncation after a commit that took the WAL past that room.
 _WAL_PAGES_MIN, _WAL_PAGES_MAX = 64, 1000
+# One transaction alone can write a few MiB to the WAL (measured 3.5 MiB at a 16 MiB limit).
+_WAL_ROOM_MIN = 4 * 1024 * 1024
 
 # Below this many bytes held, the spool's byte count is its budget as is; above, the budget is
 # scaled by what the database really takes per byte held (pages, indexes, the resend window)
@@ -265,7 +268,8 @@ class Spool:
         )
         self._db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
         self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
-        self._wal_room = 3 * wal_pages * self._page_size
+        self._wal_room = min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
+        self._wal_path = self.path.with_name(self.path.name + "-wal")
         self._disk_factor = 1.0
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
@@ -658,6 +662,7 @@ class Spool:
             try:
                 yield db
                 self._file.commit(self._held)
+                self._bound_wal(db)
             except BaseException:
                 # SQLite may have rolled back already (a full disk: SQLITE_FULL ends the
                 # transaction); a second ROLLBACK would raise and hide the real error.
@@ -680,6 +685,19 @@ class Spool:
             + _scalar(db, "SELECT COUNT(*) FROM outbox")
             + _scalar(db, "SELECT COUNT(*) FROM dead_letters")
         )
+
+    def _bound_wal(self, db: sqlite3.Connection) -> None:
+        """After a commit, with the lock held: checkpoint and truncate the WAL when large
+        transactions (assembling many traces at once) took it past its room; the automatic
+        checkpoint only rewinds it. One stat per transaction of a large spool."""
+        if self._disk_factor == 1.0:
+            return
+        try:
+            if self._wal_path.stat().st_size <= self._wal_room:
+                return
+        except OSError:
+            return
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _budget(self) -> int:
         """The bytes the spool may hold so that its files stay within `max_bytes` on disk: what

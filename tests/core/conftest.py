@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -51,3 +52,12 @@ def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not problems, [r.getMessage() for r in problems]
+
+
+@pytest.fixture
+def exporters() -> Iterator[list[Any]]:
+    """Exporters a test makes; each is shut down after the test."""
+    made: list[Any] = []
+    yield made
+    for exporter in made:
+        exporter.shutdown()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,6 @@ class ProjectSink(contract.MemorySink):
             raise RetryableError("the review server is down")
         return super().deliver(traces)
 
-
-@pytest.fixture
-def exporters() -> Iterator[list[TraceExporter]]:
-    made: list[TraceExporter] = []
-    yield made
-    for exporter in made:
-        exporter.shutdown()
 
 
 def _sink(

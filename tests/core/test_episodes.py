@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +70,6 @@ def test_expected_errors_are_states_of_the_machine() -> None:
     assert not expected_error(ValueError("a bug"))
     assert not expected_error(sqlite3.OperationalError("no such table: outbox"))
 
-
-@pytest.fixture
-def exporters() -> Iterator[list[Any]]:
-    made: list[Any] = []
-    yield made
-    for exporter in made:
-        exporter.shutdown()
 
 
 def test_a_full_spool_is_said_once_not_per_batch(

@@ -4,7 +4,7 @@ several exporters of one sink in a process, and the handler feeding it through t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,6 @@ class RootNameFilter(MemorySink):
     def accepts(self, trace: FinishedTrace) -> bool:
         return trace.root.name != "skip-me"
 
-
-@pytest.fixture
-def exporters() -> Iterator[list[TraceExporter]]:
-    made: list[TraceExporter] = []
-    yield made
-    for exporter in made:
-        exporter.shutdown()
 
 
 @pytest.fixture

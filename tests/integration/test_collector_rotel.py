@@ -244,7 +244,7 @@ def test_a_full_spool_pushes_back_on_the_collector_and_nothing_is_lost(
         bridge.stop(signal.SIGTERM)
     assert len(bridge.traces()) == 2
     assert bridge.process.stdout is not None
-    assert "is full" in bridge.process.stdout.read()  # the second trace was refused at first
+    assert "spool full" in bridge.process.stdout.read()  # the second trace was refused at first
 
 
 def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:

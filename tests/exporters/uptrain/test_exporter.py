@@ -4,6 +4,7 @@ server answering uptrain's grading prompts deterministically, in place of a paid
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -390,28 +391,12 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     error; uptrain turns that into missing grades, which must not count as evaluated."""
     port = closed_port()
     spool_dir = tmp_path / "app-spool"
-    env = {
-        **os.environ,
-        "OTEL_BRIDGE_UPTRAIN_API_BASE": f"http://127.0.0.1:{port}/v1",
-        "OTEL_BRIDGE_UPTRAIN_API_KEY": "sk-judge",
-    }
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
+    _exit_child(spool_dir, f"http://127.0.0.1:{port}/v1", "sk-judge")
 
-    left = Spool(_only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100)
-    try:
+    with _left_in(spool_dir) as left:
         (item,) = left.due(time.time(), 10, ignore_backoff=True)
         assert item.attempts == 1, "the exporter did not try the judge while exiting"
         assert left.dead_letters() == []
-    finally:
-        left.close()
 
     with FakeJudge(api_key="sk-judge", port=port) as judge:
         exporter = make_exporter(api_base=judge.url, spool_dir=spool_dir)
@@ -433,27 +418,11 @@ def test_an_app_that_exits_without_a_flush_is_evaluated_before_it_ends(
     Every check reaches the judge once before the process is gone, nothing is left queued; with
     the long grace the only attempt is the one at exit, where uptrain's thread pools still work."""
     spool_dir = tmp_path / "app-spool"
-    env = {
-        **os.environ,
-        "OTEL_BRIDGE_UPTRAIN_API_BASE": judge.url,
-        "OTEL_BRIDGE_UPTRAIN_API_KEY": judge.api_key,
-    }
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir), mode],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
+    child = _exit_child(spool_dir, judge.url, judge.api_key, mode)
     assert "cannot schedule new futures" not in child.stderr
     assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
-    left = Spool(_only_spool(spool_dir), max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100)
-    try:
+    with _left_in(spool_dir) as left:
         assert left.counts().outbox == 0 and left.dead_letters() == []
-    finally:
-        left.close()
 
 
 def test_a_bad_key_is_dead_lettered_with_its_reason(
@@ -588,10 +557,16 @@ def test_score_histograms_per_check(make_exporter: MakeExporter) -> None:
     } == (dict.fromkeys(RAG_CHECKS, (1, 1.0)))
 
 
-def _only_spool(spool_dir: Path) -> Path:
-    """The one spool file in `spool_dir` (named after the sink and its destination)."""
+@contextlib.contextmanager
+def _left_in(spool_dir: Path) -> Iterator[Spool]:
+    """The one spool in `spool_dir` (named after the sink and its destination), opened to look
+    at what an app left in it."""
     (path,) = spool_dir.glob("uptrain-*.sqlite3")
-    return path
+    left = Spool(path, max_bytes=1 << 30, max_traces=100, max_spans_per_trace=100)
+    try:
+        yield left
+    finally:
+        left.close()
 
 
 # --- exactly once under partial failure -----------------------------------------------------------
@@ -631,3 +606,23 @@ def test_a_judge_failing_a_fraction_of_requests_grades_each_check_once(
     refused = [request for request in judge.requests if request.status != 200]
     assert refused, "the judge never failed: the test did not test anything"
     assert exporter.spool.counts().outbox == 0 and exporter.spool.dead_letters() == []
+
+
+def _exit_child(spool_dir: Path, api_base: str, api_key: str, *mode: str) -> Any:
+    """Run tests.exporters.uptrain.exit_child (the seed's usage, no flush) against the judge at
+    `api_base`; it must exit 0."""
+    env = {
+        **os.environ,
+        "OTEL_BRIDGE_UPTRAIN_API_BASE": api_base,
+        "OTEL_BRIDGE_UPTRAIN_API_KEY": api_key,
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir), *mode],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    return child
