@@ -398,15 +398,11 @@ class TraceExporter(SpanExporter, ABC):
     def _report_other_destinations(self, base: str) -> None:
         """Say once, at start, what this sink's spool directory holds for other destinations:
         it stays where it is until an exporter for that destination runs."""
-        own = self._spool_name
         try:
             others = [
                 summary
                 for summary in survey(self._spool_dir, prefix=base)
-                if summary.held
-                and not summary.in_use
-                and summary.path.stem.split(".")[0] != own
-                and summary.destination != self.destination
+                if summary.held and not summary.in_use and summary.destination != self.destination
             ]
         except Exception:  # a report only; never a reason not to start
             _logger.debug("%s: could not survey %s", self.sink_name, self._spool_dir, exc_info=True)

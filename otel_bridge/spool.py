@@ -40,6 +40,7 @@ __all__ = [
     "SpoolDestinationError",
     "SpoolFormatError",
     "WhenFull",
+    "spool_in_use",
     "spool_path",
 ]
 
@@ -150,7 +151,6 @@ class SpoolDestinationError(RuntimeError):
             f"spool {path} holds items for {describe_destination(recorded)},"
             f" not for {describe_destination(wanted)}"
         )
-        self.recorded = dict(recorded)
 
 
 def destination_key(destination: Mapping[str, str]) -> str:
@@ -245,7 +245,7 @@ class Spool:
         self.when_full: WhenFull = when_full
         # Spans carry prompts and answers: a directory we create is readable by its owner only.
         private_directory(self.path.parent)
-        self._lock_file = _exclusive_lock(self.path.with_name(self.path.name + ".lock"))
+        self._lock_file = _exclusive_lock(_lock_path(self.path))
         self._lock = threading.Lock()
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
         self._file: SpoolFile = open_checked(self.path)
@@ -254,8 +254,7 @@ class Spool:
         if version != _SCHEMA_VERSION and _scalar(
             self._db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
         ):
-            self._file.close()
-            self._lock_file.close()
+            self._let_go()
             raise SpoolFormatError(
                 f"spool {self.path} has format {version}, this otel-bridge writes format"
                 f" {_SCHEMA_VERSION}; deliver it with the version that wrote it, or move it away"
@@ -270,7 +269,8 @@ class Spool:
         self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
         self._wal_room = min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
         self._wal_path = self.path.with_name(self.path.name + "-wal")
-        self._disk_factor = 1.0
+        # Database bytes per byte held, once the spool holds enough for it to matter (None below).
+        self._disk_factor: float | None = None
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
         self._file.note_held(self._held)
@@ -632,6 +632,11 @@ class Spool:
 
     # --- private --------------------------------------------------------------------------------
 
+    def _let_go(self) -> None:
+        """Close the file and release its lock: the spool could not be opened as asked."""
+        self._file.close()
+        self._lock_file.close()
+
     def _claim(self, db: sqlite3.Connection, wanted: dict[str, str] | None) -> dict[str, str]:
         """Record `wanted` as the file's destination, or check it against the one recorded
         (`wanted` None: take the recorded one, as tools that open a spool by path do). A file
@@ -647,8 +652,7 @@ class Spool:
             return claimed
         recorded: dict[str, str] = json.loads(row[0])
         if wanted is not None and recorded != wanted:
-            self._file.close()
-            self._lock_file.close()
+            self._let_go()
             raise SpoolDestinationError(self.path, recorded, wanted)
         return recorded
 
@@ -662,7 +666,6 @@ class Spool:
             try:
                 yield db
                 self._file.commit(self._held)
-                self._bound_wal(db)
             except BaseException:
                 # SQLite may have rolled back already (a full disk: SQLITE_FULL ends the
                 # transaction); a second ROLLBACK would raise and hide the real error.
@@ -670,6 +673,7 @@ class Spool:
                     db.execute("ROLLBACK")
                 self._recount(db)
                 raise
+            self._bound_wal(db)
 
     def _recount(self, db: sqlite3.Connection) -> None:
         self._dead_bytes = _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM dead_letters")
@@ -689,20 +693,20 @@ class Spool:
     def _bound_wal(self, db: sqlite3.Connection) -> None:
         """After a commit, with the lock held: checkpoint and truncate the WAL when large
         transactions (assembling many traces at once) took it past its room; the automatic
-        checkpoint only rewinds it. One stat per transaction of a large spool."""
-        if self._disk_factor == 1.0:
+        checkpoint only rewinds it. One stat per transaction of a large spool. The transaction
+        is committed by then: a checkpoint that fails is retried after the next one."""
+        if self._disk_factor is None:
             return
         try:
-            if self._wal_path.stat().st_size <= self._wal_room:
-                return
-        except OSError:
-            return
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if self._wal_path.stat().st_size > self._wal_room:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (OSError, sqlite3.Error):
+            _logger.debug("spool %s: WAL checkpoint failed", self.path, exc_info=True)
 
     def _budget(self) -> int:
         """The bytes the spool may hold so that its files stay within `max_bytes` on disk: what
         is left after the WAL's room, per the bytes a byte held takes in the database."""
-        if self._disk_factor == 1.0:
+        if self._disk_factor is None:
             return self.max_bytes
         room = self.max_bytes - self._wal_room
         return int(room / self._disk_factor)
@@ -711,12 +715,10 @@ class Spool:
         """Update what a byte held costs in the database file: the pages in use (free pages are
         reused, so they do not count) per byte held. Two header reads."""
         if self._bytes < _DISK_FACTOR_FROM_BYTES:
-            self._disk_factor = 1.0
+            self._disk_factor = None
             return
         pages = _scalar(db, "PRAGMA page_count") - _scalar(db, "PRAGMA freelist_count")
-        self._disk_factor = min(
-            _MAX_DISK_FACTOR, max(1.0 + 1e-9, pages * self._page_size / self._bytes)
-        )
+        self._disk_factor = min(_MAX_DISK_FACTOR, max(1.0, pages * self._page_size / self._bytes))
 
     def _live_bytes(self) -> int:
         """Bytes of spans and traces still to be delivered (everything but dead letters)."""
@@ -858,6 +860,25 @@ class Spool:
 def _scalar(db: sqlite3.Connection, sql: str, *params: object) -> int:
     row = db.execute(sql, params).fetchone()
     return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def spool_in_use(path: Path) -> bool:
+    """True while a live exporter holds the spool file `path` (its lock cannot be shared)."""
+    try:
+        handle = _lock_path(path).open("rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _exclusive_lock(path: Path) -> IO[bytes]:

@@ -4,12 +4,12 @@ leaves alone because they were accepted for another destination."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from otel_bridge.spool import spool_in_use
 
 __all__ = ["SpoolSummary", "summarize", "survey"]
 
@@ -46,7 +46,7 @@ def survey(directory: Path, prefix: str = "") -> list[SpoolSummary]:
 
 def summarize(path: Path) -> SpoolSummary:
     """What one spool file holds, read-only."""
-    in_use = _locked(path.with_name(path.name + ".lock"))
+    in_use = spool_in_use(path)
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as error:
@@ -75,19 +75,3 @@ def summarize(path: Path) -> SpoolSummary:
 
 def _count(db: sqlite3.Connection, table: str) -> int:
     return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
-def _locked(lock_path: Path) -> bool:
-    """True while a running exporter holds the spool (its lock cannot be shared)."""
-    try:
-        handle = lock_path.open("rb")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False

@@ -108,6 +108,10 @@ class UpTrainSpanExporter(TraceExporter):
         self.checks = checks or CheckPlan()
         self._trace_filter = trace_filter
         self._judge: Judge
+        # Where results are stored in "uptrain" mode (None: uptrain's default server).
+        self._server_url = (
+            SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else None
+        )
         if self.key_type == "openai":
             if not self.model.startswith("gpt"):
                 _logger.warning(
@@ -126,7 +130,7 @@ class UpTrainSpanExporter(TraceExporter):
             self._judge = HostedJudge(
                 api_key=resolved_key,
                 model=self.model,
-                server_url=SERVER_URL.resolve(uptrain_server_url),
+                server_url=self._server_url,
                 project_name=self.project_name,
             )
         log_results = LOG_RESULTS.resolve(log_results)
@@ -136,9 +140,6 @@ class UpTrainSpanExporter(TraceExporter):
 
             meter_provider = get_meter_provider()
         self.log_results = log_results
-        self._server_url = (
-            SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else ""
-        )
         self._publisher = ResultPublisher(
             project_name=self.project_name,
             tracer_provider=tracer_provider,
@@ -175,7 +176,7 @@ class UpTrainSpanExporter(TraceExporter):
         that stores them (a local evaluation's judge endpoint only grades: not a destination)."""
         identity = {"project": self.project_name, "mode": self.key_type}
         if self._server_url:
-            identity["server"] = str(self._server_url)
+            identity["server"] = self._server_url
         return identity
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
@@ -187,20 +188,18 @@ class UpTrainSpanExporter(TraceExporter):
                 return DeliveryReport(permanent={trace_key(traces[0]): rejected.reason})
             # Find the trace the judge refused; the others are still worth evaluating.
             return self._deliver_one_by_one(traces)
-        if failure is None:
-            self._publisher.publish(evaluations)
-            self._grades.forget({trace.trace_id for trace in traces})
-            return DeliveryReport.all_delivered(traces)
         if isinstance(failure, PermanentError):
             raise failure
-        # Traces whose every check got its grade are published now, once; the others keep the
-        # grades they got and are retried for the rest only.
+        # Traces whose every check got its grade are published now, once (all of them when the
+        # judge did not fail); the others keep the grades they got and are retried for the rest.
         unfinished = {request.trace_id for request in requests} - {
             evaluation.request.trace_id for evaluation in evaluations
         }
         finished = [trace for trace in traces if trace.trace_id not in unfinished]
         self._publisher.publish([e for e in evaluations if e.request.trace_id not in unfinished])
         self._grades.forget({trace.trace_id for trace in finished})
+        if failure is None:
+            return DeliveryReport.all_delivered(traces)
         reason = failure.reason if isinstance(failure, RetryableError) else str(failure)
         return DeliveryReport(
             delivered=frozenset(trace_key(trace) for trace in finished),
