@@ -2,8 +2,8 @@
 small `max_spool_bytes`, fed by OTLP/HTTP clients faster than the sink writes: every file of the
 spool (database, WAL, shared memory) is measured on disk every 0.1 s; the bench prints the
 largest total beside the limit, the requests refused with a retryable answer (429/503, which the
-clients retry as an OTLP exporter does), accepted and delivered spans/s, and how long the rest
-took to drain once the load stopped.
+clients retry as an OTLP exporter does), accepted and delivered spans/s, how long the rest took
+to drain once the load stopped, and whether every acknowledged span is in the file once.
 
     .venv/bin/python bench/spool_limit.py [--seconds 20] [--limit-mib 32] [--clients 4]
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import multiprocessing
 import socket
 import sys
@@ -19,6 +20,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -101,6 +104,7 @@ def main() -> int:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         accepted = [0] * args.clients
+        acknowledged: list[bytes] = []  # every request answered 200, to audit the file with
         refused = [0] * args.clients
         deadline = time.monotonic() + args.seconds
 
@@ -116,6 +120,7 @@ def main() -> int:
                 response.read()
                 if response.status == 200:
                     accepted[index] += 1
+                    acknowledged.append(request)
                     request = _fresh(body)
                 elif response.status in (429, 503):
                     refused[index] += 1
@@ -133,6 +138,7 @@ def main() -> int:
         accepted_spans = sum(accepted) * args.spans_per_request
         output = Path(scratch) / "out.jsonl"
         during, written, drained = _drain(output, accepted_spans, limit_s=600.0)
+        audit = _audit(output, acknowledged)
         sampling.set()
         sampler.join()
         server.terminate()
@@ -150,7 +156,37 @@ def main() -> int:
         f"({accepted_spans - during:,} spans) written {drained:.1f} s after it stopped"
         f"{'' if written >= accepted_spans else f' (only {written:,} of {accepted_spans:,})'}"
     )
+    print(audit)
     return 0
+
+
+def _audit(output: Path, acknowledged: list[bytes], wait_s: float = 30.0) -> str:
+    """Every span of every acknowledged request in the file exactly once? Waits up to `wait_s`
+    for missing ones (a late piece goes after the grace period)."""
+    wanted: set[tuple[str, str]] = set()
+    for body in acknowledged:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                wanted.update((s.trace_id.hex(), s.span_id.hex()) for s in scope_spans.spans)
+    deadline = time.monotonic() + wait_s
+    while True:
+        written: list[tuple[str, str]] = []
+        with output.open(encoding="utf-8") as lines:
+            for line in lines:
+                for resource_spans in json.loads(line)["resourceSpans"]:
+                    for scope_spans in resource_spans["scopeSpans"]:
+                        written += ((s["traceId"], s["spanId"]) for s in scope_spans["spans"])
+        present = set(written)
+        missing = len(wanted - present)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    return (
+        f"exactly once: {len(wanted):,} acknowledged spans, {missing:,} missing from the file,"
+        f" {len(written) - len(present):,} written twice"
+        f" ({len(present - wanted):,} more from requests refused and never retried)"
+    )
 
 
 if __name__ == "__main__":

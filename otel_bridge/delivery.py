@@ -15,7 +15,7 @@ from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
-from otel_bridge.episodes import Episode, expected_error
+from otel_bridge.episodes import Episode, EpisodeState, expected_error
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
 from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
 from otel_bridge.traces import FinishedTrace
@@ -24,6 +24,7 @@ __all__ = [
     "RETRYABLE_HTTP_STATUS",
     "Clock",
     "DeliveryMetrics",
+    "DeliveryState",
     "DeliveryWorker",
     "FakeClock",
     "RetryPolicy",
@@ -197,6 +198,35 @@ class DeliveryMetrics:
             description="Bytes of spans and finished traces waiting in the spool",
         )
 
+    def observe_state(
+        self,
+        current_state: Callable[[], DeliveryState | None],
+        meter_provider: MeterProvider | None,
+    ) -> None:
+        """1 while the sink is failing (traces wait for a retry) or delivery is stalled by the
+        spool's disk, as `/health` shows them; nothing once the exporter is gone."""
+        meter = (meter_provider or get_meter_provider()).get_meter("otel_bridge.delivery")
+        attributes = self._attributes
+
+        def gauge(read: Callable[[DeliveryState], bool]) -> Callable[..., Iterable[Observation]]:
+            def observe(_options: CallbackOptions) -> Iterable[Observation]:
+                state = current_state()
+                if state is not None:
+                    yield Observation(int(read(state)), attributes)
+
+            return observe
+
+        meter.create_observable_gauge(
+            "otel_bridge.delivery.failing",
+            callbacks=[gauge(lambda state: state.failing is not None)],
+            description="1 while the sink fails and traces wait in the spool for a retry",
+        )
+        meter.create_observable_gauge(
+            "otel_bridge.delivery.stalled",
+            callbacks=[gauge(lambda state: state.stalled is not None)],
+            description="1 while the spool's disk (full, read-only) stops delivery",
+        )
+
     def queued(self, count: int) -> None:
         if count:
             self._queued.add(count, self._attributes)
@@ -223,6 +253,28 @@ class DeliveryMetrics:
 
     def latency(self, seconds: float) -> None:
         self._latency.record(max(0.0, seconds), self._attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """How delivery to one sink is going: the episodes under way, and whether traces are
+    due faster than the worker delivers them (`behind`)."""
+
+    failing: EpisodeState | None = None  # the sink fails; traces wait for a retry
+    stalled: EpisodeState | None = None  # the spool's disk stops the worker (full, read-only)
+    behind: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failing is None and self.stalled is None
+
+    def to_dict(self) -> dict[str, object]:
+        state = "stalled" if self.stalled else "failing" if self.failing else "ok"
+        document: dict[str, object] = {"state": state, "behind": self.behind}
+        for name, episode in (("failing", self.failing), ("stalled", self.stalled)):
+            if episode is not None:
+                document[name] = episode.to_dict()
+        return document
 
 
 class SinkCalls(Protocol):
@@ -273,6 +325,10 @@ class DeliveryWorker:
             _logger, name, "sink failing: traces wait in the spool for a retry", "trace(s) delayed"
         )
         self._stuck = Episode(_logger, name, "delivery stalled by the spool's disk", "step(s)")
+        # Set while a full batch was due at the last step (more is waiting than one call
+        # takes); a receiver holds new requests back until it clears (wait_until_caught_up).
+        self._behind = False
+        self._caught_up = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"otel-bridge-{name}", daemon=True)
 
     def start(self) -> None:
@@ -302,10 +358,33 @@ class DeliveryWorker:
                 self._wake.set()
             return True
 
+    def state(self) -> DeliveryState:
+        return DeliveryState(self._unavailable.state(), self._stuck.state(), self._behind)
+
+    def wait_until_caught_up(self, timeout: float) -> bool:
+        """Block (at most `timeout` seconds) while more traces are due than one `deliver` call
+        takes; True once the worker caught up (or stopped). Lets a receiver pace what it
+        accepts to what the sink takes, instead of filling the spool while the worker waits
+        for a turn at the GIL. A sink that is failing does not count as behind: what it did
+        not take waits for a retry, and the spool absorbs the outage."""
+        if not self._behind:
+            return True
+        with self._caught_up:
+            return self._caught_up.wait_for(lambda: not self._behind, timeout)
+
+    def _set_behind(self, behind: bool) -> None:
+        if behind is self._behind:
+            return
+        with self._caught_up:
+            self._behind = behind
+            if not behind:
+                self._caught_up.notify_all()
+
     def stop(self, timeout: float) -> None:
         """Stop after the current step; a `deliver` call blocked past `timeout` is abandoned
         (the thread is a daemon, and its item stays in the spool as attempted)."""
         self._stop.set()
+        self._set_behind(False)
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -320,8 +399,10 @@ class DeliveryWorker:
             try:
                 busy = self._step(flush)
             except SpoolClosedError:
+                self._set_behind(False)
                 return
             except Exception as error:
+                self._set_behind(False)
                 if expected_error(error):  # e.g. a full disk: a state, said once
                     self._stuck.occurred(f"{type(error).__name__}: {error}")
                 else:
@@ -372,6 +453,7 @@ class DeliveryWorker:
                 self._max_trace_age,
             )
         items = self._spool.due(now, self._max_batch, ignore_backoff=flush_pending)
+        self._set_behind(len(items) >= self._max_batch and not self._unavailable.active)
         if not items:
             return False
         self._deliver_batch(items, now)

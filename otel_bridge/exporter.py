@@ -11,14 +11,21 @@ import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_bridge import settings
-from otel_bridge.delivery import Clock, DeliveryMetrics, DeliveryWorker, RetryPolicy, SystemClock
+from otel_bridge import otlp, settings
+from otel_bridge.delivery import (
+    Clock,
+    DeliveryMetrics,
+    DeliveryState,
+    DeliveryWorker,
+    RetryPolicy,
+    SystemClock,
+)
 from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.settings import Setting
 from otel_bridge.sink import DeliveryReport
@@ -37,6 +44,9 @@ from otel_bridge.traces import FinishedTrace, SpanRecord
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = ["TraceExporter", "default_spool_dir", "spool_file_stem"]
@@ -156,6 +166,9 @@ class TraceExporter(SpanExporter, ABC):
         self._retry = retry or RetryPolicy()
         self._max_batch = max_batch
         self._worker = self._start_worker()
+        self._metrics.observe_state(
+            functools.partial(_delivery_state_of, weakref.ref(self)), meter_provider
+        )
         # A child forked from this process (gunicorn --preload, multiprocessing "fork") gets a
         # copy of this exporter without the worker thread; see _restart_in_child.
         os.register_at_fork(after_in_child=functools.partial(_restart_in_child, weakref.ref(self)))
@@ -208,14 +221,26 @@ class TraceExporter(SpanExporter, ABC):
     # --- SDK contract ---------------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        count = len(spans) if isinstance(spans, Sized) else 0
+        return self._spool_records(lambda: self._records(spans), count)
+
+    def export_request(self, request: ExportTraceServiceRequest) -> SpanExportResult:
+        """`export` for a decoded OTLP request, as the receiver hands it over: the spans go
+        from protobuf to the spool without becoming SDK spans first (spans with invalid ids
+        are skipped, as the receiver already rejected them)."""
+        count = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        return self._spool_records(lambda: otlp.records_from_request(request), count)
+
+    def _spool_records(
+        self, records: Callable[[], list[SpanRecord]], count: int
+    ) -> SpanExportResult:
         if self._is_shutdown:
             return SpanExportResult.FAILURE
         try:
-            result = self._export(spans)
+            result = self._export(records())
         except SpoolClosedError:  # shutdown() raced this call
             return SpanExportResult.FAILURE
         except Exception as error:
-            count = len(spans) if isinstance(spans, Sized) else 0
             if expected_error(error):
                 # A full or read-only disk: a state, said once (no traceback), not a bug.
                 self._unwritable.occurred(f"{self._spool.path}: {error}", count)
@@ -228,8 +253,8 @@ class TraceExporter(SpanExporter, ABC):
         self._unwritable.ended()
         return result
 
-    def _export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self._spool.add(self._records(spans), self._clock.now())
+    def _export(self, records: list[SpanRecord]) -> SpanExportResult:
+        result = self._spool.add(records, self._clock.now())
         self._metrics.queued(result.early_traces)
         self._metrics.partial(result.early_traces, "bound")
         if result.rejected or result.evicted:
@@ -271,6 +296,15 @@ class TraceExporter(SpanExporter, ABC):
         finally:
             self._worker.stop(self._shutdown_timeout / 2)
             self._spool.close()
+
+    def delivery_state(self) -> DeliveryState:
+        """How delivery to the sink is going (for `/health` and the metrics)."""
+        return self._worker.state()
+
+    def wait_for_delivery(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds while more traces are due than one delivery takes
+        (see DeliveryWorker.wait_until_caught_up); the receiver's pacing. True if caught up."""
+        return self._worker.wait_until_caught_up(timeout)
 
     @property
     def spool_full(self) -> bool:
@@ -439,6 +473,11 @@ def spool_file_stem(base: str, destination: Mapping[str, str]) -> str:
 def _spool_of(exporter: weakref.ref[TraceExporter]) -> Spool | None:
     alive = exporter()
     return None if alive is None else alive._spool
+
+
+def _delivery_state_of(exporter: weakref.ref[TraceExporter]) -> DeliveryState | None:
+    live = exporter()
+    return None if live is None or live._is_shutdown else live.delivery_state()
 
 
 def _restart_in_child(exporter: weakref.ref[TraceExporter]) -> None:

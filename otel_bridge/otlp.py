@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,7 +352,8 @@ def _record(span: Span, resource: Mapping[str, AttributeValue], scope: Any) -> S
         name=span.name,
         kind=_PROTO_KIND_TO_SDK.get(span.kind, SpanKind.INTERNAL).name,
         start_time_ns=span.start_time_unix_nano,
-        end_time_ns=span.end_time_unix_nano,
+        # As SpanRecord.from_readable does: a span without an end ends where it starts.
+        end_time_ns=span.end_time_unix_nano or span.start_time_unix_nano,
         attributes=_attributes(span.attributes),
         status_code=_PROTO_STATUS_TO_SDK.get(span.status.code, StatusCode.UNSET).name,
         status_description=span.status.message or None,
@@ -442,7 +444,9 @@ def _any_value(value: Any) -> AnyValue:
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):
-        return AnyValue(int_value=value)
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return AnyValue(int_value=value)
+        return AnyValue(string_value=str(value))  # OTLP has no wider integer
     if isinstance(value, float):
         return AnyValue(double_value=value)
     if isinstance(value, str):
@@ -458,7 +462,141 @@ def _any_value(value: Any) -> AnyValue:
 
 def trace_to_json_line(trace: FinishedTrace) -> str:
     """One line of the Collector file exporter format holding every span of `trace`."""
-    return encode_json(request_from_records(trace.spans))
+    return json.dumps(records_to_json(trace.spans), separators=(",", ":"), ensure_ascii=False)
+
+
+def records_to_json(records: Iterable[SpanRecord]) -> dict[str, Any]:
+    """The OTLP JSON document of `request_from_records(records)`, built directly.
+
+    Equal to what `encode_json` makes of that request (proto3 JSON mapping: 64-bit integers as
+    strings, hex ids, integer enums, default values left out) at a fraction of its cost: the
+    file sink writes every delivered span through here.
+    """
+    groups: dict[str, tuple[Mapping[str, AttributeValue], dict[tuple[str, str], list[Any]]]] = {}
+    last_resource: Mapping[str, AttributeValue] | None = None
+    last_key = ""
+    for record in records:
+        if record.resource is not last_resource and record.resource != last_resource:
+            last_resource = record.resource
+            last_key = json.dumps(dict(record.resource), sort_keys=True, default=str)
+        scopes = groups.setdefault(last_key, (record.resource, {}))[1]
+        scope_key = (record.scope_name, record.scope_version or "")
+        scopes.setdefault(scope_key, []).append(_json_span(record))
+    if not groups:
+        return {}
+    return {
+        "resourceSpans": [
+            {
+                "resource": _json_attributes_holder(resource),
+                "scopeSpans": [
+                    {"scope": _json_scope(name, version), "spans": spans}
+                    for (name, version), spans in scopes.items()
+                ],
+            }
+            for resource, scopes in groups.values()
+        ]
+    }
+
+
+def _json_span(record: SpanRecord) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": format(record.trace_id, "032x"),
+        "spanId": format(record.span_id, "016x"),
+    }
+    if record.parent_span_id:
+        span["parentSpanId"] = format(record.parent_span_id, "016x")
+    if record.name:
+        span["name"] = record.name
+    kind = _SDK_KIND_TO_PROTO.get(record.kind, Span.SPAN_KIND_INTERNAL)
+    if kind:
+        span["kind"] = kind
+    if record.start_time_ns:
+        span["startTimeUnixNano"] = str(record.start_time_ns)
+    if record.end_time_ns:
+        span["endTimeUnixNano"] = str(record.end_time_ns)
+    if record.attributes:
+        span["attributes"] = _json_key_values(record.attributes)
+    if record.events:
+        span["events"] = [_json_event(event) for event in record.events]
+    if record.links:
+        span["links"] = [_json_link(link) for link in record.links]
+    status: dict[str, Any] = {}
+    if record.status_description:
+        status["message"] = record.status_description
+    code = _SDK_STATUS_TO_PROTO.get(record.status_code, Status.STATUS_CODE_UNSET)
+    if code:
+        status["code"] = code
+    span["status"] = status
+    span["flags"] = _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if record.parent_is_remote else 0)
+    return span
+
+
+def _json_event(event: EventRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if event.timestamp_ns:
+        item["timeUnixNano"] = str(event.timestamp_ns)
+    if event.name:
+        item["name"] = event.name
+    if event.attributes:
+        item["attributes"] = _json_key_values(event.attributes)
+    return item
+
+
+def _json_link(link: LinkRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "traceId": format(link.trace_id, "032x"),
+        "spanId": format(link.span_id, "016x"),
+    }
+    if link.attributes:
+        item["attributes"] = _json_key_values(link.attributes)
+    return item
+
+
+def _json_scope(name: str, version: str) -> dict[str, str]:
+    scope = {}
+    if name:
+        scope["name"] = name
+    if version:
+        scope["version"] = version
+    return scope
+
+
+def _json_attributes_holder(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {"attributes": _json_key_values(attributes)} if attributes else {}
+
+
+def _json_key_values(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": key, "value": _json_any_value(value)} for key, value in attributes.items()]
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _json_any_value(value: Any) -> dict[str, Any]:
+    # bool first: it is a subclass of int. Kept in step with _any_value (the protobuf form).
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return {"intValue": str(value)}
+        return {"stringValue": str(value)}
+    if isinstance(value, float):
+        if value != value:
+            return {"doubleValue": "NaN"}
+        if value in (math.inf, -math.inf):
+            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Mapping):
+        values = _json_key_values(value)
+        return {"kvlistValue": {"values": values} if values else {}}
+    if isinstance(value, Sequence):
+        items = [_json_any_value(v) for v in value]
+        return {"arrayValue": {"values": items} if items else {}}
+    return {"stringValue": str(value)}
 
 
 def traces_from_json_lines(lines: Iterable[str]) -> list[FinishedTrace]:

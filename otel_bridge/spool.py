@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
 from otel_bridge.traces import SpanRecord
@@ -52,6 +52,8 @@ WhenFull = Literal["drop_newest", "drop_oldest"]
 # reach the limit exactly; reporting "full" a little earlier lets the receiver push back
 # (429/503) before it has to reject anything.
 _FULL_FRACTION = 0.95
+# Traces moved from pending to the outbox per transaction (see assemble_ready).
+_ASSEMBLE_PER_TRANSACTION = 128
 
 # Files SQLite (WAL) and our lock keep beside a spool file.
 _SIDE_FILES = ("-wal", "-shm", ".lock", HELD_SUFFIX)
@@ -75,6 +77,18 @@ _WAL_ROOM_MIN = 4 * 1024 * 1024
 # and leaves room for the WAL, so `max_bytes` bounds every file of the spool together.
 _DISK_FACTOR_FROM_BYTES = 1024 * 1024
 _MAX_DISK_FACTOR = 8.0
+
+# What one row of the resend window (`handed_over`) takes in the database with its index
+# (measured: ~145 bytes a row for random ids). The window is not held data, yet it takes pages:
+# at a few thousand spans a second its 120 s are tens of MiB, which took an 8 MiB spool to 16.7
+# MiB on disk. It counts against the limit, and may take at most a quarter of it: past that, the
+# oldest ids go first (a resend older than that is still caught by the sink's
+# already_delivered check, where the sink has one).
+_HANDED_ROW_BYTES = 160
+_HANDED_SHARE = 0.25
+# Like the disk factor, the window counts once it is large enough to matter (1 MiB), and it
+# keeps at least this many ids whatever the limit.
+_HANDED_MIN_ROWS = _DISK_FACTOR_FROM_BYTES // _HANDED_ROW_BYTES
 
 # Stays far below SQLite's limit on bound variables in one statement.
 _SQL_VARIABLES_PER_QUERY = 500
@@ -271,6 +285,7 @@ class Spool:
         self._wal_path = self.path.with_name(self.path.name + "-wal")
         # Database bytes per byte held, once the spool holds enough for it to matter (None below).
         self._disk_factor: float | None = None
+        self._disk_budget = max_bytes
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
         self._file.note_held(self._held)
@@ -343,50 +358,31 @@ class Spool:
 
     def add(self, records: Sequence[SpanRecord], now: float) -> AddResult:
         """Store a batch of finished spans in one transaction."""
-        encoded = [(record, record.to_json()) for record in records]
-        incoming = sum(len(text) for _, text in encoded)
-        accepted = duplicates = rejected = evicted = early = roots = new = dead_evicted = 0
+        accepted = rejected = evicted = early = roots = new = dead_evicted = 0
         with self._transaction() as db:
+            # Resent copies are dropped first: a sender retrying a request the full spool took
+            # in part must find room for the part it refused, not for what is already here.
+            by_trace, pending_of, duplicates = self._new_spans(db, records)
+            incoming = sum(len(text) for spans in by_trace.values() for text, _ in spans.values())
             budget = self._budget()
             if self._bytes + incoming > budget and self._dead_bytes:
                 dead_evicted = self._evict_dead_letters(db, self._bytes + incoming - budget)
             if self._bytes + incoming > budget:
                 if self.when_full == "drop_oldest":
                     evicted = self._evict_oldest(db, self._bytes + incoming - budget)
+                    pending_of = {}  # eviction may have taken traces looked up above
                 else:
-                    fitting: list[tuple[SpanRecord, str]] = []
-                    room = budget - self._bytes
-                    for record, text in encoded:
-                        if len(text) <= room:
-                            fitting.append((record, text))
-                            room -= len(text)
-                    rejected = len(encoded) - len(fitting)
-                    encoded = fitting
+                    rejected = _fit(by_trace, budget - self._bytes)
                     self._rejected_since_drain = True
-            # Group by trace: one lookup and one multi-row insert per trace, not per span.
-            by_trace: dict[str, dict[str, tuple[str, bool]]] = {}
-            for record, text in encoded:
-                spans = by_trace.setdefault(format(record.trace_id, "032x"), {})
-                span_hex = format(record.span_id, "016x")
-                if span_hex in spans:
-                    duplicates += 1
-                    continue
-                spans[span_hex] = (text, record.is_local_root)
             for trace_hex, spans in by_trace.items():
-                pending = db.execute(
-                    "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
-                ).fetchone()
-                # A resent span (an OTLP client retrying a request we did store) is either
-                # still pending or was handed over in the last _RESEND_WINDOW seconds.
-                resent = self._stored_span_ids(db, "handed_over", trace_hex, list(spans))
-                if pending is not None:
-                    resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
-                if resent:
-                    duplicates += len(resent)
-                    for span_hex in resent:
-                        del spans[span_hex]
-                    if not spans:
-                        continue
+                if not spans:
+                    continue
+                if trace_hex in pending_of:
+                    pending = pending_of[trace_hex]
+                else:
+                    pending = db.execute(
+                        "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
+                    ).fetchone()
                 db.executemany(
                     "INSERT INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
                     [(trace_hex, span_hex, text) for span_hex, (text, _) in spans.items()],
@@ -398,9 +394,16 @@ class Spool:
                 roots += has_root
                 self._bytes += size
                 root_arrival = now if has_root else None
+                if pending is None and not has_root and _handed_over(db, trace_hex):
+                    # A late piece of a trace already handed over (a retried request whose
+                    # root went in an earlier attempt, or a span that ended after its root):
+                    # its root will not come again, so it goes after the grace period, not
+                    # max_trace_age later.
+                    root_arrival = now
                 if pending is None:
                     if self._pending_traces >= self.max_traces:
                         early += self._assemble_oldest(db, now)
+                        pending_of = {}  # that may be a trace of this batch looked up above
                     db.execute(
                         "INSERT INTO pending_traces"
                         " (trace_id, first_arrival, root_arrival, span_count, bytes)"
@@ -429,6 +432,8 @@ class Spool:
                     )
                     self._assemble(db, trace_hex, partial=True, now=now)
                     early += 1
+            if early:
+                self._trim_handed_over(db)
             self._measure_disk(db)
         return AddResult(accepted, duplicates, rejected, evicted, early, roots, new, dead_evicted)
 
@@ -441,19 +446,33 @@ class Spool:
         flushing), or first span seen `max_trace_age` ago (then partial)."""
         complete = partial = 0
         with self._transaction() as db:
-            db.execute("DELETE FROM handed_over WHERE at < ?", (now - _RESEND_WINDOW,))
+            expired = db.execute("DELETE FROM handed_over WHERE at < ?", (now - _RESEND_WINDOW,))
+            self._handed -= max(0, expired.rowcount)
             rows = db.execute(
-                "SELECT trace_id, root_arrival FROM pending_traces WHERE"
+                "SELECT trace_id FROM pending_traces WHERE"
                 " (root_arrival IS NOT NULL AND (? OR root_arrival <= ?)) OR first_arrival <= ?",
                 (flush, now - grace_period, now - max_trace_age),
             ).fetchall()
-            for trace_hex, root_arrival in rows:
-                is_partial = root_arrival is None
-                self._assemble(db, trace_hex, partial=is_partial, now=now)
-                if is_partial:
-                    partial += 1
-                else:
-                    complete += 1
+        # In transactions of a bounded size: one transaction's pages are all in the WAL until
+        # it commits, and a backlog of thousands of traces moved at once took the WAL far past
+        # its room. A trace is moved whole in one of them.
+        for start in range(0, len(rows), _ASSEMBLE_PER_TRANSACTION):
+            with self._transaction() as db:
+                for (trace_hex,) in rows[start : start + _ASSEMBLE_PER_TRANSACTION]:
+                    # Read again: a span added since may have handed the trace over early, or
+                    # brought its root.
+                    row = db.execute(
+                        "SELECT root_arrival FROM pending_traces WHERE trace_id = ?", (trace_hex,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    is_partial = row[0] is None
+                    self._assemble(db, trace_hex, partial=is_partial, now=now)
+                    if is_partial:
+                        partial += 1
+                    else:
+                        complete += 1
+                self._trim_handed_over(db)
         return AssembleResult(complete, partial)
 
     def drained(self) -> bool:
@@ -683,6 +702,7 @@ class Spool:
             + self._dead_bytes
         )
         self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
+        self._handed = _scalar(db, "SELECT COUNT(*) FROM handed_over")
         # Traces held (waiting, queued or dead-lettered): kept beside the file (spool_files).
         self._held = (
             self._pending_traces
@@ -693,10 +713,8 @@ class Spool:
     def _bound_wal(self, db: sqlite3.Connection) -> None:
         """After a commit, with the lock held: checkpoint and truncate the WAL when large
         transactions (assembling many traces at once) took it past its room; the automatic
-        checkpoint only rewinds it. One stat per transaction of a large spool. The transaction
+        checkpoint only rewinds it. One stat per transaction. The transaction
         is committed by then: a checkpoint that fails is retried after the next one."""
-        if self._disk_factor is None:
-            return
         try:
             if self._wal_path.stat().st_size > self._wal_room:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -704,25 +722,79 @@ class Spool:
             _logger.debug("spool %s: WAL checkpoint failed", self.path, exc_info=True)
 
     def _budget(self) -> int:
-        """The bytes the spool may hold so that its files stay within `max_bytes` on disk: what
-        is left after the WAL's room, per the bytes a byte held takes in the database."""
+        """The bytes the spool may hold so that its files stay within `max_bytes` on disk."""
         if self._disk_factor is None:
-            return self.max_bytes
-        room = self.max_bytes - self._wal_room
-        return int(room / self._disk_factor)
+            return self.max_bytes - self._window_bytes()
+        return self._disk_budget
+
+    def _window_bytes(self) -> int:
+        """What the resend window takes, once that is enough to matter."""
+        window = self._handed * _HANDED_ROW_BYTES
+        return window if window >= _DISK_FACTOR_FROM_BYTES else 0
 
     def _measure_disk(self, db: sqlite3.Connection) -> None:
-        """Update what a byte held costs in the database file: the pages in use (free pages are
-        reused, so they do not count) per byte held. Two header reads."""
+        """Above 1 MiB held, update what the spool may hold: what it holds, plus the disk still
+        free within `max_bytes` (free pages of the file, which are reused first, and what the
+        file may still grow after the WAL's room) divided by what a byte held takes in the
+        database (its pages in use, but the resend window's, per byte held). Three header
+        reads."""
         if self._bytes < _DISK_FACTOR_FROM_BYTES:
             self._disk_factor = None
             return
-        pages = _scalar(db, "PRAGMA page_count") - _scalar(db, "PRAGMA freelist_count")
-        self._disk_factor = min(_MAX_DISK_FACTOR, max(1.0, pages * self._page_size / self._bytes))
+        pages = _scalar(db, "PRAGMA page_count")
+        free = _scalar(db, "PRAGMA freelist_count")
+        held = (pages - free) * self._page_size - self._window_bytes()
+        self._disk_factor = min(_MAX_DISK_FACTOR, max(1.0, held / self._bytes))
+        available = self.max_bytes - self._wal_room - (pages - free) * self._page_size
+        self._disk_budget = max(0, self._bytes + int(available / self._disk_factor))
+
+    def _trim_handed_over(self, db: sqlite3.Connection) -> None:
+        """Keep the resend window within its share of the limit, oldest ids out first."""
+        keep = max(_HANDED_MIN_ROWS, int(self.max_bytes * _HANDED_SHARE) // _HANDED_ROW_BYTES)
+        excess = self._handed - keep
+        if excess <= 0:
+            return
+        trimmed = db.execute(
+            "DELETE FROM handed_over WHERE (trace_id, span_id) IN"
+            " (SELECT trace_id, span_id FROM handed_over ORDER BY at LIMIT ?)",
+            (excess,),
+        )
+        self._handed -= max(0, trimmed.rowcount)
 
     def _live_bytes(self) -> int:
         """Bytes of spans and traces still to be delivered (everything but dead letters)."""
         return self._bytes - self._dead_bytes
+
+    def _new_spans(
+        self, db: sqlite3.Connection, records: Sequence[SpanRecord]
+    ) -> tuple[dict[str, dict[str, tuple[str, bool]]], dict[str, Any], int]:
+        """The batch's spans by trace (span id -> JSON, is a local root) without those this
+        spool holds or handed over lately; the pending row of each trace looked up on the
+        way; and how many spans were dropped as duplicates."""
+        by_trace: dict[str, dict[str, tuple[str, bool]]] = {}
+        duplicates = 0
+        for record in records:
+            spans = by_trace.setdefault(format(record.trace_id, "032x"), {})
+            span_hex = format(record.span_id, "016x")
+            if span_hex in spans:
+                duplicates += 1
+                continue
+            spans[span_hex] = (record.to_json(), record.is_local_root)
+        pending_of: dict[str, Any] = {}
+        for trace_hex, spans in by_trace.items():
+            pending = db.execute(
+                "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
+            ).fetchone()
+            pending_of[trace_hex] = pending
+            # A resent span (an OTLP client retrying a request we did store) is either still
+            # pending or was handed over in the last _RESEND_WINDOW seconds.
+            resent = self._stored_span_ids(db, "handed_over", trace_hex, list(spans))
+            if pending is not None:
+                resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
+            duplicates += len(resent)
+            for span_hex in resent:
+                del spans[span_hex]
+        return by_trace, pending_of, duplicates
 
     @staticmethod
     def _stored_span_ids(
@@ -748,17 +820,20 @@ class Spool:
                 "SELECT record FROM pending_spans WHERE trace_id = ?", (trace_hex,)
             ).fetchall()
         ]
+        # A later piece of a trace handed over before is partial whatever its root's state.
+        partial = partial or _handed_over(db, trace_hex)
         # Same layout as FinishedTrace.to_json, built from the stored span JSON without parsing.
         payload = (
             f'{{"trace_id":"{trace_hex}","partial":{"true" if partial else "false"},'
             f'"spans":[{",".join(records)}]}}'
         )
         size = _scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_hex)
-        db.execute(
+        handed = db.execute(
             "INSERT OR IGNORE INTO handed_over (trace_id, span_id, at)"
             " SELECT trace_id, span_id, ? FROM pending_spans WHERE trace_id = ?",
             (now, trace_hex),
         )
+        self._handed += max(0, handed.rowcount)
         db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace_hex,))
         db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace_hex,))
         self._pending_traces -= 1
@@ -898,3 +973,23 @@ def _exclusive_lock(path: Path) -> IO[bytes]:
 
 class SpoolLockedError(RuntimeError):
     """Another live exporter (in this or another process) owns the spool file."""
+
+
+def _handed_over(db: sqlite3.Connection, trace_hex: str) -> bool:
+    """Whether spans of this trace were handed over within the resend window."""
+    row = db.execute("SELECT 1 FROM handed_over WHERE trace_id = ? LIMIT 1", (trace_hex,))
+    return row.fetchone() is not None
+
+
+def _fit(by_trace: dict[str, dict[str, tuple[str, bool]]], room: int) -> int:
+    """Keep, in arrival order, the spans that fit in `room` bytes; remove the rest from
+    `by_trace` and return how many went."""
+    rejected = 0
+    for spans in by_trace.values():
+        for span_hex, (text, _) in list(spans.items()):
+            if len(text) <= room:
+                room -= len(text)
+            else:
+                del spans[span_hex]
+                rejected += 1
+    return rejected

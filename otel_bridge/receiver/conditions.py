@@ -15,8 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
-__all__ = ["SETTLE_SECONDS", "Condition", "SinkConditions", "SinkStatus"]
+if TYPE_CHECKING:
+    from otel_bridge.delivery import DeliveryState
+
+__all__ = ["SETTLE_SECONDS", "Condition", "SinkConditions", "SinkState", "SinkStatus"]
 
 _logger = logging.getLogger("otel_bridge.receiver")
 
@@ -44,6 +48,21 @@ class SinkStatus:
     since: datetime | None = None
     refused_requests: int = 0
     refused_spans: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkState:
+    """One sink as `/health` and the receiver's metrics show it."""
+
+    id: str
+    spool_full: bool
+    spool_bytes: int | None
+    status: SinkStatus  # the receiver's view: is it accepting requests for this sink?
+    delivery: DeliveryState | None  # the exporter's view (None for a plain SDK exporter)
+
+    @property
+    def ok(self) -> bool:
+        return self.status.condition is Condition.OK and (self.delivery is None or self.delivery.ok)
 
 
 @dataclass(slots=True)
@@ -93,6 +112,19 @@ class SinkConditions:
             if episode.condition is Condition.SPOOL_FULL and settling:
                 return
             self._end(sink_id, episode)
+
+    def settle(self, sink_id: str, spool_full: bool) -> None:
+        """End a full spool's episode once the spool has room and nothing was refused for
+        `SETTLE_SECONDS`, without waiting for the next request (there may be none for a while:
+        senders back off). Called by the receiver's ticker and when `/health` is read."""
+        if self._episodes[sink_id] is None or spool_full:
+            return
+        with self._lock:
+            episode = self._episodes[sink_id]
+            if episode is None or episode.condition is not Condition.SPOOL_FULL:
+                return
+            if self._clock() - episode.last_refused >= SETTLE_SECONDS:
+                self._end(sink_id, episode)
 
     def status(self, sink_id: str) -> SinkStatus:
         episode = self._episodes[sink_id]

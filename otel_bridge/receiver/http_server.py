@@ -42,7 +42,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from otel_bridge import otlp
 from otel_bridge.receiver import protocol
 from otel_bridge.receiver.auth import bearer_token_matches
-from otel_bridge.receiver.conditions import Condition
 from otel_bridge.receiver.config import CORSConfig, Endpoint
 from otel_bridge.receiver.ingest import Ingestor, Verdict
 
@@ -295,7 +294,7 @@ class OTLPHTTPServer:
         states = self._ingestor.sink_states()
         if self._ingestor.closed:
             status = "stopping"
-        elif any(s.condition is not Condition.OK for *_, s in states):
+        elif not all(state.ok for state in states):
             status = "degraded"
         else:
             status = "ok"
@@ -304,15 +303,16 @@ class OTLPHTTPServer:
         # learns which sinks exist and how they are doing.
         if bearer_token_matches(self._bearer_token, authorization):
             document["sinks"] = {
-                sink_id: {
-                    "state": sink_status.condition.value,
-                    "since": sink_status.since.isoformat() if sink_status.since else None,
-                    "refused_requests": sink_status.refused_requests,
-                    "refused_spans": sink_status.refused_spans,
-                    "spool_full": spool_full,
-                    "spool_bytes": spool_bytes,
+                state.id: {
+                    "state": state.status.condition.value,
+                    "since": state.status.since.isoformat() if state.status.since else None,
+                    "refused_requests": state.status.refused_requests,
+                    "refused_spans": state.status.refused_spans,
+                    "spool_full": state.spool_full,
+                    "spool_bytes": state.spool_bytes,
+                    "delivery": state.delivery.to_dict() if state.delivery else None,
                 }
-                for sink_id, spool_full, spool_bytes, sink_status in states
+                for state in states
             }
         body = json.dumps(document).encode()
         return (503 if status == "stopping" else 200), body, {"Content-Type": protocol.JSON}

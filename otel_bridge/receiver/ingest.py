@@ -21,12 +21,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge import otlp
-from otel_bridge.receiver.conditions import Condition, SinkConditions, SinkStatus
+from otel_bridge.delivery import DeliveryState
+from otel_bridge.receiver.conditions import Condition, SinkConditions, SinkState
 from otel_bridge.receiver.telemetry import ReceiverMetrics
 
-__all__ = ["Ingestor", "Outcome", "Sink", "Verdict"]
+__all__ = ["PACE_SECONDS", "Ingestor", "Outcome", "Sink", "Verdict"]
 
 _logger = logging.getLogger(__name__)
+
+# Longest a request waits for a sink's delivery worker to catch up before it is accepted anyway.
+PACE_SECONDS = 1.0
+# How often full-spool episodes are checked for their end while no request comes in.
+_TICK_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,16 @@ class Sink:
     def spool_bytes(self) -> int | None:
         spool = getattr(self.exporter, "spool", None)
         return getattr(spool, "bytes_used", None)
+
+    @property
+    def delivery(self) -> DeliveryState | None:
+        read = getattr(self.exporter, "delivery_state", None)
+        return read() if read is not None else None
+
+    def wait_for_delivery(self, timeout: float) -> None:
+        wait = getattr(self.exporter, "wait_for_delivery", None)
+        if wait is not None:
+            wait(timeout)
 
 
 class Verdict(Enum):
@@ -93,21 +109,43 @@ class Ingestor:
         sinks: Sequence[Sink],
         *,
         retry_after_seconds: float = 5.0,
+        pace_seconds: float = PACE_SECONDS,
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.sinks = tuple(sinks)
         self.retry_after_seconds = retry_after_seconds
+        self.pace_seconds = pace_seconds
         self.conditions = SinkConditions(s.id for s in self.sinks)
         self._locks = {sink.id: threading.Lock() for sink in self.sinks}
         self._needs_spans = any(not hasattr(s.exporter, "export_request") for s in self.sinks)
         self._closed = False
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
         self.metrics = ReceiverMetrics(meter_provider, self.sink_states)
 
-    def sink_states(self) -> list[tuple[str, bool, int | None, SinkStatus]]:
+    def start(self) -> None:
+        """Start the ticker that ends full-spool episodes while no request comes in."""
+        if self._ticker is None:
+            self._ticker = threading.Thread(
+                target=self._tick, name="otel-bridge-conditions", daemon=True
+            )
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._ticker_stop.wait(_TICK_SECONDS):
+            self._settle()
+
+    def _settle(self) -> None:
+        for sink in self.sinks:
+            self.conditions.settle(sink.id, sink.spool_full)
+
+    def sink_states(self) -> list[SinkState]:
+        self._settle()
         return [
-            (s.id, s.spool_full, s.spool_bytes, self.conditions.status(s.id)) for s in self.sinks
+            SinkState(s.id, s.spool_full, s.spool_bytes, self.conditions.status(s.id), s.delivery)
+            for s in self.sinks
         ]
 
     @property
@@ -135,6 +173,12 @@ class Ingestor:
             return self._throttled([s.id for s in full])
         if not spans:
             return Outcome(Verdict.ACCEPTED, rejected=rejected)
+        # Pace what is accepted to what the sinks deliver: while a sink has more due than one
+        # delivery takes, hold the request (briefly; senders wait instead of filling the spool,
+        # and the delivery worker gets the CPU the request threads would take). Past the wait
+        # the request is accepted anyway: the spool absorbs the excess up to its limit.
+        for sink in self.sinks:
+            sink.wait_for_delivery(self.pace_seconds)
         with self._idle:
             if self._closed:
                 return self._unavailable("the receiver is shutting down; retry later")
@@ -175,6 +219,7 @@ class Ingestor:
     def close(self, flush_seconds: float = 10.0) -> None:
         """Refuse new requests, wait (up to `flush_seconds`) for those being exported, then
         flush and shut down every sink. What is not delivered stays spooled."""
+        self._ticker_stop.set()
         with self._idle:
             self._closed = True
             self._idle.wait_for(lambda: self._in_flight == 0, flush_seconds)

@@ -140,6 +140,7 @@ class Receiver:
         return self.grpc.port if self.grpc else None
 
     def start(self) -> None:
+        self.ingestor.start()
         if self.http is not None:
             self.http.start()
         if self.grpc is not None:

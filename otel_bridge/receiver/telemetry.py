@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from otel_bridge.receiver.conditions import Condition, SinkStatus
+from otel_bridge.receiver.conditions import Condition, SinkState
 
 __all__ = [
     "METRIC_REQUESTS",
@@ -26,8 +26,7 @@ METRIC_SPOOL_FULL = "otel_bridge.receiver.spool.full"
 METRIC_SPOOL_BYTES = "otel_bridge.receiver.spool.bytes"
 METRIC_SINK_REFUSING = "otel_bridge.receiver.sink.refusing"
 
-# (sink id, spool full, spool bytes or None, the receiver's view of the sink)
-SinkStates = Callable[[], Sequence[tuple[str, bool, int | None, SinkStatus]]]
+SinkStates = Callable[[], Sequence[SinkState]]
 
 
 class ReceiverMetrics:
@@ -72,17 +71,17 @@ class ReceiverMetrics:
             self._rejected.add(rejected, {"transport": transport})
 
     def _observe_spools(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(int(full), {"sink": sink}) for sink, full, _, _ in self._sink_states()]
+        return [Observation(int(s.spool_full), {"sink": s.id}) for s in self._sink_states()]
 
     def _observe_spool_bytes(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(size, {"sink": sink})
-            for sink, _, size, _ in self._sink_states()
-            if size is not None
+            Observation(s.spool_bytes, {"sink": s.id})
+            for s in self._sink_states()
+            if s.spool_bytes is not None
         ]
 
     def _observe_refusing(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(int(status.condition is Condition.REFUSING), {"sink": sink})
-            for sink, _, _, status in self._sink_states()
+            Observation(int(s.status.condition is Condition.REFUSING), {"sink": s.id})
+            for s in self._sink_states()
         ]

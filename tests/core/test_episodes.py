@@ -60,6 +60,29 @@ def test_an_episode_logs_its_beginning_a_reminder_a_minute_and_its_end(
     assert messages[2][1].endswith("102 time(s), 1020 span(s)")
 
 
+def test_a_state_that_comes_and_goes_is_said_once_a_minute_with_a_tally(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A spool at its limit takes a request and refuses the next: before, each turn logged a
+    WARNING and an INFO (51 WARNINGs in 10 s of `bench/spool_limit.py --limit-mib 8`)."""
+    clock = _Clock()
+    logger = logging.getLogger("otel_bridge.test_episode_flaps")
+    episode = Episode(logger, "sink", "spool full: spans are rejected", "span(s)", clock=clock)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        for _ in range(50):  # 50 turns within 50 s
+            episode.occurred("detail", 4)
+            clock.now += 0.5
+            episode.ended()
+            clock.now += 0.5
+        clock.now += 20  # past a minute since the first WARNING
+        episode.occurred("detail", 4)
+        episode.ended()
+    messages = [(r.levelname, r.getMessage()) for r in _records(caplog, logger.name)]
+    assert [level for level, _ in messages] == ["WARNING", "INFO", "WARNING", "INFO"]
+    assert messages[2][1].endswith("meanwhile it came and went 49 more time(s), 196 span(s)")
+    assert messages[3][1].endswith("1 time(s), 4 span(s)")
+
+
 def test_expected_errors_are_states_of_the_machine() -> None:
     import errno
     import sqlite3

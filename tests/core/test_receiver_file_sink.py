@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanKind,
+    Status,
+    StatusCode,
+    set_span_in_context,
+)
 
+from otel_bridge import otlp
 from otel_bridge.delivery import RetryPolicy
 from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
 from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces, traces_from_json_lines
@@ -137,3 +145,44 @@ def test_a_line_cut_short_by_a_crash_is_finished_not_appended_to(tmp_path: Path)
     assert lines[0] == '{"resourceSpans":[{"scopeSp'
     (trace,) = traces_from_json_lines(lines[1:])
     assert len(trace.spans) == 3
+
+
+def _rich_spans() -> list[ReadableSpan]:
+    """One trace whose spans carry what the OTLP mapping treats apart: kinds, an error status
+    with its description, events, links, and array attributes."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("rich", "2.0")
+    with tracer.start_as_current_span("root", kind=SpanKind.SERVER) as root:
+        root.set_attribute("tags", ["a", "b"])
+        root.add_event("started", {"n": 3, "ok": True})
+        linked = root.get_span_context()
+        with tracer.start_as_current_span(
+            "call", kind=SpanKind.CLIENT, links=[Link(linked, {"why": "retry"})]
+        ) as call:
+            call.set_attribute("gen_ai.usage.input_tokens", 12)
+            call.set_attribute("ratio", 0.25)
+            call.set_status(Status(StatusCode.ERROR, "upstream said no"))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def test_a_request_from_the_receiver_lands_as_the_same_spans_do(tmp_path: Path) -> None:
+    """The receiver hands decoded requests to `export_request`, which spools them without
+    making SDK spans; the file ends up the same as through `export` of the decoded spans."""
+    request = otlp.request_from_spans(_rich_spans())
+    through_spans = _exporter(tmp_path / "a", tmp_path / "spans.jsonl")
+    through_request = _exporter(tmp_path / "b", tmp_path / "request.jsonl")
+    assert through_spans.export(otlp.spans_from_request(request)) is SpanExportResult.SUCCESS
+    assert through_request.export_request(request) is SpanExportResult.SUCCESS
+    for exporter in (through_spans, through_request):
+        assert exporter.force_flush(10_000)
+        exporter.shutdown()
+    (expected,) = read_traces(tmp_path / "spans.jsonl")
+    (received,) = read_traces(tmp_path / "request.jsonl")
+    assert received.spans == expected.spans
+    assert {span.kind for span in received.spans} == {"SERVER", "CLIENT"}
+    call = next(span for span in received.spans if span.name == "call")
+    assert (call.status_code, call.status_description) == ("ERROR", "upstream said no")
+    assert call.links and call.links[0].attributes == {"why": "retry"}

@@ -107,6 +107,35 @@ def test_drop_newest_rejects_what_does_not_fit_and_reports_full(tmp_path: Path) 
     assert spool.bytes_used == 0
 
 
+def test_a_span_refused_while_full_and_resent_after_its_root_left_goes_after_grace(
+    tmp_path: Path,
+) -> None:
+    """A full spool takes the root of a request and refuses its child; the sender retries
+    after the trace was handed over (root only). The child is a late piece of that trace: it
+    goes after the grace period, marked partial, not max_trace_age later (it never waited an
+    hour before: acknowledged spans stayed out of the sink for that long)."""
+    grandchild, child, root = records()
+    largest = max(len(root.to_json()), len(child.to_json()))
+    spool = open_spool(tmp_path, max_bytes=largest + 10)  # one span fits, not two
+    refused = spool.add([root, child], NOW)
+    assert (refused.accepted, refused.rejected) == (1, 1)  # the root fits, the child does not
+    assert spool.assemble_ready(NOW + 2, grace_period=2, max_trace_age=3600).complete == 1
+    (item,) = spool.due(NOW + 2, 10)
+    spool.remove([item.id])
+
+    again = spool.add([root, child], NOW + 3)  # the retried request
+    assert (again.accepted, again.duplicates) == (1, 1)
+    assert spool.next_wakeup(grace_period=2, max_trace_age=3600) == NOW + 5
+    assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=3600).complete == 1
+    (piece,) = outbox_traces(spool)
+    assert [span.name for span in piece.spans] == ["child"]
+    assert piece.partial
+    # The grandchild arriving later still is one more late piece of the same trace.
+    spool.remove([item.id for item in spool.due(NOW + 5, 10)])
+    spool.add([grandchild], NOW + 6)
+    assert spool.assemble_ready(NOW + 8, grace_period=2, max_trace_age=3600).complete == 1
+
+
 def test_drop_oldest_evicts_the_oldest_queued_trace(tmp_path: Path) -> None:
     first = records()
     size = sum(len(r.to_json()) for r in first)
