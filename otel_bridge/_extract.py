@@ -190,6 +190,43 @@ def _first_model(source: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def tool_definitions(invocation_params: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The tools offered to the model in this call (`bind_tools`, or `tools=` / the older
+    `functions=` of an OpenAI-style call), in the GenAI convention's shape: `type`, `name`,
+    `description`, `parameters` (a JSON schema). OpenAI's nested `function` form and
+    Anthropic's `input_schema` are flattened to it; anything else is kept as it is."""
+    params = invocation_params or {}
+    tools = params.get("tools")
+    if not tools:
+        functions = params.get("functions")
+        tools = [{"type": "function", "function": f} for f in functions] if functions else None
+    if not isinstance(tools, list | tuple) or not tools:
+        return None
+    return [_tool_definition(tool) for tool in tools]
+
+
+def _tool_definition(tool: Any) -> dict[str, Any]:
+    if not isinstance(tool, Mapping):
+        return {"type": "function", "name": str(getattr(tool, "name", tool))}
+    function = tool.get("function")
+    if isinstance(function, Mapping):  # OpenAI: {"type": "function", "function": {...}}
+        source: Mapping[str, Any] = function
+        kind = tool.get("type") or "function"
+    else:  # flat: ours, Anthropic's (input_schema), Gemini's function declarations
+        source, kind = tool, tool.get("type") or "function"
+    definition: dict[str, Any] = {"type": kind}
+    for key in ("name", "description"):
+        if source.get(key) is not None:
+            definition[key] = source[key]
+    schema = source.get("parameters", source.get("input_schema"))
+    if schema is not None:
+        definition["parameters"] = schema
+    for key, value in tool.items():  # anything else the provider defined (e.g. strict)
+        if key not in ("type", "function", "name", "description", "parameters", "input_schema"):
+            definition.setdefault(key, value)
+    return definition
+
+
 def request_parameters(
     metadata: Mapping[str, Any] | None, invocation_params: Mapping[str, Any] | None
 ) -> dict[str, float | int]:

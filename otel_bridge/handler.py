@@ -617,6 +617,12 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if self.capture_content:
             for key, (build, value) in content.items():
                 self._capture(attributes, key, value, build)
+            params = kwargs.get("invocation_params")
+            if isinstance(params, Mapping) and (params.get("tools") or params.get("functions")):
+                # Opt-in in the convention (descriptions and schemas can be large): with content.
+                self._capture(
+                    attributes, semconv.GEN_AI_TOOL_DEFINITIONS, params, _extract.tool_definitions
+                )
         name = _extract.run_name(serialized, kwargs.get("name"))
         # `generate` over several prompts starts every run before calling the model once per
         # prompt in the same context: no single run's span can be current for those calls.

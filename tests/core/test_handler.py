@@ -396,6 +396,52 @@ def test_create_agent_is_an_invoke_agent_span(traced: Traced) -> None:
     }
 
 
+def test_model_spans_name_the_tools_offered_in_the_conventions_shape(traced: Traced) -> None:
+    """`bind_tools` (OpenAI's nested form, what ChatOpenAI sends), Anthropic's `input_schema`
+    and the older `functions=` all read as gen_ai.tool.definitions: type, name, description,
+    parameters (a JSON schema), with a provider's extra fields kept."""
+    FakeChatModel(responses=["ok"]).bind_tools([_add_tool()]).invoke("2+3?", traced.config)
+    (offered,) = _json(traced.span("chat fake-chat-model"), semconv.GEN_AI_TOOL_DEFINITIONS)
+    assert offered["type"] == "function"
+    assert (offered["name"], offered["description"]) == ("add", "Add two numbers.")
+    assert offered["parameters"]["properties"] == {
+        "a": {"type": "integer"},
+        "b": {"type": "integer"},
+    }
+    anthropic = {
+        "name": "lookup",
+        "description": "Find a city.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "cache_control": {"type": "ephemeral"},
+    }
+    legacy = {"name": "legacy", "parameters": {"type": "object"}}
+    model = FakeChatModel(responses=["ok", "ok"], model_name="two")
+    model.bind(tools=[anthropic]).invoke("where?", traced.config)
+    model.bind(functions=[legacy]).invoke("old?", traced.config)
+    first, second = [
+        _json(span, semconv.GEN_AI_TOOL_DEFINITIONS)
+        for span in traced.spans()
+        if span.name == "chat two"
+    ]
+    assert first == [
+        {
+            "type": "function",
+            "name": "lookup",
+            "description": "Find a city.",
+            "parameters": anthropic["input_schema"],
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    assert second == [{"type": "function", "name": "legacy", "parameters": {"type": "object"}}]
+    # Opt-in in the convention: like prompts and answers, only with content capture on.
+    quiet = Traced(capture_content=False)
+    FakeChatModel(responses=["ok"]).bind_tools([_add_tool()]).invoke("2+3?", quiet.config)
+    assert semconv.GEN_AI_TOOL_DEFINITIONS not in quiet.span("chat fake-chat-model").attributes
+    # A model called without tools carries no definitions.
+    FakeChatModel(responses=["ok"], model_name="bare").invoke("hi", traced.config)
+    assert semconv.GEN_AI_TOOL_DEFINITIONS not in traced.span("chat bare").attributes
+
+
 def test_agent_executor_action_and_finish_events(traced: Traced) -> None:
     replies: list[str | AIMessage] = [
         AIMessage(content="", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "c1"}]),
