@@ -210,3 +210,39 @@ def test_tree_names_the_bad_line_of_a_broken_file(tmp_path: Path) -> None:
     result = run_cli(["tree", str(broken)], cwd=tmp_path, env=clean_environment(tmp_path))
     assert result.returncode == 1
     assert f"{broken}: line 2: invalid JSON" in result.stderr
+
+
+def test_make_demo_installs_only_what_the_demo_runs(tmp_path: Path) -> None:
+    """`make demo` on its own environment: the core with its `demo` extra and the ClearML sink
+    (the one that runs with no account), not the 2.1 GB of every sink and the test tools."""
+    venv = tmp_path / "venv"
+    output = tmp_path / "traces.jsonl"
+    args = f"--output {output} --spool-dir {tmp_path / 'spool'}"
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        ["make", "--no-print-directory", "demo", f"DEMO_VENV={venv}", f"DEMO_ARGS={args}"],
+        cwd=root,
+        # uv's own cache stays where `make install` filled it (clean_environment moves HOME).
+        env=clean_environment(tmp_path, UV_CACHE_DIR=_uv_cache_dir()),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "ClearML: logged 4 traces" in result.stdout
+    for sink in ("labelstudio", "uptrain", "sagemaker"):
+        assert f"pip install otel-bridge-{sink} to" in result.stdout
+    assert len(read_traces(output)) == 4
+    python = venv / "bin" / "python"
+    probe = "import importlib.util as u; print([m for m in ('uptrain', 'sagemaker', 'pytest') if u.find_spec(m)])"
+    found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+    size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
+    assert size < 400 * 1024 * 1024, f"{size / 1024**2:.0f} MiB"
+
+
+def _uv_cache_dir() -> str:
+    uv = Path(sys.executable).with_name("uv")
+    found = subprocess.run([str(uv), "cache", "dir"], capture_output=True, text=True, check=True)
+    return found.stdout.strip()
