@@ -208,6 +208,11 @@ class UpTrainSpanExporter(TraceExporter):
         )
 
     @property
+    def judge(self) -> Judge:
+        """Who grades: a `LocalJudge` (key_type="openai") or a `HostedJudge` (UpTrain's server)."""
+        return self._judge
+
+    @property
     def uptrain_client(self) -> Any:
         """The uptrain client the judge uses (`EvalLLM`, or `APIClient` for key_type="uptrain"),
         built on first use."""

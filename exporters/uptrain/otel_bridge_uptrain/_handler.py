@@ -4,6 +4,8 @@ runs feed an `UpTrainSpanExporter`.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,11 +13,14 @@ from uuid import UUID
 
 from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_uptrain._exporter import UpTrainSpanExporter
+from otel_bridge_uptrain._judge import LocalJudge
 from otel_bridge_uptrain._selection import Check, CheckPlan
 
 # What the seed evaluates: the trace shapes it knows. Plain LLM/chat calls get no checks unless
 # asked for (exporter_options={"checks": CheckPlan()} grades them too).
 SEED_CHECKS = CheckPlan(llm=())
+
+_logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -84,6 +89,17 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         self.exporter: UpTrainSpanExporter = exporter
         self.schema = UpTrainDataSchema(exporter.project_name)
         self.first_score_printed_flag = False
+        # The seed checks its OpenAI key at construction and raises on a bad one. Here the
+        # check runs beside the app (no network wait on its thread) and a refused key is one
+        # ERROR naming the fix; the traces wait in the spool until the key works.
+        judge = exporter.judge
+        if isinstance(judge, LocalJudge):
+            threading.Thread(
+                target=_report_refused_key,
+                args=(judge,),
+                name="otel-bridge-uptrain-key",
+                daemon=True,
+            ).start()
 
     @property
     def log_results(self) -> bool:
@@ -101,3 +117,19 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         appended to `schema.uptrain_results[project_name]`, and logged with `log_results`."""
         rows = self.exporter.evaluate_rows(evaluation_name, data, checks)
         self.schema.uptrain_results[self.schema.project_name].append(rows)
+
+
+def _report_refused_key(judge: LocalJudge) -> None:
+    try:
+        refused = judge.key_refused()
+    except Exception:  # a check that fails is only a check not made
+        _logger.debug("UpTrain key check failed", exc_info=True)
+        return
+    if refused:
+        _logger.error(
+            "UpTrain: the judge at %s refused the API key (%s): evaluations wait in the spool"
+            " until it works; set api_key (or OTEL_BRIDGE_UPTRAIN_API_KEY / OPENAI_API_KEY) to a"
+            " valid key",
+            judge.api_base or "api.openai.com",
+            refused,
+        )

@@ -281,6 +281,30 @@ class LocalJudge:
             settings.openai_api_key = self._api_key
         return self._eval_llm
 
+    @property
+    def api_base(self) -> str | None:
+        return self._api_base
+
+    def key_refused(self) -> str | None:
+        """Ask the judge for its models, as the seed's `EvalLLM` does with its key at
+        construction: the reason when the key is refused (401/403), else None (a judge that
+        cannot be reached now is not a bad key: its traces wait in the spool)."""
+        try:
+            with openai.OpenAI(
+                api_key=self._api_key,
+                base_url=self._api_base,
+                max_retries=0,
+                timeout=min(self._timeout, 10.0),
+                http_client=openai.DefaultHttpxClient(verify=self._tls),
+            ) as client:
+                client.models.list()
+        except openai.APIStatusError as error:
+            if error.status_code in (401, 403):
+                return f"HTTP {error.status_code}: {error.message}"
+        except openai.OpenAIError:
+            pass
+        return None
+
     def evaluate(
         self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]
     ) -> list[tuple[Score, ...]]:

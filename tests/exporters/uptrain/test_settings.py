@@ -5,6 +5,7 @@ LLM API; one of them is a decoy that must never be asked."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,7 +19,7 @@ from otel_bridge_uptrain import CheckPlan, UpTrainCallbackHandler, UpTrainSpanEx
 
 from otel_bridge import OTelCallbackHandler, semconv
 from tests.chains import QUESTION, chat_messages, chat_model, rag_chain
-from tests.exporters.uptrain.conftest import run_through
+from tests.exporters.uptrain.conftest import run_through, wait_for
 from tests.support.fake_openai import FakeJudge
 
 
@@ -166,7 +167,8 @@ def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_cal
 
     answer = rag_chain().invoke(QUESTION, config={"callbacks": [handler]})
 
-    assert judge.requests == []  # nothing was evaluated inside the call
+    # Nothing was evaluated inside the call (the key check, GET /v1/models, may have run).
+    assert [r for r in judge.requests if r.method == "POST"] == []
     assert provider.force_flush(10_000)
     assert handler.exporter.force_flush(60_000)
     evaluations = [
@@ -234,7 +236,9 @@ def test_the_drop_in_grades_plain_calls_only_when_asked_like_the_seed(
     try:
         chat_model().invoke(chat_messages(), config={"callbacks": [default]})
         assert default.flush(30)
-        assert judge.requests == []
+        # Only the key check at construction (GET /v1/models), no grading request.
+        assert wait_for(lambda: judge.requests, 10)
+        assert [(r.method, r.path) for r in judge.requests] == [("GET", "/v1/models")]
     finally:
         default.shutdown()
 
@@ -267,3 +271,31 @@ def test_the_seeds_uptrain_evaluate_schema_and_client_work(
         assert [str(request.check) for request in judge.graded()] == ["context_relevance"]
     finally:
         handler.shutdown()
+
+
+def test_a_refused_key_is_said_at_construction_without_a_wait_on_the_apps_thread(
+    judge: FakeJudge, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The seed's EvalLLM checks its key (GET /models) in the constructor and raises on a bad
+    one. The drop-in asks the same question beside the app: a refused key is one ERROR naming
+    the judge and the fix; a good key says nothing."""
+    with caplog.at_level(logging.ERROR, logger="otel_bridge_uptrain"):
+        wrong = UpTrainCallbackHandler(
+            api_key="sk-wrong",
+            log_results=False,
+            tracer_provider=TracerProvider(),
+            exporter_options={"api_base": judge.url, "spool_dir": tmp_path / "wrong"},
+        )
+        right = _drop_in(judge, tmp_path / "right")
+        try:
+            assert wait_for(lambda: len([r for r in judge.requests if r.path == "/v1/models"]) == 2)
+            assert wait_for(lambda: caplog.records, 10)
+        finally:
+            wrong.exporter.shutdown()
+            right.exporter.shutdown()
+    (error,) = caplog.records
+    assert error.levelname == "ERROR"
+    assert f"the judge at {judge.url} refused the API key (HTTP 401" in error.getMessage()
+    assert "OTEL_BRIDGE_UPTRAIN_API_KEY" in error.getMessage()
+    statuses = sorted(r.status for r in judge.requests if r.path == "/v1/models")
+    assert statuses == [200, 401]
