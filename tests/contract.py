@@ -47,6 +47,19 @@ class MemorySink(TraceExporter):
         return DeliveryReport.all_delivered(traces)
 
 
+class SwitchableSink(MemorySink):
+    """A `MemorySink` that fails every delivery, like a server that is down, while `down`."""
+
+    def __init__(self, *, down: bool = False, **options: Any) -> None:
+        self.down = down
+        super().__init__(**options)
+
+    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
+        if self.down:
+            raise RetryableError("connection refused by the review server")
+        return super().deliver(traces)
+
+
 class MakeExporter(Protocol):
     def __call__(self, **options: Any) -> TraceExporter: ...
 

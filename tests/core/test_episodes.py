@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ import pytest
 
 from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.file_sink import FileSpanExporter
-from otel_bridge.sink import DeliveryReport, RetryableError
-from otel_bridge.traces import FinishedTrace
 from tests import contract
 from tests.contract import make_spans
 
@@ -94,7 +91,6 @@ def test_expected_errors_are_states_of_the_machine() -> None:
     assert not expected_error(sqlite3.OperationalError("no such table: outbox"))
 
 
-
 def test_a_full_spool_is_said_once_not_per_batch(
     tmp_path: Path, exporters: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -137,22 +133,11 @@ def test_a_spool_that_cannot_be_written_is_said_once_without_a_traceback(
     assert "100 span(s) refused" in lines[1].getMessage()
 
 
-class _DownSink(contract.MemorySink):
-    def __init__(self, **options: Any) -> None:
-        self.down = True
-        super().__init__(**options)
-
-    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        if self.down:
-            raise RetryableError("connection refused by the review server")
-        return super().deliver(traces)
-
-
 def test_a_sink_that_is_down_is_said_once_and_its_recovery_once(
     tmp_path: Path, exporters: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="otel_bridge.delivery"):
-        sink = _DownSink(spool_dir=tmp_path, grace_period=0.0)
+        sink = contract.SwitchableSink(down=True, spool_dir=tmp_path, grace_period=0.0)
         exporters.append(sink)
         for _ in range(20):
             sink.export(make_spans())

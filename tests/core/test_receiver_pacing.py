@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_bridge import otlp
 from otel_bridge.receiver import Receiver, Sink, parse_config
-from otel_bridge.sink import DeliveryReport, RetryableError
-from otel_bridge.traces import FinishedTrace
 from tests import contract
 from tests.contract import DeliverySpy, make_spans
-
-
-class _Switchable(contract.MemorySink):
-    """Delivers, or fails every call like a server that is down, as the test says."""
-
-    def __init__(self, **options: Any) -> None:
-        self.down = False
-        super().__init__(**options)
-
-    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        if self.down:
-            raise RetryableError("connection refused by the review server")
-        return super().deliver(traces)
 
 
 def _receiver(sink: contract.MemorySink, **receiver: Any) -> Receiver:
@@ -99,7 +84,7 @@ def test_health_and_metrics_show_a_failing_sink_until_it_recovers(
     tmp_path: Path, receivers: list[Receiver]
 ) -> None:
     reader = InMemoryMetricReader()
-    sink = _Switchable(
+    sink = contract.SwitchableSink(
         spool_dir=tmp_path, grace_period=0.0, meter_provider=MeterProvider(metric_readers=[reader])
     )
     receiver = _receiver(sink)
@@ -162,7 +147,7 @@ def test_a_request_waits_while_the_sink_is_behind_and_nothing_is_lost(
 def test_a_failing_sink_is_not_behind_so_the_spool_absorbs_the_outage(
     tmp_path: Path, receivers: list[Receiver]
 ) -> None:
-    sink = _Switchable(spool_dir=tmp_path, grace_period=0.0, max_batch=2)
+    sink = contract.SwitchableSink(spool_dir=tmp_path, grace_period=0.0, max_batch=2)
     sink.down = True
     receiver = _receiver(sink)
     receiver.ingestor.pace_seconds = 120.0
@@ -183,7 +168,7 @@ def test_a_failing_sink_is_not_behind_so_the_spool_absorbs_the_outage(
 def test_a_full_spool_episode_ends_when_the_spool_drains_without_another_request(
     tmp_path: Path, receivers: list[Receiver], caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = _Switchable(spool_dir=tmp_path, grace_period=0.0, max_spool_bytes=64 * 1024)
+    sink = contract.SwitchableSink(spool_dir=tmp_path, grace_period=0.0, max_spool_bytes=64 * 1024)
     sink.down = True
     receiver = _receiver(sink, retry_after_seconds=1)
     receivers.append(receiver)
