@@ -617,12 +617,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
         if self.capture_content:
             for key, (build, value) in content.items():
                 self._capture(attributes, key, value, build)
+            # Opt-in in the convention (descriptions and schemas can be large): with content.
             params = kwargs.get("invocation_params")
-            if isinstance(params, Mapping) and (params.get("tools") or params.get("functions")):
-                # Opt-in in the convention (descriptions and schemas can be large): with content.
-                self._capture(
-                    attributes, semconv.GEN_AI_TOOL_DEFINITIONS, params, _extract.tool_definitions
-                )
+            if isinstance(params, Mapping):
+                try:
+                    definitions = _extract.tool_definitions(params)
+                except Exception as error:  # costs this attribute only
+                    self._problem(semconv.GEN_AI_TOOL_DEFINITIONS, error)
+                    definitions = None
+                if definitions:
+                    self._capture(attributes, semconv.GEN_AI_TOOL_DEFINITIONS, definitions)
         name = _extract.run_name(serialized, kwargs.get("name"))
         # `generate` over several prompts starts every run before calling the model once per
         # prompt in the same context: no single run's span can be current for those calls.

@@ -396,8 +396,9 @@ def test_invocation_params_whose_lookups_fail_cost_only_the_request_attributes(
             attributes[semconv.GEN_AI_INPUT_MESSAGES]
             == '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]'
         )
-    # The model and the parameters are two attributes, each logged once.
-    assert len(_warnings(caplog)) == 2
+    # The model, the parameters and the tool definitions are three attributes, each logged once.
+    assert len(_warnings(caplog)) == 3
+    assert all(semconv.GEN_AI_TOOL_DEFINITIONS not in (s.attributes or {}) for s in spans)
     assert handler.open_runs == 0
 
     strict = OTelCallbackHandler(tracer_provider=provider, raise_error=True)
