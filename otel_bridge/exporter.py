@@ -228,8 +228,9 @@ class TraceExporter(SpanExporter, ABC):
         """`export` for a decoded OTLP request, as the receiver hands it over: the spans go
         from protobuf to the spool without becoming SDK spans first (spans with invalid ids
         are skipped, as the receiver already rejected them)."""
-        count = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        return self._spool_records(lambda: otlp.records_from_request(request), count)
+        return self._spool_records(
+            lambda: otlp.records_from_request(request), otlp.span_count(request)
+        )
 
     def _spool_records(
         self, records: Callable[[], list[SpanRecord]], count: int

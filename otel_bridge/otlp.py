@@ -54,6 +54,7 @@ __all__ = [
     "records_from_request",
     "request_from_records",
     "request_from_spans",
+    "span_count",
     "spans_from_request",
     "trace_to_json_line",
     "traces_from_json_lines",
@@ -185,6 +186,11 @@ def _base64_to_hex(key: str, value: str) -> str:
 
 
 # --- protobuf <-> SDK ReadableSpan -------------------------------------------------------------
+
+
+def span_count(request: ExportTraceServiceRequest) -> int:
+    """How many spans the request holds."""
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
 def request_from_spans(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
@@ -375,28 +381,41 @@ def _record(span: Span, resource: Mapping[str, AttributeValue], scope: Any) -> S
     )
 
 
+_Scopes = dict[tuple[str, str], list[SpanRecord]]
+
+
+def _by_resource_and_scope(
+    records: Iterable[SpanRecord],
+) -> list[tuple[Mapping[str, AttributeValue], _Scopes]]:
+    """`records` grouped by resource, then by scope (name, version), as OTLP nests them."""
+    groups: dict[str, tuple[Mapping[str, AttributeValue], _Scopes]] = {}
+    last_resource: Mapping[str, AttributeValue] | None = None
+    last_key = ""
+    for record in records:
+        # The spans of one trace share a resource: its key is computed once per change.
+        if record.resource is not last_resource and record.resource != last_resource:
+            last_resource = record.resource
+            last_key = json.dumps(dict(record.resource), sort_keys=True, default=str)
+        scopes = groups.setdefault(last_key, (record.resource, {}))[1]
+        scopes.setdefault((record.scope_name, record.scope_version or ""), []).append(record)
+    return list(groups.values())
+
+
 def request_from_records(records: Iterable[SpanRecord]) -> ExportTraceServiceRequest:
     """One request holding `records`, grouped by resource and scope as OTLP expects."""
-    groups: dict[str, dict[tuple[str, str | None], list[Span]]] = {}
-    resources: dict[str, Mapping[str, AttributeValue]] = {}
-    for record in records:
-        resource_key = json.dumps(dict(record.resource), sort_keys=True, default=str)
-        resources.setdefault(resource_key, record.resource)
-        scope_key = (record.scope_name, record.scope_version)
-        groups.setdefault(resource_key, {}).setdefault(scope_key, []).append(_proto_span(record))
     return ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(
-                resource=ProtoResource(attributes=_key_values(resources[resource_key])),
+                resource=ProtoResource(attributes=_key_values(resource)),
                 scope_spans=[
                     ScopeSpans(
-                        scope=InstrumentationScope(name=name, version=version or ""),
-                        spans=spans,
+                        scope=InstrumentationScope(name=name, version=version),
+                        spans=[_proto_span(record) for record in scope_records],
                     )
-                    for (name, version), spans in scopes.items()
+                    for (name, version), scope_records in scopes.items()
                 ],
             )
-            for resource_key, scopes in groups.items()
+            for resource, scopes in _by_resource_and_scope(records)
         ]
     )
 
@@ -472,16 +491,7 @@ def records_to_json(records: Iterable[SpanRecord]) -> dict[str, Any]:
     strings, hex ids, integer enums, default values left out) at a fraction of its cost: the
     file sink writes every delivered span through here.
     """
-    groups: dict[str, tuple[Mapping[str, AttributeValue], dict[tuple[str, str], list[Any]]]] = {}
-    last_resource: Mapping[str, AttributeValue] | None = None
-    last_key = ""
-    for record in records:
-        if record.resource is not last_resource and record.resource != last_resource:
-            last_resource = record.resource
-            last_key = json.dumps(dict(record.resource), sort_keys=True, default=str)
-        scopes = groups.setdefault(last_key, (record.resource, {}))[1]
-        scope_key = (record.scope_name, record.scope_version or "")
-        scopes.setdefault(scope_key, []).append(_json_span(record))
+    groups = _by_resource_and_scope(records)
     if not groups:
         return {}
     return {
@@ -489,11 +499,14 @@ def records_to_json(records: Iterable[SpanRecord]) -> dict[str, Any]:
             {
                 "resource": _json_attributes_holder(resource),
                 "scopeSpans": [
-                    {"scope": _json_scope(name, version), "spans": spans}
-                    for (name, version), spans in scopes.items()
+                    {
+                        "scope": _json_scope(name, version),
+                        "spans": [_json_span(record) for record in scope_records],
+                    }
+                    for (name, version), scope_records in scopes.items()
                 ],
             }
-            for resource, scopes in groups.values()
+            for resource, scopes in groups
         ]
     }
 

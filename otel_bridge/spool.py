@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
 from otel_bridge.traces import SpanRecord
@@ -283,9 +283,9 @@ class Spool:
         self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
         self._wal_room = min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
         self._wal_path = self.path.with_name(self.path.name + "-wal")
-        # Database bytes per byte held, once the spool holds enough for it to matter (None below).
-        self._disk_factor: float | None = None
-        self._disk_budget = max_bytes
+        # What the spool may hold so that its files fit in max_bytes, once it holds enough for
+        # that to be measured (None below; see _measure_disk).
+        self._disk_budget: int | None = None
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
         self._recount(self._db)
         self._file.note_held(self._held)
@@ -362,7 +362,7 @@ class Spool:
         with self._transaction() as db:
             # Resent copies are dropped first: a sender retrying a request the full spool took
             # in part must find room for the part it refused, not for what is already here.
-            by_trace, pending_of, duplicates = self._new_spans(db, records)
+            by_trace, duplicates = self._new_spans(db, records)
             incoming = sum(len(text) for spans in by_trace.values() for text, _ in spans.values())
             budget = self._budget()
             if self._bytes + incoming > budget and self._dead_bytes:
@@ -370,19 +370,15 @@ class Spool:
             if self._bytes + incoming > budget:
                 if self.when_full == "drop_oldest":
                     evicted = self._evict_oldest(db, self._bytes + incoming - budget)
-                    pending_of = {}  # eviction may have taken traces looked up above
                 else:
                     rejected = _fit(by_trace, budget - self._bytes)
                     self._rejected_since_drain = True
             for trace_hex, spans in by_trace.items():
                 if not spans:
                     continue
-                if trace_hex in pending_of:
-                    pending = pending_of[trace_hex]
-                else:
-                    pending = db.execute(
-                        "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
-                    ).fetchone()
+                pending = db.execute(
+                    "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
+                ).fetchone()
                 db.executemany(
                     "INSERT INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
                     [(trace_hex, span_hex, text) for span_hex, (text, _) in spans.items()],
@@ -403,7 +399,6 @@ class Spool:
                 if pending is None:
                     if self._pending_traces >= self.max_traces:
                         early += self._assemble_oldest(db, now)
-                        pending_of = {}  # that may be a trace of this batch looked up above
                     db.execute(
                         "INSERT INTO pending_traces"
                         " (trace_id, first_arrival, root_arrival, span_count, bytes)"
@@ -723,7 +718,7 @@ class Spool:
 
     def _budget(self) -> int:
         """The bytes the spool may hold so that its files stay within `max_bytes` on disk."""
-        if self._disk_factor is None:
+        if self._disk_budget is None:
             return self.max_bytes - self._window_bytes()
         return self._disk_budget
 
@@ -736,17 +731,18 @@ class Spool:
         """Above 1 MiB held, update what the spool may hold: what it holds, plus the disk still
         free within `max_bytes` (free pages of the file, which are reused first, and what the
         file may still grow after the WAL's room) divided by what a byte held takes in the
-        database (its pages in use, but the resend window's, per byte held). Three header
+        database (its pages in use, but the resend window's, per byte held). Two header
         reads."""
         if self._bytes < _DISK_FACTOR_FROM_BYTES:
-            self._disk_factor = None
+            self._disk_budget = None
             return
-        pages = _scalar(db, "PRAGMA page_count")
-        free = _scalar(db, "PRAGMA freelist_count")
-        held = (pages - free) * self._page_size - self._window_bytes()
-        self._disk_factor = min(_MAX_DISK_FACTOR, max(1.0, held / self._bytes))
-        available = self.max_bytes - self._wal_room - (pages - free) * self._page_size
-        self._disk_budget = max(0, self._bytes + int(available / self._disk_factor))
+        in_use = _scalar(db, "PRAGMA page_count") - _scalar(db, "PRAGMA freelist_count")
+        in_use_bytes = in_use * self._page_size
+        factor = min(
+            _MAX_DISK_FACTOR, max(1.0, (in_use_bytes - self._window_bytes()) / self._bytes)
+        )
+        available = self.max_bytes - self._wal_room - in_use_bytes
+        self._disk_budget = max(0, self._bytes + int(available / factor))
 
     def _trim_handed_over(self, db: sqlite3.Connection) -> None:
         """Keep the resend window within its share of the limit, oldest ids out first."""
@@ -767,10 +763,9 @@ class Spool:
 
     def _new_spans(
         self, db: sqlite3.Connection, records: Sequence[SpanRecord]
-    ) -> tuple[dict[str, dict[str, tuple[str, bool]]], dict[str, Any], int]:
+    ) -> tuple[dict[str, dict[str, tuple[str, bool]]], int]:
         """The batch's spans by trace (span id -> JSON, is a local root) without those this
-        spool holds or handed over lately; the pending row of each trace looked up on the
-        way; and how many spans were dropped as duplicates."""
+        spool holds or handed over lately, and how many spans were dropped as duplicates."""
         by_trace: dict[str, dict[str, tuple[str, bool]]] = {}
         duplicates = 0
         for record in records:
@@ -780,21 +775,15 @@ class Spool:
                 duplicates += 1
                 continue
             spans[span_hex] = (record.to_json(), record.is_local_root)
-        pending_of: dict[str, Any] = {}
         for trace_hex, spans in by_trace.items():
-            pending = db.execute(
-                "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
-            ).fetchone()
-            pending_of[trace_hex] = pending
             # A resent span (an OTLP client retrying a request we did store) is either still
             # pending or was handed over in the last _RESEND_WINDOW seconds.
             resent = self._stored_span_ids(db, "handed_over", trace_hex, list(spans))
-            if pending is not None:
-                resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
+            resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
             duplicates += len(resent)
             for span_hex in resent:
                 del spans[span_hex]
-        return by_trace, pending_of, duplicates
+        return by_trace, duplicates
 
     @staticmethod
     def _stored_span_ids(

@@ -116,7 +116,7 @@ class SinkConditions:
     def settle(self, sink_id: str, spool_full: bool) -> None:
         """End a full spool's episode once the spool has room and nothing was refused for
         `SETTLE_SECONDS`, without waiting for the next request (there may be none for a while:
-        senders back off). Called by the receiver's ticker and when `/health` is read."""
+        senders back off). Called by the receiver's ticker."""
         if self._episodes[sink_id] is None or spool_full:
             return
         with self._lock:

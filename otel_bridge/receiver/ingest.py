@@ -97,10 +97,6 @@ def _drop_invalid_spans(request: ExportTraceServiceRequest) -> otlp.RejectedSpan
     return None
 
 
-def _span_count(request: ExportTraceServiceRequest) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-
-
 class Ingestor:
     """Fans each request out to the sinks; `close()` makes later requests UNAVAILABLE."""
 
@@ -142,7 +138,6 @@ class Ingestor:
             self.conditions.settle(sink.id, sink.spool_full)
 
     def sink_states(self) -> list[SinkState]:
-        self._settle()
         return [
             SinkState(s.id, s.spool_full, s.spool_bytes, self.conditions.status(s.id), s.delivery)
             for s in self.sinks
@@ -155,7 +150,7 @@ class Ingestor:
     def ingest(self, request: ExportTraceServiceRequest, transport: str) -> Outcome:
         """Validate (dropping invalid spans) and export a decoded request to every sink."""
         rejected = _drop_invalid_spans(request)
-        spans = _span_count(request)
+        spans = otlp.span_count(request)
         outcome = self._export(request, spans, rejected)
         refused = 0 if outcome.verdict is Verdict.ACCEPTED else spans
         self.metrics.spans(
