@@ -48,7 +48,7 @@ def summarize(path: Path) -> SpoolSummary:
     """What one spool file holds, read-only."""
     in_use = spool_in_use(path)
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as error:
         return SpoolSummary(path, None, in_use=in_use, problem=str(error))
     try:

@@ -143,6 +143,26 @@ def test_salvage_recovers_the_intact_rows_of_a_file_damaged_in_its_middle(
     assert _delivered_ids(out) == ids - lost
 
 
+def test_salvage_and_check_take_a_path_relative_to_the_working_directory(tmp_path: Path) -> None:
+    """As an operator types it, from the spool's directory: this crashed with "relative path
+    can't be expressed as a file URI" (found by hand, damaging a spool under `serve`)."""
+    spool, ids = spool_holding(tmp_path / "spool", 20)
+    lost = damage_outbox_pages_in_middle(spool)
+    FileSpanExporter(tmp_path / "out.jsonl", spool_dir=spool.parent, clock=FakeClock()).shutdown()
+    (moved,) = (p for p in spool.parent.iterdir() if p.name.endswith("Z"))
+    for command in ("check", "salvage"):
+        result = subprocess.run(
+            [OTEL_BRIDGE, "spool", command, moved.name],
+            cwd=spool.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+    assert f"recovered {len(ids) - len(lost)} trace(s)" in result.stdout
+
+
 def test_salvage_usage(tmp_path: Path) -> None:
     plain = tmp_path / "plain.sqlite3"
     plain.write_bytes(b"")
