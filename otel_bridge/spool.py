@@ -604,6 +604,10 @@ class Spool:
                     "SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts, reason,"
                     " dead_at FROM dead_letters"
                 ).fetchall()
+            # Spans whose trace row was lost (a damaged file salvaged row by row) are still
+            # worth delivering: as traces first seen at time 0, they go at the next step, partial.
+            known = {trace_hex for trace_hex, _, _ in traces}
+            traces += [(t, 0.0, None) for t in sorted({s[0] for s in spans} - known)]
             with self._transaction() as db:
                 db.executemany(
                     "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",

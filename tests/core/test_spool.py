@@ -269,3 +269,25 @@ def test_any_interleaving_loses_and_duplicates_nothing(
     delivered_spans = [(s.trace_id, s.span_id) for piece in pieces for s in piece.spans]
     assert sorted(delivered_spans) == sorted((s.trace_id, s.span_id) for s in spans)
     spool.close()
+
+
+def test_adopted_spans_whose_trace_row_was_lost_go_at_the_next_step_partial(
+    tmp_path: Path,
+) -> None:
+    """A salvaged file can hold spans whose trace row was unreadable. Adopted as they were,
+    they sat in the spool with no trace to assemble them (found salvaging a spool damaged by
+    hand: "recovered 0 trace(s)" from 21 readable spans); now each becomes a trace first seen
+    at time 0, handed over at the next step, partial."""
+    donor = Spool(
+        spool_path(tmp_path, "donor"), max_bytes=10_000_000, max_traces=100, max_spans_per_trace=100
+    )
+    grandchild, child, _ = records()
+    donor.add([grandchild, child], NOW)
+    donor.close()
+    with sqlite3.connect(spool_path(tmp_path, "donor")) as db:
+        db.execute("DELETE FROM pending_traces")
+    spool = open_spool(tmp_path)
+    assert spool.adopt(spool_path(tmp_path, "donor")) == 2
+    assert spool.assemble_ready(NOW, grace_period=2, max_trace_age=300).partial == 1
+    (trace,) = outbox_traces(spool)
+    assert trace.partial and {s.name for s in trace.spans} == {"child", "grandchild"}
