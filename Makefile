@@ -11,8 +11,8 @@ EXPORTERS := labelstudio uptrain clearml sagemaker
 EDITABLES := -e '.[serve,demo]' $(foreach e,$(EXPORTERS),-e exporters/$(e))
 SERVICES := scripts/services.sh
 
-.PHONY: install install-labelstudio-server test lint typecheck pytest demo docs bench clean lock \
-	collector collector-demo clean-collector
+.PHONY: install install-labelstudio-server install-ui test lint typecheck pytest demo ui browser docs \
+	bench clean lock collector collector-demo clean-collector
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # Starts Label Studio and moto, runs pytest with their addresses in the environment, stops them.
-pytest: install install-labelstudio-server collector
-	OTELCOL_BINARY=$(abspath $(COLLECTOR)) $(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+pytest: install install-labelstudio-server collector install-ui browser
+	OTELCOL_BINARY=$(abspath $(COLLECTOR)) CHROMIUM=$(CHROMIUM) \
+		$(SERVICES) run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
@@ -63,6 +64,35 @@ $(DEMO_VENV)/.installed: $(UV) pyproject.toml exporters/clearml/pyproject.toml $
 
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/otel-bridge demo $(DEMO_ARGS)
+
+# `make ui`: the demo's traces in Arize Phoenix, a trace UI that runs offline in its own
+# environment (~620 MB), on http://127.0.0.1:$(UI_PORT) until Ctrl-C.
+UI_VENV ?= .venv-ui
+UI_PORT ?= 6006
+UI_DIR ?= .services/phoenix
+
+$(UI_VENV)/.installed: $(UV) requirements/ui.txt
+	@echo "Installing the Phoenix trace UI into $(UI_VENV)"
+	$(UV) venv --quiet --allow-existing -p $(PYTHON) $(UI_VENV)
+	VIRTUAL_ENV=$(UI_VENV) $(UV) pip install --quiet -r requirements/ui.txt
+	touch $@
+
+install-ui: $(UI_VENV)/.installed
+
+ui: $(DEMO_VENV)/.installed $(UI_VENV)/.installed
+	$(DEMO_VENV)/bin/python scripts/trace_ui.py --phoenix $(UI_VENV)/bin/phoenix \
+		--otel-bridge $(DEMO_VENV)/bin/otel-bridge --port $(UI_PORT) --data-dir $(UI_DIR)
+
+# The trace UI test drives a real headless Chromium: Debian's package (Playwright's own browser
+# download cannot be fetched here), installed once with apt when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser test"
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'
+
+browser: $(CHROMIUM)
 
 # The README's configuration tables, written from each package's settings module.
 docs: install
@@ -105,4 +135,4 @@ lock: $(UV)
 	$(UV) pip compile --quiet -p $(PYTHON) requirements/all.in -o $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) $(DEMO_VENV) .services .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO_VENV) $(UI_VENV) .services .pytest_cache .mypy_cache .ruff_cache
