@@ -1,3 +1,5 @@
+# Install: pip install -e '.[examples]' -e exporters/clearml
+# Run:     python examples/clearml_offline.py
 """Log a LangChain agent's runs to ClearML with no ClearML server: an offline session you can
 import into a server later.
 
@@ -7,12 +9,18 @@ each finished trace becomes "Action Records" and "Session Analysis" tables, per-
 credentials configured (clearml.conf or CLEARML_API_* variables) the same code logs online.
 """
 
-from langchain.agents import create_agent
+import sys
+
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
-from otel_bridge_clearml import ClearMLCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
+
+try:  # beyond the core: the command at the top installs it
+    from langchain.agents import create_agent
+    from otel_bridge_clearml import ClearMLCallbackHandler
+except ImportError as missing:
+    sys.exit(f"{missing.name} is not installed: pip install -e '.[examples]' -e exporters/clearml")
 
 
 @tool

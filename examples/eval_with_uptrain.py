@@ -1,3 +1,5 @@
+# Install: pip install -e . -e exporters/uptrain
+# Run:     OPENAI_API_KEY=<key> python examples/eval_with_uptrain.py
 """Evaluate a RAG chain with UpTrain, per finished trace and off the request path.
 
 `UpTrainCallbackHandler` takes langchain_community's arguments. Each finished trace gets the
@@ -16,9 +18,13 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from otel_bridge_uptrain import UpTrainCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
+
+try:  # beyond the core: the command at the top installs it
+    from otel_bridge_uptrain import UpTrainCallbackHandler
+except ImportError as missing:
+    sys.exit(f"{missing.name} is not installed: pip install -e . -e exporters/uptrain")
 
 if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OTEL_BRIDGE_UPTRAIN_API_KEY")):
     sys.exit("set OPENAI_API_KEY, or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE")

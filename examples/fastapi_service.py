@@ -1,3 +1,5 @@
+# Install: pip install -e '.[examples]'
+# Run:     python examples/fastapi_service.py
 """A web service whose server spans parent the LangChain spans.
 
 FastAPI's OpenTelemetry instrumentation makes the request's SERVER span current; the chain runs
@@ -10,11 +12,8 @@ prints their traces; `python examples/fastapi_service.py --serve` serves on 127.
 
 import sys
 
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from langchain_core.prompts import ChatPromptTemplate
 from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich import print as rich_print
 
@@ -22,6 +21,13 @@ import otel_bridge
 from otel_bridge.rendering import render_traces
 from otel_bridge.testing import FakeChatModel
 from otel_bridge.traces import FinishedTrace
+
+try:  # beyond the core: the command at the top installs it
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+except ImportError as missing:
+    sys.exit(f"{missing.name} is not installed: pip install -e '.[examples]'")
 
 spans = InMemorySpanExporter()
 # Builds the global TracerProvider (OTEL_* variables apply), which FastAPI's instrumentation

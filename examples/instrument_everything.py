@@ -1,3 +1,5 @@
+# Install: pip install -e .
+# Run:     python examples/instrument_everything.py
 """`otel_bridge.instrument()`: every LangChain run in the process is traced with no `callbacks=`
 anywhere in the application code, `batch` calls and worker threads included.
 

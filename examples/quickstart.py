@@ -1,3 +1,5 @@
+# Install: pip install -e .
+# Run:     python examples/quickstart.py
 """Quickstart: one `OTelCallbackHandler` traces a LangChain chain; the spans print to the console.
 
 Runs with no API key on the bundled fake chat model; swap in `ChatOpenAI(model="gpt-4o-mini")`

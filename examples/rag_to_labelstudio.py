@@ -1,3 +1,5 @@
+# Install: pip install -e . -e exporters/labelstudio
+# Run:     LABEL_STUDIO_URL=http://localhost:8080 LABEL_STUDIO_API_KEY=<token> python examples/rag_to_labelstudio.py
 """A RAG chain whose LLM calls become Label Studio review tasks, delivered off the request path.
 
 `LabelStudioCallbackHandler` takes langchain_community's arguments; it traces every run as an
@@ -9,16 +11,20 @@ the prediction, model, tokens, trace id). Needs a Label Studio server: set LABEL
 import os
 import sys
 
-from label_studio_sdk import LabelStudio
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 from otel_bridge.testing import FakeChatModel
+
+try:  # beyond the core: the command at the top installs it
+    from label_studio_sdk import LabelStudio
+    from otel_bridge_labelstudio import LabelStudioCallbackHandler
+except ImportError as missing:
+    sys.exit(f"{missing.name} is not installed: pip install -e . -e exporters/labelstudio")
 
 if not os.environ.get("LABEL_STUDIO_API_KEY"):
     sys.exit("set LABEL_STUDIO_API_KEY (and LABEL_STUDIO_URL) to a Label Studio server's token")

@@ -1,3 +1,5 @@
+# Install: pip install -e . -e exporters/sagemaker
+# Run:     python examples/sagemaker_experiment.py  # AWS credentials, or MOTO_ENDPOINT_URL=<moto server>
 """Log a LangChain app into a SageMaker Experiments run: metrics per model call (latency,
 tokens), parameters (model, chain) and every run record as JSON Lines artifacts in S3.
 
@@ -7,14 +9,19 @@ server, as `make test` starts) everything goes there instead, with throwaway cre
 """
 
 import os
+import sys
 import uuid
 
-import boto3
 from langchain_core.prompts import ChatPromptTemplate
-from otel_bridge_sagemaker import SageMakerCallbackHandler
-from sagemaker.core.experiments.run import Run
 
 from otel_bridge.testing import FakeChatModel
+
+try:  # beyond the core: the command at the top installs it
+    import boto3
+    from otel_bridge_sagemaker import SageMakerCallbackHandler
+    from sagemaker.core.experiments.run import Run
+except ImportError as missing:
+    sys.exit(f"{missing.name} is not installed: pip install -e . -e exporters/sagemaker")
 
 if os.environ.get("MOTO_ENDPOINT_URL"):
     os.environ["AWS_ENDPOINT_URL"] = os.environ["MOTO_ENDPOINT_URL"]

@@ -1,3 +1,5 @@
+# Install: pip install -e '.[examples]'
+# Run:     make collector && python examples/collector/run.py
 """App -> OpenTelemetry Collector -> `otel-bridge serve` -> sinks, all on this machine.
 
 Run it with `make collector-demo` (it builds the Collector first), or
@@ -15,6 +17,7 @@ Run it with `make collector-demo` (it builds the Collector first), or
 Free loopback ports, a fresh token and a temporary directory; prints what each side received.
 """
 
+import importlib.util
 import os
 import secrets
 import socket
@@ -33,6 +36,11 @@ from otel_bridge import OTelCallbackHandler
 from otel_bridge.otlp import read_traces
 from otel_bridge.rendering import render_traces
 from otel_bridge.testing import FakeChatModel
+
+# `otel-bridge serve` runs from this environment: its extra must be there.
+for _module in ("yaml", "aiohttp", "grpc"):
+    if importlib.util.find_spec(_module) is None:
+        sys.exit(f"{_module} is not installed: pip install -e '.[examples]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 OTELCOL = Path(os.environ.get("OTELCOL_BINARY") or ROOT / ".cache/collector/dist/otelcol-bridge")

@@ -1,5 +1,7 @@
-"""Every example in examples/ runs as a user runs it: `python examples/<name>.py`, in its own
-process, and prints what its docstring promises.
+"""Every example in examples/ runs as a user runs it: in a fresh environment made by the
+`# Install:` command its first line gives (tests/support/example_envs.py), as
+`python examples/<name>.py` in its own process, and prints what its docstring promises; with
+only the core installed, an example that needs more says in one line what to install.
 
 The chat models are the in-process `otel_bridge.testing.FakeChatModel` (the stand-in for a paid
 LLM API) and, for the UpTrain example, the judge is the local OpenAI-compatible server of
@@ -13,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_demo import clean_environment
+from tests.support import example_envs
 from tests.support.fake_openai import FakeJudge
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -39,6 +41,17 @@ def required_env(name: str) -> str:
     return value
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_example_environments() -> Iterator[None]:
+    yield
+    example_envs.remove_all()
+
+
+def example_python(name: str) -> str:
+    """The Python of a fresh environment made by the example's own install command."""
+    return str(example_envs.python_for(example_envs.install_command(EXAMPLES / name)))
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A clean environment: no keys, home, caches and spools inside tmp_path."""
@@ -47,7 +60,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def run_example(name: str, env: dict[str, str], cwd: Path) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [example_python(name), str(EXAMPLES / name)],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -157,7 +170,7 @@ def test_eval_with_uptrain_prints_the_scores_of_the_rag_checks(
 
 def test_eval_with_uptrain_says_which_key_is_missing(env: dict[str, str], tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "eval_with_uptrain.py")],
+        [example_python("eval_with_uptrain.py"), str(EXAMPLES / "eval_with_uptrain.py")],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -211,3 +224,36 @@ def test_collector_example_delivers_through_the_agent_collector_to_backend_and_s
     assert "bridge (file sink), through the agent Collector -> otel-bridge serve" in out
     assert f"trace {trace_id.group(1)}  3 spans" in out
     assert "chat_model FakeChatModel fake-chat-model" in out
+
+
+_EXAMPLES = sorted(str(path.relative_to(EXAMPLES)) for path in EXAMPLES.rglob("*.py"))
+_CORE = "pip install -e ."
+
+
+@pytest.mark.parametrize("name", _EXAMPLES)
+def test_every_example_starts_with_its_install_and_run_commands(name: str) -> None:
+    first, second = (EXAMPLES / name).read_text(encoding="utf-8").splitlines()[:2]
+    assert first.startswith("# Install: pip install -e ")
+    assert second.startswith("# Run:") and f"python examples/{name}" in second
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in _EXAMPLES if example_envs.install_command(EXAMPLES / n) != _CORE],
+)
+def test_with_only_the_core_an_example_names_what_to_install_in_one_line(
+    name: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [str(example_envs.python_for(_CORE)), str(EXAMPLES / name)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.endswith(f"is not installed: {example_envs.install_command(EXAMPLES / name)}")
