@@ -52,8 +52,11 @@ WhenFull = Literal["drop_newest", "drop_oldest"]
 # reach the limit exactly; reporting "full" a little earlier lets the receiver push back
 # (429/503) before it has to reject anything.
 _FULL_FRACTION = 0.95
-# Traces moved from pending to the outbox per transaction (see assemble_ready).
-_ASSEMBLE_PER_TRANSACTION = 128
+# Traces moved from pending to the outbox per transaction (see assemble_ready). Each touches
+# pages all over three random-keyed tables, and a transaction's pages all go to the WAL: 128
+# traces a transaction wrote up to 2.9 MiB of WAL at an 8 MiB limit, 32 write about a quarter
+# of that, at the same throughput (bench/spool_limit.py).
+_ASSEMBLE_PER_TRANSACTION = 32
 
 # Files SQLite (WAL) and our lock keep beside a spool file.
 _SIDE_FILES = ("-wal", "-shm", ".lock", HELD_SUFFIX)
@@ -67,7 +70,8 @@ _RESEND_WINDOW = 120.0
 # transaction past a checkpoint (assembling many traces at once) can take the WAL well past it
 # (measured: 7.5 MiB with 1000 pages, 4.9 MiB with 512, under bench/spool_limit.py): the spool
 # keeps three times N pages of room for it, at least _WAL_ROOM_MIN, at most a third of the limit,
-# and checkpoints with truncation after a commit that took the WAL past that room.
+# to begin with (then the largest WAL seen, see _DiskHeadroom), and checkpoints with truncation
+# after a commit that took the WAL past that room.
 _WAL_PAGES_MIN, _WAL_PAGES_MAX = 64, 1000
 # One transaction alone can write a few MiB to the WAL (measured 3.5 MiB at a 16 MiB limit).
 _WAL_ROOM_MIN = 4 * 1024 * 1024
@@ -281,7 +285,13 @@ class Spool:
         )
         self._db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
         self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
-        self._wal_room = min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
+        # The resend window's rows at most (see _HANDED_SHARE).
+        self._handed_keep = max(
+            _HANDED_MIN_ROWS, int(max_bytes * _HANDED_SHARE) // _HANDED_ROW_BYTES
+        )
+        self._headroom = _DiskHeadroom(
+            wal_room=min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
+        )
         self._wal_path = self.path.with_name(self.path.name + "-wal")
         # What the spool may hold so that its files fit in max_bytes, once it holds enough for
         # that to be measured (None below; see _measure_disk).
@@ -715,14 +725,20 @@ class Spool:
         checkpoint only rewinds it. One stat per transaction. The transaction
         is committed by then: a checkpoint that fails is retried after the next one."""
         try:
-            if self._wal_path.stat().st_size > self._wal_room:
+            wal_bytes = self._wal_path.stat().st_size
+            self._headroom.saw_wal(wal_bytes)
+            if wal_bytes > self._headroom.wal_room:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except (OSError, sqlite3.Error):
             _logger.debug("spool %s: WAL checkpoint failed", self.path, exc_info=True)
 
     def _budget(self) -> int:
-        """The bytes the spool may hold so that its files stay within `max_bytes` on disk."""
-        if self._disk_budget is None:
+        """The bytes the spool may hold so that its files stay within `max_bytes` on disk.
+        Below 1 MiB held it is `max_bytes` as is, whatever was measured when it held more: at
+        a small limit the room kept for the WAL and the resend window can leave a measured
+        budget below what is held, and a spool that had drained past it would stay "full"
+        until the next write measured again, which a full spool's receiver never sends."""
+        if self._disk_budget is None or self._bytes < _DISK_FACTOR_FROM_BYTES:
             return self.max_bytes - self._window_bytes()
         return self._disk_budget
 
@@ -734,24 +750,28 @@ class Spool:
     def _measure_disk(self, db: sqlite3.Connection) -> None:
         """Above 1 MiB held, update what the spool may hold: what it holds, plus the disk still
         free within `max_bytes` (free pages of the file, which are reused first, and what the
-        file may still grow after the WAL's room) divided by what a byte held takes in the
-        database (its pages in use, but the resend window's, per byte held). Two header
-        reads."""
+        file may still grow) divided by what a byte held takes in the database (its pages in
+        use, but the resend window's, per byte held). What the file may grow leaves room for
+        the WAL and for the database's growth in one transaction, each as large as seen so far
+        (see _DiskHeadroom). Two header reads."""
+        page_count = _scalar(db, "PRAGMA page_count")
+        self._headroom.saw_pages(page_count * self._page_size)
         if self._bytes < _DISK_FACTOR_FROM_BYTES:
             self._disk_budget = None
             return
-        in_use = _scalar(db, "PRAGMA page_count") - _scalar(db, "PRAGMA freelist_count")
-        in_use_bytes = in_use * self._page_size
+        in_use_bytes = (page_count - _scalar(db, "PRAGMA freelist_count")) * self._page_size
         factor = min(
             _MAX_DISK_FACTOR, max(1.0, (in_use_bytes - self._window_bytes()) / self._bytes)
         )
-        available = self.max_bytes - self._wal_room - in_use_bytes
+        # The resend window grows as traces are handed over, whatever is held: room for it to
+        # reach its share.
+        window_growth = max(0, self._handed_keep - self._handed) * _HANDED_ROW_BYTES
+        available = self.max_bytes - self._headroom.bytes() - window_growth - in_use_bytes
         self._disk_budget = max(0, self._bytes + int(available / factor))
 
     def _trim_handed_over(self, db: sqlite3.Connection) -> None:
         """Keep the resend window within its share of the limit, oldest ids out first."""
-        keep = max(_HANDED_MIN_ROWS, int(self.max_bytes * _HANDED_SHARE) // _HANDED_ROW_BYTES)
-        excess = self._handed - keep
+        excess = self._handed - self._handed_keep
         if excess <= 0:
             return
         trimmed = db.execute(
@@ -972,6 +992,39 @@ def _handed_over(db: sqlite3.Connection, trace_hex: str) -> bool:
     """Whether spans of this trace were handed over within the resend window."""
     row = db.execute("SELECT 1 FROM handed_over WHERE trace_id = ? LIMIT 1", (trace_hex,))
     return row.fetchone() is not None
+
+
+class _DiskHeadroom:
+    """What the spool's files may take beyond the database's pages in use: the WAL, which one
+    transaction fills with every page it touches before it commits, and the database's own
+    growth between two measurements (a trace being moved is in it twice for a moment). Both
+    start from an estimate and grow to the largest seen: at an 8 MiB limit a request of 128
+    traces touched ~500 random pages (2-3 MiB of WAL) where the estimate left 2.7 MiB, and
+    the spool reached 9.1 MiB on disk. Learnt per process, never shrinks."""
+
+    def __init__(self, wal_room: int) -> None:
+        self.wal_room = wal_room
+        self._wal_seen = 0
+        self._growth_seen = 0
+        self._pages_bytes = 0
+
+    def saw_wal(self, wal_bytes: int) -> None:
+        """The WAL's size after a commit, before any truncation: the largest it got."""
+        if wal_bytes > self._wal_seen:
+            self._wal_seen = wal_bytes
+
+    def saw_pages(self, pages_bytes: int) -> None:
+        """The database file's size (its pages), read at a measurement."""
+        if self._pages_bytes:
+            self._growth_seen = max(self._growth_seen, pages_bytes - self._pages_bytes)
+        self._pages_bytes = pages_bytes
+
+    def bytes(self) -> int:
+        # A quarter more than the largest WAL seen: it grows with the tables it touches.
+        wal = max(self.wal_room, self._wal_seen * 5 // 4)
+        # The shared-memory index: 32 KiB for every 4096 WAL frames (pages) or part of them.
+        shm = 32 * 1024 * (wal // (4096 * 4096) + 1)
+        return wal + shm + self._growth_seen
 
 
 def _fit(by_trace: dict[str, dict[str, tuple[str, bool]]], room: int) -> int:

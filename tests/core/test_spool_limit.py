@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import random
 import sqlite3
 import threading
 import time
@@ -189,4 +190,51 @@ def test_the_resend_window_takes_at_most_its_share_of_the_limit(tmp_path: Path) 
     window = sqlite3.connect(spool.path).execute("SELECT COUNT(*) FROM handed_over").fetchone()
     spool.close()
     assert window[0] <= limit // 4 // 160 + 2 * 128  # its share, give or take one batch
+    assert largest <= limit, f"{largest:,} bytes on disk, limit {limit:,}"
+
+
+def test_a_small_spool_stays_within_its_limit_while_it_fills_and_delivers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench's load at an 8 MiB limit, in one thread: requests of 128 two-span traces come
+    faster than the sink takes them, so the spool fills, refuses, hands traces over and fills
+    its resend window at once. Each request and each assembly touches pages all over the
+    random-keyed tables, and every page a transaction touches goes to the WAL: the WAL room
+    estimated at start was too small for that, and the spool reached 9.1 MiB on disk under
+    bench/spool_limit.py (8.4 MB here). The room is now the largest WAL seen (and the
+    database's largest growth). The files are measured after every commit, before the WAL is
+    truncated: when they are largest."""
+    limit = 8 * 1024 * 1024
+    sizes: list[int] = []
+    bound_wal = Spool._bound_wal
+
+    def measured(spool: Spool, db: sqlite3.Connection) -> None:
+        sizes.append(_on_disk(spool.path))
+        bound_wal(spool, db)
+
+    monkeypatch.setattr(Spool, "_bound_wal", measured)
+    spool = Spool(
+        spool_path(tmp_path, "small"), max_bytes=limit, max_traces=10_000, max_spans_per_trace=100
+    )
+    now = 1_700_000_000.0
+    template = [
+        SpanRecord.from_readable(span) for span in make_spans(("chain", "chat " + "x" * 300))
+    ]
+    rejected = 0
+    ids = random.Random(8)  # random trace ids, as senders make them: pages all over the tables
+    for batch in range(400):
+        records = [
+            dataclasses.replace(record, trace_id=trace_id)
+            for trace_id in (ids.getrandbits(128) | 1 for _ in range(128))
+            for record in template
+        ]
+        at = now + batch * 0.05
+        rejected += spool.add(records, at).rejected
+        spool.assemble_ready(at, grace_period=0.5, max_trace_age=60.0)
+        # The sink takes a quarter of what comes in.
+        spool.remove([item.id for item in spool.due(at, 32)])
+    spool.close()
+    largest = max(sizes)
+    assert rejected > 0  # the spool did fill
+    # Here within the limit itself (measured: 7.3 MB, where it was 8.4 MB before).
     assert largest <= limit, f"{largest:,} bytes on disk, limit {limit:,}"
