@@ -58,9 +58,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     return clean_environment(tmp_path, OTEL_BRIDGE_SPOOL_DIR=str(tmp_path / "spool"))
 
 
-def run_example(name: str, env: dict[str, str], cwd: Path) -> str:
-    result = subprocess.run(
-        [example_python(name), str(EXAMPLES / name)],
+def start_example(
+    name: str, env: dict[str, str], cwd: Path, python: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python examples/<name>`, by default in the environment of its own install line."""
+    return subprocess.run(
+        [python or example_python(name), str(EXAMPLES / name)],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -68,6 +71,10 @@ def run_example(name: str, env: dict[str, str], cwd: Path) -> str:
         timeout=_TIMEOUT_S,
         check=False,
     )
+
+
+def run_example(name: str, env: dict[str, str], cwd: Path) -> str:
+    result = start_example(name, env, cwd)
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -169,15 +176,7 @@ def test_eval_with_uptrain_prints_the_scores_of_the_rag_checks(
 
 
 def test_eval_with_uptrain_says_which_key_is_missing(env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        [example_python("eval_with_uptrain.py"), str(EXAMPLES / "eval_with_uptrain.py")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT_S,
-        check=False,
-    )
+    result = start_example("eval_with_uptrain.py", env, tmp_path)
     assert result.returncode == 1
     assert "set OPENAI_API_KEY" in result.stderr
 
@@ -244,15 +243,7 @@ def test_every_example_starts_with_its_install_and_run_commands(name: str) -> No
 def test_with_only_the_core_an_example_names_what_to_install_in_one_line(
     name: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [str(example_envs.python_for(_CORE)), str(EXAMPLES / name)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT_S,
-        check=False,
-    )
+    result = start_example(name, env, tmp_path, str(example_envs.python_for(_CORE)))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()

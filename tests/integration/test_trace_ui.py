@@ -28,6 +28,7 @@ import pytest
 from otel_bridge.demo.app import RAG_QUESTION
 from tests.integration.test_demo import _uv_cache_dir, clean_environment
 from tests.support.collector import free_port
+from tests.support.processes import end_process_group
 
 _ROOT = Path(__file__).resolve().parents[2]
 _CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -84,11 +85,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
         yield running
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            end_process_group(process, signal.SIGINT, 60)
         reader.join(10)
 
 

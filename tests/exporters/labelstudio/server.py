@@ -5,7 +5,6 @@ and `create_personal_access_token`, which gets a PAT the way a user does: sign u
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -14,6 +13,8 @@ import uuid
 from pathlib import Path
 
 import httpx
+
+from tests.support.processes import end_process_group
 
 # The server environment `make install-labelstudio-server` builds (scripts/services.sh uses it too).
 LABEL_STUDIO_BIN = (
@@ -109,12 +110,7 @@ class LabelStudioServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(20)
+        end_process_group(process)
 
 
 def _copy_database(source: Path, target: Path) -> None:
