@@ -17,8 +17,10 @@ from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.ids import SeedProofIdGenerator
 
 __all__ = [
+    "CALLBACK_COUNTERS",
     "DROP_IN_GRACE_PERIOD",
     "DROP_IN_SCHEDULE_DELAY_MILLIS",
+    "CallbackCounters",
     "SinkCallbackHandler",
     "drop_in_exporter_options",
 ]
@@ -154,3 +156,78 @@ class SinkCallbackHandler(OTelCallbackHandler):
             self._own.shutdown()
         else:
             self.exporter.shutdown()
+
+
+# The callback counters of langchain_community's ClearML and SageMaker handlers
+# (`BaseMetadataCallbackHandler`): what each callback adds to them, as the originals count.
+# A chat model's start counts as an LLM start: the originals had no on_chat_model_start, and
+# LangChain called on_llm_start for them instead.
+_COUNTED: dict[str, tuple[str, ...]] = {
+    "on_llm_start": ("step", "llm_starts", "starts"),
+    "on_chat_model_start": ("step", "llm_starts", "starts"),
+    "on_llm_new_token": ("step", "llm_streams"),
+    "on_llm_end": ("step", "llm_ends", "ends"),
+    "on_llm_error": ("step", "errors"),
+    "on_chain_start": ("step", "chain_starts", "starts"),
+    "on_chain_end": ("step", "chain_ends", "ends"),
+    "on_chain_error": ("step", "errors"),
+    "on_tool_start": ("step", "tool_starts", "starts"),
+    "on_tool_end": ("step", "tool_ends", "ends"),
+    "on_tool_error": ("step", "errors"),
+    "on_text": ("step", "text_ctr"),
+    "on_agent_action": ("step", "tool_starts", "starts"),
+    "on_agent_finish": ("step", "agent_ends", "ends"),
+}
+CALLBACK_COUNTERS = (
+    "step",
+    "starts",
+    "ends",
+    "errors",
+    "text_ctr",
+    "chain_starts",
+    "chain_ends",
+    "llm_starts",
+    "llm_ends",
+    "llm_streams",
+    "tool_starts",
+    "tool_ends",
+    "agent_ends",
+)
+
+
+def _counting(name: str, counters: tuple[str, ...]) -> Any:
+    def callback(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for counter in counters:
+            setattr(self, counter, getattr(self, counter) + 1)
+        return getattr(super(CallbackCounters, self), name)(*args, **kwargs)
+
+    callback.__name__ = name
+    return callback
+
+
+class CallbackCounters:
+    """The originals' callback counters on a drop-in handler, counted on the app's thread as
+    they did (a few integer additions a callback): the attributes `step`, `starts`, `ends`,
+    `errors`, `text_ctr`, `chain_starts`, ... , `get_custom_callback_meta()` and
+    `reset_callback_meta()`. Mix in before the handler class. Unlike the per-trace counters in
+    the sinks' records, these count every run this handler saw, concurrent ones together, as
+    the originals' did."""
+
+    step = starts = ends = errors = text_ctr = 0
+    chain_starts = chain_ends = llm_starts = llm_ends = llm_streams = 0
+    tool_starts = tool_ends = agent_ends = 0
+    # The originals' flag (False there too): modern LangChain calls handlers whatever `verbose`.
+    always_verbose = False
+
+    def get_custom_callback_meta(self) -> dict[str, int]:
+        """The counters, named as the originals named them."""
+        return {counter: getattr(self, counter) for counter in CALLBACK_COUNTERS}
+
+    def reset_callback_meta(self) -> None:
+        """Every counter back to 0."""
+        for counter in CALLBACK_COUNTERS:
+            setattr(self, counter, 0)
+
+
+for _name, _counters in _COUNTED.items():
+    setattr(CallbackCounters, _name, _counting(_name, _counters))

@@ -9,7 +9,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
+from otel_bridge.sink_handler import (
+    CallbackCounters,
+    SinkCallbackHandler,
+    drop_in_exporter_options,
+)
 from otel_bridge_clearml.exporter import ClearMLSpanExporter
 
 __all__ = ["ClearMLCallbackHandler"]
@@ -17,14 +21,18 @@ __all__ = ["ClearMLCallbackHandler"]
 _logger = logging.getLogger(__name__)
 
 
-class ClearMLCallbackHandler(SinkCallbackHandler):
+class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
     """Logs the LangChain runs it is passed to into a ClearML task.
 
     Same constructor as `langchain_community.callbacks.ClearMLCallbackHandler` (None means the
     seed's default, or the OTEL_BRIDGE_CLEARML_* variable when set; see `ClearMLSpanExporter`).
     Like the seed, its task receives exactly the calls this handler traced (see
     `SinkCallbackHandler`). `exporter_options` go to `ClearMLSpanExporter` (e.g. `spool_dir`, `spacy_model`,
-    `task`), other keyword arguments to `OTelCallbackHandler`.
+    `task`), other keyword arguments to `OTelCallbackHandler`. The original's callback counters
+    (`step`, `llm_starts`, ..., `get_custom_callback_meta()`, `reset_callback_meta()`) count
+    the runs this handler sees (see `CallbackCounters`); `flush_tracker` sets them back to 0,
+    as the original's did. The per-run counters of each trace are in the "Action Records"
+    table.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class ClearMLCallbackHandler(SinkCallbackHandler):
             if langchain_asset is not None:
                 self.exporter.save_langchain_asset(langchain_asset, name)
                 self.exporter.task.flush(wait_for_uploads=True)
+            self.reset_callback_meta()
         except Exception:
             if self.raise_error:
                 raise

@@ -11,7 +11,11 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
+from otel_bridge.sink_handler import (
+    CallbackCounters,
+    SinkCallbackHandler,
+    drop_in_exporter_options,
+)
 from otel_bridge_sagemaker.exporter import SageMakerSpanExporter
 
 if TYPE_CHECKING:
@@ -25,7 +29,7 @@ _logger = logging.getLogger(__name__)
 RUN_EXIT_TIMEOUT_S = 30.0
 
 
-class SageMakerCallbackHandler(SinkCallbackHandler):
+class SageMakerCallbackHandler(CallbackCounters, SinkCallbackHandler):
     """Logs the LangChain runs it is passed to into the SageMaker Experiments `run`.
 
     Same constructor as `langchain_community.callbacks.SageMakerCallbackHandler(run)`. `run`
@@ -37,6 +41,8 @@ class SageMakerCallbackHandler(SinkCallbackHandler):
     `with Run(...)` block ends: the run's closing first waits (up to `RUN_EXIT_TIMEOUT_S`) for
     this handler's deliveries. The original's `jsonf(data, data_dir, filename, is_output)` logs
     a JSON file artifact into the run, on the caller's thread, and `temp_dir` is a directory for it.
+    `metrics` holds the original's callback counters (`step`, `llm_starts`, ...; see
+    `CallbackCounters`), which `flush_tracker()` sets back to 0 as the original's did.
     """
 
     def __init__(
@@ -73,9 +79,16 @@ class SageMakerCallbackHandler(SinkCallbackHandler):
         """Deliver everything traced so far to the run; True when nothing is left pending.
 
         Unlike the seed's (which deleted its directory and failed on every later call), this
-        can be called any number of times; metric steps keep counting up across calls.
+        can be called any number of times; metric steps keep counting up across calls. The
+        callback counters (`metrics`) start again from 0, as the original's did.
         """
+        self.reset_callback_meta()
         return self.flush(timeout_s)
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """The original's `metrics`: its callback counters by name."""
+        return self.get_custom_callback_meta()
 
 
 def _deliver_before_the_run_closes(run: Any, handler: SageMakerCallbackHandler) -> None:

@@ -116,7 +116,11 @@ def test_each_flush_tracker_starts_a_new_session_table(spool_dir: Path) -> None:
     handler.flush_tracker(name="first")
     chain.invoke({"question": QUESTIONS[1]}, {"callbacks": [handler]})
     chain.invoke({"question": QUESTIONS[2]}, {"callbacks": [handler]})
+    # The original's callback counters: two chains of three runs since the last flush.
+    assert handler.get_custom_callback_meta()["llm_starts"] == 2
+    assert handler.chain_starts == 6 and handler.llm_ends == 2
     handler.flush_tracker(name="second")
+    assert set(handler.get_custom_callback_meta().values()) == {0}
     tables = session_of(handler.task).tables(SESSION_ANALYSIS_TITLE)
     assert [row["prompts"] for row in tables["first"]] == [f"user: {QUESTIONS[0]}"]
     assert sorted(row["prompts"] for row in tables["second"]) == sorted(

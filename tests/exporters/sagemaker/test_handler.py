@@ -42,7 +42,9 @@ def test_flush_tracker_delivers_and_keeps_working_after_a_flush(
         name = sagemaker_run.experiment_config["RunName"]
 
         rag_chain().invoke(QUESTION, {"callbacks": [handler]})
+        assert handler.metrics["llm_starts"] == 1  # the original's callback counters
         assert handler.flush_tracker()
+        assert set(handler.metrics.values()) == {0}  # set back to 0, as the original's were
         assert _generations(aws.records(name)) == [RAG_ANSWER]
 
         agent().invoke({"messages": [("user", AGENT_QUESTION)]}, {"callbacks": [handler]})
