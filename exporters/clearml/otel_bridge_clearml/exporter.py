@@ -233,6 +233,17 @@ class ClearMLSpanExporter(TraceExporter):
 
     # --- what the drop-in handler's flush_tracker adds ---------------------------------------
 
+    @property
+    def session_records(self) -> list[dict[str, Any]]:
+        """The "Action Records" rows delivered since the last `report_session`."""
+        with self._lock:
+            return list(self._session_records)
+
+    @property
+    def nlp(self) -> Any:
+        """The spaCy pipeline `visualize` renders with (None when off)."""
+        return self._analyzer.nlp
+
     def report_session(self, name: str | None = None) -> None:
         """Report the tables of every run delivered since the last call (series `name`, else
         "session"), then start a new session. Records beyond `max_session_rows` drop the oldest."""

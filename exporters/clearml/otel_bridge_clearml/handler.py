@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,6 +71,8 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
         self.complexity_metrics = settings.complexity_metrics
         self.stream_logs = settings.stream_logs
         self._flush_timeout_s = flush_timeout_s
+        # The original's scratch directory (it saved the langchain asset there).
+        self.temp_dir = tempfile.TemporaryDirectory(prefix="otel-bridge-clearml-")
         # Like the seed, find or create the task now: the app sees the offline-session line at
         # once, and a later Task.init of the app's own finds this task instead of racing it.
         try:
@@ -95,6 +98,23 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
     def logger(self) -> Any:
         """The task's ClearML Logger, as the seed exposed it."""
         return self.task.get_logger()
+
+    @property
+    def action_records(self) -> list[dict[str, Any]]:
+        """The original's `action_records`: one row per run, here of the traces delivered since
+        the last `flush_tracker` (the original kept them since it was built), in delivery order."""
+        return self.exporter.session_records
+
+    @property
+    def callback_columns(self) -> list[str]:
+        """The original's (always empty) column list."""
+        return []
+
+    @property
+    def nlp(self) -> Any:
+        """The spaCy pipeline `visualize` renders with, None when off (the original loaded
+        en_core_web_sm whatever `visualize` said)."""
+        return self.exporter.nlp
 
     def analyze_text(self, text: str) -> dict[str, float | str]:
         """The seed's `analyze_text`: complexity metrics (when enabled); spaCy renderings are

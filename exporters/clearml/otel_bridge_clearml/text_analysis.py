@@ -119,6 +119,11 @@ class TextAnalyzer:
     def enabled(self) -> bool:
         return self._textstat is not None or self._nlp is not None
 
+    @property
+    def nlp(self) -> Callable[[str], Any] | None:
+        """The spaCy pipeline `visualize` renders with (None when off)."""
+        return self._nlp
+
     def analyze(self, text: str) -> TextAnalysis:
         metrics: dict[str, float | str] = {}
         if self._textstat is not None:

@@ -12,7 +12,7 @@ from opentelemetry import metrics, trace
 
 from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
 from otel_bridge_labelstudio._exporter import LabelStudioSpanExporter
-from otel_bridge_labelstudio._label_config import LabelStudioMode
+from otel_bridge_labelstudio._label_config import LabelStudioMode, object_tag
 from otel_bridge_labelstudio.settings import DEFAULT_PROJECT_NAME
 
 _logger = logging.getLogger(__name__)
@@ -100,6 +100,31 @@ class LabelStudioCallbackHandler(SinkCallbackHandler):
     def ls_project(self) -> Any:
         """The project, read from the server through `ls_client` (network, on each access)."""
         return self.ls_client.projects.get(self.project_id)
+
+    @property
+    def parsed_label_config(self) -> Any:
+        """The project's labeling config as the server parses it (through `ls_project`)."""
+        return self.ls_project.parsed_label_config
+
+    @property
+    def from_name(self) -> str:
+        """The TextArea the generation goes to, as the original found it in the config."""
+        return self.exporter.project().binding.from_name
+
+    @property
+    def to_name(self) -> str:
+        """The object tag that TextArea names (`toName`)."""
+        return self.exporter.project().binding.to_name
+
+    @property
+    def value(self) -> str:
+        """The task-data field that object reads (`value="$prompt"` -> "prompt")."""
+        return self.exporter.project().binding.data_key
+
+    @property
+    def input_type(self) -> str:
+        """That object's tag: "Text" in prompt mode, "Paragraphs" in chat mode."""
+        return object_tag(self.exporter.project().binding.mode)
 
     def add_prompts_generations(self, run_id: str, generations: Sequence[Sequence[Any]]) -> None:
         """Import one task per prompt of `payload[run_id]` with its generations, now, on this

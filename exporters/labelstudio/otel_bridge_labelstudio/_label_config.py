@@ -74,6 +74,11 @@ def parse_mode(mode: str | LabelStudioMode) -> LabelStudioMode:
         raise ValueError(f"Label Studio mode {mode!r} is not one of {valid}") from None
 
 
+def object_tag(mode: str | LabelStudioMode) -> str:
+    """The object tag an LLM call is shown in for `mode`: Text (prompt) or Paragraphs (chat)."""
+    return _OBJECT_TAG[parse_mode(mode)]
+
+
 def default_label_config(mode: str | LabelStudioMode) -> str:
     """The labeling config a new project gets for `mode`."""
     return _DEFAULT_CONFIGS[parse_mode(mode)]

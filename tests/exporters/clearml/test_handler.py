@@ -119,8 +119,12 @@ def test_each_flush_tracker_starts_a_new_session_table(spool_dir: Path) -> None:
     # The original's callback counters: two chains of three runs since the last flush.
     assert handler.get_custom_callback_meta()["llm_starts"] == 2
     assert handler.chain_starts == 6 and handler.llm_ends == 2
+    # The original's action_records: the rows of the runs delivered since the last flush.
+    assert handler.flush(30)
+    assert len({row["trace_id"] for row in handler.action_records}) == 2
     handler.flush_tracker(name="second")
     assert set(handler.get_custom_callback_meta().values()) == {0}
+    assert handler.action_records == []
     tables = session_of(handler.task).tables(SESSION_ANALYSIS_TITLE)
     assert [row["prompts"] for row in tables["first"]] == [f"user: {QUESTIONS[0]}"]
     assert sorted(row["prompts"] for row in tables["second"]) == sorted(

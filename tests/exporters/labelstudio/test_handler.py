@@ -138,6 +138,12 @@ def test_the_project_exists_after_construction_like_the_seed(
     assert handler.project_id == project.id
     assert handler.ls_project.id == project.id
     assert handler.ls_client.projects.get(project.id).title == project_name
+    # The original's view of the config: the first TextArea and the object it names.
+    parsed = handler.parsed_label_config
+    assert parsed[handler.from_name]["type"] == "TextArea"
+    assert parsed[handler.from_name]["to_name"] == [handler.to_name]
+    (read,) = parsed[handler.from_name]["inputs"]
+    assert (read["type"], read["value"]) == (handler.input_type, handler.value)
 
 
 def test_the_seeds_attributes_and_add_prompts_generations(
