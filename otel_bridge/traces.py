@@ -247,6 +247,14 @@ class LLMCall:
     start_time_ns: int
     end_time_ns: int
 
+    @property
+    def model_label(self) -> str:
+        """What to name the model in per-model metrics: its name as the call reported it (the
+        provider's `ls_model_name` is one), else the run's name, the model's class
+        ("ChatOpenAI") unless the app renamed the run, never one label shared by every model
+        that reports no name."""
+        return self.model or self.name or "unnamed model"
+
 
 @dataclass(frozen=True, slots=True)
 class Document:

@@ -43,7 +43,6 @@ LATENCY_TITLE = "Latency (s)"
 INPUT_TOKENS_TITLE = "Input tokens"
 OUTPUT_TOKENS_TITLE = "Output tokens"
 ERRORS_TITLE = "Errors"
-UNKNOWN_MODEL = "unknown model"
 # ClearML stores a table as one plot event; the server rejects oversized events, and a trace
 # with many runs of 64 KiB content each would exceed that, so table cells are shortened.
 MAX_CELL_CHARS = 2000
@@ -231,7 +230,7 @@ def encode_trace(trace: FinishedTrace, analyzer: TextAnalyzer | None = None) -> 
     for call in llm_calls.values():
         if call.span_id not in counters:
             continue
-        series = call.model or UNKNOWN_MODEL
+        series = call.model_label
         start, end = counters[call.span_id]
         error = errors.get(call.span_id) or call.error
         failures[series] += error is not None

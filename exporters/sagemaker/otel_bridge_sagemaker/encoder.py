@@ -63,8 +63,6 @@ PARAMETER_TEMPERATURE = "langchain.temperature"
 PARAMETER_MAX_TOKENS = "langchain.max_tokens"
 PARAMETER_CHAIN_NAME = "langchain.chain_name"
 
-UNKNOWN_MODEL = "unknown-model"
-
 # The run types LangChain reports through on_chain_start / on_chain_end.
 _CHAIN_RUN_TYPES = frozenset(
     {
@@ -405,7 +403,7 @@ def _trace_metrics(view: _TraceView, step: int, now_s: float) -> tuple[list[Metr
     points: list[MetricPoint] = []
     errors_by_model: dict[str, int] = {}
     for call in view.llm_calls:
-        model = call.model or UNKNOWN_MODEL
+        model = call.model_label
         errors_by_model[model] = errors_by_model.get(model, 0) + (call.error is not None)
         when = _metric_time(call.end_time_ns, now_s)
         measures = {

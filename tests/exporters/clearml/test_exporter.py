@@ -147,6 +147,19 @@ def test_scalars_per_model_count_up_across_traces(
     exporter.shutdown()
 
 
+def test_a_model_that_reports_no_name_has_scalars_named_after_its_class(
+    provider: TracerProvider, spool_dir: Path
+) -> None:
+    """Before, every such model shared the series "unknown model"."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
+    run_chain(provider, exporter, FakeListChatModel(responses=["hi"]), "hello")
+    scalars = session_of(exporter.task).scalars()
+    assert [i for i, _ in scalars[LATENCY_TITLE, "FakeListChatModel"]] == [0]
+    exporter.shutdown()
+
+
 def test_stream_logs_writes_each_record_to_the_console(
     provider: TracerProvider, spool_dir: Path
 ) -> None:

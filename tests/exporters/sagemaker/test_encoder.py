@@ -356,3 +356,16 @@ def test_equal_timestamps_keep_outer_runs_around_inner_ones() -> None:
         ("chain_end", "middle"),
         ("chain_end", "outer"),
     ]
+
+
+def test_a_model_that_reports_no_name_has_metrics_named_after_its_class() -> None:
+    """Before, every such model shared one series, "unknown-model"."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    unnamed = trace_of(FakeListChatModel(responses=["hi"]), "hello")
+    renamed = trace_of(FakeListChatModel(responses=["hi"]).with_config(run_name="drafter"), "x")
+    batch = encode_batch([unnamed, renamed], first_step=1, now_s=NOW, writer_id=WRITER)
+    series = _points(batch.metrics)
+    assert "FakeListChatModel/latency_seconds" in series
+    assert "drafter/latency_seconds" in series
+    assert not [name for name in series if name.startswith(("unknown", "unnamed"))]
