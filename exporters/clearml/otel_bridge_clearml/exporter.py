@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
@@ -50,7 +50,8 @@ class ClearMLSpanExporter(TraceExporter):
     credentials are configured; see `transport.open_task`). Only a task created here is closed
     by `shutdown`.
 
-    Per trace: an "Action Records" table (one row per run, with the seed's step counters
+    Per trace (with `tables_per="trace"`, the default; with "flush" only `report_session`
+    reports tables): an "Action Records" table (one row per run, with the seed's step counters
     counted within the trace) and a "Session Analysis" table (each generation beside its
     prompt), both with the series "<root run name> <trace id>"; scalars per model ("Latency
     (s)", "Input tokens", "Output tokens" per call, "Errors" per trace; x = the model's n-th
@@ -89,8 +90,12 @@ class ClearMLSpanExporter(TraceExporter):
         task: Any = None,
         task_init_options: Mapping[str, Any] | None = None,
         max_session_rows: int = DEFAULT_MAX_SESSION_ROWS,
+        tables_per: Literal["trace", "flush"] = "trace",
         **options: Any,
     ) -> None:
+        if tables_per not in ("trace", "flush"):
+            raise ValueError(f"tables_per={tables_per!r}: use 'trace' or 'flush'")
+        self.tables_per = tables_per
         self.settings = ClearMLSettings.resolve(
             task_type=task_type,
             project_name=project_name,
@@ -208,10 +213,13 @@ class ClearMLSpanExporter(TraceExporter):
     def _publish(self, transport: ClearMLTransport, report: TraceReport) -> None:
         records = [record.as_row() for record in report.action_records]
         generations = [row.as_row() for row in report.session_rows]
-        if records:
-            transport.report_table(ACTION_RECORDS_TITLE, report.table_series, table(records))
-        if generations:
-            transport.report_table(SESSION_ANALYSIS_TITLE, report.table_series, table(generations))
+        if self.tables_per == "trace":
+            if records:
+                transport.report_table(ACTION_RECORDS_TITLE, report.table_series, table(records))
+            if generations:
+                transport.report_table(
+                    SESSION_ANALYSIS_TITLE, report.table_series, table(generations)
+                )
         for point in report.scalars:
             iteration = self._next_iteration(point.title, point.series)
             transport.report_scalar(point.title, point.series, point.value, iteration)

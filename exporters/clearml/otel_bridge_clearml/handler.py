@@ -58,7 +58,11 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
             visualize,
             complexity_metrics,
             stream_logs,
-            **drop_in_exporter_options(ClearMLSpanExporter.sink_name, exporter_options),
+            # The original's tables: one pair per flush_tracker, with every run since the last.
+            **{
+                "tables_per": "flush",
+                **drop_in_exporter_options(ClearMLSpanExporter.sink_name, exporter_options),
+            },
         )
         super().__init__(exporter, **handler_options)
         self.exporter: ClearMLSpanExporter = exporter

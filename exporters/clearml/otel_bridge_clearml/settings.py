@@ -113,6 +113,14 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ),
     Setting("task_init_options", None, "passed to `Task.init`", "none"),
     Setting("max_session_rows", DEFAULT_MAX_SESSION_ROWS, "rows kept for the session tables"),
+    Setting(
+        "tables_per",
+        "trace",
+        "`trace`: the two tables for each trace as it is delivered; `flush`: only the session's"
+        " tables, at each `report_session` (what `ClearMLCallbackHandler` uses: one pair per"
+        " `flush_tracker`, as the original)",
+        "`trace` (the drop-in: `flush`)",
+    ),
 )
 
 ENV_TASK_TYPE = TASK_TYPE.variables[0]

@@ -273,3 +273,8 @@ def test_when_the_apps_task_is_closed_traces_wait_for_its_next_task(
     assert len(first_session.tables(ACTION_RECORDS_TITLE)) == 1
     assert len(session_of(second).tables(ACTION_RECORDS_TITLE)) == 1
     second.close()
+
+
+def test_tables_per_takes_trace_or_flush(spool_dir: Path) -> None:
+    with pytest.raises(ValueError, match="tables_per='run'"):
+        ClearMLSpanExporter(spool_dir=spool_dir, tables_per="run")  # type: ignore[arg-type]
