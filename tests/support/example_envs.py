@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ _INSTALL_S = 600
 
 _made: dict[str, Path] = {}
 _lock = threading.Lock()
-_home = Path(tempfile.mkdtemp(prefix="otel-bridge-example-envs-"))
+_home: Path | None = None
 
 
 def install_command(example: Path) -> str:
@@ -37,8 +38,11 @@ def install_command(example: Path) -> str:
 
 def python_for(command: str) -> Path:
     """The Python of a fresh environment made by `command` (`pip install ...`), from ROOT."""
+    global _home
     with _lock:
         if command not in _made:
+            if _home is None:
+                _home = Path(tempfile.mkdtemp(prefix="otel-bridge-example-envs-"))
             _made[command] = _create(command, _home / f"env-{len(_made)}")
         return _made[command]
 
@@ -75,4 +79,10 @@ def _create(command: str, venv: Path) -> Path:
 
 
 def remove_all() -> None:
-    subprocess.run(["rm", "-rf", str(_home)], check=False)
+    """Delete every environment made so far (the next `python_for` makes them again)."""
+    global _home
+    with _lock:
+        if _home is not None:
+            shutil.rmtree(_home, ignore_errors=True)
+        _home = None
+        _made.clear()
