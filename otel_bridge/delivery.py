@@ -4,11 +4,12 @@ background worker that assembles finished traces and delivers them in batches.
 
 from __future__ import annotations
 
-import email.utils
 import logging
+import math
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,10 +17,20 @@ from typing import Protocol
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
 from otel_bridge.episodes import Episode, EpisodeState, expected_error
-from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
+from otel_bridge.sink import (
+    MAX_RETRY_AFTER_SECONDS,
+    RETRYABLE_HTTP_STATUS,
+    DeliveryReport,
+    PermanentError,
+    RetryableError,
+    error_for_http_status,
+    retry_after_seconds,
+)
 from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
 from otel_bridge.traces import FinishedTrace
 
+# RETRYABLE_HTTP_STATUS, error_for_http_status and retry_after_seconds live in otel_bridge.sink
+# (the sink contract); they stay importable from here for sinks written against earlier releases.
 __all__ = [
     "RETRYABLE_HTTP_STATUS",
     "Clock",
@@ -36,16 +47,16 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-# Status codes worth retrying, as the OTLP spec lists them for exporters
-# (https://opentelemetry.io/docs/specs/otlp/#failures-1: 429, 502, 503, 504), plus 408 Request
-# Timeout and 500, which the services we deliver to answer during restarts and overload.
-RETRYABLE_HTTP_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
-
 # Seconds the worker pauses after an unexpected error in its own loop.
 _STEP_ERROR_PAUSE = 1.0
 
 # A sink answering "Retry-After: 0" (or a zero backoff policy) must not spin the worker.
 _MIN_RETRY_DELAY = 0.05
+
+# Distinct errors the worker remembers having logged with their traceback. A sink whose errors
+# carry ever-changing text (ids, timestamps) would otherwise grow the set for good; beyond this
+# many, the oldest is forgotten and logged in full once more should it come back.
+_LOGGED_ERRORS_KEPT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +81,12 @@ class RetryPolicy:
         return max(0.0, base * factor)
 
 
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Parse an HTTP Retry-After header (delta-seconds or an HTTP-date) into seconds."""
-    if not value:
+def _usable_hint(retry_after: float | None) -> float | None:
+    """A sink's retry hint as a wait: None (use the backoff) unless a finite number >= 0, and at
+    most MAX_RETRY_AFTER_SECONDS, as `retry_after_seconds` reads a header."""
+    if retry_after is None or not math.isfinite(retry_after) or retry_after < 0:
         return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def error_for_http_status(
-    status: int, reason: str, retry_after: str | None = None
-) -> RetryableError | PermanentError:
-    """The exception a sink raises for a failed HTTP response (status >= 300)."""
-    message = f"HTTP {status}: {reason}"
-    if status in RETRYABLE_HTTP_STATUS:
-        return RetryableError(message, retry_after=retry_after_seconds(retry_after))
-    return PermanentError(message)
+    return min(retry_after, MAX_RETRY_AFTER_SECONDS)
 
 
 class Clock(Protocol):
@@ -320,7 +313,7 @@ class DeliveryWorker:
         self._flush_served = 0
         self._drained_flush = 0
         self._settled_flush = 0  # last flush request after which a pass found nothing due
-        self._logged_errors: set[str] = set()
+        self._logged_errors: OrderedDict[str, None] = OrderedDict()
         self._unavailable = Episode(
             _logger, name, "sink failing: traces wait in the spool for a retry", "trace(s) delayed"
         )
@@ -556,9 +549,9 @@ class DeliveryWorker:
     ) -> None:
         attempts = item.attempts + 1
         first_attempt = item.first_attempt_at if item.first_attempt_at is not None else now
-        delay = (
-            retry_after if retry_after is not None else self._policy.backoff(attempts, self._rng)
-        )
+        delay = _usable_hint(retry_after)
+        if delay is None:
+            delay = self._policy.backoff(attempts, self._rng)
         delay = max(delay, _MIN_RETRY_DELAY)
         if now + delay > first_attempt + self._policy.deadline:
             self._dead_letter(
@@ -595,7 +588,10 @@ class DeliveryWorker:
     def _log_once(self, error: Exception, where: str) -> None:
         signature = f"{where}:{type(error).__qualname__}:{error}"
         if signature in self._logged_errors:
+            self._logged_errors.move_to_end(signature)
             _logger.warning("%s: %s raised %r again", self._name, where, error)
             return
-        self._logged_errors.add(signature)
+        self._logged_errors[signature] = None
+        if len(self._logged_errors) > _LOGGED_ERRORS_KEPT:
+            self._logged_errors.popitem(last=False)
         _logger.error("%s: %s raised; counted as retryable", self._name, where, exc_info=error)

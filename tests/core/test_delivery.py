@@ -114,6 +114,27 @@ def test_429_retry_after_is_honoured(
     assert service.duplicates() == {}
 
 
+@pytest.mark.parametrize("header", ["inf", "nan", "-5", "Infinity"])
+def test_an_unusable_retry_after_falls_back_to_the_backoff(
+    service: FaultService,
+    clock: FakeClock,
+    make_sink: Callable[..., HttpTestSink],
+    header: str,
+) -> None:
+    """Not retried at once (nan, -5 read as 0 once), nor dead-lettered (inf read as forever)."""
+    service.fail_next(Fault(status=503, retry_after=header))
+    sink = make_sink()
+    spans = make_spans()
+    sink.export(spans)
+    clock.advance(1.0)
+    wait_until(lambda: waiting_for_retry(sink, clock))
+    assert sink.spool.counts().dead_letters == 0
+    assert sink.spool.due(clock.now() + 3.9, 10) == []
+    assert len(sink.spool.due(clock.now() + 4.0, 10)) == 1  # backoff attempt 1
+    clock.advance(4.0)
+    wait_until(lambda: service.keys() == {key_of(spans)})
+
+
 def test_a_timed_out_request_that_was_stored_is_not_sent_again(
     service: FaultService, clock: FakeClock, make_sink: Callable[..., HttpTestSink]
 ) -> None:
@@ -309,3 +330,19 @@ def test_backoff_grows_exponentially_within_jitter_and_cap() -> None:
     for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]:
         for _ in range(20):
             assert base * 0.75 <= policy.backoff(attempt) <= base * 1.25
+
+
+def test_the_logged_errors_the_worker_remembers_are_bounded(
+    make_sink: Callable[..., HttpTestSink], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Errors whose text changes every time (ids, times) must not grow the memory for good:
+    the oldest is forgotten (and logged in full again should it come back)."""
+    worker = make_sink()._worker
+    with caplog.at_level("WARNING", logger="otel_bridge.delivery"):
+        for number in range(1000):
+            worker._log_once(ValueError(f"request {number} failed"), "deliver")
+        caplog.clear()
+        worker._log_once(ValueError("request 999 failed"), "deliver")
+        worker._log_once(ValueError("request 0 failed"), "deliver")
+    assert [record.levelname for record in caplog.records] == ["WARNING", "ERROR"]
+    assert len(worker._logged_errors) <= 256

@@ -22,8 +22,12 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core import RequestOptions
 from label_studio_sdk.core.api_error import ApiError
 
-from otel_bridge.delivery import RETRYABLE_HTTP_STATUS, retry_after_seconds
-from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge.sink import (
+    PermanentError,
+    RetryableError,
+    http_status_is_retryable,
+    retry_after_seconds,
+)
 from otel_bridge_labelstudio._encoder import SPAN_KEY_FIELD, TRACE_ID_FIELD
 from otel_bridge_labelstudio._label_config import (
     Binding,
@@ -251,7 +255,7 @@ class LabelStudioTransport:
             ) from error
         if status == 404 and project_scoped:
             raise ProjectNotFound(where) from error
-        if status in RETRYABLE_HTTP_STATUS or status == 0:
+        if http_status_is_retryable(status):
             raise RetryableError(where, retry_after=_retry_after(error.headers)) from error
         raise PermanentError(where) from error
 

@@ -26,7 +26,12 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge.sink import (
+    PermanentError,
+    RetryableError,
+    http_status_is_retryable,
+    retry_after_seconds,
+)
 from otel_bridge_sagemaker.encoder import MetricPoint, ParameterValue
 
 RECORDS_ARTIFACT = "langchain-records"
@@ -82,8 +87,6 @@ _TRANSIENT_CODES = frozenset(
         "RequestExpired",
     }
 )
-# HTTP statuses botocore's standard mode treats as transient, plus 429 Too Many Requests.
-_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # BatchPutMetrics reports per-point failures in its body (sagemaker-metrics API reference).
 _RETRYABLE_METRIC_ERRORS = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})
 _METRICS_PER_REQUEST = 10  # botocore model: RawMetricDataList max 10
@@ -287,8 +290,12 @@ def classify_client_error(action: str, error: ClientError) -> RetryableError | P
     metadata = error.response.get("ResponseMetadata", {})
     status = int(metadata.get("HTTPStatusCode") or 0)
     reason = f"{action}: {code or 'HTTP ' + str(status)}: {message}".rstrip(": ")
-    if code in _THROTTLING_CODES or code in _TRANSIENT_CODES or status in _RETRYABLE_STATUSES:
-        return RetryableError(reason, retry_after=_retry_after(metadata.get("HTTPHeaders") or {}))
+    # Past botocore's retryable codes, the sink contract's HTTP classifier decides; a ClientError
+    # without a status (0) is an answer we cannot read, not a missing one: permanent.
+    retryable_status = status != 0 and http_status_is_retryable(status)
+    if code in _THROTTLING_CODES or code in _TRANSIENT_CODES or retryable_status:
+        headers = metadata.get("HTTPHeaders") or {}
+        return RetryableError(reason, retry_after=retry_after_seconds(headers.get("retry-after")))
     return PermanentError(reason)
 
 
@@ -334,13 +341,3 @@ def _parameter_value(value: ParameterValue) -> dict[str, Any]:
     if isinstance(value, str):
         return {"StringValue": value}
     return {"NumberValue": float(value)}
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

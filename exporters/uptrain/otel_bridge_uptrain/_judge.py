@@ -15,8 +15,12 @@ from typing import Any, Protocol
 import httpx
 import openai
 
-from otel_bridge.delivery import RETRYABLE_HTTP_STATUS, retry_after_seconds
-from otel_bridge.sink import PermanentError, RetryableError
+from otel_bridge.sink import (
+    PermanentError,
+    RetryableError,
+    http_status_is_retryable,
+    retry_after_seconds,
+)
 from otel_bridge_uptrain._selection import Check
 
 # uptrain's LLM-check operators are process-wide singletons that `EvalLLM.evaluate` re-configures
@@ -115,9 +119,9 @@ def classify_status(status: int, reason: str, retry_after: str | None = None) ->
     """The error a judge answer with this HTTP status becomes."""
     if status in CREDENTIAL_STATUSES:
         return PermanentError(f"judge refused the credentials (HTTP {status}): {reason}")
-    # The core's table (OTLP's retryable statuses plus 408/500), and any other server error:
-    # a judge model behind a gateway fails with assorted 5xx while it restarts.
-    if status in RETRYABLE_HTTP_STATUS or status >= 500:
+    # The sink contract's classifier: a judge model behind a gateway fails with assorted 5xx
+    # while it restarts.
+    if http_status_is_retryable(status):
         return RetryableError(
             f"judge unavailable (HTTP {status}): {reason}", retry_after_seconds(retry_after)
         )

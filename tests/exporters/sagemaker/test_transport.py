@@ -246,3 +246,19 @@ def test_an_unreachable_endpoint_is_retryable(trial_component: str, bucket: str)
 
     with pytest.raises(RetryableError, match="DescribeTrialComponent"):
         transport.read_state()
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("7", 7.0), ("inf", None), ("-3", None), ("99999999", 3600.0)]
+)
+def test_retry_after_is_read_by_the_sink_contract(
+    aws_env: str, trial_component: str, bucket: str, header: str, seconds: float | None
+) -> None:
+    """The hint goes through otel_bridge.sink.retry_after_seconds: unusable values give None
+    (the worker's backoff applies) and a long one is bounded."""
+    error = InjectedError(503, "ServiceUnavailable", retry_after=header)
+    with ThrottlingProxy(aws_env, fail_first=1, error=error) as proxy:
+        transport = _transport(proxy.url, trial_component, bucket)
+        with pytest.raises(RetryableError) as raised:
+            transport.read_state()
+    assert raised.value.retry_after == seconds

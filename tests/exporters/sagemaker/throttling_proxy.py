@@ -36,6 +36,7 @@ class InjectedError:
 
     status: int | None = None
     code: str | None = None
+    retry_after: str | None = None  # sent as the Retry-After header
 
 
 class ThrottlingProxy:
@@ -178,6 +179,8 @@ class ThrottlingProxy:
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
+                if proxy.error.retry_after is not None:
+                    self.send_header("Retry-After", proxy.error.retry_after)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
