@@ -19,6 +19,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+import otel_bridge.file_sink
 from otel_bridge import otlp
 from otel_bridge.delivery import RetryPolicy
 from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
@@ -186,3 +187,78 @@ def test_a_request_from_the_receiver_lands_as_the_same_spans_do(tmp_path: Path) 
     call = next(span for span in received.spans if span.name == "call")
     assert (call.status_code, call.status_description) == ("ERROR", "upstream said no")
     assert call.links and call.links[0].attributes == {"why": "retry"}
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_the_spans_remembered_are_bounded_to_the_traces_written_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resent spans of the traces written last are dropped; the sink's memory holds no more
+    than `remembered_spans` (here two traces of three), so a resend of an older trace is what
+    the spool's resend window has to catch."""
+    monkeypatch.setattr(FileSpanExporter, "remembered_spans", 6)
+    path = tmp_path / "traces.jsonl"
+    exporter = _exporter(tmp_path, path)
+    try:
+        traces = [FinishedTrace.from_spans(make_spans()) for _ in range(4)]
+        for trace in traces:
+            exporter.deliver([trace])
+        exporter.deliver([traces[3], traces[2]])  # the last two: remembered, not written again
+        assert len(_lines(path)) == 4
+        exporter.deliver([traces[0]])  # forgotten: written again
+        assert len(_lines(path)) == 5
+        keys = [format(trace.trace_id, "032x") for trace in traces]
+        assert exporter.already_delivered(keys) == {keys[0], keys[3]}
+    finally:
+        exporter.shutdown()
+
+
+def test_a_restart_reads_back_only_the_end_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(otel_bridge.file_sink, "_TAIL_BLOCK", 512)  # several blocks
+    monkeypatch.setattr(FileSpanExporter, "remembered_spans", 9)
+    path = tmp_path / "traces.jsonl"
+    traces = [FinishedTrace.from_spans(make_spans()) for _ in range(20)]
+    path.write_text(
+        "not OTLP JSON, at the start of a long file\n"
+        + "".join(otlp.trace_to_json_line(trace) + "\n" for trace in traces),
+        encoding="utf-8",
+    )
+    keys = [format(trace.trace_id, "032x") for trace in traces]
+    exporter = _exporter(tmp_path, path)
+    try:
+        with caplog.at_level("WARNING", logger="otel_bridge.file_sink"):
+            assert exporter.already_delivered(keys) == set(keys[-3:])
+        assert "not OTLP JSON" not in caplog.text  # the first line was never read
+        exporter.deliver(traces[-3:])
+        assert len(_lines(path)) == 21
+    finally:
+        exporter.shutdown()
+
+
+def test_a_restart_after_a_crash_mid_write_ignores_the_cut_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "traces.jsonl"
+    written, cut = (FinishedTrace.from_spans(make_spans()) for _ in range(2))
+    cut_line = otlp.trace_to_json_line(cut)
+    path.write_text(
+        otlp.trace_to_json_line(written) + "\n" + cut_line[: len(cut_line) // 2], encoding="utf-8"
+    )
+    exporter = _exporter(tmp_path, path)
+    try:
+        with caplog.at_level("WARNING", logger="otel_bridge.file_sink"):
+            keys = [format(trace.trace_id, "032x") for trace in (written, cut)]
+            assert exporter.already_delivered(keys) == {keys[0]}
+        assert "not OTLP JSON" in caplog.text
+        exporter.deliver([written, cut])
+    finally:
+        exporter.shutdown()
+    first, _, last = _lines(path)
+    (again,) = traces_from_json_lines([last])
+    assert (again.trace_id, len(again.spans)) == (cut.trace_id, 3)
+    assert traces_from_json_lines([first])[0].trace_id == written.trace_id
