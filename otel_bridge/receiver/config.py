@@ -172,6 +172,7 @@ class HTTPConfig(_Transport):
 class GRPCConfig(_Transport):
     endpoint: EndpointValue = _endpoint(DEFAULT_GRPC_ENDPOINT)
     idle_timeout_seconds: Seconds = 60.0
+    max_connections: PositiveInt = 1000
 
 
 class ReceiverConfig(_Section):

@@ -16,10 +16,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otel_bridge import otlp
+from otel_bridge.receiver import protocol
 from otel_bridge.receiver.auth import bearer_token_matches
 from otel_bridge.receiver.config import TLSConfig
 from otel_bridge.receiver.ingest import Ingestor, Verdict
@@ -47,6 +49,7 @@ class OTLPGRPCServer:
         bearer_token: str | None = None,
         tls: TLSConfig | None = None,
         max_workers: int = 8,
+        max_connections: int = 1000,
         idle_timeout_seconds: float = 60.0,
         tls_handshake_timeout_seconds: float = 10.0,
     ) -> None:
@@ -65,6 +68,10 @@ class OTLPGRPCServer:
                 # HTTP/2 flow control holds a connection's further calls in the client, where a
                 # refusal (without RetryInfo) would make OTLP exporters drop them.
                 ("grpc.max_concurrent_streams", max_workers),
+                # Beyond this the connection is closed at once; clients see UNAVAILABLE, which
+                # OTLP exporters retry. With the streams per connection, this bounds the calls
+                # (and the flow-control windows of request bytes) waiting for a worker.
+                ("grpc.max_allowed_incoming_connections", max_connections),
                 ("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)),
                 ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
             ],
@@ -105,12 +112,16 @@ class OTLPGRPCServer:
             response = self._accept(body, context)
         except _Refusal as refusal:
             self._ingestor.metrics.request(_TRANSPORT, refusal.code.name)
+            detail: Message | None = None
             if refusal.retry_after is not None:
-                retry_info = error_details_pb2.RetryInfo(
+                detail = error_details_pb2.RetryInfo(
                     retry_delay=Duration(seconds=math.ceil(refusal.retry_after))
                 )
+            elif refusal.code is grpc.StatusCode.INVALID_ARGUMENT:
+                detail = protocol.bad_request(refusal.message)
+            if detail is not None:
                 status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message)
-                status.details.add().Pack(retry_info)
+                status.details.add().Pack(detail)
                 context.set_trailing_metadata(((_STATUS_DETAILS_KEY, status.SerializeToString()),))
             context.abort(refusal.code, refusal.message)
         self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)

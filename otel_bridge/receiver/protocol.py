@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_bridge import otlp
@@ -18,6 +18,7 @@ __all__ = [
     "JSON",
     "PROTOBUF",
     "ProtocolError",
+    "bad_request",
     "content_encoding",
     "decode_body",
     "encode_message",
@@ -131,9 +132,19 @@ def encode_message(message: Message, media: str) -> bytes:
     return message.SerializeToString()
 
 
+def bad_request(message: str) -> error_details_pb2.BadRequest:
+    """The detail OTLP asks for with bad data (HTTP 400 SHOULD, gRPC INVALID_ARGUMENT MAY carry
+    it): what was wrong with the request body."""
+    violation = error_details_pb2.BadRequest.FieldViolation(field="body", description=message)
+    return error_details_pb2.BadRequest(field_violations=[violation])
+
+
 def error_body(status: int, message: str, media: str) -> bytes:
-    """The `google.rpc.Status` body OTLP/HTTP sends with every failure status."""
+    """The `google.rpc.Status` body OTLP/HTTP sends with every failure status; a 400 carries a
+    `google.rpc.BadRequest` detail."""
     rpc_status = status_pb2.Status(code=_RPC_CODES.get(status, code_pb2.UNKNOWN), message=message)
+    if status == 400:
+        rpc_status.details.add().Pack(bad_request(message))
     if media == JSON:
         return json_format.MessageToJson(rpc_status, indent=None).encode("utf-8")
     return rpc_status.SerializeToString()

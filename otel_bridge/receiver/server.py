@@ -121,6 +121,7 @@ class Receiver:
                     self.ingestor,
                     max_request_bytes=receiver.max_request_bytes,
                     max_workers=receiver.max_concurrent_requests,
+                    max_connections=grpc.max_connections,
                     idle_timeout_seconds=grpc.idle_timeout_seconds,
                     tls_handshake_timeout_seconds=grpc.tls_handshake_timeout_seconds,
                     bearer_token=auth.bearer_token,

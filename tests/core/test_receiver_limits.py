@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -457,3 +458,44 @@ def test_malformed_requests_are_answered_400_and_logged_without_traceback(
             connection.sendall(malformed)
             assert _closed_by_server(connection).startswith((b"HTTP/1.0 400", b"HTTP/1.1 400"))
     assert [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO] == []
+
+
+# --- gRPC -----------------------------------------------------------------------------------------
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _grpc_channel(port: int) -> grpc.Channel:
+    # A subchannel of its own, so each channel is one more connection to the server.
+    return grpc.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+    )
+
+
+def _grpc_export(channel: grpc.Channel) -> grpc.StatusCode:
+    export = channel.unary_unary(EXPORT_METHOD)
+    try:
+        export(_body(), timeout=FAIL_SAFE_SECONDS)
+    except grpc.RpcError as error:
+        return error.code()  # type: ignore[no-any-return,attr-defined]
+    return grpc.StatusCode.OK
+
+
+def test_grpc_connections_beyond_the_cap_are_closed_and_retryable(sink: RequestSink) -> None:
+    config = parse_config(
+        {"receiver": {"http": False, "grpc": {"endpoint": "127.0.0.1:0", "max_connections": 2}}}
+    )
+    started = Receiver(config, [Sink("memory", sink)])
+    started.start()
+    assert started.grpc_port is not None
+    held = [_grpc_channel(started.grpc_port) for _ in range(2)]
+    try:
+        assert [_grpc_export(channel) for channel in held] == [grpc.StatusCode.OK] * 2
+        with _grpc_channel(started.grpc_port) as extra:
+            # UNAVAILABLE: OTLP exporters retry it (the specification's retryable codes).
+            assert _grpc_export(extra) is grpc.StatusCode.UNAVAILABLE
+        assert len(sink.requests) == 2
+    finally:
+        for channel in held:
+            channel.close()
+        started.stop(1)

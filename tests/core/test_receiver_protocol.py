@@ -203,6 +203,11 @@ def test_http_conformance(bridge: Bridge, case: Case) -> None:
         assert status.message
         if case.rpc_code is not None:
             assert status.code == case.rpc_code
+        if case.status == 400:  # OTLP: "Status.details SHOULD contain a BadRequest"
+            (detail,) = status.details
+            bad_request = error_details_pb2.BadRequest()
+            assert detail.Unpack(bad_request)
+            assert bad_request.field_violations[0].description == status.message
     delivered = _trace_id(spans) in bridge.delivered_trace_ids()
     assert delivered == (
         case.status == 200 and case.id not in ("empty protobuf", "empty json object")
@@ -369,6 +374,17 @@ def _retry_delay(error: grpc.RpcError) -> int | None:
     return None
 
 
+def _bad_request(error: grpc.RpcError) -> str | None:
+    """The description of the BadRequest detail in the error's status, if any."""
+    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                bad_request = error_details_pb2.BadRequest()
+                if detail.Unpack(bad_request):
+                    return str(bad_request.field_violations[0].description)
+    return None
+
+
 GRPC_CASES = [
     ("valid", _protobuf, None, None),
     ("gzip", _protobuf, grpc.Compression.Gzip, None),
@@ -395,6 +411,9 @@ def test_grpc_conformance(
     assert (error.code() if error else None) is code
     if error is not None:
         assert error.details()
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        assert error is not None
+        assert _bad_request(error) == error.details()
     delivered = _trace_id(spans) in bridge.delivered_trace_ids()
     assert delivered == (code is None and len(make_body(spans)) > 0)
 
