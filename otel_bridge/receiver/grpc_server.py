@@ -51,6 +51,8 @@ class OTLPGRPCServer:
         max_workers: int = 8,
         max_connections: int = 1000,
         idle_timeout_seconds: float = 60.0,
+        max_connection_age_seconds: float = 60.0,
+        max_connection_age_grace_seconds: float = 30.0,
         tls_handshake_timeout_seconds: float = 10.0,
     ) -> None:
         # Each worker holds one request, so max_workers also bounds the bodies being processed.
@@ -73,6 +75,12 @@ class OTLPGRPCServer:
                 # (and the flow-control windows of request bytes) waiting for a worker.
                 ("grpc.max_allowed_incoming_connections", max_connections),
                 ("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)),
+                # grpcio waits for a call's message on the worker thread, with no timeout of its
+                # own: a call that sends its headers and stalls would hold a worker for good.
+                # Closing connections at an age (gracefully: clients move to a new connection)
+                # and cutting them after the grace cancels such a call and frees its worker.
+                ("grpc.max_connection_age_ms", int(max_connection_age_seconds * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_seconds * 1000)),
                 ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
             ],
         )

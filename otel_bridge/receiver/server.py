@@ -122,6 +122,8 @@ class Receiver:
                     max_request_bytes=receiver.max_request_bytes,
                     max_workers=receiver.max_concurrent_requests,
                     max_connections=grpc.max_connections,
+                    max_connection_age_seconds=grpc.max_connection_age_seconds,
+                    max_connection_age_grace_seconds=grpc.max_connection_age_grace_seconds,
                     idle_timeout_seconds=grpc.idle_timeout_seconds,
                     tls_handshake_timeout_seconds=grpc.tls_handshake_timeout_seconds,
                     bearer_token=auth.bearer_token,

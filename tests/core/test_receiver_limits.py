@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import socket
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -498,4 +499,75 @@ def test_grpc_connections_beyond_the_cap_are_closed_and_retryable(sink: RequestS
     finally:
         for channel in held:
             channel.close()
+        started.stop(1)
+
+
+def _http2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+    )
+
+
+def _hpack_literal(name: str, value: str) -> bytes:
+    """A header as an HPACK literal without indexing, no Huffman coding (short strings only)."""
+    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def _stalled_grpc_call(port: int) -> socket.socket:
+    """An Export call whose headers and first bytes of message arrive, then nothing more."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=FAIL_SAFE_SECONDS)
+    headers = b"".join(
+        _hpack_literal(name, value)
+        for name, value in [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", EXPORT_METHOD),
+            (":authority", f"127.0.0.1:{port}"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]
+    )
+    message_start = b"\x00" + struct.pack(">I", 1000) + b"\x0a"  # 6 of 1005 bytes
+    connection.sendall(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + _http2_frame(0x4, 0, 0, b"")  # SETTINGS
+        + _http2_frame(0x1, 0x4, 1, headers)  # HEADERS, END_HEADERS
+        + _http2_frame(0x0, 0, 1, message_start)  # DATA, stream left open
+        + _http2_frame(0x4, 0x1, 0, b"")  # SETTINGS ACK (of the server's)
+    )
+    return connection
+
+
+def test_a_stalled_grpc_call_holds_its_worker_no_longer_than_the_connection_age(
+    sink: RequestSink,
+) -> None:
+    """grpcio waits for a call's message on a worker thread, without a timeout: with one worker,
+    one call that stalls mid-message would stop every other call for good."""
+    config = parse_config(
+        {
+            "receiver": {
+                "http": False,
+                "grpc": {
+                    "endpoint": "127.0.0.1:0",
+                    "max_connection_age_seconds": 0.5,
+                    "max_connection_age_grace_seconds": 0.5,
+                },
+                "max_concurrent_requests": 1,
+            }
+        }
+    )
+    started = Receiver(config, [Sink("memory", sink)])
+    started.start()
+    assert started.grpc_port is not None
+    try:
+        with _stalled_grpc_call(started.grpc_port), _grpc_channel(started.grpc_port) as channel:
+            # A call queued behind the stalled one may be cut with its own connection: it is
+            # answered UNAVAILABLE, which OTLP clients retry, as here.
+            answers = [_grpc_export(channel)]
+            while answers[-1] is grpc.StatusCode.UNAVAILABLE and len(answers) < 20:
+                answers.append(_grpc_export(channel))
+        assert answers[-1] is grpc.StatusCode.OK, answers
+        assert set(answers[:-1]) <= {grpc.StatusCode.UNAVAILABLE}
+        assert len(sink.requests) == 1
+    finally:
         started.stop(1)
