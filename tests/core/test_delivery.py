@@ -24,7 +24,7 @@ from otel_bridge.delivery import (
 )
 from otel_bridge.sink import PermanentError, RetryableError
 from otel_bridge.traces import FinishedTrace
-from tests.contract import make_spans
+from tests.contract import DeliverySpy, MemorySink, make_spans
 from tests.support.fault_service import Fault, FaultService, HttpTestSink
 from tests.support.waiting import wait_until
 
@@ -346,3 +346,28 @@ def test_the_logged_errors_the_worker_remembers_are_bounded(
         worker._log_once(ValueError("request 0 failed"), "deliver")
     assert [record.levelname for record in caplog.records] == ["WARNING", "ERROR"]
     assert len(worker._logged_errors) <= 256
+
+
+@pytest.mark.parametrize(
+    ("hint", "due_after"),
+    [(float("inf"), 4.0), (float("nan"), 4.0), (-1.0, 4.0), (7.0, 7.0), (1e9, 3600.0)],
+)
+def test_a_sinks_own_retry_hint_is_used_only_when_usable_and_bounded(
+    clock: FakeClock, tmp_path: Path, hint: float, due_after: float
+) -> None:
+    """A sink may raise RetryableError(retry_after=...) with any float: not a number or below 0
+    means the backoff (4 s here), and a long one is bounded (never past the deadline at once)."""
+    policy = RetryPolicy(initial_backoff=4.0, jitter=0.0, deadline=24 * 3600.0)
+    sink = MemorySink(spool_dir=tmp_path / "spool", grace_period=1.0, clock=clock, retry=policy)
+    spy = DeliverySpy(sink)
+    spy.fail_with = RetryableError("slow down", retry_after=hint)
+    try:
+        sink.export(make_spans())
+        clock.advance(1.0)
+        wait_until(lambda: sink.spool.counts().outbox == 1 and spy.entered.is_set())
+        wait_until(lambda: sink.spool.due(clock.now(), 10) == [])
+        assert sink.spool.counts().dead_letters == 0
+        assert sink.spool.due(clock.now() + due_after - 0.01, 10) == []
+        assert len(sink.spool.due(clock.now() + due_after, 10)) == 1
+    finally:
+        sink.shutdown()
