@@ -405,11 +405,14 @@ class _Overloaded(asyncio.Protocol):
     """A connection beyond `max_connections`: one retryable answer, then closed."""
 
     def __init__(self, retry_after: float) -> None:
+        # The request is not read, so its encoding is unknown: the Status body in protobuf.
+        body = protocol.error_body(503, "too many connections; retry later", protocol.PROTOBUF)
         self._answer = (
             "HTTP/1.1 503 Service Unavailable\r\n"
             f"Retry-After: {math.ceil(retry_after)}\r\n"
-            "Content-Length: 0\r\nConnection: close\r\n\r\n"
-        ).encode()
+            f"Content-Type: {protocol.PROTOBUF}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

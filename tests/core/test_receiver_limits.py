@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -203,6 +204,13 @@ def test_connections_beyond_the_cap_get_503_and_are_closed(sink: RequestSink) ->
             answer = _closed_by_server(extra)
         assert answer.startswith(b"HTTP/1.1 503")
         assert b"Retry-After: 5" in answer
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/x-protobuf" in head
+        status = status_pb2.Status.FromString(body)  # OTLP: every 4xx/5xx carries a Status
+        assert (status.code, status.message) == (
+            code_pb2.UNAVAILABLE,
+            "too many connections; retry later",
+        )
     finally:
         for connection in held:
             connection.close()
