@@ -122,6 +122,9 @@ class _RecentSpans:
     def __contains__(self, trace_id: object) -> bool:
         return trace_id in self._traces
 
+    def __len__(self) -> int:
+        return self._spans
+
     def span_ids(self, trace_id: int) -> frozenset[int]:
         ids = self._traces.get(trace_id)
         if ids is None:
