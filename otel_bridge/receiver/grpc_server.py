@@ -1,9 +1,12 @@
 """OTLP/gRPC transport: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
 
-The method is registered with a raw-bytes deserializer instead of the generated servicer so an
-undecodable message is answered INVALID_ARGUMENT (the generated one would say INTERNAL), and
-throttling carries `google.rpc.RetryInfo`, without which OTLP clients must not retry
-RESOURCE_EXHAUSTED.
+The method is registered with raw bytes instead of the generated servicer so an undecodable
+message is answered INVALID_ARGUMENT (the generated one would say INTERNAL), and throttling
+carries `google.rpc.RetryInfo`, without which OTLP clients must not retry RESOURCE_EXHAUSTED.
+It is registered as client-streaming, which a unary call is on the wire: the handler then starts
+before the message is read, so a caller without the bearer token is turned away at once
+instead of holding a worker while its message arrives (grpcio reads a unary call's message on
+the worker).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -84,7 +88,7 @@ class OTLPGRPCServer:
                 ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
             ],
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler = grpc.stream_unary_rpc_method_handler(
             self._export, response_serializer=lambda message: message.SerializeToString()
         )
         self._server.add_generic_rpc_handlers(
@@ -115,9 +119,9 @@ class OTLPGRPCServer:
         """Refuse new RPCs and wait up to `grace_seconds` for the running ones."""
         self._server.stop(grace_seconds).wait()
 
-    def _export(self, body: bytes, context: grpc.ServicerContext) -> Any:
+    def _export(self, messages: Iterator[bytes], context: grpc.ServicerContext) -> Any:
         try:
-            response = self._accept(body, context)
+            response = self._accept(messages, context)
         except _Refusal as refusal:
             self._ingestor.metrics.request(_TRANSPORT, refusal.code.name)
             detail: Message | None = None
@@ -135,10 +139,15 @@ class OTLPGRPCServer:
         self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)
         return response
 
-    def _accept(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+    def _accept(
+        self, messages: Iterator[bytes], context: grpc.ServicerContext
+    ) -> ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata())
         if not bearer_token_matches(self._bearer_token, _text(metadata.get("authorization"))):
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        body = next(messages, None)
+        if body is None:
+            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "no ExportTraceServiceRequest sent")
         try:
             request = otlp.decode_protobuf(body)
         except otlp.OTLPDecodeError as exc:

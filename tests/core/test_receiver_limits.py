@@ -521,7 +521,7 @@ def _hpack_literal(name: str, value: str) -> bytes:
     return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
 
 
-def _stalled_grpc_call(port: int) -> socket.socket:
+def _stalled_grpc_call(port: int, token: str | None = None) -> socket.socket:
     """An Export call whose headers and first bytes of message arrive, then nothing more."""
     connection = socket.create_connection(("127.0.0.1", port), timeout=FAIL_SAFE_SECONDS)
     headers = b"".join(
@@ -533,6 +533,7 @@ def _stalled_grpc_call(port: int) -> socket.socket:
             (":authority", f"127.0.0.1:{port}"),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
+            *([("authorization", f"Bearer {token}")] if token else []),
         ]
     )
     message_start = b"\x00" + struct.pack(">I", 1000) + b"\x0a"  # 6 of 1005 bytes
@@ -576,6 +577,39 @@ def test_a_stalled_grpc_call_holds_its_worker_no_longer_than_the_connection_age(
                 answers.append(_grpc_export(channel))
         assert answers[-1] is grpc.StatusCode.OK, answers
         assert set(answers[:-1]) <= {grpc.StatusCode.UNAVAILABLE}
+        assert len(sink.requests) == 1
+    finally:
+        started.stop(1)
+
+
+def test_a_grpc_call_without_the_token_is_turned_away_before_its_message(
+    sink: RequestSink,
+) -> None:
+    """The token is checked before the message is read: callers without it cannot hold the
+    workers by stalling mid-message (the connection age is far off here)."""
+    config = parse_config(
+        {
+            "receiver": {
+                "http": False,
+                "grpc": {"endpoint": "127.0.0.1:0"},
+                "max_concurrent_requests": 1,
+                "auth": {"bearer_token": "s3cret"},
+            }
+        }
+    )
+    started = Receiver(config, [Sink("memory", sink)])
+    started.start()
+    assert started.grpc_port is not None
+    try:
+        with (
+            _stalled_grpc_call(started.grpc_port),
+            _stalled_grpc_call(started.grpc_port, token="wrong"),
+            _grpc_channel(started.grpc_port) as channel,
+        ):
+            export = channel.unary_unary(EXPORT_METHOD)
+            export(
+                _body(), metadata=[("authorization", "Bearer s3cret")], timeout=FAIL_SAFE_SECONDS
+            )
         assert len(sink.requests) == 1
     finally:
         started.stop(1)
