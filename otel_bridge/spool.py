@@ -14,8 +14,6 @@ can share the spool; a second process opening the same file is kept out by a fil
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
 import json
 import logging
 import os
@@ -24,9 +22,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
+from otel_bridge.spool_lock import SpoolLock, SpoolLockedError, abandon_connection, spool_in_use
 from otel_bridge.traces import SpanRecord
 
 __all__ = [
@@ -39,6 +38,7 @@ __all__ = [
     "SpoolCounts",
     "SpoolDestinationError",
     "SpoolFormatError",
+    "SpoolLockedError",
     "WhenFull",
     "spool_in_use",
     "spool_path",
@@ -263,7 +263,7 @@ class Spool:
         self.when_full: WhenFull = when_full
         # Spans carry prompts and answers: a directory we create is readable by its owner only.
         private_directory(self.path.parent)
-        self._lock_file = _exclusive_lock(_lock_path(self.path))
+        self._lock_file = SpoolLock(self.path)
         self._lock = threading.Lock()
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
         self._file: SpoolFile = open_checked(self.path)
@@ -347,22 +347,17 @@ class Spool:
         """In a child forked while this spool was open: let go of it without touching the file,
         which the parent goes on using. The spool then counts as closed here.
 
-        SQLite forbids using a connection inherited across fork(), and closing it is a use: it may
-        checkpoint and delete the WAL under the parent (https://www.sqlite.org/howtocorrupt.html,
-        section 2.6). So the connection is leaked on purpose, never deallocated, not even when
-        the child's interpreter exits. The lock file's descriptor is closed: that leaves the
-        parent's lock in place (an flock belongs to the open file, which the parent still holds;
-        only an explicit unlock would release it) and stops the child from keeping the file
-        locked after the parent is gone. The thread lock may have been held by a thread of the
-        parent that does not exist here, so it is replaced, not acquired.
+        The connection is leaked on purpose (`spool_lock.abandon_connection`), the lock file's
+        descriptor closed without unlocking (the parent's lock stays), and the thread lock, which
+        a thread of the parent that does not exist here may have held, replaced, not acquired.
         """
         self._lock = threading.Lock()
         if self._db is None:
             return
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
+        abandon_connection(self._db)
         self._db = None
         self._file.abandon()
-        self._lock_file.close()
+        self._lock_file.forget_after_fork()
 
     # --- spans in -------------------------------------------------------------------------------
 
@@ -948,44 +943,6 @@ class Spool:
 def _scalar(db: sqlite3.Connection, sql: str, *params: object) -> int:
     row = db.execute(sql, params).fetchone()
     return 0 if row is None or row[0] is None else int(row[0])
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def spool_in_use(path: Path) -> bool:
-    """True while a live exporter holds the spool file `path` (its lock cannot be shared)."""
-    try:
-        handle = _lock_path(path).open("rb")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
-
-
-def _exclusive_lock(path: Path) -> IO[bytes]:
-    """Hold an exclusive lock on `path` for the spool's lifetime: two writers (processes or
-    exporters in one process) sharing one spool could deliver the same item twice."""
-    handle = path.open("a+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SpoolLockedError(
-            f"spool {path.with_suffix('')} is in use by another exporter; give each exporter its own"
-            " spool_name or spool_dir"
-        ) from None
-    return handle
-
-
-class SpoolLockedError(RuntimeError):
-    """Another live exporter (in this or another process) owns the spool file."""
 
 
 def _handed_over(db: sqlite3.Connection, trace_hex: str) -> bool:
