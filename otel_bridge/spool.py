@@ -1,8 +1,8 @@
 """The durable per-sink queue: a SQLite file (WAL) holding spans awaiting assembly, finished
 traces awaiting delivery (the outbox) and dead letters, so a crash or an outage loses nothing.
 
-Tables: `pending_spans` + `pending_traces` (spans grouped by trace id until the trace is
-finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`), `dead_letters`,
+Tables: `pending_chunks` + `pending_traces` (spans grouped by trace id until the trace is
+finished), `outbox` (one row per finished trace, an OTLP `TracesData` message), `dead_letters`,
 `handed_over` (ids of recently assembled spans, so a resent copy is not delivered twice) and
 `meta`, which records the destination every item in the file was accepted for: a spool holds
 one destination's items, and opening it for another destination fails (`SpoolDestinationError`),
@@ -27,17 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from otel_bridge.spool_assembly import AddResult, AssembleResult, TraceAssembly, fit
+from otel_bridge.spool_assembly import AddResult, AssembleResult, SpanBatch, TraceAssembly, fit
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
 from otel_bridge.spool_lock import SpoolLock, SpoolLockedError, abandon_connection, spool_in_use
 from otel_bridge.spool_outbox import DeadLetter, Outbox, OutboxItem, Tally, scalar
-from otel_bridge.traces import SpanRecord
+from otel_bridge.spool_upgrade import SpoolFormatError, upgrade
 
 __all__ = [
     "AddResult",
     "AssembleResult",
     "DeadLetter",
     "OutboxItem",
+    "SpanBatch",
     "Spool",
     "SpoolClosedError",
     "SpoolCounts",
@@ -83,30 +84,46 @@ _WAL_ROOM_MIN = 4 * 1024 * 1024
 _DISK_FACTOR_FROM_BYTES = 1024 * 1024
 _MAX_DISK_FACTOR = 8.0
 
-# What one row of the resend window (`handed_over`) takes in the database with its index
-# (measured: ~145 bytes a row for random ids). The window is not held data, yet it takes pages:
-# at a few thousand spans a second its 120 s are tens of MiB, which took an 8 MiB spool to 16.7
-# MiB on disk. It counts against the limit, and may take at most a quarter of it: past that, the
-# oldest ids go first (a resend older than that is still caught by the sink's
-# already_delivered check, where the sink has one).
-_HANDED_ROW_BYTES = 160
+# What one span id of the resend window (`handed_over`) takes in the database, with its share of
+# its trace's row and index entries (a row per trace: ~20 bytes an id on 5-span traces, ~90 on
+# 1-span traces; the larger counts). The window is not held data, yet it takes pages: at a few
+# thousand spans a second its 120 s are MiBs. It counts against the limit, and may take at most a
+# quarter of it: past that, the oldest ids go first (a resend older than that is still caught by
+# the sink's already_delivered check, where the sink has one).
+_HANDED_ROW_BYTES = 96
 _HANDED_SHARE = 0.25
 # Like the disk factor, the window counts once it is large enough to matter (1 MiB), and it
 # keeps at least this many ids whatever the limit.
 _HANDED_MIN_ROWS = _DISK_FACTOR_FROM_BYTES // _HANDED_ROW_BYTES
 
-# Bumped on any incompatible change of the tables below (stored in PRAGMA user_version).
-_SCHEMA_VERSION = 1
+# Bumped on any incompatible change of the tables below (stored in PRAGMA user_version). A
+# spool of an earlier format is migrated when opened (spool_upgrade).
+_SCHEMA_VERSION = 2
 
+# Spans are stored as OTLP protobuf, grouped per trace: a `pending_chunks` row holds the spans
+# of one trace and one resource/scope that came in one batch, as the encoded `spans` field of a
+# `ScopeSpans` message, with their span ids (8 bytes each) for recognising resent copies; the
+# resource and scope are kept once in `scopes` (the other fields of the `ResourceSpans` and
+# `ScopeSpans` they came in). A finished trace in the outbox is one `TracesData` message. A row
+# per span cost 5-8 us of SQLite per span (a row and an index entry each, their pages all
+# rewritten in the WAL); a row per trace and batch costs a fifth of that on a 5-span trace.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending_spans (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scopes (
+    id INTEGER PRIMARY KEY,
+    resource BLOB NOT NULL,
+    scope BLOB NOT NULL,
+    UNIQUE (resource, scope)
+);
+CREATE TABLE IF NOT EXISTS pending_chunks (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    scope INTEGER NOT NULL,
+    span_ids BLOB NOT NULL,
+    spans BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_chunks_trace ON pending_chunks (trace_id);
 CREATE TABLE IF NOT EXISTS pending_traces (
-    trace_id TEXT PRIMARY KEY,
+    trace_id BLOB PRIMARY KEY,
     first_arrival REAL NOT NULL,
     root_arrival REAL,
     span_count INTEGER NOT NULL,
@@ -115,16 +132,17 @@ CREATE TABLE IF NOT EXISTS pending_traces (
 CREATE INDEX IF NOT EXISTS pending_traces_first ON pending_traces (first_arrival);
 CREATE INDEX IF NOT EXISTS pending_traces_root ON pending_traces (root_arrival);
 CREATE TABLE IF NOT EXISTS handed_over (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_ids BLOB NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handed_over_trace ON handed_over (trace_id);
 CREATE INDEX IF NOT EXISTS handed_over_at ON handed_over (at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
-    payload TEXT NOT NULL,
+    payload BLOB NOT NULL,
     bytes INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
     partial INTEGER NOT NULL,
@@ -138,7 +156,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
-    payload TEXT NOT NULL,
+    payload BLOB NOT NULL,
     bytes INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
     partial INTEGER NOT NULL,
@@ -153,10 +171,6 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-
-
-class SpoolFormatError(RuntimeError):
-    """The spool file was written by an incompatible otel-bridge version."""
 
 
 class SpoolDestinationError(RuntimeError):
@@ -226,17 +240,11 @@ class Spool:
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
         self._file: SpoolFile = open_checked(self.path)
         self._db: sqlite3.Connection | None = self._file.db
-        version = scalar(self._db, "PRAGMA user_version")
-        if version != _SCHEMA_VERSION and scalar(
-            self._db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
-        ):
+        try:
+            upgrade(self._db, self.path, _SCHEMA_VERSION, _SCHEMA)
+        except BaseException:
             self._let_go()
-            raise SpoolFormatError(
-                f"spool {self.path} has format {version}, this otel-bridge writes format"
-                f" {_SCHEMA_VERSION}; deliver it with the version that wrote it, or move it away"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            raise
         self._page_size = scalar(self._db, "PRAGMA page_size")
         wal_pages = max(
             _WAL_PAGES_MIN, min(_WAL_PAGES_MAX, max_bytes // 16 // max(self._page_size, 1))
@@ -265,6 +273,7 @@ class Spool:
             max_spans_per_trace=max_spans_per_trace,
             handed_keep=self._handed_keep,
         )
+        self._assembly.load(self._db)
         self._tally.recount(self._db)
         self._file.note_held(self._tally.held)
         self._rejected_since_drain = False
@@ -331,14 +340,16 @@ class Spool:
 
     # --- spans in -------------------------------------------------------------------------------
 
-    def add(self, records: Sequence[SpanRecord], now: float) -> AddResult:
-        """Store a batch of finished spans in one transaction."""
+    def add(self, batch: SpanBatch, now: float) -> AddResult:
+        """Store a batch of finished spans (OTLP protobuf) in one transaction."""
         rejected = evicted = dead_evicted = 0
         with self._transaction() as db:
             # Resent copies are dropped first: a sender retrying a request the full spool took
             # in part must find room for the part it refused, not for what is already here.
-            by_trace, duplicates = self._assembly.new_spans(db, records)
-            incoming = sum(len(text) for spans in by_trace.values() for text, _ in spans.values())
+            by_trace, duplicates = self._assembly.new_spans(db, batch)
+            incoming = sum(
+                len(span) for spans in by_trace.values() for _, span, _ in spans.values()
+            )
             budget = self._budget()
             tally = self._tally
             if tally.bytes + incoming > budget and tally.dead_bytes:
@@ -455,7 +466,8 @@ class Spool:
         """Move everything from another, unused spool file into this one and delete that file
         (an exporter that ran beside this one last time and is gone now). Raises
         SpoolLockedError while its owner is alive, SpoolDestinationError (and leaves the file
-        alone) when its items are for another destination. Returns the number of rows adopted."""
+        alone) when its items are for another destination. Returns the number of pending spans,
+        queued traces and dead letters adopted."""
         donor = Spool(
             path,
             max_bytes=self.max_bytes,
@@ -468,14 +480,14 @@ class Spool:
                 spans, traces = TraceAssembly.read_for_adoption(source)
                 outbox, dead = Outbox.read_for_adoption(source)
             with self._transaction() as db:
-                TraceAssembly.adopt(db, spans, traces)
+                self._assembly.adopt(db, spans, traces)
                 Outbox.adopt(db, outbox, dead)
                 self._tally.recount(db)
         finally:
             donor.close()
         for leftover in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
             leftover.unlink(missing_ok=True)
-        return len(spans) + len(outbox) + len(dead)
+        return sum(len(chunk[3]) // 8 for chunk in spans) + len(outbox) + len(dead)
 
     # --- private --------------------------------------------------------------------------------
 
@@ -519,6 +531,7 @@ class Spool:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 self._tally.recount(db)
+                self._assembly.load(db)
                 raise
             self._bound_wal(db)
 

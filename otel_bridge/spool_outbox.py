@@ -11,6 +11,12 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from otel_bridge.otlp import trace_from_traces_data
+
+if TYPE_CHECKING:
+    from otel_bridge.traces import FinishedTrace
 
 __all__ = ["DeadLetter", "Outbox", "OutboxItem", "Tally"]
 
@@ -29,13 +35,19 @@ _DEAD_COLUMNS = "key, payload, bytes, span_count, partial, enqueued_at, attempts
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A finished trace queued for delivery: `payload` is one OTLP `TracesData` message."""
+
     id: int
     key: str
-    payload: str
+    payload: bytes
     partial: bool
     enqueued_at: float
     attempts: int
     first_attempt_at: float | None
+
+    def trace(self) -> FinishedTrace:
+        """The trace decoded from its payload (raises on a payload that does not decode)."""
+        return trace_from_traces_data(self.payload, partial=self.partial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +103,7 @@ class Outbox:
         db: sqlite3.Connection,
         *,
         key: str,
-        payload: str,
+        payload: bytes,
         size: int,
         span_count: int,
         partial: bool,
