@@ -78,6 +78,8 @@ _PROTO_STATUS_TO_SDK = {
     Status.STATUS_CODE_OK: StatusCode.OK,
     Status.STATUS_CODE_ERROR: StatusCode.ERROR,
 }
+_KIND_NAMES = {proto: sdk.name for proto, sdk in _PROTO_KIND_TO_SDK.items()}
+_STATUS_NAMES = {proto: sdk.name for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 _SDK_STATUS_TO_PROTO = {sdk.name: proto for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 
 _SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value"})
@@ -338,51 +340,66 @@ def trace_from_traces_data(payload: bytes, *, partial: bool = False) -> Finished
     same bytes as an `ExportTraceServiceRequest`). Raises on bytes that do not decode or hold
     spans of more than one trace."""
     request = ExportTraceServiceRequest.FromString(payload)
-    return FinishedTrace.from_records(records_from_request(request), partial)
+    return FinishedTrace.from_records(records_from_request(request, checked=True), partial)
 
 
-def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
-    """Every span of the request as a detached `SpanRecord` (spans with invalid ids skipped)."""
+def records_from_request(
+    request: ExportTraceServiceRequest, *, checked: bool = False
+) -> list[SpanRecord]:
+    """Every span of the request as a detached `SpanRecord` (spans with invalid ids skipped,
+    unless `checked`: their ids were checked when they came in)."""
     records: list[SpanRecord] = []
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            scope_name, scope_version = scope.name, scope.version
             for span in scope_spans.spans:
-                if invalid_ids(span):
+                if not checked and invalid_ids(span):
                     continue
-                records.append(_record(span, resource, scope_spans.scope))
+                records.append(_record(span, resource, scope_name, scope_version))
     return records
 
 
-def _record(span: Span, resource: Mapping[str, AttributeValue], scope: Any) -> SpanRecord:
-    trace_id = int.from_bytes(span.trace_id, "big")
-    parent = int.from_bytes(span.parent_span_id, "big") if span.parent_span_id else None
+def _record(
+    span: Span, resource: Mapping[str, AttributeValue], scope_name: str, scope_version: str
+) -> SpanRecord:
+    parent_bytes = span.parent_span_id
+    parent = int.from_bytes(parent_bytes, "big") if parent_bytes else None
+    start = span.start_time_unix_nano
+    status = span.status
+    events = span.events
+    links = span.links
     return SpanRecord(
-        trace_id=trace_id,
+        trace_id=int.from_bytes(span.trace_id, "big"),
         span_id=int.from_bytes(span.span_id, "big"),
         parent_span_id=parent or None,
         name=span.name,
-        kind=_PROTO_KIND_TO_SDK.get(span.kind, SpanKind.INTERNAL).name,
-        start_time_ns=span.start_time_unix_nano,
+        kind=_KIND_NAMES.get(span.kind, "INTERNAL"),
+        start_time_ns=start,
         # As SpanRecord.from_readable does: a span without an end ends where it starts.
-        end_time_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+        end_time_ns=span.end_time_unix_nano or start,
         attributes=_attributes(span.attributes),
-        status_code=_PROTO_STATUS_TO_SDK.get(span.status.code, StatusCode.UNSET).name,
-        status_description=span.status.message or None,
+        status_code=_STATUS_NAMES.get(status.code, "UNSET"),
+        status_description=status.message or None,
         events=tuple(
-            EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in span.events
-        ),
+            EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in events
+        )
+        if events
+        else (),
         links=tuple(
             LinkRecord(
                 int.from_bytes(link.trace_id, "big"),
                 int.from_bytes(link.span_id, "big"),
                 _attributes(link.attributes),
             )
-            for link in span.links
-        ),
+            for link in links
+        )
+        if links
+        else (),
         resource=resource,
-        scope_name=scope.name,
-        scope_version=scope.version,
+        scope_name=scope_name,
+        scope_version=scope_version,
         parent_is_remote=bool(parent and span.flags & _FLAGS_IS_REMOTE),
     )
 

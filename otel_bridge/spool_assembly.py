@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from otel_bridge import otlp
 from otel_bridge.otlp_wire import (
     FLAGS_IS_REMOTE,
-    encode_readable,
+    encode_readable_with_ids,
     length_delimited,
     resource_part_of,
     scope_part_of,
@@ -72,7 +72,6 @@ class SpanBatch:
         append = batch.spans.append
         for span in spans:
             try:
-                context = span.context
                 resource = span.resource
                 scope = span.instrumentation_scope
                 key = (id(resource), id(scope))
@@ -80,16 +79,8 @@ class SpanBatch:
                 if index is None:
                     index = scopes[key] = len(batch.scopes)
                     batch.scopes.append((resource_part_of(resource), scope_part_of(scope)))
-                parent = span.parent
-                append(
-                    (
-                        context.trace_id.to_bytes(16, "big"),
-                        context.span_id.to_bytes(8, "big"),
-                        parent is None or not parent.span_id or parent.is_remote,
-                        index,
-                        encode_readable(span),
-                    )
-                )
+                trace_id, span_id, is_root, message = encode_readable_with_ids(span)
+                append((trace_id, span_id, is_root, index, message))
             except Exception as error:
                 malformed(span, error)
         return batch
