@@ -324,19 +324,25 @@ class TraceAssembly:
         never came, complete (False); None when it is no longer pending (a span added since
         handed it over early)."""
         row = db.execute(
-            "SELECT root_arrival FROM pending_traces WHERE trace_id = ?", (trace_id,)
+            "SELECT root_arrival, bytes FROM pending_traces WHERE trace_id = ?", (trace_id,)
         ).fetchone()
         if row is None:
             return None
         is_partial = row[0] is None
-        self.assemble(db, trace_id, partial=is_partial, now=now)
+        self.assemble(db, trace_id, partial=is_partial, now=now, size=row[1])
         return is_partial
 
     def assemble(
-        self, db: sqlite3.Connection, trace_id: bytes, *, partial: bool, now: float
+        self,
+        db: sqlite3.Connection,
+        trace_id: bytes,
+        *,
+        partial: bool,
+        now: float,
+        size: int | None = None,
     ) -> None:
         """Move the trace's pending spans to the outbox as one `TracesData` message, joined
-        from the stored pieces without decoding them."""
+        from the stored pieces without decoding them (`size`: its bytes, if already read)."""
         rows = db.execute(
             "SELECT scope, span_ids, spans FROM pending_chunks WHERE trace_id = ? ORDER BY id",
             (trace_id,),
@@ -352,7 +358,8 @@ class TraceAssembly:
         span_ids = b"".join(row[1] for row in rows)
         # A later piece of a trace handed over before is partial whatever its root's state.
         partial = partial or _handed_over(db, trace_id)
-        size = scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_id)
+        if size is None:
+            size = scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_id)
         db.execute(
             "INSERT INTO handed_over (trace_id, span_ids, at) VALUES (?, ?, ?)",
             (trace_id, span_ids, now),

@@ -155,12 +155,12 @@ class Outbox:
         )
 
     def delete(self, db: sqlite3.Connection, item_id: int) -> None:
-        row = db.execute("SELECT bytes FROM outbox WHERE id = ?", (item_id,)).fetchone()
-        if row is None:
+        # fetchall: a RETURNING statement left unfinished would keep the transaction open.
+        rows = db.execute("DELETE FROM outbox WHERE id = ? RETURNING bytes", (item_id,)).fetchall()
+        if not rows:
             return
-        db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
         self._tally.held -= 1
-        self._tally.bytes -= row[0]
+        self._tally.bytes -= rows[0][0]
 
     def totals(self, db: sqlite3.Connection) -> tuple[int, int]:
         """Traces and spans queued for delivery."""
