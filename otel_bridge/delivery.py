@@ -459,7 +459,7 @@ class DeliveryWorker:
         traces: dict[str, tuple[OutboxItem, FinishedTrace]] = {}
         for item in items:
             try:
-                trace = FinishedTrace.from_json(item.payload)
+                trace = item.trace()
             except Exception as error:
                 self._spool.dead_letter(item.id, f"unreadable spool payload: {error!r}", now)
                 self._metrics.dead_lettered(1)

@@ -39,8 +39,9 @@ from otel_bridge.spool import (
     destination_key,
     spool_path,
 )
+from otel_bridge.spool_assembly import SpanBatch
 from otel_bridge.spool_survey import survey
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.traces import FinishedTrace
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -221,24 +222,21 @@ class TraceExporter(SpanExporter, ABC):
     # --- SDK contract ---------------------------------------------------------------------------
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Each span encoded once as OTLP protobuf and written to the spool."""
         count = len(spans) if isinstance(spans, Sized) else 0
-        return self._spool_records(lambda: self._records(spans), count)
+        return self._spool_batch(lambda: SpanBatch.from_readable(spans, self._malformed), count)
 
     def export_request(self, request: ExportTraceServiceRequest) -> SpanExportResult:
         """`export` for a decoded OTLP request, as the receiver hands it over: the spans go
-        from protobuf to the spool without becoming SDK spans first (spans with invalid ids
-        are skipped, as the receiver already rejected them)."""
-        return self._spool_records(
-            lambda: otlp.records_from_request(request), otlp.span_count(request)
-        )
+        to the spool as the protobuf they came in, without becoming SDK spans first (spans with
+        invalid ids are skipped, as the receiver already rejected them)."""
+        return self._spool_batch(lambda: SpanBatch.from_request(request), otlp.span_count(request))
 
-    def _spool_records(
-        self, records: Callable[[], list[SpanRecord]], count: int
-    ) -> SpanExportResult:
+    def _spool_batch(self, batch: Callable[[], SpanBatch], count: int) -> SpanExportResult:
         if self._is_shutdown:
             return SpanExportResult.FAILURE
         try:
-            result = self._export(records())
+            result = self._export(batch())
         except SpoolClosedError:  # shutdown() raced this call
             return SpanExportResult.FAILURE
         except Exception as error:
@@ -254,8 +252,8 @@ class TraceExporter(SpanExporter, ABC):
         self._unwritable.ended()
         return result
 
-    def _export(self, records: list[SpanRecord]) -> SpanExportResult:
-        result = self._spool.add(records, self._clock.now())
+    def _export(self, batch: SpanBatch) -> SpanExportResult:
+        result = self._spool.add(batch, self._clock.now())
         self._metrics.queued(result.early_traces)
         self._metrics.partial(result.early_traces, "bound")
         if result.rejected or result.evicted:
@@ -331,21 +329,11 @@ class TraceExporter(SpanExporter, ABC):
     def _setting(self, setting: Setting[_T], value: _T | None) -> _T:
         return setting.for_sink(self.sink_name).resolve(value)
 
-    def _records(self, spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
-        records = []
-        for span in spans:
-            try:
-                records.append(SpanRecord.from_readable(span))
-            except Exception as error:
-                _logger.error(
-                    "%s: dropping a malformed span %r: %r",
-                    self.sink_name,
-                    span,
-                    error,
-                    exc_info=True,
-                )
-                self._metrics.dropped(1, "malformed")
-        return records
+    def _malformed(self, span: object, error: Exception) -> None:
+        _logger.error(
+            "%s: dropping a malformed span %r: %r", self.sink_name, span, error, exc_info=True
+        )
+        self._metrics.dropped(1, "malformed")
 
     def _start_worker(self) -> DeliveryWorker:
         worker = DeliveryWorker(

@@ -25,13 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
-    ArrayValue,
-    InstrumentationScope,
     KeyValue,
-    KeyValueList,
 )
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
@@ -50,12 +46,13 @@ __all__ = [
     "decode_protobuf",
     "encode_json",
     "export_response",
+    "invalid_ids",
     "read_traces",
     "records_from_request",
-    "request_from_records",
     "request_from_spans",
     "span_count",
     "spans_from_request",
+    "trace_from_traces_data",
     "trace_to_json_line",
     "traces_from_json_lines",
 ]
@@ -81,6 +78,8 @@ _PROTO_STATUS_TO_SDK = {
     Status.STATUS_CODE_OK: StatusCode.OK,
     Status.STATUS_CODE_ERROR: StatusCode.ERROR,
 }
+_KIND_NAMES = {proto: sdk.name for proto, sdk in _PROTO_KIND_TO_SDK.items()}
+_STATUS_NAMES = {proto: sdk.name for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 _SDK_STATUS_TO_PROTO = {sdk.name: proto for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 
 _SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value"})
@@ -222,7 +221,7 @@ def accepted_spans(
                 _attributes(scope_spans.scope.attributes) or None,
             )
             for span in scope_spans.spans:
-                reason = _invalid_ids(span)
+                reason = invalid_ids(span)
                 if not reason:
                     try:
                         spans.append(_readable_span(span, resource, scope))
@@ -236,7 +235,8 @@ def accepted_spans(
     return spans, None
 
 
-def _invalid_ids(span: Span) -> str:
+def invalid_ids(span: Span) -> str:
+    """Why the span's ids are not valid OTLP ids (wrong size, or zero), or "" when they are."""
     if len(span.trace_id) != 16 or not any(span.trace_id):
         return f"span {span.name!r} has an invalid trace id {span.trace_id.hex()!r}"
     if len(span.span_id) != 8 or not any(span.span_id):
@@ -335,48 +335,71 @@ def _plain_value(value: AnyValue) -> Any:
 # --- protobuf <-> SpanRecord / FinishedTrace ---------------------------------------------------
 
 
-def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
-    """Every span of the request as a detached `SpanRecord` (spans with invalid ids skipped)."""
+def trace_from_traces_data(payload: bytes, *, partial: bool = False) -> FinishedTrace:
+    """The finished trace held by one OTLP `TracesData` message (as the spool queues it; the
+    same bytes as an `ExportTraceServiceRequest`). Raises on bytes that do not decode or hold
+    spans of more than one trace."""
+    request = ExportTraceServiceRequest.FromString(payload)
+    return FinishedTrace.from_records(records_from_request(request, checked=True), partial)
+
+
+def records_from_request(
+    request: ExportTraceServiceRequest, *, checked: bool = False
+) -> list[SpanRecord]:
+    """Every span of the request as a detached `SpanRecord` (spans with invalid ids skipped,
+    unless `checked`: their ids were checked when they came in)."""
     records: list[SpanRecord] = []
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            scope_name, scope_version = scope.name, scope.version
             for span in scope_spans.spans:
-                if _invalid_ids(span):
+                if not checked and invalid_ids(span):
                     continue
-                records.append(_record(span, resource, scope_spans.scope))
+                records.append(_record(span, resource, scope_name, scope_version))
     return records
 
 
-def _record(span: Span, resource: Mapping[str, AttributeValue], scope: Any) -> SpanRecord:
-    trace_id = int.from_bytes(span.trace_id, "big")
-    parent = int.from_bytes(span.parent_span_id, "big") if span.parent_span_id else None
+def _record(
+    span: Span, resource: Mapping[str, AttributeValue], scope_name: str, scope_version: str
+) -> SpanRecord:
+    parent_bytes = span.parent_span_id
+    parent = int.from_bytes(parent_bytes, "big") if parent_bytes else None
+    start = span.start_time_unix_nano
+    status = span.status
+    events = span.events
+    links = span.links
     return SpanRecord(
-        trace_id=trace_id,
+        trace_id=int.from_bytes(span.trace_id, "big"),
         span_id=int.from_bytes(span.span_id, "big"),
         parent_span_id=parent or None,
         name=span.name,
-        kind=_PROTO_KIND_TO_SDK.get(span.kind, SpanKind.INTERNAL).name,
-        start_time_ns=span.start_time_unix_nano,
+        kind=_KIND_NAMES.get(span.kind, "INTERNAL"),
+        start_time_ns=start,
         # As SpanRecord.from_readable does: a span without an end ends where it starts.
-        end_time_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+        end_time_ns=span.end_time_unix_nano or start,
         attributes=_attributes(span.attributes),
-        status_code=_PROTO_STATUS_TO_SDK.get(span.status.code, StatusCode.UNSET).name,
-        status_description=span.status.message or None,
+        status_code=_STATUS_NAMES.get(status.code, "UNSET"),
+        status_description=status.message or None,
         events=tuple(
-            EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in span.events
-        ),
+            EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in events
+        )
+        if events
+        else (),
         links=tuple(
             LinkRecord(
                 int.from_bytes(link.trace_id, "big"),
                 int.from_bytes(link.span_id, "big"),
                 _attributes(link.attributes),
             )
-            for link in span.links
-        ),
+            for link in links
+        )
+        if links
+        else (),
         resource=resource,
-        scope_name=scope.name,
-        scope_version=scope.version,
+        scope_name=scope_name,
+        scope_version=scope_version,
         parent_is_remote=bool(parent and span.flags & _FLAGS_IS_REMOTE),
     )
 
@@ -401,91 +424,13 @@ def _by_resource_and_scope(
     return list(groups.values())
 
 
-def request_from_records(records: Iterable[SpanRecord]) -> ExportTraceServiceRequest:
-    """One request holding `records`, grouped by resource and scope as OTLP expects."""
-    return ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(
-                resource=ProtoResource(attributes=_key_values(resource)),
-                scope_spans=[
-                    ScopeSpans(
-                        scope=InstrumentationScope(name=name, version=version),
-                        spans=[_proto_span(record) for record in scope_records],
-                    )
-                    for (name, version), scope_records in scopes.items()
-                ],
-            )
-            for resource, scopes in _by_resource_and_scope(records)
-        ]
-    )
-
-
-def _proto_span(record: SpanRecord) -> Span:
-    return Span(
-        trace_id=record.trace_id.to_bytes(16, "big"),
-        span_id=record.span_id.to_bytes(8, "big"),
-        parent_span_id=record.parent_span_id.to_bytes(8, "big") if record.parent_span_id else b"",
-        name=record.name,
-        flags=_FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if record.parent_is_remote else 0),
-        kind=_SDK_KIND_TO_PROTO.get(record.kind, Span.SPAN_KIND_INTERNAL),
-        start_time_unix_nano=record.start_time_ns,
-        end_time_unix_nano=record.end_time_ns,
-        attributes=_key_values(record.attributes),
-        status=Status(
-            code=_SDK_STATUS_TO_PROTO.get(record.status_code, Status.STATUS_CODE_UNSET),
-            message=record.status_description or "",
-        ),
-        events=[
-            Span.Event(
-                name=event.name,
-                time_unix_nano=event.timestamp_ns,
-                attributes=_key_values(event.attributes),
-            )
-            for event in record.events
-        ],
-        links=[
-            Span.Link(
-                trace_id=link.trace_id.to_bytes(16, "big"),
-                span_id=link.span_id.to_bytes(8, "big"),
-                attributes=_key_values(link.attributes),
-            )
-            for link in record.links
-        ],
-    )
-
-
-def _key_values(attributes: Mapping[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_any_value(value)) for key, value in attributes.items()]
-
-
-def _any_value(value: Any) -> AnyValue:
-    # bool first: it is a subclass of int.
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return AnyValue(int_value=value)
-        return AnyValue(string_value=str(value))  # OTLP has no wider integer
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, Mapping):
-        return AnyValue(kvlist_value=KeyValueList(values=_key_values(value)))
-    if isinstance(value, Sequence):
-        return AnyValue(array_value=ArrayValue(values=[_any_value(v) for v in value]))
-    return AnyValue(string_value=str(value))
-
-
 def trace_to_json_line(trace: FinishedTrace) -> str:
     """One line of the Collector file exporter format holding every span of `trace`."""
     return json.dumps(records_to_json(trace.spans), separators=(",", ":"), ensure_ascii=False)
 
 
 def records_to_json(records: Iterable[SpanRecord]) -> dict[str, Any]:
-    """The OTLP JSON document of `request_from_records(records)`, built directly.
+    """The OTLP JSON document of a request holding `records`, built directly.
 
     Equal to what `encode_json` makes of that request (proto3 JSON mapping: 64-bit integers as
     strings, hex ids, integer enums, default values left out) at a fraction of its cost: the

@@ -1,21 +1,22 @@
 """The durable per-sink queue: a SQLite file (WAL) holding spans awaiting assembly, finished
 traces awaiting delivery (the outbox) and dead letters, so a crash or an outage loses nothing.
 
-Tables: `pending_spans` + `pending_traces` (spans grouped by trace id until the trace is
-finished), `outbox` (one row per finished trace, JSON of `FinishedTrace`), `dead_letters`,
+Tables: `pending_chunks` + `pending_traces` (spans grouped by trace id until the trace is
+finished), `outbox` (one row per finished trace, an OTLP `TracesData` message), `dead_letters`,
 `handed_over` (ids of recently assembled spans, so a resent copy is not delivered twice) and
 `meta`, which records the destination every item in the file was accepted for: a spool holds
 one destination's items, and opening it for another destination fails (`SpoolDestinationError`),
 so nothing queued for one project, run or server is ever delivered to another.
 Every method is one transaction under one lock, so `export()` threads and the delivery worker
-can share the spool; a second process opening the same file is kept out by a file lock.
+can share the spool; a second process opening the same file is kept out by a file lock
+(spool_lock). This module opens the file, bounds it on disk and admits spans; trace assembly
+(spool_assembly) and the outbox (spool_outbox) work on its one connection, inside its
+transactions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
 import json
 import logging
 import os
@@ -24,21 +25,26 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
+from otel_bridge.spool_assembly import AddResult, AssembleResult, SpanBatch, TraceAssembly, fit
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
-from otel_bridge.traces import SpanRecord
+from otel_bridge.spool_lock import SpoolLock, SpoolLockedError, abandon_connection, spool_in_use
+from otel_bridge.spool_outbox import DeadLetter, Outbox, OutboxItem, Tally, scalar
+from otel_bridge.spool_upgrade import SpoolFormatError, upgrade
 
 __all__ = [
     "AddResult",
     "AssembleResult",
     "DeadLetter",
     "OutboxItem",
+    "SpanBatch",
     "Spool",
     "SpoolClosedError",
     "SpoolCounts",
     "SpoolDestinationError",
     "SpoolFormatError",
+    "SpoolLockedError",
     "WhenFull",
     "spool_in_use",
     "spool_path",
@@ -61,10 +67,6 @@ _ASSEMBLE_PER_TRANSACTION = 32
 # Files SQLite (WAL) and our lock keep beside a spool file.
 _SIDE_FILES = ("-wal", "-shm", ".lock", HELD_SUFFIX)
 
-# How long the ids of spans handed over to the outbox are kept to recognise resent copies:
-# longer than an OTLP exporter keeps retrying one request (the SDKs back off up to ~64 s).
-_RESEND_WINDOW = 120.0
-
 # SQLite checkpoints the WAL every N pages and truncates it to N pages afterwards: N is a
 # sixteenth of max_bytes, between 64 pages and SQLite's default of 1000 (~4 MiB). A write
 # transaction past a checkpoint (assembling many traces at once) can take the WAL well past it
@@ -82,33 +84,46 @@ _WAL_ROOM_MIN = 4 * 1024 * 1024
 _DISK_FACTOR_FROM_BYTES = 1024 * 1024
 _MAX_DISK_FACTOR = 8.0
 
-# What one row of the resend window (`handed_over`) takes in the database with its index
-# (measured: ~145 bytes a row for random ids). The window is not held data, yet it takes pages:
-# at a few thousand spans a second its 120 s are tens of MiB, which took an 8 MiB spool to 16.7
-# MiB on disk. It counts against the limit, and may take at most a quarter of it: past that, the
-# oldest ids go first (a resend older than that is still caught by the sink's
-# already_delivered check, where the sink has one).
-_HANDED_ROW_BYTES = 160
+# What one span id of the resend window (`handed_over`) takes in the database, with its share of
+# its trace's row and index entries (a row per trace: ~20 bytes an id on 5-span traces, ~90 on
+# 1-span traces; the larger counts). The window is not held data, yet it takes pages: at a few
+# thousand spans a second its 120 s are MiBs. It counts against the limit, and may take at most a
+# quarter of it: past that, the oldest ids go first (a resend older than that is still caught by
+# the sink's already_delivered check, where the sink has one).
+_HANDED_ROW_BYTES = 96
 _HANDED_SHARE = 0.25
 # Like the disk factor, the window counts once it is large enough to matter (1 MiB), and it
 # keeps at least this many ids whatever the limit.
 _HANDED_MIN_ROWS = _DISK_FACTOR_FROM_BYTES // _HANDED_ROW_BYTES
 
-# Stays far below SQLite's limit on bound variables in one statement.
-_SQL_VARIABLES_PER_QUERY = 500
+# Bumped on any incompatible change of the tables below (stored in PRAGMA user_version). A
+# spool of an earlier format is migrated when opened (spool_upgrade).
+_SCHEMA_VERSION = 2
 
-# Bumped on any incompatible change of the tables below (stored in PRAGMA user_version).
-_SCHEMA_VERSION = 1
-
+# Spans are stored as OTLP protobuf, grouped per trace: a `pending_chunks` row holds the spans
+# of one trace and one resource/scope that came in one batch, as the encoded `spans` field of a
+# `ScopeSpans` message, with their span ids (8 bytes each) for recognising resent copies; the
+# resource and scope are kept once in `scopes` (the other fields of the `ResourceSpans` and
+# `ScopeSpans` they came in). A finished trace in the outbox is one `TracesData` message. A row
+# per span cost 5-8 us of SQLite per span (a row and an index entry each, their pages all
+# rewritten in the WAL); a row per trace and batch costs a fifth of that on a 5-span trace.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending_spans (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scopes (
+    id INTEGER PRIMARY KEY,
+    resource BLOB NOT NULL,
+    scope BLOB NOT NULL,
+    UNIQUE (resource, scope)
+);
+CREATE TABLE IF NOT EXISTS pending_chunks (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    scope INTEGER NOT NULL,
+    span_ids BLOB NOT NULL,
+    spans BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_chunks_trace ON pending_chunks (trace_id);
 CREATE TABLE IF NOT EXISTS pending_traces (
-    trace_id TEXT PRIMARY KEY,
+    trace_id BLOB PRIMARY KEY,
     first_arrival REAL NOT NULL,
     root_arrival REAL,
     span_count INTEGER NOT NULL,
@@ -117,16 +132,17 @@ CREATE TABLE IF NOT EXISTS pending_traces (
 CREATE INDEX IF NOT EXISTS pending_traces_first ON pending_traces (first_arrival);
 CREATE INDEX IF NOT EXISTS pending_traces_root ON pending_traces (root_arrival);
 CREATE TABLE IF NOT EXISTS handed_over (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_ids BLOB NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handed_over_trace ON handed_over (trace_id);
 CREATE INDEX IF NOT EXISTS handed_over_at ON handed_over (at);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
-    payload TEXT NOT NULL,
+    payload BLOB NOT NULL,
     bytes INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
     partial INTEGER NOT NULL,
@@ -140,7 +156,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
-    payload TEXT NOT NULL,
+    payload BLOB NOT NULL,
     bytes INTEGER NOT NULL,
     span_count INTEGER NOT NULL,
     partial INTEGER NOT NULL,
@@ -155,10 +171,6 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-
-
-class SpoolFormatError(RuntimeError):
-    """The spool file was written by an incompatible otel-bridge version."""
 
 
 class SpoolDestinationError(RuntimeError):
@@ -193,46 +205,6 @@ def spool_path(directory: str | os.PathLike[str], name: str) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class AddResult:
-    """What happened to one batch of spans handed to `Spool.add`."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0  # not stored: the spool was full and when_full="drop_newest"
-    evicted: int = 0  # older spans removed to make room (when_full="drop_oldest")
-    early_traces: int = 0  # traces handed over early (partial) because a bound was reached
-    traces_with_root: int = 0  # traces whose local root arrived in this batch
-    new_traces: int = 0  # traces whose first spans arrived in this batch
-    dead_letter_spans_evicted: int = 0  # spans of the oldest dead letters removed to make room
-
-
-@dataclass(frozen=True, slots=True)
-class AssembleResult:
-    complete: int = 0
-    partial: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    id: int
-    key: str
-    payload: str
-    partial: bool
-    enqueued_at: float
-    attempts: int
-    first_attempt_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    id: int
-    key: str
-    attempts: int
-    reason: str
-    dead_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class SpoolCounts:
     pending_traces: int
     pending_spans: int
@@ -263,23 +235,17 @@ class Spool:
         self.when_full: WhenFull = when_full
         # Spans carry prompts and answers: a directory we create is readable by its owner only.
         private_directory(self.path.parent)
-        self._lock_file = _exclusive_lock(_lock_path(self.path))
+        self._lock_file = SpoolLock(self.path)
         self._lock = threading.Lock()
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
         self._file: SpoolFile = open_checked(self.path)
         self._db: sqlite3.Connection | None = self._file.db
-        version = _scalar(self._db, "PRAGMA user_version")
-        if version != _SCHEMA_VERSION and _scalar(
-            self._db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
-        ):
+        try:
+            upgrade(self._db, self.path, _SCHEMA_VERSION, _SCHEMA)
+        except BaseException:
             self._let_go()
-            raise SpoolFormatError(
-                f"spool {self.path} has format {version}, this otel-bridge writes format"
-                f" {_SCHEMA_VERSION}; deliver it with the version that wrote it, or move it away"
-            )
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        self._page_size = _scalar(self._db, "PRAGMA page_size")
+            raise
+        self._page_size = scalar(self._db, "PRAGMA page_size")
         wal_pages = max(
             _WAL_PAGES_MIN, min(_WAL_PAGES_MAX, max_bytes // 16 // max(self._page_size, 1))
         )
@@ -297,8 +263,19 @@ class Spool:
         # that to be measured (None below; see _measure_disk).
         self._disk_budget: int | None = None
         self.destination = self._claim(self._db, None if destination is None else dict(destination))
-        self._recount(self._db)
-        self._file.note_held(self._held)
+        self._tally = Tally()
+        self._outbox = Outbox(self._tally)
+        self._assembly = TraceAssembly(
+            self._tally,
+            self._outbox,
+            name=self.path.name,
+            max_traces=max_traces,
+            max_spans_per_trace=max_spans_per_trace,
+            handed_keep=self._handed_keep,
+        )
+        self._assembly.load(self._db)
+        self._tally.recount(self._db)
+        self._file.note_held(self._tally.held)
         self._rejected_since_drain = False
 
     # --- state ----------------------------------------------------------------------------------
@@ -306,14 +283,16 @@ class Spool:
     @property
     def bytes_used(self) -> int:
         """Bytes of everything held, dead letters included: what `max_bytes` bounds."""
-        return self._bytes
+        return self._tally.bytes
 
     @property
     def full(self) -> bool:
         # Dead letters give way to new spans before anything is rejected, so only the bytes
         # still to be delivered push back; counting them would throttle a receiver for good
         # once a sink that rejects everything has filled the spool with dead letters.
-        return self._rejected_since_drain or self._live_bytes() >= self._budget() * _FULL_FRACTION
+        return (
+            self._rejected_since_drain or self._tally.live_bytes >= self._budget() * _FULL_FRACTION
+        )
 
     @property
     def closed(self) -> bool:
@@ -321,19 +300,19 @@ class Spool:
 
     def counts(self) -> SpoolCounts:
         with self._transaction() as db:
+            pending_traces, pending_spans = self._assembly.counts(db)
             return SpoolCounts(
-                pending_traces=_scalar(db, "SELECT COUNT(*) FROM pending_traces"),
-                pending_spans=_scalar(db, "SELECT COUNT(*) FROM pending_spans"),
-                outbox=_scalar(db, "SELECT COUNT(*) FROM outbox"),
-                dead_letters=_scalar(db, "SELECT COUNT(*) FROM dead_letters"),
-                bytes_used=self._bytes,
+                pending_traces=pending_traces,
+                pending_spans=pending_spans,
+                outbox=self._outbox.totals(db)[0],
+                dead_letters=scalar(db, "SELECT COUNT(*) FROM dead_letters"),
+                bytes_used=self._tally.bytes,
             )
 
     def outbox_totals(self) -> tuple[int, int]:
         """Traces and spans queued for delivery."""
         with self._transaction() as db:
-            row = db.execute("SELECT COUNT(*), COALESCE(SUM(span_count), 0) FROM outbox").fetchone()
-        return int(row[0]), int(row[1])
+            return self._outbox.totals(db)
 
     def close(self) -> None:
         with self._lock:
@@ -347,100 +326,54 @@ class Spool:
         """In a child forked while this spool was open: let go of it without touching the file,
         which the parent goes on using. The spool then counts as closed here.
 
-        SQLite forbids using a connection inherited across fork(), and closing it is a use: it may
-        checkpoint and delete the WAL under the parent (https://www.sqlite.org/howtocorrupt.html,
-        section 2.6). So the connection is leaked on purpose, never deallocated, not even when
-        the child's interpreter exits. The lock file's descriptor is closed: that leaves the
-        parent's lock in place (an flock belongs to the open file, which the parent still holds;
-        only an explicit unlock would release it) and stops the child from keeping the file
-        locked after the parent is gone. The thread lock may have been held by a thread of the
-        parent that does not exist here, so it is replaced, not acquired.
+        The connection is leaked on purpose (`spool_lock.abandon_connection`), the lock file's
+        descriptor closed without unlocking (the parent's lock stays), and the thread lock, which
+        a thread of the parent that does not exist here may have held, replaced, not acquired.
         """
         self._lock = threading.Lock()
         if self._db is None:
             return
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
+        abandon_connection(self._db)
         self._db = None
         self._file.abandon()
-        self._lock_file.close()
+        self._lock_file.forget_after_fork()
 
     # --- spans in -------------------------------------------------------------------------------
 
-    def add(self, records: Sequence[SpanRecord], now: float) -> AddResult:
-        """Store a batch of finished spans in one transaction."""
-        accepted = rejected = evicted = early = roots = new = dead_evicted = 0
+    def add(self, batch: SpanBatch, now: float) -> AddResult:
+        """Store a batch of finished spans (OTLP protobuf) in one transaction."""
+        rejected = evicted = dead_evicted = 0
         with self._transaction() as db:
             # Resent copies are dropped first: a sender retrying a request the full spool took
             # in part must find room for the part it refused, not for what is already here.
-            by_trace, duplicates = self._new_spans(db, records)
-            incoming = sum(len(text) for spans in by_trace.values() for text, _ in spans.values())
+            by_trace, duplicates = self._assembly.new_spans(db, batch)
+            incoming = sum(
+                len(span) for spans in by_trace.values() for _, span, _ in spans.values()
+            )
             budget = self._budget()
-            if self._bytes + incoming > budget and self._dead_bytes:
-                dead_evicted = self._evict_dead_letters(db, self._bytes + incoming - budget)
-            if self._bytes + incoming > budget:
-                if self.when_full == "drop_oldest":
-                    evicted = self._evict_oldest(db, self._bytes + incoming - budget)
-                else:
-                    rejected = _fit(by_trace, budget - self._bytes)
-                    self._rejected_since_drain = True
-            for trace_hex, spans in by_trace.items():
-                if not spans:
-                    continue
-                pending = db.execute(
-                    "SELECT span_count FROM pending_traces WHERE trace_id = ?", (trace_hex,)
-                ).fetchone()
-                db.executemany(
-                    "INSERT INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
-                    [(trace_hex, span_hex, text) for span_hex, (text, _) in spans.items()],
+            tally = self._tally
+            if tally.bytes + incoming > budget and tally.dead_bytes:
+                dead_evicted = self._outbox.evict_dead_letters(
+                    db, tally.bytes + incoming - budget, spool=str(self.path)
                 )
-                count = len(spans)
-                size = sum(len(text) for text, _ in spans.values())
-                has_root = any(is_root for _, is_root in spans.values())
-                accepted += count
-                roots += has_root
-                self._bytes += size
-                root_arrival = now if has_root else None
-                if pending is None and not has_root and _handed_over(db, trace_hex):
-                    # A late piece of a trace already handed over (a retried request whose
-                    # root went in an earlier attempt, or a span that ended after its root):
-                    # its root will not come again, so it goes after the grace period, not
-                    # max_trace_age later.
-                    root_arrival = now
-                if pending is None:
-                    if self._pending_traces >= self.max_traces:
-                        early += self._assemble_oldest(db, now)
-                    db.execute(
-                        "INSERT INTO pending_traces"
-                        " (trace_id, first_arrival, root_arrival, span_count, bytes)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (trace_hex, now, root_arrival, count, size),
-                    )
-                    self._pending_traces += 1
-                    self._held += 1
-                    new += 1
-                    total = count
+            if tally.bytes + incoming > budget:
+                if self.when_full == "drop_oldest":
+                    evicted = self._evict_oldest(db, tally.bytes + incoming - budget)
                 else:
-                    db.execute(
-                        "UPDATE pending_traces SET span_count = span_count + ?, bytes = bytes + ?,"
-                        " root_arrival = COALESCE(?, root_arrival) WHERE trace_id = ?",
-                        (count, size, root_arrival, trace_hex),
-                    )
-                    total = pending[0] + count
-                if total >= self.max_spans_per_trace:
-                    _logger.warning(
-                        "spool %s: trace %s reached max_spans_per_trace=%d; handing its %d span(s)"
-                        " over early, partial (later spans follow as another piece)",
-                        self.path.name,
-                        trace_hex,
-                        self.max_spans_per_trace,
-                        total,
-                    )
-                    self._assemble(db, trace_hex, partial=True, now=now)
-                    early += 1
-            if early:
-                self._trim_handed_over(db)
+                    rejected = fit(by_trace, budget - tally.bytes)
+                    self._rejected_since_drain = True
+            stored = self._assembly.store(db, by_trace, now)
             self._measure_disk(db)
-        return AddResult(accepted, duplicates, rejected, evicted, early, roots, new, dead_evicted)
+        return AddResult(
+            stored.accepted,
+            duplicates,
+            rejected,
+            evicted,
+            stored.early_traces,
+            stored.traces_with_root,
+            stored.new_traces,
+            dead_evicted,
+        )
 
     # --- assembly: pending spans -> outbox ------------------------------------------------------
 
@@ -451,56 +384,41 @@ class Spool:
         flushing), or first span seen `max_trace_age` ago (then partial)."""
         complete = partial = 0
         with self._transaction() as db:
-            expired = db.execute("DELETE FROM handed_over WHERE at < ?", (now - _RESEND_WINDOW,))
-            self._handed -= max(0, expired.rowcount)
-            rows = db.execute(
-                "SELECT trace_id FROM pending_traces WHERE"
-                " (root_arrival IS NOT NULL AND (? OR root_arrival <= ?)) OR first_arrival <= ?",
-                (flush, now - grace_period, now - max_trace_age),
-            ).fetchall()
+            ready = self._assembly.ready(
+                db, now, grace_period=grace_period, max_trace_age=max_trace_age, flush=flush
+            )
         # In transactions of a bounded size: one transaction's pages are all in the WAL until
         # it commits, and a backlog of thousands of traces moved at once took the WAL far past
         # its room. A trace is moved whole in one of them.
-        for start in range(0, len(rows), _ASSEMBLE_PER_TRANSACTION):
+        for start in range(0, len(ready), _ASSEMBLE_PER_TRANSACTION):
             with self._transaction() as db:
-                for (trace_hex,) in rows[start : start + _ASSEMBLE_PER_TRANSACTION]:
-                    # Read again: a span added since may have handed the trace over early, or
-                    # brought its root.
-                    row = db.execute(
-                        "SELECT root_arrival FROM pending_traces WHERE trace_id = ?", (trace_hex,)
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    is_partial = row[0] is None
-                    self._assemble(db, trace_hex, partial=is_partial, now=now)
-                    if is_partial:
+                for trace_hex in ready[start : start + _ASSEMBLE_PER_TRANSACTION]:
+                    # Read again: a span added since may have handed the trace over early.
+                    is_partial = self._assembly.assemble_if_pending(db, trace_hex, now)
+                    if is_partial is True:
                         partial += 1
-                    else:
+                    elif is_partial is False:
                         complete += 1
-                self._trim_handed_over(db)
+                self._assembly.trim_handed_over(db)
         return AssembleResult(complete, partial)
 
     def drained(self) -> bool:
         """Nothing left to deliver: an empty outbox and no trace whose root has arrived
         (traces still waiting for their root are not the flush's to deliver)."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT EXISTS (SELECT 1 FROM outbox) OR EXISTS"
-                " (SELECT 1 FROM pending_traces WHERE root_arrival IS NOT NULL)"
-            ).fetchone()
-            return not row[0]
+            return not (self._outbox.totals(db)[0] or self._assembly.has_rooted(db))
 
     def next_wakeup(self, *, grace_period: float, max_trace_age: float) -> float | None:
         """The earliest time at which a trace becomes ready or an outbox item due."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT MIN(t) FROM ("
-                " SELECT MIN(root_arrival) + ? AS t FROM pending_traces"
-                " UNION ALL SELECT MIN(first_arrival) + ? FROM pending_traces"
-                " UNION ALL SELECT MIN(next_attempt_at) FROM outbox)",
-                (grace_period, max_trace_age),
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
+            times = [
+                self._assembly.next_ready(
+                    db, grace_period=grace_period, max_trace_age=max_trace_age
+                ),
+                self._outbox.next_due(db),
+            ]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     # --- outbox ---------------------------------------------------------------------------------
 
@@ -508,81 +426,39 @@ class Spool:
         """Up to `limit` items whose next attempt is due, oldest first, at most one per key (a
         report is keyed by trace key, so two pieces of one trace never share a batch)."""
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, key, payload, partial, enqueued_at, attempts, first_attempt_at"
-                " FROM outbox WHERE ? OR next_attempt_at <= ? ORDER BY id LIMIT ?",
-                (ignore_backoff, now, limit * 2),
-            ).fetchall()
-        items: dict[str, OutboxItem] = {}
-        for row in rows:
-            if row[1] not in items and len(items) < limit:
-                items[row[1]] = OutboxItem(row[0], row[1], row[2], bool(row[3]), *row[4:])
-        return list(items.values())
+            return self._outbox.due(db, now, limit, ignore_backoff=ignore_backoff)
 
     def mark_attempted(self, ids: Sequence[int], now: float) -> None:
         """Committed before `deliver` runs, so a crash mid-delivery is known on restart."""
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1,"
-                " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
-                [(now, item_id) for item_id in ids],
-            )
+            self._outbox.mark_attempted(db, ids, now)
 
     def remove(self, ids: Sequence[int]) -> None:
         with self._transaction() as db:
             for item_id in ids:
-                self._delete_outbox(db, item_id)
+                self._outbox.delete(db, item_id)
+            self._note_drained()
 
     def reschedule(self, item_id: int, next_attempt_at: float, reason: str) -> None:
         with self._transaction() as db:
-            db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",
-                (next_attempt_at, reason, item_id),
-            )
+            self._outbox.reschedule(db, item_id, next_attempt_at, reason)
 
     def dead_letter(self, item_id: int, reason: str, now: float) -> None:
         with self._transaction() as db:
-            size = db.execute("SELECT bytes FROM outbox WHERE id = ?", (item_id,)).fetchone()
-            if size is None:
-                return
-            db.execute(
-                "INSERT INTO dead_letters"
-                " (key, payload, bytes, span_count, partial, enqueued_at, attempts, reason, dead_at)"
-                " SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts, ?, ?"
-                " FROM outbox WHERE id = ?",
-                (reason, now, item_id),
-            )
-            self._delete_outbox(db, item_id)
-            # The bytes stay in the file, now as a dead letter.
-            self._bytes += size[0]
-            self._dead_bytes += size[0]
+            self._outbox.dead_letter(db, item_id, reason, now)
+            self._note_drained()
 
     # --- dead letters ---------------------------------------------------------------------------
 
     def dead_letters(self) -> list[DeadLetter]:
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, key, attempts, reason, dead_at FROM dead_letters ORDER BY id"
-            ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+            return self._outbox.dead_letters(db)
 
     def requeue_dead_letters(self, now: float) -> int:
         """Move every dead letter back to the outbox, due now. Attempts are kept, so the sink's
         `already_delivered` check runs before the item is sent again."""
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, key, payload, bytes, span_count, partial, enqueued_at, attempts"
-                " FROM dead_letters"
-            ).fetchall()
-            for dead_id, key, payload, size, span_count, partial, enqueued_at, attempts in rows:
-                db.execute(
-                    "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
-                    " attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, payload, size, span_count, partial, enqueued_at, attempts, now),
-                )
-                db.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
-                self._dead_bytes -= size
-        return len(rows)
+            return self._outbox.requeue_dead_letters(db, now)
 
     # --- orphans ----------------------------------------------------------------------------------
 
@@ -590,7 +466,8 @@ class Spool:
         """Move everything from another, unused spool file into this one and delete that file
         (an exporter that ran beside this one last time and is gone now). Raises
         SpoolLockedError while its owner is alive, SpoolDestinationError (and leaves the file
-        alone) when its items are for another destination. Returns the number of rows adopted."""
+        alone) when its items are for another destination. Returns the number of pending spans,
+        queued traces and dead letters adopted."""
         donor = Spool(
             path,
             max_bytes=self.max_bytes,
@@ -600,63 +477,17 @@ class Spool:
         )
         try:
             with donor._transaction() as source:
-                spans = source.execute(
-                    "SELECT trace_id, span_id, record FROM pending_spans"
-                ).fetchall()
-                traces = source.execute(
-                    "SELECT trace_id, first_arrival, root_arrival FROM pending_traces"
-                ).fetchall()
-                outbox = source.execute(
-                    "SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts,"
-                    " first_attempt_at, next_attempt_at, last_error FROM outbox"
-                ).fetchall()
-                dead = source.execute(
-                    "SELECT key, payload, bytes, span_count, partial, enqueued_at, attempts, reason,"
-                    " dead_at FROM dead_letters"
-                ).fetchall()
-            # Spans whose trace row was lost (a damaged file salvaged row by row) are still
-            # worth delivering: as traces first seen at time 0, they go at the next step, partial.
-            known = {trace_hex for trace_hex, _, _ in traces}
-            traces += [(t, 0.0, None) for t in sorted({s[0] for s in spans} - known)]
+                spans, traces = TraceAssembly.read_for_adoption(source)
+                outbox, dead = Outbox.read_for_adoption(source)
             with self._transaction() as db:
-                db.executemany(
-                    "INSERT OR IGNORE INTO pending_spans (trace_id, span_id, record) VALUES (?, ?, ?)",
-                    spans,
-                )
-                for trace_hex, first_arrival, root_arrival in traces:
-                    db.execute(
-                        "INSERT INTO pending_traces"
-                        " (trace_id, first_arrival, root_arrival, span_count, bytes)"
-                        " VALUES (?, ?, ?, 0, 0) ON CONFLICT (trace_id) DO UPDATE SET"
-                        " first_arrival = MIN(first_arrival, excluded.first_arrival),"
-                        " root_arrival = COALESCE(root_arrival, excluded.root_arrival)",
-                        (trace_hex, first_arrival, root_arrival),
-                    )
-                    db.execute(
-                        "UPDATE pending_traces SET (span_count, bytes) = (SELECT COUNT(*),"
-                        " COALESCE(SUM(LENGTH(record)), 0) FROM pending_spans WHERE trace_id = ?)"
-                        " WHERE trace_id = ?",
-                        (trace_hex, trace_hex),
-                    )
-                # Marked attempted: the sink's already_delivered check runs before sending, in
-                # case a crash between this commit and the deletion below repeats the adoption.
-                db.executemany(
-                    "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
-                    " attempts, first_attempt_at, next_attempt_at, last_error)"
-                    " VALUES (?, ?, ?, ?, ?, ?, MAX(?, 1), ?, ?, ?)",
-                    outbox,
-                )
-                db.executemany(
-                    "INSERT INTO dead_letters (key, payload, bytes, span_count, partial,"
-                    " enqueued_at, attempts, reason, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    dead,
-                )
-                self._recount(db)
+                self._assembly.adopt(db, spans, traces)
+                Outbox.adopt(db, outbox, dead)
+                self._tally.recount(db)
         finally:
             donor.close()
         for leftover in (path, *(path.with_name(path.name + end) for end in _SIDE_FILES)):
             leftover.unlink(missing_ok=True)
-        return len(spans) + len(outbox) + len(dead)
+        return sum(len(chunk[3]) // 8 for chunk in spans) + len(outbox) + len(dead)
 
     # --- private --------------------------------------------------------------------------------
 
@@ -693,31 +524,34 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
-                self._file.commit(self._held)
+                self._file.commit(self._tally.held)
             except BaseException:
                 # SQLite may have rolled back already (a full disk: SQLITE_FULL ends the
                 # transaction); a second ROLLBACK would raise and hide the real error.
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                self._recount(db)
+                self._tally.recount(db)
+                self._assembly.load(db)
                 raise
             self._bound_wal(db)
 
-    def _recount(self, db: sqlite3.Connection) -> None:
-        self._dead_bytes = _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM dead_letters")
-        self._bytes = (
-            _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM pending_traces")
-            + _scalar(db, "SELECT COALESCE(SUM(bytes), 0) FROM outbox")
-            + self._dead_bytes
-        )
-        self._pending_traces = _scalar(db, "SELECT COUNT(*) FROM pending_traces")
-        self._handed = _scalar(db, "SELECT COUNT(*) FROM handed_over")
-        # Traces held (waiting, queued or dead-lettered): kept beside the file (spool_files).
-        self._held = (
-            self._pending_traces
-            + _scalar(db, "SELECT COUNT(*) FROM outbox")
-            + _scalar(db, "SELECT COUNT(*) FROM dead_letters")
-        )
+    def _note_drained(self) -> None:
+        """A spool that refused spans takes them again once it drained below "full"."""
+        if self._tally.live_bytes < self._budget() * _FULL_FRACTION:
+            self._rejected_since_drain = False
+
+    def _evict_oldest(self, db: sqlite3.Connection, needed: int) -> int:
+        """Free `needed` bytes, oldest outbox items first, then the oldest pending traces.
+        Returns the number of spans evicted."""
+        freed = evicted = 0
+        while freed < needed:
+            gone = self._outbox.evict_oldest(db) or self._assembly.evict_oldest(db)
+            if gone is None:
+                break
+            evicted += gone[0]
+            freed += gone[1]
+        self._note_drained()
+        return evicted
 
     def _bound_wal(self, db: sqlite3.Connection) -> None:
         """After a commit, with the lock held: checkpoint and truncate the WAL when large
@@ -738,13 +572,13 @@ class Spool:
         a small limit the room kept for the WAL and the resend window can leave a measured
         budget below what is held, and a spool that had drained past it would stay "full"
         until the next write measured again, which a full spool's receiver never sends."""
-        if self._disk_budget is None or self._bytes < _DISK_FACTOR_FROM_BYTES:
+        if self._disk_budget is None or self._tally.bytes < _DISK_FACTOR_FROM_BYTES:
             return self.max_bytes - self._window_bytes()
         return self._disk_budget
 
     def _window_bytes(self) -> int:
         """What the resend window takes, once that is enough to matter."""
-        window = self._handed * _HANDED_ROW_BYTES
+        window = self._tally.handed * _HANDED_ROW_BYTES
         return window if window >= _DISK_FACTOR_FROM_BYTES else 0
 
     def _measure_disk(self, db: sqlite3.Connection) -> None:
@@ -754,244 +588,20 @@ class Spool:
         use, but the resend window's, per byte held). What the file may grow leaves room for
         the WAL and for the database's growth in one transaction, each as large as seen so far
         (see _DiskHeadroom). Two header reads."""
-        page_count = _scalar(db, "PRAGMA page_count")
+        page_count = scalar(db, "PRAGMA page_count")
         self._headroom.saw_pages(page_count * self._page_size)
-        if self._bytes < _DISK_FACTOR_FROM_BYTES:
+        if self._tally.bytes < _DISK_FACTOR_FROM_BYTES:
             self._disk_budget = None
             return
-        in_use_bytes = (page_count - _scalar(db, "PRAGMA freelist_count")) * self._page_size
+        in_use_bytes = (page_count - scalar(db, "PRAGMA freelist_count")) * self._page_size
         factor = min(
-            _MAX_DISK_FACTOR, max(1.0, (in_use_bytes - self._window_bytes()) / self._bytes)
+            _MAX_DISK_FACTOR, max(1.0, (in_use_bytes - self._window_bytes()) / self._tally.bytes)
         )
         # The resend window grows as traces are handed over, whatever is held: room for it to
         # reach its share.
-        window_growth = max(0, self._handed_keep - self._handed) * _HANDED_ROW_BYTES
+        window_growth = max(0, self._handed_keep - self._tally.handed) * _HANDED_ROW_BYTES
         available = self.max_bytes - self._headroom.bytes() - window_growth - in_use_bytes
-        self._disk_budget = max(0, self._bytes + int(available / factor))
-
-    def _trim_handed_over(self, db: sqlite3.Connection) -> None:
-        """Keep the resend window within its share of the limit, oldest ids out first."""
-        excess = self._handed - self._handed_keep
-        if excess <= 0:
-            return
-        trimmed = db.execute(
-            "DELETE FROM handed_over WHERE (trace_id, span_id) IN"
-            " (SELECT trace_id, span_id FROM handed_over ORDER BY at LIMIT ?)",
-            (excess,),
-        )
-        self._handed -= max(0, trimmed.rowcount)
-
-    def _live_bytes(self) -> int:
-        """Bytes of spans and traces still to be delivered (everything but dead letters)."""
-        return self._bytes - self._dead_bytes
-
-    def _new_spans(
-        self, db: sqlite3.Connection, records: Sequence[SpanRecord]
-    ) -> tuple[dict[str, dict[str, tuple[str, bool]]], int]:
-        """The batch's spans by trace (span id -> JSON, is a local root) without those this
-        spool holds or handed over lately, and how many spans were dropped as duplicates."""
-        by_trace: dict[str, dict[str, tuple[str, bool]]] = {}
-        duplicates = 0
-        for record in records:
-            spans = by_trace.setdefault(format(record.trace_id, "032x"), {})
-            span_hex = format(record.span_id, "016x")
-            if span_hex in spans:
-                duplicates += 1
-                continue
-            spans[span_hex] = (record.to_json(), record.is_local_root)
-        for trace_hex, spans in by_trace.items():
-            # A resent span (an OTLP client retrying a request we did store) is either still
-            # pending or was handed over in the last _RESEND_WINDOW seconds.
-            resent = self._stored_span_ids(db, "handed_over", trace_hex, list(spans))
-            resent |= self._stored_span_ids(db, "pending_spans", trace_hex, list(spans))
-            duplicates += len(resent)
-            for span_hex in resent:
-                del spans[span_hex]
-        return by_trace, duplicates
-
-    @staticmethod
-    def _stored_span_ids(
-        db: sqlite3.Connection, table: str, trace_hex: str, span_ids: list[str]
-    ) -> set[str]:
-        stored: set[str] = set()
-        for offset in range(0, len(span_ids), _SQL_VARIABLES_PER_QUERY):
-            chunk = span_ids[offset : offset + _SQL_VARIABLES_PER_QUERY]
-            rows = db.execute(
-                f"SELECT span_id FROM {table} WHERE trace_id = ? AND span_id IN"
-                f" ({','.join('?' * len(chunk))})",
-                (trace_hex, *chunk),
-            )
-            stored.update(row[0] for row in rows)
-        return stored
-
-    def _assemble(
-        self, db: sqlite3.Connection, trace_hex: str, *, partial: bool, now: float
-    ) -> None:
-        records = [
-            row[0]
-            for row in db.execute(
-                "SELECT record FROM pending_spans WHERE trace_id = ?", (trace_hex,)
-            ).fetchall()
-        ]
-        # A later piece of a trace handed over before is partial whatever its root's state.
-        partial = partial or _handed_over(db, trace_hex)
-        # Same layout as FinishedTrace.to_json, built from the stored span JSON without parsing.
-        payload = (
-            f'{{"trace_id":"{trace_hex}","partial":{"true" if partial else "false"},'
-            f'"spans":[{",".join(records)}]}}'
-        )
-        size = _scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_hex)
-        handed = db.execute(
-            "INSERT OR IGNORE INTO handed_over (trace_id, span_id, at)"
-            " SELECT trace_id, span_id, ? FROM pending_spans WHERE trace_id = ?",
-            (now, trace_hex),
-        )
-        self._handed += max(0, handed.rowcount)
-        db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace_hex,))
-        db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace_hex,))
-        self._pending_traces -= 1
-        db.execute(
-            "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
-            " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (trace_hex, payload, size, len(records), partial, now, now),
-        )
-
-    def _assemble_oldest(self, db: sqlite3.Connection, now: float) -> int:
-        row = db.execute(
-            "SELECT trace_id FROM pending_traces ORDER BY first_arrival LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return 0
-        _logger.warning(
-            "spool %s holds %d unfinished traces (max_traces): handing trace %s over early, partial",
-            self.path.name,
-            self.max_traces,
-            row[0],
-        )
-        self._assemble(db, row[0], partial=True, now=now)
-        return 1
-
-    def _delete_outbox(self, db: sqlite3.Connection, item_id: int) -> None:
-        row = db.execute("SELECT bytes FROM outbox WHERE id = ?", (item_id,)).fetchone()
-        if row is None:
-            return
-        db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-        self._held -= 1
-        self._bytes -= row[0]
-        if self._live_bytes() < self._budget() * _FULL_FRACTION:
-            self._rejected_since_drain = False
-
-    def _evict_dead_letters(self, db: sqlite3.Connection, needed: int) -> int:
-        """Free up to `needed` bytes by deleting the oldest dead letters: they already failed
-        and are kept only for a human to replay, so they go before anything still deliverable.
-        Returns the number of spans they held."""
-        victims: list[int] = []
-        freed = spans = 0
-        oldest_first = db.execute(
-            "SELECT id, span_count, bytes FROM dead_letters ORDER BY dead_at, id"
-        )
-        for dead_id, span_count, size in oldest_first:
-            victims.append(dead_id)
-            spans += span_count
-            freed += size
-            if freed >= needed:
-                break
-        oldest_first.close()
-        for offset in range(0, len(victims), _SQL_VARIABLES_PER_QUERY):
-            chunk = victims[offset : offset + _SQL_VARIABLES_PER_QUERY]
-            db.execute(
-                f"DELETE FROM dead_letters WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            )
-        self._bytes -= freed
-        self._dead_bytes -= freed
-        self._held -= len(victims)
-        _logger.warning(
-            "spool %s: discarded the %d oldest dead letter(s) (%d span(s), %d bytes) to make room"
-            " under max_spool_bytes=%d; they can no longer be replayed",
-            self.path,
-            len(victims),
-            spans,
-            freed,
-            self.max_bytes,
-        )
-        return spans
-
-    def _evict_oldest(self, db: sqlite3.Connection, needed: int) -> int:
-        """Free `needed` bytes, oldest outbox items first, then the oldest pending traces.
-        Returns the number of spans evicted."""
-        freed = evicted = 0
-        while freed < needed:
-            row = db.execute(
-                "SELECT id, span_count, bytes FROM outbox ORDER BY id LIMIT 1"
-            ).fetchone()
-            if row is not None:
-                evicted += row[1]
-                freed += row[2]
-                self._delete_outbox(db, row[0])
-                continue
-            trace = db.execute(
-                "SELECT trace_id, span_count, bytes FROM pending_traces"
-                " ORDER BY first_arrival LIMIT 1"
-            ).fetchone()
-            if trace is None:
-                break
-            db.execute("DELETE FROM pending_spans WHERE trace_id = ?", (trace[0],))
-            db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace[0],))
-            self._pending_traces -= 1
-            self._held -= 1
-            self._bytes -= trace[2]
-            freed += trace[2]
-            evicted += trace[1]
-        return evicted
-
-
-def _scalar(db: sqlite3.Connection, sql: str, *params: object) -> int:
-    row = db.execute(sql, params).fetchone()
-    return 0 if row is None or row[0] is None else int(row[0])
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def spool_in_use(path: Path) -> bool:
-    """True while a live exporter holds the spool file `path` (its lock cannot be shared)."""
-    try:
-        handle = _lock_path(path).open("rb")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
-
-
-def _exclusive_lock(path: Path) -> IO[bytes]:
-    """Hold an exclusive lock on `path` for the spool's lifetime: two writers (processes or
-    exporters in one process) sharing one spool could deliver the same item twice."""
-    handle = path.open("a+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SpoolLockedError(
-            f"spool {path.with_suffix('')} is in use by another exporter; give each exporter its own"
-            " spool_name or spool_dir"
-        ) from None
-    return handle
-
-
-class SpoolLockedError(RuntimeError):
-    """Another live exporter (in this or another process) owns the spool file."""
-
-
-def _handed_over(db: sqlite3.Connection, trace_hex: str) -> bool:
-    """Whether spans of this trace were handed over within the resend window."""
-    row = db.execute("SELECT 1 FROM handed_over WHERE trace_id = ? LIMIT 1", (trace_hex,))
-    return row.fetchone() is not None
+        self._disk_budget = max(0, self._tally.bytes + int(available / factor))
 
 
 class _DiskHeadroom:
@@ -1025,17 +635,3 @@ class _DiskHeadroom:
         # The shared-memory index: 32 KiB for every 4096 WAL frames (pages) or part of them.
         shm = 32 * 1024 * (wal // (4096 * 4096) + 1)
         return wal + shm + self._growth_seen
-
-
-def _fit(by_trace: dict[str, dict[str, tuple[str, bool]]], room: int) -> int:
-    """Keep, in arrival order, the spans that fit in `room` bytes; remove the rest from
-    `by_trace` and return how many went."""
-    rejected = 0
-    for spans in by_trace.values():
-        for span_hex, (text, _) in list(spans.items()):
-            if len(text) <= room:
-                room -= len(text)
-            else:
-                del spans[span_hex]
-                rejected += 1
-    return rejected

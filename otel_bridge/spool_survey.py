@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from otel_bridge.spool import spool_in_use
+from otel_bridge.spool_lock import spool_in_use
 
 __all__ = ["SpoolSummary", "summarize", "survey"]
 

@@ -86,9 +86,9 @@ def _drop_invalid_spans(request: ExportTraceServiceRequest) -> otlp.RejectedSpan
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
-            invalid = [i for i, span in enumerate(spans) if otlp._invalid_ids(span)]
+            invalid = [i for i, span in enumerate(spans) if otlp.invalid_ids(span)]
             if invalid:
-                first_reason = first_reason or otlp._invalid_ids(spans[invalid[0]])
+                first_reason = first_reason or otlp.invalid_ids(spans[invalid[0]])
                 for index in reversed(invalid):
                     del spans[index]
                 rejected += len(invalid)

@@ -96,7 +96,7 @@ def test_a_full_spool_is_said_once_not_per_batch(
 ) -> None:
     sink = contract.MemorySink(spool_dir=tmp_path, grace_period=600.0, max_trace_age=900.0)
     exporters.append(sink)
-    sink.spool.max_bytes = 20_000  # room for a few traces only
+    sink.spool.max_bytes = 6_000  # room for a few traces only (~300 bytes of protobuf each)
     with caplog.at_level(logging.INFO, logger="otel_bridge.exporter"):
         for _ in range(60):
             sink.export(make_spans())

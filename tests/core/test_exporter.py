@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.traces import FinishedTrace
 from tests import chains, contract
@@ -30,7 +31,6 @@ class MemorySink(contract.MemorySink):
 class RootNameFilter(MemorySink):
     def accepts(self, trace: FinishedTrace) -> bool:
         return trace.root.name != "skip-me"
-
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_a_full_spool_rejects_logs_counts_and_reports_full(
     exporter = MemorySink(
         spool_dir=tmp_path,
         clock=FakeClock(),
-        max_spool_bytes=sum(len(chains_record.to_json()) for chains_record in _records(first)) + 1,
+        max_spool_bytes=sum(len(encode_readable(span)) for span in first) + 1,
         meter_provider=MeterProvider(metric_readers=[reader]),
     )
     exporters.append(exporter)

@@ -21,6 +21,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import otlp
 from otel_bridge.traces import EventRecord, FinishedTrace, LinkRecord, SpanRecord
+from tests.support.spool_batches import request_of
 
 
 def _spans() -> list[ReadableSpan]:
@@ -314,6 +315,6 @@ def test_the_file_line_is_the_protobuf_json_mapping_of_the_trace() -> None:
     one document, so files read the same in every OTLP reader, at a fraction of the cost."""
     trace = FinishedTrace(0xABC, tuple(_varied_records()))
     line = otlp.trace_to_json_line(trace)
-    through_protobuf = otlp.encode_json(otlp.request_from_records(trace.spans))
+    through_protobuf = otlp.encode_json(request_of(trace.spans))
     assert json.loads(line) == json.loads(through_protobuf)
     assert "\n" not in line

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from otel_bridge.spool import Spool, SpoolFormatError, SpoolLockedError, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests.contract import make_spans
+from tests.support.spool_batches import batch, stored_size
 
 NOW = 1_700_000_000.0
 
@@ -33,15 +34,15 @@ def open_spool(tmp_path: Path, **bounds: object) -> Spool:
 
 
 def outbox_traces(spool: Spool, now: float = NOW + 10_000) -> list[FinishedTrace]:
-    return [FinishedTrace.from_json(item.payload) for item in spool.due(now, 1000)]
+    return [item.trace() for item in spool.due(now, 1000)]
 
 
 def test_a_trace_is_ready_grace_after_its_root_arrived(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     grandchild, child, root = records()
-    spool.add([grandchild, child], NOW)
+    spool.add(batch([grandchild, child]), NOW)
     assert spool.assemble_ready(NOW + 100, grace_period=2, max_trace_age=300).complete == 0
-    spool.add([root], NOW + 100)
+    spool.add(batch([root]), NOW + 100)
     assert spool.assemble_ready(NOW + 101, grace_period=2, max_trace_age=300).complete == 0
     assert spool.next_wakeup(grace_period=2, max_trace_age=300) == NOW + 102
     assert spool.assemble_ready(NOW + 102, grace_period=2, max_trace_age=300).complete == 1
@@ -54,7 +55,7 @@ def test_a_trace_is_ready_grace_after_its_root_arrived(tmp_path: Path) -> None:
 def test_a_trace_without_root_is_delivered_partial_at_max_age(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     _, child, _ = records()
-    spool.add([child], NOW)
+    spool.add(batch([child]), NOW)
     assert spool.assemble_ready(NOW + 299, grace_period=2, max_trace_age=300).partial == 0
     assert spool.assemble_ready(NOW + 300, grace_period=2, max_trace_age=300).partial == 1
     (trace,) = outbox_traces(spool)
@@ -64,8 +65,8 @@ def test_a_trace_without_root_is_delivered_partial_at_max_age(tmp_path: Path) ->
 
 def test_flush_ignores_grace_but_not_missing_roots(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
-    spool.add(records(), NOW)
-    spool.add(records()[:1], NOW)  # another trace, root not ended
+    spool.add(batch(records()), NOW)
+    spool.add(batch(records()[:1]), NOW)  # another trace, root not ended
     result = spool.assemble_ready(NOW, grace_period=2, max_trace_age=300, flush=True)
     assert (result.complete, result.partial) == (1, 0)
     assert spool.counts().pending_traces == 1
@@ -76,27 +77,27 @@ def test_a_span_with_a_remote_parent_is_a_root(tmp_path: Path) -> None:
     (server,) = records(("server",))
     remote_child = dataclasses.replace(server, parent_span_id=0x1234, parent_is_remote=True)
     local_orphan = dataclasses.replace(server, span_id=server.span_id + 1, parent_span_id=0x99)
-    spool.add([local_orphan], NOW)
+    spool.add(batch([local_orphan]), NOW)
     assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300).complete == 0
-    spool.add([remote_child], NOW)
+    spool.add(batch([remote_child]), NOW)
     assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300).complete == 1
 
 
 def test_duplicate_spans_are_stored_once(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     spans = records()
-    assert spool.add(spans, NOW).accepted == 3
-    again = spool.add(spans, NOW)
+    assert spool.add(batch(spans), NOW).accepted == 3
+    again = spool.add(batch(spans), NOW)
     assert (again.accepted, again.duplicates) == (0, 3)
     assert spool.counts().pending_spans == 3
 
 
 def test_drop_newest_rejects_what_does_not_fit_and_reports_full(tmp_path: Path) -> None:
     one_trace = records()
-    size = sum(len(r.to_json()) for r in one_trace)
+    size = sum(stored_size(r) for r in one_trace)
     spool = open_spool(tmp_path, max_bytes=size + 10)
-    assert spool.add(one_trace, NOW).rejected == 0
-    second = spool.add(records(), NOW)
+    assert spool.add(batch(one_trace), NOW).rejected == 0
+    second = spool.add(batch(records()), NOW)
     assert second.rejected == 3 and second.accepted == 0
     assert spool.full
     assert spool.counts().pending_spans == 3
@@ -115,15 +116,15 @@ def test_a_span_refused_while_full_and_resent_after_its_root_left_goes_after_gra
     goes after the grace period, marked partial, not max_trace_age later (it never waited an
     hour before: acknowledged spans stayed out of the sink for that long)."""
     grandchild, child, root = records()
-    largest = max(len(root.to_json()), len(child.to_json()))
+    largest = max(stored_size(root), stored_size(child))
     spool = open_spool(tmp_path, max_bytes=largest + 10)  # one span fits, not two
-    refused = spool.add([root, child], NOW)
+    refused = spool.add(batch([root, child]), NOW)
     assert (refused.accepted, refused.rejected) == (1, 1)  # the root fits, the child does not
     assert spool.assemble_ready(NOW + 2, grace_period=2, max_trace_age=3600).complete == 1
     (item,) = spool.due(NOW + 2, 10)
     spool.remove([item.id])
 
-    again = spool.add([root, child], NOW + 3)  # the retried request
+    again = spool.add(batch([root, child]), NOW + 3)  # the retried request
     assert (again.accepted, again.duplicates) == (1, 1)
     assert spool.next_wakeup(grace_period=2, max_trace_age=3600) == NOW + 5
     assert spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=3600).complete == 1
@@ -132,18 +133,18 @@ def test_a_span_refused_while_full_and_resent_after_its_root_left_goes_after_gra
     assert piece.partial
     # The grandchild arriving later still is one more late piece of the same trace.
     spool.remove([item.id for item in spool.due(NOW + 5, 10)])
-    spool.add([grandchild], NOW + 6)
+    spool.add(batch([grandchild]), NOW + 6)
     assert spool.assemble_ready(NOW + 8, grace_period=2, max_trace_age=3600).complete == 1
 
 
 def test_drop_oldest_evicts_the_oldest_queued_trace(tmp_path: Path) -> None:
     first = records()
-    size = sum(len(r.to_json()) for r in first)
+    size = sum(stored_size(r) for r in first)
     spool = open_spool(tmp_path, max_bytes=size + 10, when_full="drop_oldest")
-    spool.add(first, NOW)
+    spool.add(batch(first), NOW)
     spool.assemble_ready(NOW + 10, grace_period=2, max_trace_age=300)
     second = records()
-    result = spool.add(second, NOW + 20)
+    result = spool.add(batch(second), NOW + 20)
     assert (result.evicted, result.accepted, result.rejected) == (3, 3, 0)
     spool.assemble_ready(NOW + 30, grace_period=2, max_trace_age=300)
     (trace,) = outbox_traces(spool)
@@ -153,9 +154,9 @@ def test_drop_oldest_evicts_the_oldest_queued_trace(tmp_path: Path) -> None:
 def test_spans_per_trace_bound_hands_the_trace_over_early(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, max_spans_per_trace=2)
     grandchild, child, root = records()
-    assert spool.add([grandchild], NOW).early_traces == 0
-    assert spool.add([child], NOW).early_traces == 1
-    spool.add([root], NOW)
+    assert spool.add(batch([grandchild]), NOW).early_traces == 0
+    assert spool.add(batch([child]), NOW).early_traces == 1
+    spool.add(batch([root]), NOW)
     counts = spool.counts()
     assert (counts.outbox, counts.pending_spans) == (1, 1)
     (trace,) = outbox_traces(spool)
@@ -165,9 +166,9 @@ def test_spans_per_trace_bound_hands_the_trace_over_early(tmp_path: Path) -> Non
 def test_traces_bound_hands_the_oldest_over_early(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, max_traces=2)
     oldest = records(("a",))
-    spool.add(oldest, NOW)
-    spool.add(records(("b",)), NOW + 1)
-    result = spool.add(records(("c",)), NOW + 2)
+    spool.add(batch(oldest), NOW)
+    spool.add(batch(records(("b",))), NOW + 1)
+    result = spool.add(batch(records(("c",))), NOW + 2)
     assert result.early_traces == 1
     (trace,) = outbox_traces(spool)
     assert trace.trace_id == oldest[0].trace_id
@@ -177,14 +178,14 @@ def test_traces_bound_hands_the_oldest_over_early(tmp_path: Path) -> None:
 def test_one_item_per_trace_key_in_a_batch(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, max_spans_per_trace=1)
     for record in records():
-        spool.add([record], NOW)  # three one-span pieces of the same trace
+        spool.add(batch([record]), NOW)  # three one-span pieces of the same trace
     assert spool.counts().outbox == 3
     assert len(spool.due(NOW, 10)) == 1
 
 
 def test_dead_letters_keep_reason_and_attempts_and_can_be_requeued(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
-    spool.add(records(), NOW)
+    spool.add(batch(records()), NOW)
     spool.assemble_ready(NOW, grace_period=0, max_trace_age=300)
     (item,) = spool.due(NOW, 10)
     spool.mark_attempted([item.id], NOW)
@@ -204,8 +205,8 @@ def test_dead_letters_keep_reason_and_attempts_and_can_be_requeued(tmp_path: Pat
 
 def test_everything_survives_close_and_reopen(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
-    spool.add(records(), NOW)
-    spool.add(records()[:2], NOW)
+    spool.add(batch(records()), NOW)
+    spool.add(batch(records()[:2]), NOW)
     spool.assemble_ready(NOW + 5, grace_period=2, max_trace_age=300)
     before = spool.counts()
     spool.close()
@@ -255,7 +256,7 @@ def test_any_interleaving_loses_and_duplicates_nothing(
     )
     now = NOW
     for record in [*order, *resent]:
-        spool.add([record], now)
+        spool.add(batch([record]), now)
         now += 1
         if data.draw(st.booleans()):
             spool.assemble_ready(
@@ -264,7 +265,7 @@ def test_any_interleaving_loses_and_duplicates_nothing(
     spool.assemble_ready(now + 1000, grace_period=0, max_trace_age=300)
     pieces: list[FinishedTrace] = []
     while items := spool.due(now + 1000, 1000):  # at most one piece per trace key per batch
-        pieces.extend(FinishedTrace.from_json(item.payload) for item in items)
+        pieces.extend(item.trace() for item in items)
         spool.remove([item.id for item in items])
     delivered_spans = [(s.trace_id, s.span_id) for piece in pieces for s in piece.spans]
     assert sorted(delivered_spans) == sorted((s.trace_id, s.span_id) for s in spans)
@@ -282,7 +283,7 @@ def test_adopted_spans_whose_trace_row_was_lost_go_at_the_next_step_partial(
         spool_path(tmp_path, "donor"), max_bytes=10_000_000, max_traces=100, max_spans_per_trace=100
     )
     grandchild, child, _ = records()
-    donor.add([grandchild, child], NOW)
+    donor.add(batch([grandchild, child]), NOW)
     donor.close()
     with sqlite3.connect(spool_path(tmp_path, "donor")) as db:
         db.execute("DELETE FROM pending_traces")

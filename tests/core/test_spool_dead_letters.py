@@ -16,10 +16,12 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.sink import DeliveryReport, PermanentError
 from otel_bridge.spool import Spool, WhenFull, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests.contract import make_spans
+from tests.support.spool_batches import batch, stored_size
 from tests.support.waiting import wait_until
 
 NOW = 1_700_000_000.0
@@ -30,7 +32,7 @@ def records(name: str = "root") -> list[SpanRecord]:
 
 
 def size_of(trace: Sequence[SpanRecord]) -> int:
-    return sum(len(record.to_json()) for record in trace)
+    return sum(stored_size(record) for record in trace)
 
 
 def key_of(trace: Sequence[SpanRecord]) -> str:
@@ -47,7 +49,7 @@ def open_spool(
 
 def queue(spool: Spool, trace: list[SpanRecord], now: float) -> int:
     """Add one whole trace and move it to the outbox; returns its outbox id."""
-    assert spool.add(trace, now).accepted == len(trace)
+    assert spool.add(batch(trace), now).accepted == len(trace)
     spool.assemble_ready(now, grace_period=0, max_trace_age=300)
     (item,) = [item for item in spool.due(now, 1000) if item.key == key_of(trace)]
     return item.id
@@ -80,11 +82,11 @@ def test_the_oldest_dead_letters_give_way_before_anything_deliverable(
     kill(spool, oldest, NOW + 1)
     spool.dead_letter(older_id, "HTTP 400", NOW + 2)
     queue(spool, waiting, NOW + 3)
-    spool.add(pending, NOW + 4)
+    spool.add(batch(pending), NOW + 4)
     assert spool.bytes_used == bound - 10
 
     with caplog.at_level(logging.WARNING, logger="otel_bridge.spool"):
-        result = spool.add(newest, NOW + 5)
+        result = spool.add(batch(newest), NOW + 5)
 
     assert (result.accepted, result.rejected, result.evicted) == (3, 0, 0)
     assert result.dead_letter_spans_evicted == 3
@@ -104,7 +106,7 @@ def test_no_dead_letter_is_discarded_while_there_is_room(
     spool = open_spool(spool_path(tmp_path, "dead"))
     kill(spool, records(), NOW)
     with caplog.at_level(logging.WARNING, logger="otel_bridge.spool"):
-        assert spool.add(records(), NOW + 1).dead_letter_spans_evicted == 0
+        assert spool.add(batch(records()), NOW + 1).dead_letter_spans_evicted == 0
     assert len(spool.dead_letters()) == 1
     assert caplog.records == []
 
@@ -116,7 +118,7 @@ def test_dead_letters_alone_do_not_make_the_spool_full(tmp_path: Path) -> None:
     assert spool.bytes_used == size_of(first) >= spool.max_bytes * 0.95
     # Pushing back (receiver 429) would never end: only an add discards dead letters.
     assert not spool.full
-    result = spool.add(second, NOW + 1)
+    result = spool.add(batch(second), NOW + 1)
     assert (result.accepted, result.rejected, result.dead_letter_spans_evicted) == (3, 0, 3)
     assert spool.full  # now the bytes are deliverable ones
     assert spool.dead_letters() == []
@@ -130,8 +132,8 @@ def test_drop_newest_discards_dead_letters_then_rejects_what_still_does_not_fit(
     path = spool_path(tmp_path, "dead")
     spool = open_spool(path, size_of(dead) + size_of(live) + 10)
     kill(spool, dead, NOW)
-    spool.add(live, NOW)
-    result = spool.add(incoming, NOW + 1)
+    spool.add(batch(live), NOW)
+    result = spool.add(batch(incoming), NOW + 1)
     assert result.dead_letter_spans_evicted == 3
     assert result.rejected > 0 and result.accepted + result.rejected == 6
     assert spool.dead_letters() == []
@@ -146,7 +148,7 @@ def test_dead_lettering_and_requeueing_move_bytes_without_changing_the_total(
     spool = open_spool(path)
     first, second = records("a"), records("b")
     queue(spool, first, NOW)
-    spool.add(second, NOW)
+    spool.add(batch(second), NOW)
     total = size_of(first) + size_of(second)
     assert spool.bytes_used == total
     spool.dead_letter(spool.due(NOW, 10)[0].id, "HTTP 400", NOW)
@@ -170,12 +172,12 @@ def test_adopting_a_spool_adds_its_dead_letters_bytes_exactly(tmp_path: Path) ->
     donor = open_spool(donor_path)
     kill(donor, records("donor-dead"), NOW)
     queue(donor, records("donor-queued"), NOW)
-    donor.add(records("donor-pending")[:2], NOW)
+    donor.add(batch(records("donor-pending")[:2]), NOW)
     donor_bytes = donor.bytes_used
     donor.close()
     own = open_spool(own_path)
     kill(own, records("own-dead"), NOW)
-    own.add(records("own-pending"), NOW)
+    own.add(batch(records("own-pending")), NOW)
     own_bytes = own.bytes_used
 
     assert own.adopt(donor_path) == 1 + 1 + 2
@@ -216,7 +218,7 @@ def test_a_sink_rejecting_everything_keeps_the_spool_bounded_and_accepting(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     batches = [make_spans((f"trace-{n}", "child", "grandchild")) for n in range(12)]
-    sizes = [sum(len(SpanRecord.from_readable(s).to_json()) for s in b) for b in batches]
+    sizes = [sum(len(encode_readable(s)) for s in b) for b in batches]
     bound = 3 * max(sizes) + max(sizes) // 2  # three dead letters fit, a fourth does not
     reader = InMemoryMetricReader()
     clock = FakeClock()

@@ -19,13 +19,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge import otlp
+from otel_bridge import spool as spool_module
 from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.receiver import Receiver, Sink, parse_config
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, spool_path
 from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests import contract
 from tests.contract import make_spans
+from tests.support.spool_batches import batch
 
 LIMIT = 6 * 1024 * 1024
 
@@ -57,7 +60,7 @@ def test_the_spool_files_stay_within_max_spool_bytes(tmp_path: Path, when_full: 
             batch = [s for _ in range(40) for s in make_spans(("chain", "llm " + "x" * 2_000))]
             results.append(sink.export(batch))
             largest = max(largest, _on_disk(sink.spool.path))
-        request = sum(len(SpanRecord.from_readable(span).to_json()) for span in batch)
+        request = sum(len(encode_readable(span)) for span in batch)
         # Within the limit plus one request (what a single write may overshoot by).
         assert largest <= LIMIT + request, f"{largest:,} bytes on disk, limit {LIMIT:,}"
         if when_full == "drop_newest":
@@ -177,19 +180,24 @@ def test_the_resend_window_takes_at_most_its_share_of_the_limit(tmp_path: Path) 
     now = 1_700_000_000.0
     template = [SpanRecord.from_readable(span) for span in make_spans(("chain", "chat"))]
     largest = 0
-    for batch in range(300):  # 76,800 spans delivered within a minute of each other
+    for number in range(300):  # 76,800 spans delivered within a minute of each other
         records = [
-            dataclasses.replace(record, trace_id=(batch << 20) + trace + 1)
+            dataclasses.replace(record, trace_id=(number << 20) + trace + 1)
             for trace in range(128)
             for record in template
         ]
-        assert spool.add(records, now + batch * 0.2).rejected == 0
-        spool.assemble_ready(now + batch * 0.2, grace_period=0.0, max_trace_age=60.0)
-        spool.remove([item.id for item in spool.due(now + batch * 0.2, 1000)])
+        assert spool.add(batch(records), now + number * 0.2).rejected == 0
+        spool.assemble_ready(now + number * 0.2, grace_period=0.0, max_trace_age=60.0)
+        spool.remove([item.id for item in spool.due(now + number * 0.2, 1000)])
         largest = max(largest, _on_disk(spool.path))
-    window = sqlite3.connect(spool.path).execute("SELECT COUNT(*) FROM handed_over").fetchone()
+    window = (
+        sqlite3.connect(spool.path)
+        .execute("SELECT SUM(LENGTH(span_ids)) / 8 FROM handed_over")
+        .fetchone()
+    )
     spool.close()
-    assert window[0] <= limit // 4 // 160 + 2 * 128  # its share, give or take one batch
+    # Its share, give or take one batch.
+    assert window[0] <= limit // 4 // spool_module._HANDED_ROW_BYTES + 2 * 256
     assert largest <= limit, f"{largest:,} bytes on disk, limit {limit:,}"
 
 
@@ -222,14 +230,14 @@ def test_a_small_spool_stays_within_its_limit_while_it_fills_and_delivers(
     ]
     rejected = 0
     ids = random.Random(8)  # random trace ids, as senders make them: pages all over the tables
-    for batch in range(400):
+    for number in range(400):
         records = [
             dataclasses.replace(record, trace_id=trace_id)
             for trace_id in (ids.getrandbits(128) | 1 for _ in range(128))
             for record in template
         ]
-        at = now + batch * 0.05
-        rejected += spool.add(records, at).rejected
+        at = now + number * 0.05
+        rejected += spool.add(batch(records), at).rejected
         spool.assemble_ready(at, grace_period=0.5, max_trace_age=60.0)
         # The sink takes a quarter of what comes in.
         spool.remove([item.id for item in spool.due(at, 32)])

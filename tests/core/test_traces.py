@@ -19,6 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_bridge import semconv
 from otel_bridge.traces import FinishedTrace, SpanRecord
 from tests import chains
+from tests.support.spool_batches import request_of
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +374,7 @@ def test_helpers_answer_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace)
     """In-process spans and the receiver's OTLP round trip (protobuf bytes) give one answer."""
     from otel_bridge import otlp
 
-    wire = otlp.request_from_records(rag.spans).SerializeToString()
+    wire = request_of(rag.spans).SerializeToString()
     decoded = FinishedTrace.from_spans(otlp.spans_from_request(otlp.decode_protobuf(wire)))
     assert decoded.rag_turns() == rag.rag_turns()
     assert decoded.llm_calls() == rag.llm_calls()

@@ -33,7 +33,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge.otlp import read_traces
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.otlp_wire import encode_readable
+from otel_bridge.traces import FinishedTrace
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
 SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
@@ -226,7 +227,7 @@ def test_a_full_spool_pushes_back_on_the_collector_and_nothing_is_lost(
     grace period there; the second, through rotel, is refused (429, or RESOURCE_EXHAUSTED with
     retry info) until the first is delivered, and rotel's retry then gets it through."""
     one_trace = _app_trace(InMemorySpanExporter())
-    trace_bytes = sum(len(SpanRecord.from_readable(span).to_json()) for span in one_trace)
+    trace_bytes = sum(len(encode_readable(span)) for span in one_trace)
     bridge = start_bridge(tmp_path, grace_period=4.0, max_spool_bytes=int(trace_bytes * 1.5))
     try:
         with running_rotel(bridge, protocol, tmp_path) as collector:

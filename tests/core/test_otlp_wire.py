@@ -1,0 +1,102 @@
+"""The spool's protobuf writer: a span written directly decodes to the same `Span` as the SDK's
+own OTLP encoder makes (but the trace flags, which it keeps), and a trace joined from stored
+pieces decodes to the spans it was made from."""
+
+from __future__ import annotations
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+
+from otel_bridge.otlp import trace_from_traces_data
+from otel_bridge.otlp_wire import (
+    encode_readable,
+    resource_part_of,
+    scope_part_of,
+    span_field,
+    split_span_fields,
+    traces_data,
+)
+from otel_bridge.traces import FinishedTrace
+
+
+def varied_spans() -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": "wire", "n": 7}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("wire.scope", "2.0")
+    remote = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1))
+    attributes = {
+        "text": "héllo ✓" + "x" * 300,
+        "empty": "",
+        "yes": True,
+        "no": False,
+        "small": 1,
+        "negative": -5,
+        "large": 2**62,
+        "ratio": -2.25,
+        "texts": ("a", "b"),
+        "ints": (1, 2),
+        "floats": (0.5,),
+        "flags": (True, False),
+    }
+    with tracer.start_as_current_span(
+        "server",
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        context=set_span_in_context(NonRecordingSpan(remote)),
+    ) as server:
+        server.add_event("an event", {"k": "v", "n": 3})
+        with tracer.start_as_current_span(
+            "client", kind=SpanKind.CLIENT, links=[Link(server.get_span_context(), {"l": 1})]
+        ) as client:
+            client.set_status(Status(StatusCode.ERROR, "it broke"))
+        with provider.get_tracer("other").start_as_current_span("ok") as ok:
+            ok.set_status(Status(StatusCode.OK))
+    return list(memory.get_finished_spans())
+
+
+def test_a_span_written_directly_is_the_sdk_encoders_span() -> None:
+    spans = varied_spans()
+    request = encode_spans(spans)
+    expected = {
+        span.span_id: span
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    }
+    for readable in spans:
+        written = Span.FromString(encode_readable(readable))
+        wanted = expected[written.span_id]
+        assert written.flags & 0xFF == readable.context.trace_flags
+        written.flags &= ~0xFF  # the SDK's encoder leaves the trace flags out
+        for link in written.links:
+            link.flags &= ~0xFF
+        assert written == wanted, readable.name
+
+
+def test_a_trace_joined_from_stored_pieces_decodes_to_its_spans() -> None:
+    spans = varied_spans()
+    by_scope: dict[tuple[bytes, bytes], list[bytes]] = {}
+    for span in spans:
+        key = (resource_part_of(span.resource), scope_part_of(span.instrumentation_scope))
+        by_scope.setdefault(key, []).append(span_field(encode_readable(span)))
+    (resource,) = {resource for resource, _ in by_scope}
+    pieces = [(scope, b"".join(fields)) for (_, scope), fields in by_scope.items()]
+    decoded = trace_from_traces_data(traces_data([(resource, pieces)]))
+    assert decoded == FinishedTrace.from_spans(spans)
+    for _, fields in pieces:
+        assert b"".join(split_span_fields(fields)) == fields
