@@ -259,9 +259,15 @@ class TraceExporter(SpanExporter, ABC):
         if result.rejected or result.evicted:
             # Counted in otel_bridge.delivery.dropped; logged once per episode, not per batch.
             lost = result.rejected or result.evicted
+            spool = self._spool
+            room = (
+                ""
+                if spool.disk_limit >= spool.max_bytes
+                else f" (the disk has room for {spool.disk_limit} bytes of spool files)"
+            )
             self._spool_full.occurred(
-                f"{self._spool.path}: {self._spool.bytes_used} bytes, max_spool_bytes="
-                f"{self._spool.max_bytes}, when_full={self._spool.when_full}; "
+                f"{spool.path}: {spool.bytes_used} bytes, max_spool_bytes="
+                f"{spool.max_bytes}{room}, when_full={spool.when_full}; "
                 f"{'rejected' if result.rejected else 'evicted the oldest'} {lost} span(s)",
                 lost,
             )

@@ -20,8 +20,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,17 @@ _HANDED_SHARE = 0.25
 # Like the disk factor, the window counts once it is large enough to matter (1 MiB), and it
 # keeps at least this many ids whatever the limit.
 _HANDED_MIN_ROWS = _DISK_FACTOR_FROM_BYTES // _HANDED_ROW_BYTES
+
+# The disk itself: the spool's files may take what they take now plus the filesystem's free
+# space, less a reserve (a fiftieth of the filesystem, between these bounds), when that is less
+# than max_bytes. The reserve is for everyone else on the disk, and for SQLite: a WAL that
+# filled the disk cannot be checkpointed (the database would have to grow) nor take the delete
+# of a delivered trace, so delivery would stall for good (seen on a 3 MiB tmpfs: 26 traces
+# accepted, then the WAL at 3 MiB and nothing delivered, before or after a restart). Read again
+# at every write and, while full, at most once a second.
+_DISK_RESERVE_MIN = 512 * 1024
+_DISK_RESERVE_MAX = 64 * 1024 * 1024
+_DISK_REREAD_SECONDS = 1.0
 
 # Bumped on any incompatible change of the tables below (stored in PRAGMA user_version). A
 # spool of an earlier format is migrated when opened (spool_upgrade).
@@ -246,19 +259,22 @@ class Spool:
             self._let_go()
             raise
         self._page_size = scalar(self._db, "PRAGMA page_size")
-        wal_pages = max(
-            _WAL_PAGES_MIN, min(_WAL_PAGES_MAX, max_bytes // 16 // max(self._page_size, 1))
-        )
+        self._wal_path = self.path.with_name(self.path.name + "-wal")
+        # max_bytes, or less when the disk has less room (see _DISK_RESERVE_MIN).
+        self._limit_read_at = 0.0
+        self._limit = self._disk_limit()
+        limit = self._limit
+        wal_pages = max(_WAL_PAGES_MIN, min(_WAL_PAGES_MAX, limit // 16 // max(self._page_size, 1)))
         self._db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
         self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * self._page_size}")
         # The resend window's rows at most (see _HANDED_SHARE).
         self._handed_keep = max(
-            _HANDED_MIN_ROWS, int(max_bytes * _HANDED_SHARE) // _HANDED_ROW_BYTES
+            min(_HANDED_MIN_ROWS, self._measured_from() // _HANDED_ROW_BYTES),
+            int(limit * _HANDED_SHARE) // _HANDED_ROW_BYTES,
         )
         self._headroom = _DiskHeadroom(
-            wal_room=min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), max_bytes // 3)
+            wal_room=min(max(3 * wal_pages * self._page_size, _WAL_ROOM_MIN), limit // 3)
         )
-        self._wal_path = self.path.with_name(self.path.name + "-wal")
         # What the spool may hold so that its files fit in max_bytes, once it holds enough for
         # that to be measured (None below; see _measure_disk).
         self._disk_budget: int | None = None
@@ -286,13 +302,24 @@ class Spool:
         return self._tally.bytes
 
     @property
+    def disk_limit(self) -> int:
+        """What the spool's files may take now: `max_bytes`, or less when the disk has less
+        room."""
+        return self._limit
+
+    @property
     def full(self) -> bool:
         # Dead letters give way to new spans before anything is rejected, so only the bytes
         # still to be delivered push back; counting them would throttle a receiver for good
         # once a sink that rejects everything has filled the spool with dead letters.
-        return (
-            self._rejected_since_drain or self._tally.live_bytes >= self._budget() * _FULL_FRACTION
-        )
+        if self._rejected_since_drain or self._tally.live_bytes >= self._budget() * _FULL_FRACTION:
+            # A receiver sends nothing while the spool is full, so the disk's room is read here
+            # too: space others freed counts without waiting for a write.
+            if time.monotonic() - self._limit_read_at < _DISK_REREAD_SECONDS:
+                return True
+            self._limit = self._disk_limit()
+            return self._tally.live_bytes >= self._budget() * _FULL_FRACTION
+        return False
 
     @property
     def closed(self) -> bool:
@@ -572,14 +599,42 @@ class Spool:
         a small limit the room kept for the WAL and the resend window can leave a measured
         budget below what is held, and a spool that had drained past it would stay "full"
         until the next write measured again, which a full spool's receiver never sends."""
-        if self._disk_budget is None or self._tally.bytes < _DISK_FACTOR_FROM_BYTES:
-            return self.max_bytes - self._window_bytes()
+        held = self._tally.bytes
+        if self._disk_budget is None or not held or held < self._measured_from():
+            return self._limit - self._window_bytes()
         return self._disk_budget
 
     def _window_bytes(self) -> int:
         """What the resend window takes, once that is enough to matter."""
         window = self._tally.handed * _HANDED_ROW_BYTES
-        return window if window >= _DISK_FACTOR_FROM_BYTES else 0
+        return window if window >= self._measured_from() else 0
+
+    def _measured_from(self) -> int:
+        """Bytes held from which the budget is measured (and the resend window counts): 1 MiB,
+        or an eighth of the disk's room when that is less than max_bytes. (A small max_bytes
+        alone keeps 1 MiB: the spool's own tests hold a few KiB under limits of a few KiB.)"""
+        if self._limit >= self.max_bytes:
+            return _DISK_FACTOR_FROM_BYTES
+        return min(_DISK_FACTOR_FROM_BYTES, self._limit // 8)
+
+    def _disk_limit(self) -> int:
+        """What the spool's files may take: max_bytes, or less when the filesystem has less
+        room (see _DISK_RESERVE_MIN). Five system calls."""
+        self._limit_read_at = time.monotonic()
+        try:
+            disk = shutil.disk_usage(self.path.parent)
+            own = sum(
+                _file_size(path)
+                for path in (
+                    self.path,
+                    self._wal_path,
+                    self.path.with_name(self.path.name + "-shm"),
+                )
+            )
+        except OSError:
+            return self.max_bytes
+        reserve = min(_DISK_RESERVE_MAX, max(_DISK_RESERVE_MIN, disk.total // 50))
+        return max(0, min(self.max_bytes, own + disk.free - reserve))
 
     def _measure_disk(self, db: sqlite3.Connection) -> None:
         """Above 1 MiB held, update what the spool may hold: what it holds, plus the disk still
@@ -590,7 +645,8 @@ class Spool:
         (see _DiskHeadroom). Two header reads."""
         page_count = scalar(db, "PRAGMA page_count")
         self._headroom.saw_pages(page_count * self._page_size)
-        if self._tally.bytes < _DISK_FACTOR_FROM_BYTES:
+        self._limit = self._disk_limit()
+        if not self._tally.bytes or self._tally.bytes < self._measured_from():
             self._disk_budget = None
             return
         in_use_bytes = (page_count - scalar(db, "PRAGMA freelist_count")) * self._page_size
@@ -600,8 +656,15 @@ class Spool:
         # The resend window grows as traces are handed over, whatever is held: room for it to
         # reach its share.
         window_growth = max(0, self._handed_keep - self._tally.handed) * _HANDED_ROW_BYTES
-        available = self.max_bytes - self._headroom.bytes() - window_growth - in_use_bytes
+        available = self._limit - self._headroom.bytes() - window_growth - in_use_bytes
         self._disk_budget = max(0, self._tally.bytes + int(available / factor))
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class _DiskHeadroom:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.otlp import read_traces
 from tests import contract
 from tests.contract import make_spans
 
@@ -164,9 +167,12 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return mounted.returncode == 0
 
 
-def test_a_really_full_disk_speaks_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The file sink's spool on a 1 MiB tmpfs, filled by exports: the exporter refuses spans
-    (the SDK's processor or an OTLP sender retries them) and says so once, without tracebacks."""
+def test_a_disk_filled_by_others_speaks_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file sink's spool on a 1 MiB tmpfs that another program fills after the spool
+    opened: the exporter refuses spans (the SDK's processor or an OTLP sender retries them)
+    and says so once, without tracebacks."""
     disk = tmp_path / "small-disk"
     if not _mount_tmpfs(disk, "1m"):
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
@@ -174,6 +180,7 @@ def test_a_really_full_disk_speaks_once(tmp_path: Path, caplog: pytest.LogCaptur
         with caplog.at_level(logging.INFO):
             sink = FileSpanExporter(tmp_path / "out.jsonl", spool_dir=disk, grace_period=250.0)
             try:
+                _fill(disk / "someone-else")
                 results = [
                     sink.export(make_spans(("root-" + "y" * 8_000, "child"))) for _ in range(300)
                 ]
@@ -186,3 +193,58 @@ def test_a_really_full_disk_speaks_once(tmp_path: Path, caplog: pytest.LogCaptur
         assert all(r.exc_info is None for r in caplog.records)
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_disk_smaller_than_the_limit_bounds_the_spool_and_delivery_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 3 MiB disk and the default 256 MiB limit, the sink down: the spool refuses spans once
+    the disk's room is taken, saying so, and never fills the disk; when the sink is back every
+    accepted trace is delivered, once, and the spool accepts again. (Before: the WAL filled the
+    disk after 26 traces and delivery stalled for good, also after a restart.)"""
+    disk = tmp_path / "small-disk"
+    if not _mount_tmpfs(disk, "3m"):
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    out = tmp_path / "out.jsonl"
+    out.mkdir()  # the sink is down: every delivery fails while a directory stands there
+    try:
+        with caplog.at_level(logging.INFO):
+            sink = FileSpanExporter(out, spool_dir=disk, grace_period=0.0)
+            try:
+                accepted, refused = set(), 0
+                for number in range(400):
+                    spans = make_spans((f"root-{number}-" + "y" * 2_000, "child", "grandchild"))
+                    if sink.export(spans).name == "SUCCESS":
+                        accepted.add(format(spans[0].context.trace_id, "032x"))
+                    else:
+                        refused += 1
+                    assert shutil.disk_usage(disk).free > 0
+                assert accepted and refused
+                out.rmdir()
+                assert sink.force_flush(60_000)
+                spans = make_spans(("after-" + "y" * 2_000, "child"))
+                assert sink.export(spans).name == "SUCCESS"
+                accepted.add(format(spans[0].context.trace_id, "032x"))
+                assert sink.force_flush(60_000)
+            finally:
+                sink.shutdown()
+        delivered = Counter(
+            (span.trace_id, span.span_id) for trace in read_traces(out) for span in trace.spans
+        )
+        assert {format(trace_id, "032x") for trace_id, _ in delivered} == accepted
+        assert set(delivered.values()) == {1}
+        full = [r.getMessage() for r in caplog.records if "spool full" in r.getMessage()]
+        assert full and "the disk has room for" in full[0], full
+        assert not [r for r in caplog.records if "disk is full" in r.getMessage()]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def _fill(path: Path) -> None:
+    with path.open("wb") as file:
+        try:
+            while True:
+                file.write(b"x" * 65536)
+                file.flush()
+        except OSError:
+            pass
