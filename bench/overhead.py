@@ -1,9 +1,11 @@
-"""Per-invocation cost of tracing a 5-step LangChain chain, and memory held by runs.
+"""Per-invocation cost of tracing a 6-run LangChain chain, and memory held by runs.
 
 Prints, from one run on this machine: microseconds per invocation with no handler, a do-nothing
 handler, the bare OTel SDK creating the same number of spans (in a tight loop, and inside the chain
-from a handler that does nothing else), otel-bridge's handler, and (when installed) OpenInference's
-and OpenLLMetry's LangChain instrumentors; then how much memory 100k started-but-never-ended runs
+from a handler that does nothing else), the floor (the do-nothing handler plus the spans
+otel-bridge makes, with the same attributes, made by the bare SDK inside the chain: the target is
+measured against it), otel-bridge's handler, and (when installed) OpenInference's and
+OpenLLMetry's LangChain instrumentors; then how much memory 100k started-but-never-ended runs
 make each handler hold, and what 1,000,000 completed runs leave behind. Usage:
 `python bench/overhead.py [--quick]`."""
 
@@ -32,16 +34,20 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from otel_bridge.handler import DEFAULT_MAX_OPEN_RUNS, OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
 
 # The chain's root run plus its five steps.
 SPANS_PER_INVOCATION = 6
-TARGET_RATIO = 2.0
+# Issue 21: otel-bridge's added cost at most this many times the floor's.
+TARGET_RATIO = 1.3
+FLOOR = "floor: same spans, same attributes"
 
 
 class _CountingExporter(SpanExporter):
@@ -104,6 +110,104 @@ class _BareSpanHandler(_DoNothingHandler):
 
     def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
         self._begin("chat", kwargs["run_id"], kwargs.get("parent_run_id"))
+
+    def on_chain_end(self, outputs: Any, **kwargs: Any) -> None:
+        self._end(kwargs["run_id"])
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self._end(kwargs["run_id"])
+
+
+@dataclass(frozen=True)
+class _RecordedSpan:
+    """What otel-bridge wrote for one run: the span's name and kind, the attributes it started
+    the span with, those it set when the run ended, and whether the span was made current."""
+
+    name: str
+    kind: SpanKind
+    start_attributes: dict[str, Any]
+    end_attributes: dict[str, Any]
+    current: bool
+
+
+class _StartAttributes(SpanProcessor):
+    """Keeps each span's attributes as they were when it started (the rest come at its end)."""
+
+    def __init__(self) -> None:
+        self.at_start: dict[int, dict[str, Any]] = {}
+
+    def on_start(self, span: SdkSpan, parent_context: Any = None) -> None:
+        self.at_start[span.context.span_id] = dict(span.attributes or {})
+
+
+def _record_our_spans(chain: Runnable[Any, Any], question: Any) -> dict[str, _RecordedSpan]:
+    """One invocation traced by otel-bridge, its spans by run name (the chain's are unique)."""
+    recorder = InMemorySpanExporter()
+    at_start = _StartAttributes()
+    provider = _provider(recorder)
+    provider.add_span_processor(at_start)
+    chain.invoke(question, {"callbacks": [OTelCallbackHandler(tracer_provider=provider)]})
+    recorded: dict[str, _RecordedSpan] = {}
+    for span in recorder.get_finished_spans():
+        attributes = dict(span.attributes or {})
+        started = at_start.at_start[span.context.span_id]
+        run_type = attributes["langchain.run.type"]
+        recorded[attributes["langchain.run.name"]] = _RecordedSpan(
+            span.name,
+            span.kind,
+            started,
+            {key: value for key, value in attributes.items() if key not in started},
+            # otel-bridge leaves LangChain's own templates and parsers not current: they cannot
+            # call out (see otel_bridge._callouts).
+            run_type not in ("prompt", "parser"),
+        )
+    if len(recorded) != SPANS_PER_INVOCATION:
+        raise RuntimeError(f"expected {SPANS_PER_INVOCATION} runs, recorded {sorted(recorded)}")
+    return recorded
+
+
+class _FloorHandler(_DoNothingHandler):
+    """The floor: what any span-per-run handler must pay for the spans otel-bridge makes.
+
+    The do-nothing handler plus, per run, the bare SDK span otel-bridge makes for it: the same
+    name, kind, parent and attributes, the start ones passed to `start_span` and the end ones
+    set in one call at the end (their values computed beforehand, so none of the handler's own
+    work is in it), made current while the run executes exactly where otel-bridge does.
+    Measured inside the chain, as otel-bridge is.
+    """
+
+    def __init__(self, tracer: trace.Tracer, recorded: dict[str, _RecordedSpan]) -> None:
+        self._tracer = tracer
+        self._recorded = recorded
+        self._spans: dict[uuid.UUID, tuple[trace.Span, object, dict[str, Any]]] = {}
+
+    def _begin(self, serialized: Any, kwargs: dict[str, Any]) -> None:
+        # LangChain names a chat model's run after its serialized form.
+        recorded = self._recorded[kwargs.get("name") or serialized["name"]]
+        parent_run_id = kwargs.get("parent_run_id")
+        parent = self._spans.get(parent_run_id) if parent_run_id is not None else None
+        context = None if parent is None else trace.set_span_in_context(parent[0])
+        span = self._tracer.start_span(
+            recorded.name, context=context, kind=recorded.kind, attributes=recorded.start_attributes
+        )
+        token = otel_context.attach(trace.set_span_in_context(span)) if recorded.current else None
+        self._spans[kwargs["run_id"]] = (span, token, recorded.end_attributes)
+
+    def _end(self, run_id: uuid.UUID) -> None:
+        span, token, end_attributes = self._spans.pop(run_id)
+        if len(end_attributes) == 1:
+            span.set_attribute(*next(iter(end_attributes.items())))
+        elif end_attributes:
+            span.set_attributes(end_attributes)
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        span.end()
+
+    def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+        self._begin(serialized, kwargs)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        self._begin(serialized, kwargs)
 
     def on_chain_end(self, outputs: Any, **kwargs: Any) -> None:
         self._end(kwargs["run_id"])
@@ -434,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare_exporter, in_place_exporter, current_exporter, ours_exporter, no_content_exporter = (
         _CountingExporter() for _ in range(5)
     )
-    openinference_exporter = _CountingExporter()
+    openinference_exporter, floor_exporter = _CountingExporter(), _CountingExporter()
     configurations = [
         _Configuration("no handler", lambda: chain.invoke(question)),
         _Configuration("do-nothing handler", traced_by(_DoNothingHandler())),
@@ -460,6 +564,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _BareSpanHandler(_provider(current_exporter).get_tracer("bench"), current=True)
             ),
             exporter=current_exporter,
+        ),
+        _Configuration(
+            FLOOR,
+            traced_by(
+                _FloorHandler(
+                    _provider(floor_exporter).get_tracer("bench"),
+                    _record_our_spans(chain, question),
+                )
+            ),
+            exporter=floor_exporter,
         ),
         _Configuration(
             "otel-bridge",
@@ -524,19 +638,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         by_name["do-nothing handler"].added_us
         + by_name["bare SDK spans with our attributes"].per_call_us
     )
+    floor = by_name[FLOOR].added_us
+    ratio = ours_added / floor if floor > 0 else float("inf")
     print(
-        f"\ntarget: otel-bridge added cost <= {TARGET_RATIO:.0f} x (do-nothing handler + bare SDK "
-        f"spans); otel-bridge added {ours_added:.1f} us against that reference measured as:"
+        f"\ntarget: otel-bridge added cost <= {TARGET_RATIO} x the floor (do-nothing handler + "
+        "the same spans with the same attributes, made by the bare SDK inside the chain)"
     )
+    print(
+        f"  otel-bridge added {ours_added:.1f} us, the floor {floor:.1f} us -> {ratio:.2f} x "
+        f"({'within' if ratio <= TARGET_RATIO else 'OVER'} target)",
+        flush=True,
+    )
+    print(f"otel-bridge added {ours_added:.1f} us against other references:")
     for label, reference in (
-        ("both together in the chain, spans current", in_place_current),
-        ("both together in the chain", in_place),
+        ("in the chain, spans current, no attributes", in_place_current),
+        ("in the chain, no attributes", in_place),
         ("the two apart, summed", summed),
         ("the two apart, spans with our attributes", with_attributes),
     ):
-        ratio = ours_added / reference if reference > 0 else float("inf")
-        verdict = "within" if ratio <= TARGET_RATIO else "OVER"
-        print(f"  {label:<42}{reference:8.1f} us -> {ratio:.2f} x ({verdict} target)", flush=True)
+        other = ours_added / reference if reference > 0 else float("inf")
+        print(f"  {label:<44}{reference:8.1f} us -> {other:.2f} x", flush=True)
     in_chain = in_place - by_name["do-nothing handler"].added_us
     print(
         f"the same bare SDK spans cost {in_chain:.1f} us inside the chain against "

@@ -6,7 +6,7 @@ guard so one bad value costs one attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,6 @@ __all__ = [
     "prompt_messages",
     "request_model",
     "request_parameters",
-    "response_facts",
     "response_id",
     "response_model",
     "run_name",
@@ -258,9 +257,11 @@ def _number(*candidates: Any) -> float | int | None:
     return None
 
 
-def _generations(response: LLMResult) -> Iterator[Generation]:
-    for generation_list in response.generations:
-        yield from generation_list
+def _generations(response: LLMResult) -> list[Generation]:
+    generations = response.generations
+    if len(generations) == 1:
+        return generations[0]
+    return [generation for generation_list in generations for generation in generation_list]
 
 
 def _response_metadata(generation: Generation) -> Mapping[str, Any]:
@@ -271,13 +272,15 @@ def _response_metadata(generation: Generation) -> Mapping[str, Any]:
 
 def usage(response: LLMResult) -> Usage | None:
     """Token usage: the messages' `usage_metadata` summed, else the provider's `llm_output`."""
-    summed = _UsageSum()
+    summed: _UsageSum | None = None
     for generation in _generations(response):
-        message = generation.message if isinstance(generation, ChatGeneration) else None
-        usage_metadata = getattr(message, "usage_metadata", None)
-        if usage_metadata:
-            summed.add(usage_metadata)
-    if summed.found:
+        if isinstance(generation, ChatGeneration):
+            usage_metadata = getattr(generation.message, "usage_metadata", None)
+            if usage_metadata:
+                if summed is None:
+                    summed = _UsageSum()
+                summed.add(usage_metadata)
+    if summed is not None:
         return summed.usage()
     return _llm_output_usage(response.llm_output)
 
@@ -300,53 +303,12 @@ def _llm_output_usage(llm_output: Mapping[str, Any] | None) -> Usage | None:
     return None
 
 
-def response_facts(
-    response: LLMResult,
-) -> tuple[Usage | None, str | None, tuple[str, ...], str | None]:
-    """`usage`, `response_model`, `finish_reasons` and `response_id` in one pass over the
-    generations: the same answers, read at the end of every model run. The four stay the
-    fallback that guards each fact on its own."""
-    summed = _UsageSum()
-    model: str | None = None
-    reasons: list[str] = []
-    found_id: str | None = None
-    for generation_list in response.generations:
-        for generation in generation_list:
-            info = generation.generation_info or {}
-            if isinstance(generation, ChatGeneration):
-                message = generation.message
-                metadata = message.response_metadata or {}
-                usage_metadata = getattr(message, "usage_metadata", None)
-                if usage_metadata:
-                    summed.add(usage_metadata)
-                if model is None:
-                    model = _first_model(metadata)
-                if found_id is None:
-                    value = metadata.get("id")
-                    if isinstance(value, str) and value:
-                        found_id = value
-            else:
-                metadata = {}
-            reason = _finish_reason(info, metadata)
-            if reason is not None:
-                reasons.append(reason)
-    llm_output = response.llm_output
-    usage = summed.usage() if summed.found else _llm_output_usage(llm_output)
-    if model is None:
-        model = _first_model(llm_output)
-    if found_id is None and llm_output:
-        value = llm_output.get("id")
-        if isinstance(value, str) and value:
-            found_id = value
-    return usage, model, tuple(reasons), found_id
-
-
 def response_model(response: LLMResult) -> str | None:
     for generation in _generations(response):
-        metadata = _response_metadata(generation)
-        found = _first_model(metadata)
-        if found:
-            return found
+        if isinstance(generation, ChatGeneration):
+            found = _first_model(generation.message.response_metadata)
+            if found:
+                return found
     return _first_model(response.llm_output)
 
 
@@ -371,10 +333,10 @@ def _finish_reason(info: Mapping[str, Any], metadata: Mapping[str, Any]) -> str 
 
 def response_id(response: LLMResult) -> str | None:
     for generation in _generations(response):
-        metadata = _response_metadata(generation)
-        value = metadata.get("id")
-        if isinstance(value, str) and value:
-            return value
+        if isinstance(generation, ChatGeneration):
+            value = (generation.message.response_metadata or {}).get("id")
+            if isinstance(value, str) and value:
+                return value
     llm_output = response.llm_output or {}
     value = llm_output.get("id")
     return value if isinstance(value, str) and value else None

@@ -575,21 +575,17 @@ class OTelCallbackHandler(BaseCallbackHandler):
         provider = (metadata or {}).get("ls_provider")
         if isinstance(provider, str) and provider:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-        try:
-            model = _extract.request_model(serialized, metadata, invocation_params)
-            parameters = _extract.request_parameters(metadata, invocation_params)
-        except Exception:
-            # Retaken one by one, each under its own guard: a failure costs only its attributes.
-            model = self._compute(
-                semconv.GEN_AI_REQUEST_MODEL,
-                _extract.request_model,
-                serialized,
-                metadata,
-                invocation_params,
-            )
-            parameters = self._compute(
-                "request parameters", _extract.request_parameters, metadata, invocation_params
-            )
+        # Each under its own guard: a failure costs only its attributes.
+        model = self._compute(
+            semconv.GEN_AI_REQUEST_MODEL,
+            _extract.request_model,
+            serialized,
+            metadata,
+            invocation_params,
+        )
+        parameters = self._compute(
+            "request parameters", _extract.request_parameters, metadata, invocation_params
+        )
         if model:
             attributes[semconv.GEN_AI_REQUEST_MODEL] = model
         for key, attribute in (
@@ -735,20 +731,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
             return
         try:
             attributes: dict[str, Any] = {}
-            try:
-                usage, model, reasons, response_id = _extract.response_facts(response)
-                facts = [
-                    (semconv.GEN_AI_RESPONSE_MODEL, model),
-                    (semconv.GEN_AI_RESPONSE_FINISH_REASONS, reasons),
-                    (semconv.GEN_AI_RESPONSE_ID, response_id),
-                ]
-            except Exception:
-                # Retaken one by one, each under its own guard: a failure costs only its
-                # attribute.
-                usage = self._compute("token usage", _extract.usage, response)
-                facts = [
-                    (key, self._compute(key, extract, response)) for key, extract in _RESPONSE_FACTS
-                ]
+            # Each fact under its own guard: a malformed payload costs only its attribute.
+            usage = self._compute("token usage", _extract.usage, response)
             if usage is not None:
                 if usage.input_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -764,9 +748,8 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 ):
                     if count is not None:
                         attributes[detail] = count
-            for key, value in facts:
-                if _present(value):
-                    attributes[key] = value
+            for key, extract in _RESPONSE_FACTS:
+                self._put(attributes, key, extract, response)
             if self.capture_content:
                 self._capture(
                     attributes, semconv.GEN_AI_OUTPUT_MESSAGES, response, _extract.output_messages

@@ -52,6 +52,7 @@ from otel_bridge._registry import (
 from otel_bridge._run_context import RunScopedContext
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
+from tests.core.test_extract_response import read_in_one_pass
 from tests.support.clock import FakeClock
 
 
@@ -543,8 +544,8 @@ def _responses() -> list[LLMResult]:
 
 
 @pytest.mark.parametrize("response", _responses())
-def test_one_pass_response_facts_equal_the_four_guarded_extractors(response: LLMResult) -> None:
-    assert _extract.response_facts(response) == (
+def test_the_four_guarded_extractors_agree_with_a_one_pass_reading(response: LLMResult) -> None:
+    assert read_in_one_pass(response) == (
         _extract.usage(response),
         _extract.response_model(response),
         _extract.finish_reasons(response),
@@ -552,7 +553,7 @@ def test_one_pass_response_facts_equal_the_four_guarded_extractors(response: LLM
     )
 
 
-def test_one_pass_response_facts_equal_the_extractors_on_a_real_model_result() -> None:
+def test_the_extractors_agree_with_a_one_pass_reading_of_a_real_model_result() -> None:
     seen: list[LLMResult] = []
 
     class Keep(OTelCallbackHandler):
@@ -563,7 +564,7 @@ def test_one_pass_response_facts_equal_the_extractors_on_a_real_model_result() -
     model.batch(["a", "b c"], config={"callbacks": [Keep(tracer_provider=TracerProvider())]})
     assert len(seen) == 2
     for response in seen:
-        assert _extract.response_facts(response) == (
+        assert read_in_one_pass(response) == (
             _extract.usage(response),
             _extract.response_model(response),
             _extract.finish_reasons(response),
