@@ -173,10 +173,12 @@ def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
 
 
 def _evaluations(traces: Sequence[FinishedTrace]) -> str:
-    # The RAG views are UpTrain's: without the sink installed, only the traces are counted.
-    if find_spec("otel_bridge_uptrain") is None:
+    # The RAG views are UpTrain's: without the sink (or its client) installed, only the traces
+    # are counted.
+    try:
+        uptrain = import_module("otel_bridge_uptrain")
+    except ImportError:
         return _trace_count(traces)
-    uptrain = import_module("otel_bridge_uptrain")
     turns = sum(len(uptrain.rag_turns(trace)) for trace in traces)
     return f"{len(traces)} traces ({turns} RAG turns)"
 
