@@ -27,7 +27,11 @@ __all__ = [
     "TracedRun",
     "TracedToolCall",
     "as_text",
+    "guarded",
+    "json_attribute",
     "retrieved_documents",
+    "span_run_name",
+    "span_run_type",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -177,16 +181,16 @@ class FinishedTrace(TraceTree):
         return tuple(
             call
             for span in self.spans
-            if _is_model(span) and (call := _guarded("LLM call", span, _llm_call, span)) is not None
+            if _is_model(span) and (call := guarded("LLM call", span, _llm_call, span)) is not None
         )
 
     def tool_calls(self) -> tuple[TracedToolCall, ...]:
         return tuple(
             item
             for span in self.spans
-            if _run_type(span) == semconv.RUN_TYPE_TOOL
+            if span_run_type(span) == semconv.RUN_TYPE_TOOL
             or span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_EXECUTE_TOOL
-            if (item := _guarded("tool call", span, _tool_call, span)) is not None
+            if (item := guarded("tool call", span, _tool_call, span)) is not None
         )
 
     def agent_steps(self) -> tuple[TracedAgentStep, ...]:
@@ -196,7 +200,7 @@ class FinishedTrace(TraceTree):
             for span in self.spans
             for event in span.events
             if event.name == semconv.EVENT_AGENT_ACTION
-            if (step := _guarded("agent step", span, _agent_action, span, event)) is not None
+            if (step := guarded("agent step", span, _agent_action, span, event)) is not None
         ]
         if steps:
             return tuple(steps)
@@ -220,7 +224,7 @@ class FinishedTrace(TraceTree):
             item
             for span in self.spans
             if _failed(span)
-            if (item := _guarded("error", span, _span_error, span)) is not None
+            if (item := guarded("error", span, _span_error, span)) is not None
         )
 
     def root_input(self) -> Any:
@@ -258,7 +262,8 @@ class FinishedTrace(TraceTree):
         return _run(span) if _is_run(span) else None
 
 
-def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:
+def guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:
+    """`build(*args)`, or None (logged at debug) when a malformed attribute of `span` breaks it."""
     try:
         return build(*args)
     except Exception:  # a malformed attribute must cost one item, never the whole helper
@@ -268,18 +273,20 @@ def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args
         return None
 
 
-def _run_type(span: SpanRecord) -> str | None:
+def span_run_type(span: SpanRecord) -> str | None:
+    """The run type (`semconv.RUN_TYPE_*`) of a span made from a LangChain run, else None."""
     value = span.attributes.get(semconv.RUN_TYPE)
     return value if isinstance(value, str) else None
 
 
-def _run_name(span: SpanRecord) -> str:
+def span_run_name(span: SpanRecord) -> str:
+    """The run's name, else the span's."""
     value = span.attributes.get(semconv.RUN_NAME)
     return value if isinstance(value, str) else span.name
 
 
 def _is_model(span: SpanRecord) -> bool:
-    run_type = _run_type(span)
+    run_type = span_run_type(span)
     if run_type is not None:
         return run_type in semconv.MODEL_RUN_TYPES
     return span.attributes.get(semconv.GEN_AI_OPERATION_NAME) in (
@@ -288,7 +295,8 @@ def _is_model(span: SpanRecord) -> bool:
     )
 
 
-def _json_attr(span: SpanRecord, key: str) -> Any:
+def json_attribute(span: SpanRecord, key: str) -> Any:
+    """A content attribute decoded from JSON; its text when it is not JSON (e.g. truncated)."""
     value = span.attributes.get(key)
     if not isinstance(value, str):
         return value
@@ -378,13 +386,13 @@ def _finish_reasons(span: SpanRecord, output: Any) -> tuple[str, ...]:
 
 
 def _prompt_list(span: SpanRecord) -> list[str] | None:
-    prompts = _json_attr(span, semconv.LLM_PROMPTS)
+    prompts = json_attribute(span, semconv.LLM_PROMPTS)
     return [as_text(p) for p in prompts] if isinstance(prompts, list) else None
 
 
 def _input_messages(span: SpanRecord, prompt_list: list[str] | None) -> tuple[TracedMessage, ...]:
     """Chat input; a text-completion run's prompts as one user message each."""
-    messages = _messages(_json_attr(span, semconv.GEN_AI_INPUT_MESSAGES))
+    messages = _messages(json_attribute(span, semconv.GEN_AI_INPUT_MESSAGES))
     if not messages and prompt_list:
         messages = tuple(TracedMessage(role="user", content=p) for p in prompt_list)
     return messages
@@ -397,13 +405,13 @@ def _model(span: SpanRecord) -> str | None:
 
 
 def _llm_call(span: SpanRecord) -> LLMCall:
-    run_type = _run_type(span)
+    run_type = span_run_type(span)
     if run_type is None:
         is_llm = span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OP_TEXT_COMPLETION
         run_type = semconv.RUN_TYPE_LLM if is_llm else semconv.RUN_TYPE_CHAT_MODEL
     prompt_list = _prompt_list(span)
     messages = _input_messages(span, prompt_list)
-    raw_output = _json_attr(span, semconv.GEN_AI_OUTPUT_MESSAGES)
+    raw_output = json_attribute(span, semconv.GEN_AI_OUTPUT_MESSAGES)
     output_messages = _messages(raw_output)
     prompt = None
     if run_type == semconv.RUN_TYPE_LLM:
@@ -414,7 +422,7 @@ def _llm_call(span: SpanRecord) -> LLMCall:
         trace_id=span.trace_id,
         span_id=span.span_id,
         run_type=run_type,
-        name=_run_name(span),
+        name=span_run_name(span),
         prompt=prompt,
         messages=messages,
         generations=tuple(m.content for m in output_messages),
@@ -435,9 +443,9 @@ def _llm_call(span: SpanRecord) -> LLMCall:
 
 def retrieved_documents(span: SpanRecord) -> tuple[RetrievedDocument, ...]:
     """The documents a retriever span returned (raises on a malformed attribute: guard it)."""
-    raw = _json_attr(span, semconv.GEN_AI_RETRIEVAL_DOCUMENTS)
+    raw = json_attribute(span, semconv.GEN_AI_RETRIEVAL_DOCUMENTS)
     if raw is None:
-        raw = _json_attr(span, semconv.RETRIEVAL_DOCUMENTS)  # written before the GenAI name
+        raw = json_attribute(span, semconv.RETRIEVAL_DOCUMENTS)  # written before the GenAI name
     if not isinstance(raw, list):
         return ()
     documents = []
@@ -470,37 +478,37 @@ def _text_attr(span: SpanRecord, key: str) -> Any:
 def _tool_arguments(span: SpanRecord) -> Any:
     if semconv.GEN_AI_TOOL_CALL_ARGUMENTS in span.attributes:
         return _text_attr(span, semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
-    return _json_attr(span, semconv.LANGCHAIN_INPUT)  # written before the GenAI name
+    return json_attribute(span, semconv.LANGCHAIN_INPUT)  # written before the GenAI name
 
 
 def _tool_result(span: SpanRecord) -> Any:
     if semconv.GEN_AI_TOOL_CALL_RESULT in span.attributes:
         return _text_attr(span, semconv.GEN_AI_TOOL_CALL_RESULT)
-    return _json_attr(span, semconv.LANGCHAIN_OUTPUT)
+    return json_attribute(span, semconv.LANGCHAIN_OUTPUT)
 
 
 def _run_inputs(span: SpanRecord) -> Any:
-    run_type = _run_type(span)
+    run_type = span_run_type(span)
     if run_type == semconv.RUN_TYPE_TOOL:
         return _tool_arguments(span)
     if run_type == semconv.RUN_TYPE_RETRIEVER and (
         semconv.GEN_AI_RETRIEVAL_QUERY_TEXT in span.attributes
     ):
         return span.attributes[semconv.GEN_AI_RETRIEVAL_QUERY_TEXT]
-    return _json_attr(span, semconv.LANGCHAIN_INPUT)
+    return json_attribute(span, semconv.LANGCHAIN_INPUT)
 
 
 def _run_outputs(span: SpanRecord) -> Any:
-    if _run_type(span) == semconv.RUN_TYPE_TOOL:
+    if span_run_type(span) == semconv.RUN_TYPE_TOOL:
         return _tool_result(span)
-    return _json_attr(span, semconv.LANGCHAIN_OUTPUT)
+    return json_attribute(span, semconv.LANGCHAIN_OUTPUT)
 
 
 def _tool_call(span: SpanRecord) -> TracedToolCall:
     return TracedToolCall(
         trace_id=span.trace_id,
         span_id=span.span_id,
-        name=_str_attr(span, semconv.GEN_AI_TOOL_NAME) or _run_name(span),
+        name=_str_attr(span, semconv.GEN_AI_TOOL_NAME) or span_run_name(span),
         call_id=_str_attr(span, semconv.GEN_AI_TOOL_CALL_ID),
         arguments=_tool_arguments(span),
         result=_tool_result(span),
@@ -542,7 +550,7 @@ def _span_error(span: SpanRecord) -> SpanError:
         trace_id=span.trace_id,
         span_id=span.span_id,
         span_name=span.name,
-        run_type=_run_type(span),
+        run_type=span_run_type(span),
         error_type=error_type or "error",
         message=message,
     )
@@ -611,7 +619,7 @@ def _model_inputs(span: SpanRecord) -> tuple[TracedMessage, ...]:
 
 
 def _generations(span: SpanRecord) -> tuple[str, ...]:
-    return tuple(m.content for m in _messages(_json_attr(span, semconv.GEN_AI_OUTPUT_MESSAGES)))
+    return tuple(m.content for m in _messages(json_attribute(span, semconv.GEN_AI_OUTPUT_MESSAGES)))
 
 
 def _error_type(span: SpanRecord) -> str:
@@ -625,20 +633,20 @@ def _run(span: SpanRecord) -> TracedRun:
         span=span,
         run_id=_str_attr(span, semconv.RUN_ID),
         parent_run_id=_str_attr(span, semconv.RUN_PARENT_ID),
-        run_type=_run_type(span),
-        name=_run_name(span),
-        tags=_guarded("run tags", span, _span_tags, span) or (),
-        metadata=_guarded("run metadata", span, _span_metadata, span) or {},
-        inputs=_guarded("run inputs", span, _model_inputs, span)
+        run_type=span_run_type(span),
+        name=span_run_name(span),
+        tags=guarded("run tags", span, _span_tags, span) or (),
+        metadata=guarded("run metadata", span, _span_metadata, span) or {},
+        inputs=guarded("run inputs", span, _model_inputs, span)
         if is_model
-        else _guarded("run inputs", span, _run_inputs, span),
-        outputs=_guarded("run outputs", span, _generations, span)
+        else guarded("run inputs", span, _run_inputs, span),
+        outputs=guarded("run outputs", span, _generations, span)
         if is_model
-        else _guarded("run outputs", span, _run_outputs, span),
-        documents=_guarded("retrieved documents", span, retrieved_documents, span) or (),
+        else guarded("run outputs", span, _run_outputs, span),
+        documents=guarded("retrieved documents", span, retrieved_documents, span) or (),
         model=_model(span),
         status="error" if failed else "ok",
-        error_type=_guarded("error type", span, _error_type, span) if failed else None,
+        error_type=guarded("error type", span, _error_type, span) if failed else None,
         start_time_ns=span.start_time_ns,
         end_time_ns=span.end_time_ns,
         latency_s=span.duration_s,
@@ -646,6 +654,6 @@ def _run(span: SpanRecord) -> TracedRun:
             run_event
             for event in span.events
             if event.name in _RUN_EVENT_NAMES
-            if (run_event := _guarded("run event", span, _run_event, event)) is not None
+            if (run_event := guarded("run event", span, _run_event, event)) is not None
         ),
     )

@@ -3,9 +3,7 @@ contextual compressions, read from a finished trace's spans (pure, no network)."
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,7 +13,11 @@ from otel_bridge.langchain_views import (
     LLMCall,
     RetrievedDocument,
     as_text,
+    guarded,
+    json_attribute,
     retrieved_documents,
+    span_run_name,
+    span_run_type,
 )
 from otel_bridge.trace_tree import SpanRecord
 
@@ -28,7 +30,6 @@ __all__ = [
     "rag_turns",
 ]
 
-_logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
@@ -68,7 +69,7 @@ def rag_turns(trace: FinishedTrace) -> tuple[RagTurn, ...]:
     models = _model_calls(trace)
     turns = []
     for retriever in _outer_retrievers(trace):
-        turn = _guarded("RAG turn", retriever, _rag_turn, trace, models, retriever)
+        turn = guarded("RAG turn", retriever, _rag_turn, trace, models, retriever)
         if turn is not None:
             turns.append(turn)
     return tuple(turns)
@@ -80,9 +81,9 @@ def multi_queries(trace: FinishedTrace) -> tuple[MultiQuery, ...]:
     return tuple(
         item
         for span in trace.spans
-        if _run_type(span) == semconv.RUN_TYPE_RETRIEVER
-        and "MultiQuery" in _run_name(span)
-        and (item := _guarded("multi-query", span, _multi_query, trace, models, span)) is not None
+        if span_run_type(span) == semconv.RUN_TYPE_RETRIEVER
+        and "MultiQuery" in span_run_name(span)
+        and (item := guarded("multi-query", span, _multi_query, trace, models, span)) is not None
     )
 
 
@@ -91,9 +92,9 @@ def compressions(trace: FinishedTrace) -> tuple[Compression, ...]:
     return tuple(
         item
         for span in trace.spans
-        if _run_type(span) == semconv.RUN_TYPE_RETRIEVER
-        and "ContextualCompression" in _run_name(span)
-        and (item := _guarded("compression", span, _compression, trace, span)) is not None
+        if span_run_type(span) == semconv.RUN_TYPE_RETRIEVER
+        and "ContextualCompression" in span_run_name(span)
+        and (item := guarded("compression", span, _compression, trace, span)) is not None
     )
 
 
@@ -103,12 +104,12 @@ def _model_calls(trace: FinishedTrace) -> dict[int, LLMCall]:
 
 def _outer_retrievers(trace: FinishedTrace) -> Iterator[SpanRecord]:
     for span in trace.spans:
-        if _run_type(span) == semconv.RUN_TYPE_RETRIEVER and not _inside_retriever(trace, span):
+        if span_run_type(span) == semconv.RUN_TYPE_RETRIEVER and not _inside_retriever(trace, span):
             yield span
 
 
 def _inside_retriever(trace: FinishedTrace, span: SpanRecord) -> bool:
-    return any(_run_type(a) == semconv.RUN_TYPE_RETRIEVER for a in trace.ancestors(span))
+    return any(span_run_type(a) == semconv.RUN_TYPE_RETRIEVER for a in trace.ancestors(span))
 
 
 def _rag_turn(
@@ -147,8 +148,8 @@ def _multi_query(
 ) -> MultiQuery:
     variants: tuple[str, ...] = ()
     for descendant in trace.descendants(span):
-        output = _json_attr(descendant, semconv.LANGCHAIN_OUTPUT)
-        if _run_type(descendant) in (semconv.RUN_TYPE_PARSER, semconv.RUN_TYPE_CHAIN) and (
+        output = json_attribute(descendant, semconv.LANGCHAIN_OUTPUT)
+        if span_run_type(descendant) in (semconv.RUN_TYPE_PARSER, semconv.RUN_TYPE_CHAIN) and (
             isinstance(output, list) and output and all(isinstance(v, str) for v in output)
         ):
             variants = tuple(v.strip() for v in output if v.strip())
@@ -167,7 +168,7 @@ def _multi_query(
 
 def _compression(trace: FinishedTrace, span: SpanRecord) -> Compression:
     base = next(
-        (d for d in trace.descendants(span) if _run_type(d) == semconv.RUN_TYPE_RETRIEVER), None
+        (d for d in trace.descendants(span) if span_run_type(d) == semconv.RUN_TYPE_RETRIEVER), None
     )
     original = retrieved_documents(base) if base is not None else ()
     compressed = retrieved_documents(span)
@@ -188,26 +189,6 @@ _QUESTION_KEYS = ("question", "query", "input")
 _ANSWER_KEYS = ("answer", "result", "output", "text")
 
 
-def _run_type(span: SpanRecord) -> str | None:
-    value = span.attributes.get(semconv.RUN_TYPE)
-    return value if isinstance(value, str) else None
-
-
-def _run_name(span: SpanRecord) -> str:
-    value = span.attributes.get(semconv.RUN_NAME)
-    return value if isinstance(value, str) else span.name
-
-
-def _json_attr(span: SpanRecord, key: str) -> Any:
-    value = span.attributes.get(key)
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value  # bounded (truncated) content is no longer JSON: keep the text
-
-
 def _pick(value: Any, keys: Sequence[str]) -> str:
     if isinstance(value, str):
         return value
@@ -219,18 +200,18 @@ def _pick(value: Any, keys: Sequence[str]) -> str:
 
 
 def _question(chain: SpanRecord) -> str:
-    return _pick(_json_attr(chain, semconv.LANGCHAIN_INPUT), _QUESTION_KEYS)
+    return _pick(json_attribute(chain, semconv.LANGCHAIN_INPUT), _QUESTION_KEYS)
 
 
 def _answer(chain: SpanRecord) -> str:
-    return _pick(_json_attr(chain, semconv.LANGCHAIN_OUTPUT), _ANSWER_KEYS)
+    return _pick(json_attribute(chain, semconv.LANGCHAIN_OUTPUT), _ANSWER_KEYS)
 
 
 def _retriever_query(span: SpanRecord) -> str:
     query = span.attributes.get(semconv.GEN_AI_RETRIEVAL_QUERY_TEXT)
     if isinstance(query, str):
         return query
-    return as_text(_json_attr(span, semconv.LANGCHAIN_INPUT))
+    return as_text(json_attribute(span, semconv.LANGCHAIN_INPUT))
 
 
 def _join_documents(documents: Sequence[RetrievedDocument]) -> str:
@@ -239,13 +220,3 @@ def _join_documents(documents: Sequence[RetrievedDocument]) -> str:
 
 def _first(values: Sequence[_T], default: _T) -> _T:
     return values[0] if values else default
-
-
-def _guarded(what: str, span: SpanRecord, build: Callable[..., _T | None], *args: Any) -> _T | None:
-    try:
-        return build(*args)
-    except Exception:  # a malformed attribute must cost one item, never the whole helper
-        _logger.debug(
-            "skipping %s of span %016x: malformed attributes", what, span.span_id, exc_info=True
-        )
-        return None
