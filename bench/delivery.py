@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport
-from otel_bridge.traces import FinishedTrace
 
 
 class NoOpExporter(SpanExporter):

@@ -24,7 +24,7 @@ from receiver import _fresh, _machine, _request_body
 
 import otel_bridge.file_sink
 from otel_bridge.file_sink import FileSpanExporter
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
 
 
 class _MeasuredFileSink(FileSpanExporter):

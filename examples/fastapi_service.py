@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from rich import print as rich_print
 
 import otel_bridge
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.rendering import render_traces
 from otel_bridge.testing import FakeChatModel
-from otel_bridge.traces import FinishedTrace
 
 try:  # beyond the core: the command at the top installs it
     from fastapi import FastAPI

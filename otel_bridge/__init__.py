@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from otel_bridge.handler import OTelCallbackHandler
     from otel_bridge.ids import SeedProofIdGenerator
     from otel_bridge.instrumentation import LangChainBridgeInstrumentor, instrument, uninstrument
+    from otel_bridge.langchain_views import FinishedTrace, RunEvent, TracedRun
     from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError
     from otel_bridge.sink_handler import SinkCallbackHandler
-    from otel_bridge.traces import FinishedTrace, Run, RunEvent, SpanRecord
+    from otel_bridge.trace_tree import SpanRecord
 
 __all__ = [
     "DeliveryReport",
@@ -22,12 +23,12 @@ __all__ = [
     "OTelCallbackHandler",
     "PermanentError",
     "RetryableError",
-    "Run",
     "RunEvent",
     "SeedProofIdGenerator",
     "SinkCallbackHandler",
     "SpanRecord",
     "TraceExporter",
+    "TracedRun",
     "configure_tracer_provider",
     "instrument",
     "uninstrument",
@@ -40,16 +41,16 @@ _LAZY = {
     "uninstrument": "otel_bridge.instrumentation",
     "LangChainBridgeInstrumentor": "otel_bridge.instrumentation",
     "TraceExporter": "otel_bridge.exporter",
-    "FinishedTrace": "otel_bridge.traces",
-    "SpanRecord": "otel_bridge.traces",
+    "FinishedTrace": "otel_bridge.langchain_views",
+    "SpanRecord": "otel_bridge.trace_tree",
     "DeliveryReport": "otel_bridge.sink",
     "PermanentError": "otel_bridge.sink",
     "RetryableError": "otel_bridge.sink",
     "SeedProofIdGenerator": "otel_bridge.ids",
     "SinkCallbackHandler": "otel_bridge.sink_handler",
     "configure_tracer_provider": "otel_bridge._provider",
-    "Run": "otel_bridge.traces",
-    "RunEvent": "otel_bridge.traces",
+    "TracedRun": "otel_bridge.langchain_views",
+    "RunEvent": "otel_bridge.langchain_views",
 }
 
 

@@ -54,6 +54,8 @@ class GenAIMetrics:
 
     def __init__(self, meter_provider: metrics.MeterProvider | None) -> None:
         meter = metrics.get_meter("otel_bridge", meter_provider=meter_provider)
+        # Not the package's create_gen_ai_client_* helpers: they leave out the bucket boundaries
+        # the convention recommends, so the names come from semconv and the advisory from here.
         self._duration = meter.create_histogram(
             semconv.METRIC_OPERATION_DURATION,
             unit="s",

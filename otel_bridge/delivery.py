@@ -17,6 +17,7 @@ from typing import Protocol
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
 from otel_bridge.episodes import Episode, EpisodeState, expected_error
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import (
     MAX_RETRY_AFTER_SECONDS,
     RETRYABLE_HTTP_STATUS,
@@ -27,7 +28,6 @@ from otel_bridge.sink import (
     retry_after_seconds,
 )
 from otel_bridge.spool import OutboxItem, Spool, SpoolClosedError
-from otel_bridge.traces import FinishedTrace
 
 # RETRYABLE_HTTP_STATUS, error_for_http_status and retry_after_seconds live in otel_bridge.sink
 # (the sink contract); they stay importable from here for sinks written against earlier releases.

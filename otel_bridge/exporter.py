@@ -27,6 +27,7 @@ from otel_bridge.delivery import (
     SystemClock,
 )
 from otel_bridge.episodes import Episode, expected_error
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.settings import Setting
 from otel_bridge.sink import DeliveryReport
 from otel_bridge.spool import (
@@ -41,7 +42,6 @@ from otel_bridge.spool import (
 )
 from otel_bridge.spool_assembly import SpanBatch
 from otel_bridge.spool_survey import survey
-from otel_bridge.traces import FinishedTrace
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider

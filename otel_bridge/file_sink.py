@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import DEFAULT_FILE_NAME, trace_to_json_line
 from otel_bridge.settings import FILE_PATH
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool_files import open_private_append
-from otel_bridge.traces import FinishedTrace
 
 __all__ = ["ENV_FILE_PATH", "FileSpanExporter"]
 

@@ -23,6 +23,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
+from otel_bridge._private import configure_hook_registered, unregister_configure_hook
 from otel_bridge.handler import OTelCallbackHandler
 
 __all__ = ["LangChainBridgeInstrumentor", "instrument", "instrumented_handler", "uninstrument"]
@@ -72,7 +73,7 @@ def instrument(
             tracer_provider=tracer_provider, meter_provider=meter_provider, **options
         )
         _slot.handler = handler
-        if _hook not in tracer_context._configure_hooks:
+        if not configure_hook_registered(_hook):
             tracer_context.register_configure_hook(
                 _hook[0], inheritable=True, handle_class=OTelCallbackHandler
             )
@@ -83,10 +84,7 @@ def uninstrument() -> None:
     """Stop tracing runs started from now on; removes the hook entirely. Safe to call twice."""
     with _lock:
         _slot.handler = None
-        hooks = tracer_context._configure_hooks
-        # The hook list is LangChain's; there is no public way to unregister a hook.
-        while _hook in hooks:
-            hooks.remove(_hook)
+        unregister_configure_hook(_hook)
 
 
 def instrumented_handler() -> OTelCallbackHandler | None:

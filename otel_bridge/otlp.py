@@ -35,7 +35,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceSt
 from opentelemetry.trace.status import Status as SdkStatus
 from opentelemetry.trace.status import StatusCode
 
-from otel_bridge.traces import AttributeValue, EventRecord, FinishedTrace, LinkRecord, SpanRecord
+from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.trace_tree import AttributeValue, EventRecord, LinkRecord, SpanRecord
 
 __all__ = [
     "DEFAULT_FILE_NAME",

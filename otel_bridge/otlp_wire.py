@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    from otel_bridge.traces import SpanRecord
+    from otel_bridge.trace_tree import SpanRecord
 
 __all__ = [
     "FLAGS_HAS_IS_REMOTE",

@@ -15,7 +15,7 @@ from importlib import import_module
 from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import Any
 
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = [
     "TRACES_EXPORTER_GROUP",

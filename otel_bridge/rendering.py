@@ -12,7 +12,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from otel_bridge import semconv
-from otel_bridge.traces import AttributeValue, FinishedTrace, SpanRecord
+from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.trace_tree import AttributeValue, SpanRecord
 
 __all__ = [
     "format_duration",

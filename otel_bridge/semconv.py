@@ -1,12 +1,24 @@
 """Attribute, event and metric names the handler writes and the finished-trace helpers read.
 
 This module is the contract between the callback handler and every consumer of its spans
-(the sinks, the receiver, `otel-bridge tree`): both sides import the names from here.
+(the sinks, the receiver, `otel-bridge tree`): both sides import the names from here. The GenAI,
+error, user and session names come from `opentelemetry-semantic-conventions` (its incubating
+GenAI names, so the package is pinned in pyproject.toml); only the `langchain.*` names, our own
+events and the OpenInference names are written here.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.attributes import session_attributes as _session
+from opentelemetry.semconv._incubating.attributes import user_attributes as _user
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GenAiOperationNameValues as _Operation,
+)
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes as _error
 
 # --- LangChain run identity (on every span made from a run) -------------------------------
 RUN_ID: Final = "langchain.run.id"
@@ -52,12 +64,12 @@ LANGCHAIN_OUTPUT: Final = "langchain.output"
 # The cost of a model call from the user's price table (`otel_bridge.pricing`), in its currency.
 LLM_COST: Final = "langchain.llm.cost"
 # Tool runs (GenAI names): the arguments and the result, a string as it is, anything else as JSON.
-GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
-GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = _gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS
+GEN_AI_TOOL_CALL_RESULT: Final = _gen_ai.GEN_AI_TOOL_CALL_RESULT
 # Retriever runs (GenAI names): the query as it is, and a JSON list of
 # {"id": str, "score": float | null, "content": str, "metadata": {...}}.
-GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
-GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = _gen_ai.GEN_AI_RETRIEVAL_QUERY_TEXT
+GEN_AI_RETRIEVAL_DOCUMENTS: Final = _gen_ai.GEN_AI_RETRIEVAL_DOCUMENTS
 # Written by releases before the GenAI names above; still read from older spools and files:
 # a retriever's JSON list of {"page_content": str, "metadata": {...}, "id": str | null}.
 RETRIEVAL_DOCUMENTS: Final = "langchain.retrieval.documents"
@@ -65,29 +77,29 @@ RETRIEVAL_DOCUMENTS: Final = "langchain.retrieval.documents"
 LLM_PROMPTS: Final = "langchain.llm.prompts"
 
 # --- GenAI semantic conventions -------------------------------------------------------------
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
-GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
-GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
-GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
-GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
-GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
-GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
-GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
-GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
-USER_ID: Final = "user.id"
-SESSION_ID: Final = "session.id"
-GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
-GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
-GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
-GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
-GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
-GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
-GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
-GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME: Final = _gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_TOOL_DEFINITIONS: Final = _gen_ai.GEN_AI_TOOL_DEFINITIONS
+GEN_AI_RESPONSE_MODEL: Final = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P
+GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+USER_ID: Final = _user.USER_ID
+SESSION_ID: Final = _session.SESSION_ID
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_RESPONSE_ID: Final = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_TOOL_NAME: Final = _gen_ai.GEN_AI_TOOL_NAME
+GEN_AI_TOOL_CALL_ID: Final = _gen_ai.GEN_AI_TOOL_CALL_ID
+GEN_AI_TOOL_DESCRIPTION: Final = _gen_ai.GEN_AI_TOOL_DESCRIPTION
+GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
+GEN_AI_CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 # JSON per the GenAI convention: a list of
 #   {"role": "system"|"user"|"assistant"|"tool", "parts": [part, ...]}
 # where a part is one of
@@ -95,17 +107,18 @@ GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chun
 #   {"type": "tool_call", "id": str|null, "name": str, "arguments": any}
 #   {"type": "tool_call_response", "id": str|null, "response": any}
 # Output messages also carry "finish_reason": str. System messages stay in the input list.
-GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
-ERROR_TYPE: Final = "error.type"
+GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
+ERROR_TYPE: Final = _error.ERROR_TYPE
 
-# Values of GEN_AI_OPERATION_NAME.
-OP_CHAT: Final = "chat"
-OP_TEXT_COMPLETION: Final = "text_completion"
-OP_EXECUTE_TOOL: Final = "execute_tool"
-OP_INVOKE_AGENT: Final = "invoke_agent"
-OP_EMBEDDINGS: Final = "embeddings"
-OP_RETRIEVAL: Final = "retrieval"
+# Values of GEN_AI_OPERATION_NAME; retriever runs are RETRIEVAL ("retrieval") as the convention
+# defines it.
+OP_CHAT: Final[str] = _Operation.CHAT.value
+OP_TEXT_COMPLETION: Final[str] = _Operation.TEXT_COMPLETION.value
+OP_EXECUTE_TOOL: Final[str] = _Operation.EXECUTE_TOOL.value
+OP_INVOKE_AGENT: Final[str] = _Operation.INVOKE_AGENT.value
+OP_EMBEDDINGS: Final[str] = _Operation.EMBEDDINGS.value
+OP_RETRIEVAL: Final[str] = _Operation.RETRIEVAL.value
 
 # --- Span events ----------------------------------------------------------------------------
 EVENT_FIRST_TOKEN: Final = "gen_ai.first_token"
@@ -116,15 +129,15 @@ EVENT_CUSTOM: Final = "langchain.custom_event"
 EVENT_TEXT: Final = "langchain.text"
 
 # --- Metrics (GenAI convention) -------------------------------------------------------------
-METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
 METRIC_COST: Final = "langchain.llm.cost"
-GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
 
 # --- Evaluation results (UpTrain exporter writes, anyone may read) -------------------------
-GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
-GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
-GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+GEN_AI_EVALUATION_NAME: Final = _gen_ai.GEN_AI_EVALUATION_NAME
+GEN_AI_EVALUATION_SCORE_VALUE: Final = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE
+GEN_AI_EVALUATION_EXPLANATION: Final = _gen_ai.GEN_AI_EVALUATION_EXPLANATION
 
 # --- OpenInference, opt-in (`semconv="gen_ai,openinference"` / OTEL_BRIDGE_SEMCONV) ---------------
 # Written beside the GenAI names from the same facts, for trace UIs that read OpenInference

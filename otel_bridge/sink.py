@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = [
     "MAX_RETRY_AFTER_SECONDS",

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_bridge._exit import call_before_exit, cancel_before_exit
+from otel_bridge._private import provider_span_processor
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.ids import SeedProofIdGenerator
@@ -63,8 +64,7 @@ class _AlsoToGlobalProvider(SpanProcessor):
         provider = trace.get_tracer_provider()
         if provider is self._own or not isinstance(provider, TracerProvider):
             return None
-        processor: SpanProcessor | None = getattr(provider, "_active_span_processor", None)
-        return processor
+        return provider_span_processor(provider)
 
     def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
         processor = self._global()

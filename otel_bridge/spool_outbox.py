@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from otel_bridge.otlp import trace_from_traces_data
 
 if TYPE_CHECKING:
-    from otel_bridge.traces import FinishedTrace
+    from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = ["DeadLetter", "Outbox", "OutboxItem", "Tally"]
 

@@ -23,7 +23,7 @@ from otel_bridge.otlp_wire import (
     traces_data,
 )
 from otel_bridge.spool_assembly import recount_trace
-from otel_bridge.traces import EventRecord, LinkRecord, SpanRecord
+from otel_bridge.trace_tree import EventRecord, LinkRecord, SpanRecord
 
 __all__ = ["SpoolFormatError", "upgrade"]
 

@@ -17,8 +17,9 @@ from typing import IO
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import OTLPDecodeError, decode_json, decode_protobuf, records_from_request
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 
 __all__ = ["TraceFileError", "read_trace_file", "requests_in_file"]
 

@@ -31,8 +31,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.testing import FakeChatModel, FakeLLM
-from otel_bridge.traces import FinishedTrace
 
 __all__ = [
     "AGENT_ANSWER",

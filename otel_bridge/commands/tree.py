@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from otel_bridge.traces import FinishedTrace
+    from otel_bridge.langchain_views import FinishedTrace
 
 HELP = (
     "print the traces of OTLP files (JSON lines or the Collector file exporter's protobuf, "

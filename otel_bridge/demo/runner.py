@@ -23,9 +23,9 @@ from otel_bridge.demo.sinks import plan_sinks, sink_report
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import OTLPDecodeError, read_traces
 from otel_bridge.rendering import render_traces
-from otel_bridge.traces import FinishedTrace
 
 __all__ = ["DemoOptions", "run_demo"]
 

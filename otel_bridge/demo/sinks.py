@@ -12,7 +12,7 @@ from typing import Any
 
 from otel_bridge.demo.metrics import DeliveryCounts
 from otel_bridge.exporter import TraceExporter
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = ["SinkPlan", "plan_sinks", "sink_report"]
 
@@ -173,8 +173,14 @@ def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
 
 
 def _evaluations(traces: Sequence[FinishedTrace]) -> str:
-    rag_turns = sum(len(trace.rag_turns()) for trace in traces)
-    return f"{len(traces)} traces ({rag_turns} RAG turns)"
+    # The RAG views are UpTrain's: without the sink (or its client) installed, only the traces
+    # are counted.
+    try:
+        uptrain = import_module("otel_bridge_uptrain")
+    except ImportError:
+        return _trace_count(traces)
+    turns = sum(len(uptrain.rag_turns(trace)) for trace in traces)
+    return f"{len(traces)} traces ({turns} RAG turns)"
 
 
 def _trace_count(traces: Sequence[FinishedTrace]) -> str:

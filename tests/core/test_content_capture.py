@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge import OTelCallbackHandler
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport
 from otel_bridge.testing import FakeChatModel
-from otel_bridge.traces import FinishedTrace
 
 VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MARKER = "zebra-marker-5f3a"

@@ -22,8 +22,8 @@ from otel_bridge.delivery import (
     error_for_http_status,
     retry_after_seconds,
 )
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import PermanentError, RetryableError
-from otel_bridge.traces import FinishedTrace
 from tests.contract import DeliverySpy, MemorySink, make_spans
 from tests.support.fault_service import Fault, FaultService, HttpTestSink
 from tests.support.waiting import wait_until

@@ -16,10 +16,10 @@ import pytest
 
 from otel_bridge.cli import main as cli_main
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
 from otel_bridge.spool import Spool, SpoolDestinationError, spool_path
 from otel_bridge.spool_survey import survey
-from otel_bridge.traces import FinishedTrace
 from tests import contract
 from tests.contract import make_spans
 
@@ -41,7 +41,6 @@ class ProjectSink(contract.MemorySink):
         if self.down:
             raise RetryableError("the review server is down")
         return super().deliver(traces)
-
 
 
 def _sink(

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.sink import DeliveryReport, RetryableError
-from otel_bridge.traces import FinishedTrace
 from tests import chains, contract
 from tests.contract import make_spans
 
@@ -123,7 +123,7 @@ def test_a_full_spool_rejects_logs_counts_and_reports_full(
 
 
 def _records(spans: list[Any]) -> list[Any]:
-    from otel_bridge.traces import SpanRecord
+    from otel_bridge.trace_tree import SpanRecord
 
     return [SpanRecord.from_readable(span) for span in spans]
 
@@ -188,8 +188,7 @@ def test_the_handler_feeds_the_exporter_through_a_batch_span_processor(
     provider.force_flush()
     assert exporter.force_flush(10_000)
     (trace,) = exporter.delivered
-    (turn,) = trace.rag_turns()
-    assert (turn.question, turn.answer) == (chains.QUESTION, chains.RAG_ANSWER)
+    assert (trace.root_input(), trace.root_output()) == (chains.QUESTION, chains.RAG_ANSWER)
     assert trace.llm_calls()[0].model == "fake-rag-model"
 
 

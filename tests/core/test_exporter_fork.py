@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.delivery import RetryPolicy
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, SpoolLockedError
-from otel_bridge.traces import FinishedTrace
 from tests.contract import make_spans
 from tests.support.forking import run_in_child
 

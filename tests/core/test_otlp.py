@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_bridge import otlp
-from otel_bridge.traces import EventRecord, FinishedTrace, LinkRecord, SpanRecord
+from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.trace_tree import EventRecord, LinkRecord, SpanRecord
 from tests.support.spool_batches import request_of
 
 

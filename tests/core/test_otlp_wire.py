@@ -21,6 +21,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import trace_from_traces_data
 from otel_bridge.otlp_wire import (
     encode_readable,
@@ -30,7 +31,6 @@ from otel_bridge.otlp_wire import (
     split_span_fields,
     traces_data,
 )
-from otel_bridge.traces import FinishedTrace
 
 
 def varied_spans() -> list[ReadableSpan]:

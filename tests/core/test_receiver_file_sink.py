@@ -23,8 +23,8 @@ import otel_bridge.file_sink
 from otel_bridge import otlp
 from otel_bridge.delivery import RetryPolicy
 from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces, traces_from_json_lines
-from otel_bridge.traces import FinishedTrace
 from tests.contract import ExporterContract, MakeExporter, make_spans
 
 

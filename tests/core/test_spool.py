@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.spool import Spool, SpoolFormatError, SpoolLockedError, spool_path
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests.contract import make_spans
 from tests.support.spool_batches import batch, stored_size
 

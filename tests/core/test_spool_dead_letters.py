@@ -16,10 +16,11 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.sink import DeliveryReport, PermanentError
 from otel_bridge.spool import Spool, WhenFull, spool_path
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests.contract import make_spans
 from tests.support.spool_batches import batch, stored_size
 from tests.support.waiting import wait_until

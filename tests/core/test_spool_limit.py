@@ -21,11 +21,12 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_bridge import otlp
 from otel_bridge import spool as spool_module
 from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.receiver import Receiver, Sink, parse_config
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, spool_path
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests import contract
 from tests.contract import make_spans
 from tests.support.spool_batches import batch

@@ -17,8 +17,9 @@ import pytest
 
 from otel_bridge.delivery import FakeClock
 from otel_bridge.exporter import spool_file_stem
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.spool import Spool, SpoolDestinationError, SpoolFormatError, spool_path
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests import contract
 from tests.support.waiting import wait_until
 

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_bridge import semconv
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.trace_tree import SpanRecord
 from tests import chains
 from tests.support.spool_batches import request_of
 
@@ -79,55 +80,6 @@ def test_plain_chat_call() -> None:
     ]
     assert call.generations == (chains.CHAT_ANSWER,)
     assert trace.root.span_id == call.span_id
-    assert trace.rag_turns() == ()
-
-
-# --- RAG, multi-query, compression ----------------------------------------------------------
-
-
-def test_rag_turn(rag: FinishedTrace) -> None:
-    (turn,) = rag.rag_turns()
-    assert turn.question == chains.QUESTION
-    assert turn.answer == chains.RAG_ANSWER
-    assert len(turn.documents) == 2
-    assert turn.documents[0].metadata["source"].endswith(".txt")
-    assert turn.context == "\n\n".join(d.page_content for d in turn.documents)
-    assert turn.span_id == rag.root.span_id  # the chain holding retrieval and answer
-
-
-def test_multi_query_variants() -> None:
-    trace = chains.trace_of(chains.multi_query_retriever(), chains.QUESTION)
-    (multi,) = trace.multi_queries()
-    assert multi.question == chains.QUESTION
-    assert multi.variants == chains.MULTI_QUERY_VARIANTS
-    assert trace.span(multi.span_id).attributes[semconv.RUN_NAME] == "MultiQueryRetriever"  # type: ignore[union-attr]
-
-
-def test_rag_turn_over_a_multi_query_retriever_ignores_the_query_writer() -> None:
-    trace = chains.trace_of(chains.multi_query_rag_chain(), chains.QUESTION)
-    (turn,) = trace.rag_turns()
-    assert turn.answer == chains.RAG_ANSWER
-    assert turn.question == chains.QUESTION
-    assert turn.documents
-    assert len(trace.multi_queries()) == 1
-    assert len(trace.llm_calls()) == 2
-
-
-def test_compression_original_and_compressed_context() -> None:
-    trace = chains.trace_of(chains.compression_retriever(), chains.QUESTION)
-    (compression,) = trace.compressions()
-    assert compression.question == chains.QUESTION
-    assert len(compression.original_documents) == 2
-    assert len(compression.compressed_documents) == 2
-    for original, compressed in zip(
-        compression.original_documents, compression.compressed_documents, strict=True
-    ):
-        assert original.page_content.startswith(compressed.page_content.rstrip("."))
-        assert len(compressed.page_content) < len(original.page_content)
-    assert compression.original_context == "\n\n".join(
-        d.page_content for d in compression.original_documents
-    )
-    assert compression.compressed_context != compression.original_context
 
 
 # --- agents and tools -----------------------------------------------------------------------
@@ -223,7 +175,6 @@ def test_json_round_trip_is_exact(rag: FinishedTrace, agent: FinishedTrace) -> N
 def test_spans_in_any_order_give_the_same_trace(rag: FinishedTrace) -> None:
     shuffled = FinishedTrace.from_records(reversed(rag.spans))
     assert shuffled == rag
-    assert shuffled.rag_turns() == rag.rag_turns()
 
 
 def test_from_spans_rejects_mixed_traces() -> None:
@@ -355,9 +306,6 @@ def test_helpers_never_raise_on_arbitrary_attributes(
     trace = FinishedTrace.from_records(records)
     for helper in (
         trace.llm_calls,
-        trace.rag_turns,
-        trace.multi_queries,
-        trace.compressions,
         trace.tool_calls,
         trace.agent_steps,
         trace.errors,
@@ -376,7 +324,6 @@ def test_helpers_answer_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace)
 
     wire = request_of(rag.spans).SerializeToString()
     decoded = FinishedTrace.from_spans(otlp.spans_from_request(otlp.decode_protobuf(wire)))
-    assert decoded.rag_turns() == rag.rag_turns()
     assert decoded.llm_calls() == rag.llm_calls()
     assert decoded.root == rag.root
     assert (decoded.tags(), decoded.metadata()) == (rag.tags(), rag.metadata())

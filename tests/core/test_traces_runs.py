@@ -20,8 +20,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 import otel_bridge
 from otel_bridge import semconv
+from otel_bridge.langchain_views import FinishedTrace, RunEvent, TracedMessage, TracedRun
 from otel_bridge.testing import FakeLLM
-from otel_bridge.traces import EventRecord, FinishedTrace, Message, Run, RunEvent, SpanRecord
+from otel_bridge.trace_tree import EventRecord, SpanRecord
 from tests import chains
 from tests.contract import make_spans
 
@@ -38,7 +39,7 @@ def rag() -> FinishedTrace:
     )
 
 
-def _one(runs: tuple[Run, ...], run_type: str) -> Run:
+def _one(runs: tuple[TracedRun, ...], run_type: str) -> TracedRun:
     (run,) = [run for run in runs if run.run_type == run_type]
     return run
 
@@ -92,7 +93,7 @@ def test_a_chat_model_run_gives_messages_in_and_generations_out(rag: FinishedTra
     model = _one(rag.runs(), semconv.RUN_TYPE_CHAT_MODEL)
 
     assert [m.role for m in model.inputs] == ["system", "user"]
-    assert model.inputs[1] == Message(role="user", content=chains.QUESTION)
+    assert model.inputs[1] == TracedMessage(role="user", content=chains.QUESTION)
     assert model.outputs == (chains.RAG_ANSWER,)
     assert model.model == "fake-rag-model"
     assert model.documents == ()
@@ -103,7 +104,7 @@ def test_a_completion_run_gives_its_prompt_as_a_user_message() -> None:
 
     model = _one(trace.runs(), semconv.RUN_TYPE_LLM)
 
-    assert model.inputs == (Message(role="user", content="Tell a story about tracing."),)
+    assert model.inputs == (TracedMessage(role="user", content="Tell a story about tracing."),)
     assert model.outputs == (chains.COMPLETION,)
 
 
@@ -140,8 +141,8 @@ def test_run_of_answers_for_runs_only(rag: FinishedTrace) -> None:
 
 
 def test_run_is_exported_from_the_package() -> None:
-    assert otel_bridge.Run is Run and otel_bridge.RunEvent is RunEvent
-    assert {"Run", "RunEvent"} <= set(otel_bridge.__all__)
+    assert otel_bridge.TracedRun is TracedRun and otel_bridge.RunEvent is RunEvent
+    assert {"TracedRun", "RunEvent"} <= set(otel_bridge.__all__)
 
 
 # --- events ------------------------------------------------------------------------------------

@@ -32,9 +32,9 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
 from otel_bridge.otlp_wire import encode_readable
-from otel_bridge.traces import FinishedTrace
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
 SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]

@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from otel_bridge_uptrain import rag_turns
 
 from otel_bridge import semconv
 from otel_bridge.demo.app import AGENT_QUESTION, RAG_QUESTION, STREAM_QUESTION
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 
 # Anything that would switch the demo to a real provider, a real sink or an OTLP endpoint.
 _CONFIGURING_PREFIXES = (
@@ -154,7 +156,7 @@ def test_the_written_file_holds_whole_correctly_linked_traces(
         assert trace.root.resource.get("service.name") == "otel-bridge-demo"
 
     rag = traces["rag_answer"]
-    (turn,) = rag.rag_turns()
+    (turn,) = rag_turns(rag)
     assert turn.question == RAG_QUESTION
     assert len(turn.documents) == 2
     assert turn.answer.startswith("Each LLM call of a finished trace becomes")

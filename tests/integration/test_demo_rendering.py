@@ -18,8 +18,9 @@ from otel_bridge.demo.metrics import (
     summarize_delivery,
     summarize_genai_metrics,
 )
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.rendering import format_duration, render_trace, render_traces
-from otel_bridge.traces import AttributeValue, FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import AttributeValue, SpanRecord
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 

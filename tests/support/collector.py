@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import OTLPDecodeError, traces_from_json_lines
-from otel_bridge.traces import FinishedTrace
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "collector-config"

@@ -12,8 +12,8 @@ import itertools
 import sys
 import threading
 
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import trace_key
-from otel_bridge.traces import FinishedTrace
 from tests.contract import make_spans
 from tests.support.fault_service import HttpTestSink
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from otel_bridge.delivery import error_for_http_status
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
-from otel_bridge.traces import FinishedTrace
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otel_bridge.otlp_wire import encode_record, resource_part, scope_part, span_field, traces_data
 from otel_bridge.spool import SpanBatch
-from otel_bridge.traces import SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 
 
 def batch(records: Iterable[SpanRecord]) -> SpanBatch:

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from otel_bridge import semconv
+from otel_bridge.langchain_views import FinishedTrace, LLMCall, TracedMessage, TracedRun, as_text
 from otel_bridge.sink import span_key, trace_key
-from otel_bridge.traces import FinishedTrace, LLMCall, Message, Run, SpanRecord, as_text
+from otel_bridge.trace_tree import SpanRecord
 from otel_bridge_clearml.text_analysis import TextAnalysis, TextAnalyzer
 
 __all__ = [
@@ -324,7 +325,7 @@ class _Analyses:
 
 
 def _guarded_record(
-    run: Run,
+    run: TracedRun,
     counters: Mapping[int, tuple[StepCounters, StepCounters]],
     llm_calls: Mapping[int, LLMCall],
     analyses: _Analyses,
@@ -339,7 +340,7 @@ def _guarded_record(
 
 
 def _record(
-    run: Run,
+    run: TracedRun,
     counters: Mapping[int, tuple[StepCounters, StepCounters]],
     llm_calls: Mapping[int, LLMCall],
     analyses: _Analyses,
@@ -426,12 +427,12 @@ def _tree_order(trace: FinishedTrace) -> tuple[dict[int, int], dict[int, int]]:
 
 
 def _replay_counters(
-    trace: FinishedTrace, runs: Sequence[Run]
+    trace: FinishedTrace, runs: Sequence[TracedRun]
 ) -> dict[int, tuple[StepCounters, StepCounters]]:
     """Each run's counters as of its start and as of its end."""
     start_order, end_order = _tree_order(trace)
     # (time, tie-break, what, run); run events sort just after their run's start on ties.
-    happenings: list[tuple[int, float, str, Run]] = []
+    happenings: list[tuple[int, float, str, TracedRun]] = []
     for run in runs:
         happenings.append((run.start_time_ns, start_order[run.span_id], "start", run))
         happenings.append((run.end_time_ns, end_order[run.span_id], "end", run))
@@ -469,7 +470,7 @@ def _snapshot(state: Counter[str]) -> StepCounters:
     return StepCounters(**{name: state[name] for name in _COUNTER_FIELDS})
 
 
-def _message_lines(message: Message) -> Iterator[str]:
+def _message_lines(message: TracedMessage) -> Iterator[str]:
     if message.content:
         yield f"{message.role}: {message.content}"
     for tool_call in message.tool_calls:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError, trace_key
-from otel_bridge.traces import FinishedTrace
 from otel_bridge_clearml.encoder import (
     ACTION_RECORDS_TITLE,
     SESSION_ANALYSIS_TITLE,

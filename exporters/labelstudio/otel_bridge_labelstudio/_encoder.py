@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from otel_bridge import semconv
+from otel_bridge.langchain_views import FinishedTrace, LLMCall, TracedMessage
 from otel_bridge.sink import span_key
-from otel_bridge.traces import FinishedTrace, LLMCall, Message
 from otel_bridge_labelstudio._label_config import Binding, LabelStudioMode
 
 # Task-data fields the exporter owns (beside the config's own input field).
@@ -108,7 +108,7 @@ class TaskEncoder:
         root = trace.run_root() or trace.root
         question = _unwrap(trace.root_input())
         conversation = _conversation(question) or (
-            Message(role="user", content=_as_text(question)),
+            TracedMessage(role="user", content=_as_text(question)),
         )
         if self.binding.mode is LabelStudioMode.CHAT:
             shown: Any = self._dialogue(conversation)
@@ -168,7 +168,7 @@ class TaskEncoder:
             ]
         return Task(trace_key=format(trace_id, "032x"), span_key=key, payload=payload)
 
-    def _dialogue(self, messages: Sequence[Message]) -> list[dict[str, str]]:
+    def _dialogue(self, messages: Sequence[TracedMessage]) -> list[dict[str, str]]:
         return [
             {
                 self.binding.role_key: _DIALOGUE_ROLES.get(m.role, m.role),
@@ -198,7 +198,7 @@ def _user_tags(trace: FinishedTrace) -> list[str]:
     return [tag for tag in trace.tags() if not tag.startswith("seq:step:")]
 
 
-def _render_message(message: Message) -> str:
+def _render_message(message: TracedMessage) -> str:
     parts = [message.content] if message.content else []
     parts.extend(
         f"[tool call] {call.get('name')}({_json(call.get('arguments'))})"
@@ -207,7 +207,7 @@ def _render_message(message: Message) -> str:
     return "\n".join(parts)
 
 
-def _render_conversation(messages: Sequence[Message]) -> str:
+def _render_conversation(messages: Sequence[TracedMessage]) -> str:
     if len(messages) == 1 and messages[0].role == "user":
         return messages[0].content
     return "\n\n".join(
@@ -226,7 +226,7 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def _conversation(value: Any) -> tuple[Message, ...]:
+def _conversation(value: Any) -> tuple[TracedMessage, ...]:
     """Chat messages in any shape a chain passes them: (role, text) pairs, {"role", "content"}
     dicts, GenAI {"role", "parts"} dicts or LangChain {"type", "content"} dumps; else ()."""
     if not isinstance(value, list) or not value:
@@ -247,7 +247,7 @@ def _conversation(value: Any) -> tuple[Message, ...]:
                 text = _as_text(item.get("content"))
         else:
             return ()
-        messages.append(Message(role=_ROLE_ALIASES.get(role, role), content=text))
+        messages.append(TracedMessage(role=_ROLE_ALIASES.get(role, role), content=text))
     return tuple(messages)
 
 

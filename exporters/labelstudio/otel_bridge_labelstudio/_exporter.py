@@ -11,8 +11,8 @@ from typing import Any, ClassVar, TypeVar
 from label_studio_sdk.core.api_error import ApiError
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
-from otel_bridge.traces import FinishedTrace
 from otel_bridge_labelstudio._encoder import Task, TaskEncoder, TaskGranularity
 from otel_bridge_labelstudio._filter import TraceFilter
 from otel_bridge_labelstudio._label_config import LabelStudioMode

@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from otel_bridge.traces import AttributeValue, FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.trace_tree import AttributeValue
 
 _TRACE_ID_LOW_BITS = (1 << 64) - 1
 

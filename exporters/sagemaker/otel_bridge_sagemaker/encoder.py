@@ -44,17 +44,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge import semconv
-from otel_bridge.sink import trace_key
-from otel_bridge.traces import (
-    AgentStep,
+from otel_bridge.langchain_views import (
     FinishedTrace,
     LLMCall,
-    Message,
-    Run,
     SpanError,
-    SpanRecord,
-    ToolCall,
+    TracedAgentStep,
+    TracedMessage,
+    TracedRun,
+    TracedToolCall,
 )
+from otel_bridge.sink import trace_key
+from otel_bridge.trace_tree import SpanRecord
 
 RECORD_SCHEMA = "otel-bridge.sagemaker.record/1"
 
@@ -170,10 +170,10 @@ class _TraceView:
     """What the encoder reads from one trace, each helper asked once."""
 
     trace: FinishedTrace
-    runs: tuple[Run, ...]
+    runs: tuple[TracedRun, ...]
     llm_calls: tuple[LLMCall, ...]
-    tool_calls: tuple[ToolCall, ...]
-    agent_steps: tuple[AgentStep, ...]
+    tool_calls: tuple[TracedToolCall, ...]
+    agent_steps: tuple[TracedAgentStep, ...]
     errors: tuple[SpanError, ...]
     run_root: SpanRecord | None
     start_ns: int
@@ -465,7 +465,7 @@ def _metric_time(time_ns: int, now_s: float) -> float:
     return now_s
 
 
-def _message(message: Message) -> dict[str, Any]:
+def _message(message: TracedMessage) -> dict[str, Any]:
     return {
         "role": message.role,
         "content": message.content,

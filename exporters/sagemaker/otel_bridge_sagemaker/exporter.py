@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import boto3
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, PermanentError, trace_key
-from otel_bridge.traces import FinishedTrace
 from otel_bridge_sagemaker.encoder import encode_batch
 from otel_bridge_sagemaker.settings import DEFAULT_ARTIFACT_PREFIX, SageMakerSettings
 from otel_bridge_sagemaker.transport import (

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from otel_bridge.exporter import TraceExporter
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
-from otel_bridge.traces import FinishedTrace
 from otel_bridge_uptrain._grades import Grades
 from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, PartlyGraded, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher

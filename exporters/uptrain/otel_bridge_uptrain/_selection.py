@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otel_bridge.traces import FinishedTrace, LLMCall
+from otel_bridge.langchain_views import FinishedTrace, LLMCall
+from otel_bridge_uptrain._rag_views import compressions, multi_queries, rag_turns
 
 # A check is anything uptrain's `evaluate` accepts: an `uptrain.Evals` member or its string
 # value, a `ParametricEval` such as `CritiqueTone(...)`, or a non-LLM operator (`ColumnOp`).
@@ -91,19 +92,19 @@ def select(trace: FinishedTrace, plan: CheckPlan) -> tuple[EvaluationRequest, ..
         if checks:
             requests.append(EvaluationRequest(trace.trace_id, span_id, shape, row, checks))
 
-    for turn in trace.rag_turns():
+    for turn in rag_turns(trace):
         add(
             turn.span_id,
             Shape.RAG,
             {"question": turn.question, "context": turn.context, "response": turn.answer},
         )
-    for multi_query in trace.multi_queries():
+    for multi_query in multi_queries(trace):
         add(
             multi_query.span_id,
             Shape.MULTI_QUERY,
             {"question": multi_query.question, "variants": list(multi_query.variants)},
         )
-    for compression in trace.compressions():
+    for compression in compressions(trace):
         add(
             compression.span_id,
             Shape.COMPRESSION,

@@ -25,8 +25,9 @@ from otel_bridge_clearml.encoder import (
 from otel_bridge_clearml.text_analysis import COMPLEXITY_METRICS, TextAnalyzer
 
 from otel_bridge import semconv
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.testing import FakeChatModel
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests.chains import (
     AGENT_ANSWER,
     AGENT_QUESTION,

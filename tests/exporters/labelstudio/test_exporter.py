@@ -24,8 +24,8 @@ from otel_bridge_labelstudio import (
 from otel_bridge_labelstudio._encoder import SPAN_KEY_FIELD, Task, TaskEncoder
 
 from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import PermanentError, RetryableError
-from otel_bridge.traces import FinishedTrace
 from tests import chains
 
 from .conftest import MakeLabelStudioExporter, projects_titled, tasks_of

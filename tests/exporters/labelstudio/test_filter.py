@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from otel_bridge_labelstudio import TraceFilter
 
-from otel_bridge.traces import FinishedTrace
+from otel_bridge.langchain_views import FinishedTrace
 from tests import chains
 
 

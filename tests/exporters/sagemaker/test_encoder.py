@@ -24,8 +24,9 @@ from otel_bridge_sagemaker.encoder import (
 )
 
 from otel_bridge import semconv
+from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.testing import FakeLLM
-from otel_bridge.traces import FinishedTrace, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 from tests.chains import (
     AGENT_ANSWER,
     AGENT_QUESTION,

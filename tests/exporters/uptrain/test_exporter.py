@@ -25,7 +25,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from otel_bridge_uptrain import SCORE_HISTOGRAM, CheckPlan, UpTrainSpanExporter
+from otel_bridge_uptrain import (
+    SCORE_HISTOGRAM,
+    CheckPlan,
+    UpTrainSpanExporter,
+    compressions,
+    multi_queries,
+    rag_turns,
+)
 
 from otel_bridge import semconv
 from otel_bridge.delivery import RetryPolicy
@@ -86,7 +93,7 @@ def test_a_rag_trace_is_scored_and_each_score_is_a_span_linked_to_the_rag_span(
 ) -> None:
     exporter = make_exporter()
     trace = run_through(exporter, rag_chain(), QUESTION)
-    (turn,) = trace.rag_turns()
+    (turn,) = rag_turns(trace)
 
     assert exporter.force_flush(60_000)
 
@@ -139,14 +146,14 @@ def test_multi_query_and_compression_shapes_get_their_checks(
     assert exporter.force_flush(60_000)
 
     spans = evaluations(results)
-    (multi_query,) = multi.multi_queries()
-    (compression,) = compressed.compressions()
+    (multi_query,) = multi_queries(multi)
+    (compression,) = compressions(compressed)
     by_target: dict[tuple[int, int], set[str]] = {}
     for span in spans:
         by_target.setdefault(evaluated(span), set()).add(
             str(attrs(span)[semconv.GEN_AI_EVALUATION_NAME])
         )
-    (turn,) = multi.rag_turns()
+    (turn,) = rag_turns(multi)
     assert by_target == {
         (multi.trace_id, turn.span_id): RAG_CHECKS,
         (multi.trace_id, multi_query.span_id): {"multi_query_accuracy"},
@@ -247,7 +254,7 @@ def test_traces_evaluated_concurrently_do_not_mix(
 
     spans = evaluations(results)
     for name, trace in traces.items():
-        (turn,) = trace.rag_turns()
+        (turn,) = rag_turns(trace)
         mine = [span for span in spans if evaluated(span) == (trace.trace_id, turn.span_id)]
         assert scores_by_name(mine) == dict.fromkeys(RAG_CHECKS, 0.0 if name == "danube" else 1.0)
         question = questions[name][0]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import Runnable
-from otel_bridge_uptrain import CheckPlan, Shape, select
+from otel_bridge_uptrain import CheckPlan, Shape, compressions, multi_queries, rag_turns, select
 from otel_bridge_uptrain._selection import check_name, is_sampled
 
 from tests.chains import (
@@ -32,7 +32,7 @@ from tests.chains import (
 
 def test_a_rag_turn_gets_the_rag_checks_on_question_context_and_response() -> None:
     trace = trace_of(rag_chain(), QUESTION)
-    (turn,) = trace.rag_turns()
+    (turn,) = rag_turns(trace)
 
     (request,) = select(trace, CheckPlan())
 
@@ -44,7 +44,7 @@ def test_a_rag_turn_gets_the_rag_checks_on_question_context_and_response() -> No
 
 def test_multi_query_retrieval_adds_multi_query_accuracy_on_the_variants() -> None:
     trace = trace_of(multi_query_rag_chain(), QUESTION)
-    (multi_query,) = trace.multi_queries()
+    (multi_query,) = multi_queries(trace)
 
     requests = {request.shape: request for request in select(trace, CheckPlan())}
 
@@ -58,7 +58,7 @@ def test_multi_query_retrieval_adds_multi_query_accuracy_on_the_variants() -> No
 
 def test_contextual_compression_gets_conciseness_and_reranking() -> None:
     trace = trace_of(compression_retriever(), QUESTION)
-    (compression,) = trace.compressions()
+    (compression,) = compressions(trace)
 
     (request,) = select(trace, CheckPlan())
 
