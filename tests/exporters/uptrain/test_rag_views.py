@@ -80,8 +80,9 @@ def test_spans_in_any_order_give_the_same_rag_turns(rag: FinishedTrace) -> None:
 
 def test_rag_turns_are_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace) -> None:
     from otel_bridge import otlp
+    from tests.support.spool_batches import request_of
 
-    wire = otlp.request_from_records(rag.spans).SerializeToString()
+    wire = request_of(rag.spans).SerializeToString()
     decoded = FinishedTrace.from_spans(otlp.spans_from_request(otlp.decode_protobuf(wire)))
     assert rag_turns(decoded) == rag_turns(rag)
 
