@@ -1,0 +1,151 @@
+"""A loopback HTTP proxy in front of the real Label Studio that fails a chosen share of requests.
+
+Of the requests that match (`only`: (method, path pattern) pairs), a share `fail_share` fails,
+drawn from a seeded random sequence (a fixed pattern can lock step with the client's own
+sequence of requests and fail the same one forever), in turn in each of the ways a request fails
+on a real network:
+
+- "refused": answered 503 without reaching Label Studio (an overloaded gateway);
+- "lost": forwarded, Label Studio does the work, then the client gets a 502 instead of the answer
+  (a connection dropped on the way back);
+- "cut": only the first half of the body reaches Label Studio before the connection is closed,
+  and the client's connection is closed without an answer (a proxy or network cutting the upload).
+
+Drawing per request instead of per unit of time keeps the tests deterministic.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+FAILURE_MODES = ("refused", "lost", "cut")
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+
+
+class FlakyProxy:
+    """`with FlakyProxy(url, only=[("POST", r"/import$")], fail_share=0.3) as proxy:` then point
+    clients at `proxy.url`; `proxy.failures` counts the failures by mode."""
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        only: Sequence[tuple[str, str]],
+        fail_share: float,
+        seed: int = 13,
+        modes: tuple[str, ...] = FAILURE_MODES,
+    ) -> None:
+        upstream = urlsplit(upstream_url)
+        self._upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
+        self._only = [(method, re.compile(path)) for method, path in only]
+        self._fail_share = fail_share
+        self._random = random.Random(seed)
+        self._modes = modes
+        self._lock = threading.Lock()
+        self.matched = 0
+        self.failures: Counter[str] = Counter()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FlakyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _failure_for(self, method: str, path: str) -> str | None:
+        path = urlsplit(path).path
+        if not any(method == m and pattern.search(path) for m, pattern in self._only):
+            return None
+        with self._lock:
+            self.matched += 1
+            if self._random.random() >= self._fail_share:
+                return None
+            mode = self._modes[sum(self.failures.values()) % len(self._modes)]
+            self.failures[mode] += 1
+            return mode
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                failure = proxy._failure_for(self.command, self.path)
+                if failure == "refused":
+                    self._answer(503, b'{"detail": "injected: service unavailable"}')
+                    return
+                if failure == "cut":
+                    self._cut(body)
+                    return
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
+                try:
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                    }
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    payload = response.read()
+                    if failure == "lost":
+                        self._answer(502, b'{"detail": "injected: answer lost"}')
+                        return
+                    self.send_response(response.status)
+                    for name, value in response.getheaders():
+                        if name.lower() not in _HOP_BY_HOP | {"content-length"}:
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                finally:
+                    upstream.close()
+
+            def _cut(self, body: bytes) -> None:
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
+                try:
+                    upstream.putrequest(self.command, self.path, skip_accept_encoding=True)
+                    for name, value in self.headers.items():
+                        if name.lower() not in _HOP_BY_HOP:
+                            upstream.putheader(name, value)
+                    upstream.endheaders(body[: len(body) // 2])
+                finally:
+                    upstream.close()
+                self.close_connection = True
+
+            def _answer(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
+
+        return Handler
