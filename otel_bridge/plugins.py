@@ -3,12 +3,14 @@ entry points (the group `OTEL_TRACES_EXPORTER` reads too) and never imports a si
 
 A sink package may also offer a `SINK_REPORT` (`SinkReport`) at its root, which front ends such
 as `otel-bridge demo` use to say what the sink does and what it needs; the package root should
-import it without the sink's client library, so listing sinks stays cheap.
+import it without the sink's client library, so listing sinks stays cheap: `lazy_exports` gives a
+root the rest of its public names on first use.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
@@ -22,6 +24,7 @@ __all__ = [
     "InstalledSink",
     "SinkReport",
     "installed_sinks",
+    "lazy_exports",
     "sink_entry_point",
     "sink_entry_points",
 ]
@@ -120,3 +123,18 @@ def _report(entry_point: EntryPoint) -> SinkReport | None:
         # A broken plug-in is reported when something builds its exporter, not while listing.
         return None
     return found if isinstance(found, SinkReport) else None
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` for the root of `package`: each name in `exports` (name -> the
+    relative module defining it) is imported on first use, then kept on the root."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(import_module(module, package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

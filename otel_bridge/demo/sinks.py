@@ -1,171 +1,21 @@
-"""The sink exporters the demo runs: each one in its embedded default when it has one (ClearML's
-offline session), the others only when the user configured them; one line each on the outcome."""
+"""The sink exporters the demo runs, found through their entry points (`otel_bridge.plugins`):
+each one that runs with no account (ClearML's offline session), the others only when the user
+configured them; one line each on the outcome, in the sink's own words (its `SINK_REPORT`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
 
 from otel_bridge.demo.metrics import DeliveryCounts
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.plugins import InstalledSink, SinkReport, installed_sinks
 
 __all__ = ["SinkPlan", "plan_sinks", "sink_report"]
-
-# What a sink does with the demo's traces, e.g. "6 review tasks", from the finished traces.
-_WorkDescription = Callable[[Sequence[FinishedTrace]], str]
-# Builds a sink's exporter from the environment, with where it delivers to; or returns None and
-# what the user has to set.
-_Builder = Callable[[Mapping[str, str], dict[str, Any]], tuple[TraceExporter | None, str]]
-
-
-@dataclass(frozen=True, slots=True)
-class _SinkSpec:
-    title: str
-    sink_name: str  # the exporter's `sink_name`, which labels its delivery metrics
-    distribution: str
-    verb: str  # what the sink does, as in "set ... to <verb> <work>"
-    verb_past: str
-    work: _WorkDescription
-    build: _Builder
-
-
-@dataclass(frozen=True, slots=True)
-class SinkPlan:
-    """One sink in this demo run: its exporter when enabled, else why not (`skip_hint`)."""
-
-    spec: _SinkSpec
-    exporter: TraceExporter | None = None
-    destination: str = ""
-    skip_hint: str = ""
-
-
-def plan_sinks(environ: Mapping[str, str], options: Mapping[str, Any]) -> list[SinkPlan]:
-    """Build the exporters of every configured sink; `options` go to each `TraceExporter`."""
-    return [_plan(spec, environ, dict(options)) for spec in _SINKS]
-
-
-def sink_report(
-    plan: SinkPlan, traces: Sequence[FinishedTrace], counts: Mapping[str, DeliveryCounts]
-) -> str:
-    """One line: what the sink did with this run's traces, or what to set to make it run."""
-    spec = plan.spec
-    work = spec.work(traces)
-    if plan.exporter is None:
-        return f"{spec.title}: {plan.skip_hint} to {spec.verb} {work}"
-    delivered = counts.get(spec.sink_name, DeliveryCounts())
-    if delivered.delivered >= len(traces) and not delivered.dead_lettered:
-        return f"{spec.title}: {spec.verb_past} {work}: {plan.destination}"
-    problems = [f"{delivered.delivered} of {len(traces)} traces delivered to {plan.destination}"]
-    if delivered.dead_lettered:
-        problems.append(
-            f"{delivered.dead_lettered} dead-lettered (see the log; "
-            f"`otel-bridge replay --sink {spec.sink_name}` re-delivers them)"
-        )
-    if delivered.delivered + delivered.dead_lettered < len(traces):
-        problems.append("the rest stays in the spool and is retried on the next start")
-    return f"{spec.title}: " + "; ".join(problems)
-
-
-def _plan(spec: _SinkSpec, environ: Mapping[str, str], options: dict[str, Any]) -> SinkPlan:
-    try:
-        exporter, detail = spec.build(environ, options)
-    except ImportError:
-        return SinkPlan(spec, skip_hint=f"pip install {spec.distribution}")
-    except ValueError as exc:
-        # The exporters name the argument or variable at fault in their constructor errors.
-        return SinkPlan(spec, skip_hint=f"fix the configuration ({exc})")
-    except Exception as exc:
-        # One sink that cannot start must not stop the demo of the others.
-        return SinkPlan(spec, skip_hint=f"could not start ({type(exc).__name__}: {exc}); fix that")
-    if exporter is None:
-        return SinkPlan(spec, skip_hint=detail)
-    return SinkPlan(spec, exporter=exporter, destination=detail)
-
-
-def _any_set(environ: Mapping[str, str], *variables: str) -> bool:
-    return any(environ.get(variable) for variable in variables)
-
-
-def _installed(module: str) -> None:
-    # Checked without importing: a sink's client library can take seconds to import, which the
-    # demo only pays for the sinks it runs.
-    if find_spec(module) is None:
-        raise ImportError(f"{module} is not installed", name=module)
-
-
-def _label_studio(
-    environ: Mapping[str, str], options: dict[str, Any]
-) -> tuple[TraceExporter | None, str]:
-    _installed("otel_bridge_labelstudio")
-    if not _any_set(environ, "OTEL_BRIDGE_LABELSTUDIO_API_KEY", "LABEL_STUDIO_API_KEY"):
-        return None, "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
-    labelstudio = import_module("otel_bridge_labelstudio")
-    exporter = labelstudio.LabelStudioSpanExporter(**options)
-    settings = exporter.settings
-    return exporter, f"project {settings.project_title!r} at {settings.url}"
-
-
-def _uptrain(
-    environ: Mapping[str, str], options: dict[str, Any]
-) -> tuple[TraceExporter | None, str]:
-    _installed("otel_bridge_uptrain")
-    keys = ("OTEL_BRIDGE_UPTRAIN_API_KEY", "OPENAI_API_KEY", "UPTRAIN_ACCESS_TOKEN")
-    if not _any_set(environ, *keys):
-        return None, (
-            "set OPENAI_API_KEY (or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE "
-            "for any OpenAI-compatible judge)"
-        )
-    uptrain = import_module("otel_bridge_uptrain")
-    exporter = uptrain.UpTrainSpanExporter(**options)
-    return exporter, f"{exporter.model} as the judge, scores as spans linked to each trace"
-
-
-def _clearml(
-    environ: Mapping[str, str], options: dict[str, Any]
-) -> tuple[TraceExporter | None, str]:
-    _installed("otel_bridge_clearml")
-    clearml = import_module("otel_bridge_clearml")
-    # ClearML and the exporter log the task's bookkeeping (repository detection, the offline
-    # folder) at INFO and WARNING; the demo's ClearML line says where the session went.
-    logging.getLogger("clearml").setLevel(logging.ERROR)
-    logging.getLogger("otel_bridge_clearml.transport").setLevel(logging.ERROR)
-    exporter = clearml.ClearMLSpanExporter(**options)
-    return exporter, _clearml_destination(exporter)
-
-
-def _clearml_destination(exporter: Any) -> str:
-    task = exporter.task
-    if not task.is_offline():
-        return f"task {task.name!r} on the ClearML server"
-    return (
-        f"offline task {task.name!r} in {task.get_offline_mode_folder()} (zipped there at exit; "
-        "import it into a server with clearml.Task.import_offline_session)"
-    )
-
-
-def _sagemaker(
-    environ: Mapping[str, str], options: dict[str, Any]
-) -> tuple[TraceExporter | None, str]:
-    _installed("otel_bridge_sagemaker")
-    # Opt-in: the demo must not create experiments in an AWS account just because one is set up.
-    if not _any_set(
-        environ,
-        "OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME",
-        "OTEL_BRIDGE_SAGEMAKER_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL",
-    ):
-        return None, (
-            "set OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME (AWS credentials and region the usual "
-            "way, or OTEL_BRIDGE_SAGEMAKER_ENDPOINT_URL for a SageMaker-compatible endpoint)"
-        )
-    sagemaker = import_module("otel_bridge_sagemaker")
-    exporter = sagemaker.SageMakerSpanExporter(**options)
-    return exporter, f"metrics, parameters and artifacts of run {exporter.trial_component_name!r}"
 
 
 def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
@@ -173,8 +23,8 @@ def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
 
 
 def _evaluations(traces: Sequence[FinishedTrace]) -> str:
-    # The RAG views are UpTrain's: without the sink (or its client) installed, only the traces
-    # are counted.
+    # The RAG views are UpTrain's: with its package there (its client may be missing), the RAG
+    # turns are counted as the sink counts them; without it, only the traces.
     try:
         uptrain = import_module("otel_bridge_uptrain")
     except ImportError:
@@ -187,27 +37,96 @@ def _trace_count(traces: Sequence[FinishedTrace]) -> str:
     return f"{len(traces)} traces"
 
 
-_SINKS = (
-    _SinkSpec(
-        "Label Studio",
+# The project's own sinks, in the order the demo reports them, and what to say about each one
+# that is not installed (its distribution to install). Installed sinks speak for themselves.
+_OWN_SINKS: tuple[tuple[str, str, SinkReport], ...] = (
+    (
         "labelstudio",
         "otel-bridge-labelstudio",
-        "send",
-        "sent",
-        _review_tasks,
-        _label_studio,
+        SinkReport("Label Studio", "send", "sent", _review_tasks),
     ),
-    _SinkSpec(
-        "UpTrain", "uptrain", "otel-bridge-uptrain", "evaluate", "evaluated", _evaluations, _uptrain
+    (
+        "uptrain",
+        "otel-bridge-uptrain",
+        SinkReport("UpTrain", "evaluate", "evaluated", _evaluations),
     ),
-    _SinkSpec("ClearML", "clearml", "otel-bridge-clearml", "log", "logged", _trace_count, _clearml),
-    _SinkSpec(
-        "SageMaker",
-        "sagemaker",
-        "otel-bridge-sagemaker",
-        "log",
-        "logged",
-        _trace_count,
-        _sagemaker,
-    ),
+    ("clearml", "otel-bridge-clearml", SinkReport("ClearML", "log", "logged", _trace_count)),
+    ("sagemaker", "otel-bridge-sagemaker", SinkReport("SageMaker", "log", "logged", _trace_count)),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SinkPlan:
+    """One sink in this demo run: its exporter when enabled, else why not (`skip_hint`)."""
+
+    name: str  # the entry point's name, which is also the exporter's `sink_name`
+    report: SinkReport
+    exporter: TraceExporter | None = None
+    destination: str = ""
+    skip_hint: str = ""
+
+
+def plan_sinks(environ: Mapping[str, str], options: Mapping[str, Any]) -> list[SinkPlan]:
+    """Build the exporters of every configured sink; `options` go to each `TraceExporter`.
+    Sinks without a `SINK_REPORT` (the core's `file` sink, which the demo runs on its own) are
+    left out."""
+    installed = {sink.name: sink for sink in installed_sinks() if sink.report is not None}
+    plans = []
+    for name, distribution, report in _OWN_SINKS:
+        sink = installed.pop(name, None)
+        if sink is None:
+            plans.append(SinkPlan(name, report, skip_hint=f"pip install {distribution}"))
+        else:
+            plans.append(_plan(sink, environ, dict(options)))
+    plans.extend(_plan(sink, environ, dict(options)) for sink in installed.values())
+    return plans
+
+
+def sink_report(
+    plan: SinkPlan, traces: Sequence[FinishedTrace], counts: Mapping[str, DeliveryCounts]
+) -> str:
+    """One line: what the sink did with this run's traces, or what to set to make it run."""
+    report = plan.report
+    work = report.work(traces)
+    if plan.exporter is None:
+        return f"{report.title}: {plan.skip_hint} to {report.verb} {work}"
+    sink_name = plan.exporter.sink_name
+    delivered = counts.get(sink_name, DeliveryCounts())
+    if delivered.delivered >= len(traces) and not delivered.dead_lettered:
+        return f"{report.title}: {report.verb_past} {work}: {plan.destination}"
+    problems = [f"{delivered.delivered} of {len(traces)} traces delivered to {plan.destination}"]
+    if delivered.dead_lettered:
+        problems.append(
+            f"{delivered.dead_lettered} dead-lettered (see the log; "
+            f"`otel-bridge replay --sink {sink_name}` re-delivers them)"
+        )
+    if delivered.delivered + delivered.dead_lettered < len(traces):
+        problems.append("the rest stays in the spool and is retried on the next start")
+    return f"{report.title}: " + "; ".join(problems)
+
+
+def _plan(sink: InstalledSink, environ: Mapping[str, str], options: dict[str, Any]) -> SinkPlan:
+    report = sink.report
+    assert report is not None  # plan_sinks keeps only the sinks with a report
+    distribution = sink.entry_point.dist.name if sink.entry_point.dist else sink.name
+    try:
+        needs = report.needs(environ)
+        if needs:
+            return SinkPlan(sink.name, report, skip_hint=needs)
+        for logger in report.quiet_loggers:
+            logging.getLogger(logger).setLevel(logging.ERROR)
+        exporter = sink.entry_point.load()(**options)
+        destination = report.destination(exporter)
+    except ImportError:
+        return SinkPlan(sink.name, report, skip_hint=f"pip install {distribution}")
+    except ValueError as exc:
+        # The exporters name the argument or variable at fault in their constructor errors.
+        return SinkPlan(sink.name, report, skip_hint=f"fix the configuration ({exc})")
+    except Exception as exc:
+        # One sink that cannot start must not stop the demo of the others.
+        return SinkPlan(
+            sink.name,
+            report,
+            skip_hint=f"could not start ({type(exc).__name__}: {exc}); fix that",
+        )
+    return SinkPlan(sink.name, report, exporter=exporter, destination=destination)
