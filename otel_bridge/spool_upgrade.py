@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from otel_bridge.otlp_wire import (
     encode_record,
@@ -23,7 +22,7 @@ from otel_bridge.otlp_wire import (
     traces_data,
 )
 from otel_bridge.spool_assembly import recount_trace
-from otel_bridge.trace_tree import EventRecord, LinkRecord, SpanRecord
+from otel_bridge.trace_tree import SpanRecord
 
 __all__ = ["SpoolFormatError", "upgrade"]
 
@@ -109,7 +108,7 @@ def _migrate_from_1(db: sqlite3.Connection, schema: str) -> dict[str, int]:
             f"SELECT trace_id, span_id, record FROM {old['pending_spans']}"
         ).fetchall():
             try:
-                record = _record(json.loads(text))
+                record = SpanRecord.from_dict(json.loads(text))
                 trace_id, span_id = bytes.fromhex(trace_hex), bytes.fromhex(span_hex)
             except (ValueError, KeyError, TypeError, AttributeError):
                 counts["unreadable"] += 1
@@ -162,7 +161,7 @@ def _migrate_from_1(db: sqlite3.Connection, schema: str) -> dict[str, int]:
             f"SELECT id, key, payload, partial, enqueued_at, {columns} FROM {old[table]}"
         ).fetchall():
             try:
-                records = [_record(span) for span in json.loads(text)["spans"]]
+                records = [SpanRecord.from_dict(span) for span in json.loads(text)["spans"]]
             except (ValueError, KeyError, TypeError, AttributeError):
                 counts["unreadable"] += 1
                 continue
@@ -192,37 +191,4 @@ def _traces_data(records: Iterable[SpanRecord]) -> bytes:
     return traces_data(
         (resource, [(scope, b"".join(spans)) for scope, spans in scopes.items()])
         for resource, scopes in by_resource.items()
-    )
-
-
-def _record(data: Mapping[str, Any]) -> SpanRecord:
-    """A span as format 1 wrote it (ids in hex, attribute tuples as lists)."""
-    parent = data.get("parent_span_id")
-    return SpanRecord(
-        trace_id=int(data["trace_id"], 16),
-        span_id=int(data["span_id"], 16),
-        parent_span_id=None if parent is None else int(parent, 16),
-        parent_is_remote=bool(data.get("parent_is_remote", False)),
-        name=str(data["name"]),
-        kind=str(data.get("kind", "INTERNAL")),
-        start_time_ns=int(data["start_time_ns"]),
-        end_time_ns=int(data["end_time_ns"]),
-        attributes=dict(data.get("attributes") or {}),
-        status_code=str(data.get("status_code", "UNSET")),
-        status_description=data.get("status_description"),
-        events=tuple(
-            EventRecord(str(e["name"]), int(e["timestamp_ns"]), dict(e.get("attributes") or {}))
-            for e in data.get("events", ())
-        ),
-        links=tuple(
-            LinkRecord(
-                int(link["trace_id"], 16),
-                int(link["span_id"], 16),
-                dict(link.get("attributes") or {}),
-            )
-            for link in data.get("links", ())
-        ),
-        resource=dict(data.get("resource") or {}),
-        scope_name=str(data.get("scope_name", "")),
-        scope_version=data.get("scope_version"),
     )

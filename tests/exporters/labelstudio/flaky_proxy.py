@@ -22,9 +22,10 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.support.loopback_proxy import LoopbackProxy
 
 FAILURE_MODES = ("refused", "lost", "cut")
 _HOP_BY_HOP = frozenset(
@@ -32,7 +33,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-class FlakyProxy:
+class FlakyProxy(LoopbackProxy):
     """`with FlakyProxy(url, only=[("POST", r"/import$")], fail_share=0.3) as proxy:` then point
     clients at `proxy.url`; `proxy.failures` counts the failures by mode."""
 
@@ -54,27 +55,7 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self.matched = 0
         self.failures: Counter[str] = Counter()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FlakyProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(self._handler_class())
 
     def _failure_for(self, method: str, path: str) -> str | None:
         path = urlsplit(path).path

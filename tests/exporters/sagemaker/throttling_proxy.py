@@ -13,9 +13,10 @@ import http.client
 import json
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.support.loopback_proxy import LoopbackProxy
 
 _HOP_BY_HOP = frozenset(
     {
@@ -39,7 +40,7 @@ class InjectedError:
     retry_after: str | None = None  # sent as the Retry-After header
 
 
-class ThrottlingProxy:
+class ThrottlingProxy(LoopbackProxy):
     """`with ThrottlingProxy(upstream, fail_first=5) as proxy:` then point clients at `proxy.url`."""
 
     def __init__(
@@ -66,34 +67,13 @@ class ThrottlingProxy:
         self.failed = 0
         self.forwarded = 0
         self.failed_paths: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        self._serve(self._handler_class())
 
     def fail_next(self, count: int, error: InjectedError | None = None) -> None:
         with self._lock:
             self._remaining_failures = count
             if error is not None:
                 self.error = error
-
-    def __enter__(self) -> ThrottlingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def _take_failure(self, path: str, operation: str) -> bool:
         with self._lock:
