@@ -28,6 +28,8 @@ from langchain_core.messages import (
 from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from otel_bridge._private import json_c_encoder
+
 Redactor = Callable[[str], str]
 
 SECRET_MASK = "[REDACTED]"
@@ -226,24 +228,21 @@ def _plain_default(value: Any) -> Any:
     return convert(value)
 
 
-# What `json.JSONEncoder.encode` runs, built once rather than per call: the C encoder where there
-# is one. allow_nan=False: NaN is not JSON, so such values take the careful path.
-_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
 # Encoders not in use. Each owns the markers dict it detects cycles with, so one is never shared
 # by two walks at once (threads, or a `repr` that encodes); `list.pop`/`append` are atomic.
 _IDLE_ENCODERS: list[Callable[[Any, int], Iterable[str]]] = []
 
 
 def _new_encoder() -> Callable[[Any, int], Iterable[str]]:
-    if _C_MAKE_ENCODER is None:
+    """What `json.JSONEncoder.encode` runs, built once rather than per call: the C walk where
+    there is one. NaN is not JSON, so such values take the careful path."""
+    encoder = json_c_encoder(_plain_default, encode_basestring)
+    if encoder is None:
         # No C accelerator: the pure-Python walk, which gives the same text.
         walk = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain_default
         )
         return lambda value, _indent_level: walk.iterencode(value)
-    encoder: Callable[[Any, int], Iterable[str]] = _C_MAKE_ENCODER(
-        {}, _plain_default, encode_basestring, None, ":", ",", False, False, False
-    )
     return encoder
 
 
