@@ -128,7 +128,19 @@ def length_delimited(tag: bytes, payload: bytes) -> bytes:
 
 
 def _string(tag: bytes, text: str) -> bytes:
-    return length_delimited(tag, text.encode("utf-8", "surrogatepass"))
+    return length_delimited(tag, _utf8(text))
+
+
+def _utf8(text: str) -> bytes:
+    """`text` as UTF-8. A Python str may hold surrogates, which UTF-8 cannot: a pair (two code
+    points, as some decoders leave them) becomes the character it stands for, a lone one U+FFFD.
+    Writing them through ("surrogatepass") made bytes no protobuf decoder takes: the whole
+    trace failed at delivery for one attribute."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return joined.encode("utf-8")
 
 
 # Encoded attribute keys: the same few dozen keys come back on every span.
@@ -187,7 +199,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     for key, value in items:
         encoded_key = _KEY_CACHE.get(key) or _key(key)
         if type(value) is str:
-            text = value.encode("utf-8", "surrogatepass")
+            text = _utf8(value)
             size = len(text)
             if size < 0x7E:  # the value, its AnyValue and the pair each fit a 1-byte length
                 any_value = b"\x0a" + _SMALL[size] + text
@@ -307,7 +319,7 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
     status_field = _STATUS_FIELDS.get((status.status_code, status.description))
     if status_field is None:
         status_field = _status(status.status_code.value, status.description)
-    name = span.name.encode("utf-8", "surrogatepass")
+    name = _utf8(span.name)
     size = len(name)
     message = b"".join(
         (

@@ -100,3 +100,27 @@ def test_a_trace_joined_from_stored_pieces_decodes_to_its_spans() -> None:
     assert decoded == FinishedTrace.from_spans(spans)
     for _, fields in pieces:
         assert b"".join(split_span_fields(fields)) == fields
+
+
+def test_surrogates_in_names_and_values_cost_only_those_characters() -> None:
+    """A str may hold surrogates (text decoded with surrogateescape, JSON with lone \\ud800
+    escapes): a pair is written as the character it stands for, a lone one as U+FFFD, so the
+    trace still decodes (written through, they made the whole trace undecodable)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"host": "box\udc80"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("wire.scope")
+    with tracer.start_as_current_span("name\ud800", attributes={"a": "pair \ud83d\ude00"}) as span:
+        span.add_event("event\udfff", {"e": ["x\ud800", "ok"]})
+        span.set_attribute("long", "\ud800" + "y" * 200)
+    (readable,) = memory.get_finished_spans()
+    piece = span_field(encode_readable(readable))
+    resource = resource_part_of(readable.resource)
+    scope = scope_part_of(readable.instrumentation_scope)
+    decoded = trace_from_traces_data(traces_data([(resource, [(scope, piece)])]))
+    (record,) = decoded.spans
+    assert record.name == "name\ufffd"
+    assert record.attributes["a"] == "pair \U0001f600"
+    assert record.attributes["long"] == "\ufffd" + "y" * 200
+    assert record.events[0].name == "event\ufffd"
+    assert list(record.events[0].attributes["e"]) == ["x\ufffd", "ok"]
