@@ -52,7 +52,10 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
     Like the seed, it evaluates RAG turns, multi-query retrievals and context compressions;
     plain LLM/chat calls only when `exporter_options={"checks": CheckPlan()}` (or a plan of your
     own) asks for it. The seed's `log_results`, `schema`, `uptrain_client` and
-    `uptrain_evaluate(evaluation_name, data, checks)` work as there.
+    `uptrain_evaluate(evaluation_name, data, checks)` work as there. Like the seed's `EvalLLM`,
+    the constructor asks the judge for its models with the key and raises `ValueError` ("OpenAI
+    API Key is invalid") when it is refused, `ConnectionError` when the judge cannot be reached;
+    `check_connection=False` skips that (a refused key is then one ERROR, logged beside the app).
 
     `exporter_options` go to `UpTrainSpanExporter` (e.g. `api_base`, `checks`, `spool_dir`);
     other keyword arguments go to `OTelCallbackHandler`. An argument left out resolves as the
@@ -70,6 +73,7 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         api_key: str | None = None,
         model: str | None = None,
         log_results: bool | None = None,
+        check_connection: bool = True,
         tracer_provider: TracerProvider | None = None,
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
@@ -85,15 +89,22 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
             tracer_provider=tracer_provider,
             **options,
         )
+        judge = exporter.judge
+        if check_connection and isinstance(judge, LocalJudge):
+            # As the seed's EvalLLM: the key is checked (GET /models) here, and a refused key
+            # or an unreachable judge fails the constructor.
+            try:
+                judge.check_key()
+            except BaseException:
+                exporter.shutdown()
+                raise
         super().__init__(exporter, tracer_provider=tracer_provider, **handler_options)
         self.exporter: UpTrainSpanExporter = exporter
         self.schema = UpTrainDataSchema(exporter.project_name)
         self.first_score_printed_flag = False
-        # The seed checks its OpenAI key at construction and raises on a bad one. Here the
-        # check runs beside the app (no network wait on its thread) and a refused key is one
-        # ERROR naming the fix; the traces wait in the spool until the key works.
-        judge = exporter.judge
-        if isinstance(judge, LocalJudge):
+        if not check_connection and isinstance(judge, LocalJudge):
+            # Not checked here: the same question beside the app, and a refused key is one
+            # ERROR naming the fix; the traces wait in the spool until the key works.
             threading.Thread(
                 target=_report_refused_key,
                 args=(judge,),

@@ -294,20 +294,47 @@ class LocalJudge:
         construction: the reason when the key is refused (401/403), else None (a judge that
         cannot be reached now is not a bad key: its traces wait in the spool)."""
         try:
-            with openai.OpenAI(
-                api_key=self._api_key,
-                base_url=self._api_base,
-                max_retries=0,
-                timeout=min(self._timeout, 10.0),
-                http_client=openai.DefaultHttpxClient(verify=self._tls),
-            ) as client:
-                client.models.list()
+            self._list_models()
         except openai.APIStatusError as error:
             if error.status_code in (401, 403):
                 return f"HTTP {error.status_code}: {error.message}"
         except openai.OpenAIError:
             pass
         return None
+
+    def check_key(self) -> None:
+        """The seed's check at construction, raising as it does: `ValueError` ("OpenAI API Key
+        is invalid", here with the judge and the answer) when the key is refused (401/403),
+        `ConnectionError` when the judge cannot be reached or fails the request."""
+        where = self._api_base or "api.openai.com"
+        fix = "(check_connection=False skips this check)"
+        try:
+            self._list_models()
+        except openai.APIStatusError as error:
+            if error.status_code in (401, 403):
+                raise ValueError(
+                    f"OpenAI API Key is invalid: the judge at {where} refused it (HTTP"
+                    f" {error.status_code}: {error.message}); set api_key (or"
+                    f" OTEL_BRIDGE_UPTRAIN_API_KEY / OPENAI_API_KEY) {fix}"
+                ) from error
+            raise ConnectionError(
+                f"the judge at {where} answered GET /models with HTTP {error.status_code} {fix}"
+            ) from error
+        except openai.OpenAIError as error:
+            raise ConnectionError(
+                f"the judge at {where} cannot be reached ({error}); start it or fix api_base /"
+                f" OPENAI_BASE_URL {fix}"
+            ) from error
+
+    def _list_models(self) -> None:
+        with openai.OpenAI(
+            api_key=self._api_key,
+            base_url=self._api_base,
+            max_retries=0,
+            timeout=min(self._timeout, 10.0),
+            http_client=openai.DefaultHttpxClient(verify=self._tls),
+        ) as client:
+            client.models.list()
 
     def evaluate(
         self, evaluation_name: str, rows: Sequence[Mapping[str, Any]], checks: Sequence[Check]

@@ -398,7 +398,7 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     error; uptrain turns that into missing grades, which must not count as evaluated."""
     port = closed_port()
     spool_dir = tmp_path / "app-spool"
-    _exit_child(spool_dir, f"http://127.0.0.1:{port}/v1", "sk-judge")
+    _exit_child(spool_dir, f"http://127.0.0.1:{port}/v1", "sk-judge", "judge-down")
 
     with _left_in(spool_dir) as left:
         (item,) = left.due(time.time(), 10, ignore_backoff=True)

@@ -20,6 +20,7 @@ from otel_bridge_uptrain import CheckPlan, UpTrainCallbackHandler, UpTrainSpanEx
 from otel_bridge import OTelCallbackHandler, semconv
 from tests.chains import QUESTION, chat_messages, chat_model, rag_chain
 from tests.exporters.uptrain.conftest import run_through, wait_for
+from tests.support.collector import free_port
 from tests.support.fake_openai import FakeJudge
 
 
@@ -193,8 +194,9 @@ def test_the_drop_in_handler_leaves_unset_arguments_to_the_environment(
     monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_MODEL", "gpt-4o-mini")
     monkeypatch.setenv("OTEL_BRIDGE_UPTRAIN_LOG_RESULTS", "false")
     provider = TracerProvider()
+    # No judge runs here (api.openai.com is out of reach): the construction check is off.
     handler = UpTrainCallbackHandler(
-        tracer_provider=provider, exporter_options={"spool_dir": tmp_path}
+        check_connection=False, tracer_provider=provider, exporter_options={"spool_dir": tmp_path}
     )
     exporter = handler.exporter
     try:
@@ -206,6 +208,7 @@ def test_the_drop_in_handler_leaves_unset_arguments_to_the_environment(
         assert exporter.key_type == "openai"  # the seed's default, nothing set
         overridden = UpTrainCallbackHandler(
             model="gpt-3.5-turbo",
+            check_connection=False,
             tracer_provider=provider,
             exporter_options={"spool_dir": tmp_path / "argument"},
         )
@@ -273,29 +276,56 @@ def test_the_seeds_uptrain_evaluate_schema_and_client_work(
         handler.shutdown()
 
 
-def test_a_refused_key_is_said_at_construction_without_a_wait_on_the_apps_thread(
+def test_a_refused_key_or_an_unreachable_judge_fails_the_constructor_like_the_seed(
+    judge: FakeJudge, tmp_path: Path
+) -> None:
+    """The seed's EvalLLM asks for the models with its key (GET /models) in the constructor and
+    raises ValueError("OpenAI API Key is invalid") on a refused key; so does the drop-in, naming
+    the judge and the fix, and ConnectionError for a judge that cannot be reached. The spool is
+    let go: a handler built after the fix on the same spool starts."""
+    spool = tmp_path / "spool"
+    with pytest.raises(ValueError, match="OpenAI API Key is invalid") as refused:
+        UpTrainCallbackHandler(
+            api_key="sk-wrong",
+            log_results=False,
+            tracer_provider=TracerProvider(),
+            exporter_options={"api_base": judge.url, "spool_dir": spool},
+        )
+    assert f"the judge at {judge.url} refused it (HTTP 401" in str(refused.value)
+    assert "check_connection=False" in str(refused.value)
+    closed = free_port()
+    with pytest.raises(ConnectionError, match="cannot be reached"):
+        UpTrainCallbackHandler(
+            api_key=judge.api_key,
+            log_results=False,
+            tracer_provider=TracerProvider(),
+            exporter_options={"api_base": f"http://127.0.0.1:{closed}/v1", "spool_dir": spool},
+        )
+    right = _drop_in(judge, spool)
+    right.exporter.shutdown()
+    statuses = [r.status for r in judge.requests if r.path == "/v1/models"]
+    assert statuses == [401, 200]
+
+
+def test_without_the_construction_check_a_refused_key_is_said_beside_the_app(
     judge: FakeJudge, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The seed's EvalLLM checks its key (GET /models) in the constructor and raises on a bad
-    one. The drop-in asks the same question beside the app: a refused key is one ERROR naming
-    the judge and the fix; a good key says nothing."""
+    """check_connection=False: the constructor makes no request; the same question is asked
+    beside the app, and a refused key is one ERROR naming the judge and the fix."""
     with caplog.at_level(logging.ERROR, logger="otel_bridge_uptrain"):
         wrong = UpTrainCallbackHandler(
             api_key="sk-wrong",
             log_results=False,
+            check_connection=False,
             tracer_provider=TracerProvider(),
             exporter_options={"api_base": judge.url, "spool_dir": tmp_path / "wrong"},
         )
-        right = _drop_in(judge, tmp_path / "right")
         try:
-            assert wait_for(lambda: len([r for r in judge.requests if r.path == "/v1/models"]) == 2)
+            assert wait_for(lambda: [r for r in judge.requests if r.path == "/v1/models"])
             assert wait_for(lambda: caplog.records, 10)
         finally:
             wrong.exporter.shutdown()
-            right.exporter.shutdown()
     (error,) = caplog.records
     assert error.levelname == "ERROR"
     assert f"the judge at {judge.url} refused the API key (HTTP 401" in error.getMessage()
     assert "OTEL_BRIDGE_UPTRAIN_API_KEY" in error.getMessage()
-    statuses = sorted(r.status for r in judge.requests if r.path == "/v1/models")
-    assert statuses == [200, 401]
