@@ -172,10 +172,11 @@ class HTTPConfig(_Transport):
 class GRPCConfig(_Transport):
     endpoint: EndpointValue = _endpoint(DEFAULT_GRPC_ENDPOINT)
     idle_timeout_seconds: Seconds = 60.0
+    # A call's message must have arrived this long after the call started (DEADLINE_EXCEEDED).
+    read_timeout_seconds: Seconds = 30.0
     max_connections: PositiveInt = 1000
     # As the Collector's keepalive.server_parameters: connections are closed gracefully at this
-    # age, and calls still running get the grace before the connection is cut. That bounds how
-    # long a stalled call holds a worker.
+    # age, and calls still running get the grace before the connection is cut.
     max_connection_age_seconds: Seconds = 60.0
     max_connection_age_grace_seconds: Seconds = 30.0
 

@@ -1,24 +1,38 @@
 """OTLP/gRPC transport: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
 
+On grpcio's asyncio server, on an event loop of its own thread: a call waits for its message on
+the loop, not on a worker thread, so callers that send their headers and stall hold no thread
+(on grpcio's thread-pool server each such call held a worker until its connection was cut, so a
+caller that kept stalling calls open could keep every worker busy). Decoding and export run on a
+pool of `max_workers` threads, as over HTTP.
+
+Limits: connections (`max_connections`, one more is closed: clients see UNAVAILABLE), calls per
+connection (`max_workers`, further calls wait in the client under HTTP/2 flow control), the
+message within `max_request_bytes` (gRPC enforces it on the decompressed message, which bounds a
+gzip bomb) and within `read_timeout_seconds` of the call's start, messages held in memory at once
+within `max_workers * max_request_bytes` (beyond that RESOURCE_EXHAUSTED with RetryInfo), idle
+connections closed after `idle_timeout_seconds`, every connection closed gracefully at an age.
+
 The method is registered with raw bytes instead of the generated servicer so an undecodable
 message is answered INVALID_ARGUMENT (the generated one would say INTERNAL), and throttling
 carries `google.rpc.RetryInfo`, without which OTLP clients must not retry RESOURCE_EXHAUSTED.
 It is registered as client-streaming, which a unary call is on the wire: the handler then starts
-before the message is read, so a caller without the bearer token is turned away at once
-instead of holding a worker while its message arrives (grpcio reads a unary call's message on
-the worker).
+before the message is read, so a caller without the bearer token is turned away at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
-from collections.abc import Iterator
-from concurrent import futures
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
@@ -29,6 +43,7 @@ from otel_bridge.receiver import protocol
 from otel_bridge.receiver.auth import bearer_token_matches
 from otel_bridge.receiver.config import TLSConfig
 from otel_bridge.receiver.ingest import Ingestor, Verdict
+from otel_bridge.receiver.limits import ByteBudget
 
 __all__ = ["SERVICE_NAME", "OTLPGRPCServer"]
 
@@ -55,49 +70,87 @@ class OTLPGRPCServer:
         max_workers: int = 8,
         max_connections: int = 1000,
         idle_timeout_seconds: float = 60.0,
+        read_timeout_seconds: float = 30.0,
         max_connection_age_seconds: float = 60.0,
         max_connection_age_grace_seconds: float = 30.0,
         tls_handshake_timeout_seconds: float = 10.0,
+        busy_wait_seconds: float = 10.0,
     ) -> None:
-        # Each worker holds one request, so max_workers also bounds the bodies being processed.
         self._ingestor = ingestor
         self._bearer_token = bearer_token
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=max_workers, thread_name_prefix="otel-bridge-grpc"
-            ),
-            options=[
-                # gRPC enforces this on the decompressed message, which bounds a gzip bomb.
-                ("grpc.max_receive_message_length", max_request_bytes),
-                # A second bridge on the same port must fail to start, not share the traffic.
-                ("grpc.so_reuseport", 0),
-                # HTTP/2 flow control holds a connection's further calls in the client, where a
-                # refusal (without RetryInfo) would make OTLP exporters drop them.
-                ("grpc.max_concurrent_streams", max_workers),
-                # Beyond this the connection is closed at once; clients see UNAVAILABLE, which
-                # OTLP exporters retry. With the streams per connection, this bounds the calls
-                # (and the flow-control windows of request bytes) waiting for a worker.
-                ("grpc.max_allowed_incoming_connections", max_connections),
-                ("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)),
-                # grpcio waits for a call's message on the worker thread, with no timeout of its
-                # own: a call that sends its headers and stalls would hold a worker for good.
-                # Closing connections at an age (gracefully: clients move to a new connection)
-                # and cutting them after the grace cancels such a call and frees its worker.
-                ("grpc.max_connection_age_ms", int(max_connection_age_seconds * 1000)),
-                ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_seconds * 1000)),
-                ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
-            ],
+        self._read_timeout = read_timeout_seconds
+        self._busy_wait = busy_wait_seconds
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="otel-bridge-grpc"
         )
+        self._options = [
+            ("grpc.max_receive_message_length", max_request_bytes),
+            # A second bridge on the same port must fail to start, not share the traffic.
+            ("grpc.so_reuseport", 0),
+            # HTTP/2 flow control holds a connection's further calls in the client, where a
+            # refusal (without RetryInfo) would make OTLP exporters drop them.
+            ("grpc.max_concurrent_streams", max_workers),
+            # Beyond this the connection is closed at once; clients see UNAVAILABLE, which
+            # OTLP exporters retry.
+            ("grpc.max_allowed_incoming_connections", max_connections),
+            ("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)),
+            # As the Collector's keepalive.server_parameters: clients move to a new connection
+            # now and then (a load balancer in front then sees them spread again).
+            ("grpc.max_connection_age_ms", int(max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_seconds * 1000)),
+            ("grpc.server_handshake_timeout_ms", int(tls_handshake_timeout_seconds * 1000)),
+        ]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="otel-bridge-grpc-loop", daemon=True
+        )
+        self._thread.start()
+        # Messages held at once, from the moment gRPC hands one over until it is exported.
+        self._budget: ByteBudget | None = None
+        self._max_budget = max_workers * max_request_bytes
+        _probe(address)
+        try:
+            self.port = self._run(self._bind(address, tls))
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def start(self) -> None:
+        self._run(self._server.start())
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Refuse new RPCs and wait up to `grace_seconds` for the running ones."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self._server.stop(grace_seconds))
+        finally:
+            self._close_loop()
+
+    # --- private --------------------------------------------------------------------------------
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _bind(self, address: str, tls: TLSConfig | None) -> int:
+        # On the loop: the server and the budget belong to it.
+        self._budget = ByteBudget(self._max_budget)
+        self._server = grpc.aio.server(options=self._options)
         handler = grpc.stream_unary_rpc_method_handler(
             self._export, response_serializer=lambda message: message.SerializeToString()
         )
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),)
         )
-        _probe(address)
         try:
             if tls is None:
-                self.port = self._server.add_insecure_port(address)
+                port = self._server.add_insecure_port(address)
             else:
                 credentials = grpc.ssl_server_credentials(
                     [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
@@ -106,22 +159,18 @@ class OTLPGRPCServer:
                     ),
                     require_client_auth=tls.client_ca_file is not None,
                 )
-                self.port = self._server.add_secure_port(address, credentials)
+                port = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:  # grpcio reports a failed bind this way
             raise OSError(f"cannot bind the OTLP/gRPC receiver to {address}: {exc}") from exc
-        if not self.port:
+        if not port:
             raise OSError(f"cannot bind the OTLP/gRPC receiver to {address}")
+        return int(port)
 
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """Refuse new RPCs and wait up to `grace_seconds` for the running ones."""
-        self._server.stop(grace_seconds).wait()
-
-    def _export(self, messages: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+    async def _export(
+        self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> Any:
         try:
-            response = self._accept(messages, context)
+            response = await self._accept(messages, context)
         except _Refusal as refusal:
             self._ingestor.metrics.request(_TRANSPORT, refusal.code.name)
             detail: Message | None = None
@@ -131,23 +180,47 @@ class OTLPGRPCServer:
                 )
             elif refusal.code is grpc.StatusCode.INVALID_ARGUMENT:
                 detail = protocol.bad_request(refusal.message)
+            trailers: tuple[tuple[str, bytes], ...] = ()
             if detail is not None:
                 status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message)
                 status.details.add().Pack(detail)
-                context.set_trailing_metadata(((_STATUS_DETAILS_KEY, status.SerializeToString()),))
-            context.abort(refusal.code, refusal.message)
+                trailers = ((_STATUS_DETAILS_KEY, status.SerializeToString()),)
+            await context.abort(refusal.code, refusal.message, trailing_metadata=trailers)
         self._ingestor.metrics.request(_TRANSPORT, grpc.StatusCode.OK.name)
         return response
 
-    def _accept(
-        self, messages: Iterator[bytes], context: grpc.ServicerContext
+    async def _accept(
+        self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> ExportTraceServiceResponse:
-        metadata = dict(context.invocation_metadata())
+        metadata = dict(context.invocation_metadata() or ())
         if not bearer_token_matches(self._bearer_token, _text(metadata.get("authorization"))):
             raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        body = next(messages, None)
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                body = await anext(aiter(messages), None)
+        except TimeoutError:
+            # Retryable for OTLP clients; the stalled caller is gone, its stream freed.
+            raise _Refusal(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"request message not received within {self._read_timeout:g} s",
+            ) from None
         if body is None:
             raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "no ExportTraceServiceRequest sent")
+        budget = self._budget
+        assert budget is not None
+        try:
+            await budget.take(len(body), self._busy_wait)
+        except protocol.ProtocolError as exc:
+            raise _Refusal(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message, self._ingestor.retry_after_seconds
+            ) from None
+        try:
+            return await self._loop.run_in_executor(self._pool, self._process, body)
+        finally:
+            budget.give_back(len(body))
+
+    def _process(self, body: bytes) -> ExportTraceServiceResponse:
+        """On a pool thread: decode and hand to the sinks."""
         try:
             request = otlp.decode_protobuf(body)
         except otlp.OTLPDecodeError as exc:

@@ -44,6 +44,7 @@ from otel_bridge.receiver import protocol
 from otel_bridge.receiver.auth import bearer_token_matches
 from otel_bridge.receiver.config import CORSConfig, Endpoint
 from otel_bridge.receiver.ingest import Ingestor, Verdict
+from otel_bridge.receiver.limits import ByteBudget
 
 __all__ = ["HEALTH_PATH", "TRACES_PATH", "HTTPLimits", "OTLPHTTPServer"]
 
@@ -112,7 +113,7 @@ class OTLPHTTPServer:
         self._serving = threading.Event()
         self._web: web.Server | None = None
         self._server: asyncio.Server | None = None
-        self._budget: _ByteBudget | None = None
+        self._budget: ByteBudget | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="otel-bridge-http", daemon=True)
@@ -142,7 +143,7 @@ class OTLPHTTPServer:
 
     async def _open(self) -> None:
         limits = self._limits
-        self._budget = _ByteBudget(limits.max_concurrent_requests * limits.max_request_bytes)
+        self._budget = ByteBudget(limits.max_concurrent_requests * limits.max_request_bytes)
         self._web = web.Server(
             self._handle,
             keepalive_timeout=limits.idle_timeout_seconds,
@@ -338,34 +339,6 @@ def _failure(
     if allow is not None:
         headers["Allow"] = allow
     return status, protocol.error_body(status, message, media), headers
-
-
-class _ByteBudget:
-    """Bytes of request bodies the event loop may hold at once; used from the loop only."""
-
-    def __init__(self, capacity: int) -> None:
-        self._available = capacity
-        self._waiters: list[asyncio.Future[None]] = []
-
-    async def take(self, size: int, wait_seconds: float) -> None:
-        try:
-            async with asyncio.timeout(wait_seconds):
-                while self._available < size:
-                    waiter = asyncio.get_running_loop().create_future()
-                    self._waiters.append(waiter)
-                    await waiter
-        except TimeoutError:
-            raise protocol.ProtocolError(
-                503, "too many request bodies in progress; retry later"
-            ) from None
-        self._available -= size
-
-    def give_back(self, size: int) -> None:
-        self._available += size
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:  # each checks again whether its part fits now
-            if not waiter.done():
-                waiter.set_result(None)
 
 
 class _CORSPolicy:

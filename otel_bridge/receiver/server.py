@@ -125,6 +125,7 @@ class Receiver:
                     max_connection_age_seconds=grpc.max_connection_age_seconds,
                     max_connection_age_grace_seconds=grpc.max_connection_age_grace_seconds,
                     idle_timeout_seconds=grpc.idle_timeout_seconds,
+                    read_timeout_seconds=grpc.read_timeout_seconds,
                     tls_handshake_timeout_seconds=grpc.tls_handshake_timeout_seconds,
                     bearer_token=auth.bearer_token,
                     tls=auth.tls,
