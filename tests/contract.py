@@ -1,6 +1,6 @@
 """The SpanExporter contract every sink exporter must keep, as a base class of tests.
 
-A sink subclasses `ExporterContract` in tests/exporters/<sink>/test_contract.py and overrides
+A sink subclasses `ExporterContract` in exporters/<sink>/tests/test_contract.py and overrides
 the `make_exporter` fixture with a factory building its exporter against its real service:
 
     class TestLabelStudioContract(ExporterContract):

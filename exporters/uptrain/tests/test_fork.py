@@ -15,9 +15,10 @@ from otel_bridge_uptrain import _judge
 from otel_bridge import semconv
 from otel_bridge.delivery import RetryPolicy
 from tests.chains import QUESTION, rag_chain
-from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
 from tests.support.fake_openai import FakeJudge
 from tests.support.forking import run_in_child
+
+from .conftest import MakeExporter, run_through, wait_for
 
 _DEADLINE = 30.0
 _RAG_CHECKS = 3
