@@ -1,6 +1,6 @@
 """The SpanExporter contract every sink exporter must keep, as a base class of tests.
 
-A sink subclasses `ExporterContract` in tests/exporters/<sink>/test_contract.py and overrides
+A sink subclasses `ExporterContract` in exporters/<sink>/tests/test_contract.py and overrides
 the `make_exporter` fixture with a factory building its exporter against its real service:
 
     class TestLabelStudioContract(ExporterContract):
@@ -285,3 +285,91 @@ class ExporterContract:
         assert len(spy.traces) == 1
         assert spy.traces[0].trace_id == root.get_span_context().trace_id
         assert trace_api.get_current_span() is trace_api.INVALID_SPAN
+
+
+class ForkContract:
+    """What every sink's `_after_fork_in_child` must do, as a base class of tests.
+
+    The core runs the hook in a real forked child, before the child's worker starts
+    (tests/core/test_exporter_fork_hook.py). In it a sink drops what its process shares with the
+    parent (network clients whose keep-alive sockets the parent holds too) and replaces its
+    locks, which a thread of the parent may have held at the fork and which no thread of the
+    child would ever release. A sink subclasses this in exporters/<sink>/tests/test_fork.py
+    (pytest binds a class's fixtures to the test's instance, so a fixture may keep on `self`
+    what `delivered` reads):
+
+        class TestLabelStudioFork(ForkContract):
+            @pytest.fixture
+            def fork_exporter(self, make_exporter): return make_exporter(mode="chat")
+            def deliver_one(self, exporter): chat_trace(exporter); flushed(exporter)
+            def delivered(self, exporter): ...   # traces the real service holds
+            def renewed(self, exporter): return (exporter._transport._client,)
+            def locks(self, exporter): return (exporter._target_lock,)
+    """
+
+    @pytest.fixture
+    def fork_exporter(self) -> TraceExporter:
+        raise NotImplementedError("override the fork_exporter fixture in the sink's test class")
+
+    def deliver_one(self, exporter: Any) -> None:
+        """Trace one call into `exporter` and wait until it is delivered."""
+        raise NotImplementedError
+
+    def delivered(self, exporter: Any) -> int:
+        """How many traces of `exporter` the sink's service holds."""
+        raise NotImplementedError
+
+    def renewed(self, exporter: Any) -> tuple[object, ...]:
+        """What must be built anew after the hook (read after a delivery)."""
+        return ()
+
+    def kept(self, exporter: Any) -> tuple[object, ...]:
+        """What the child must keep (the same objects before and after the hook)."""
+        return ()
+
+    def locks(self, exporter: Any) -> tuple[Any, ...]:
+        """The locks the hook must replace."""
+        raise NotImplementedError
+
+    def check_after(self, exporter: Any) -> None:
+        """Anything else the sink promises once it delivered again after the hook."""
+
+    def test_after_the_hook_it_delivers_through_new_clients_and_new_free_locks(
+        self, fork_exporter: TraceExporter
+    ) -> None:
+        exporter = fork_exporter
+        self.deliver_one(exporter)
+        renewed, kept, locks = self.renewed(exporter), self.kept(exporter), self.locks(exporter)
+        assert locks, "a sink with no lock to replace has nothing to check here"
+        # As at a fork in the middle of a delivery: a thread of the parent holds every lock.
+        held = [threading.Event() for _ in locks]
+        release = threading.Event()
+
+        def hold(lock: Any, taken: threading.Event) -> None:
+            with lock:
+                taken.set()
+                release.wait(60)
+
+        holders = [
+            threading.Thread(target=hold, args=pair, daemon=True)
+            for pair in zip(locks, held, strict=True)
+        ]
+        for holder in holders:
+            holder.start()
+        try:
+            assert all(taken.wait(60) for taken in held)
+            exporter._after_fork_in_child()
+            new_locks = self.locks(exporter)
+            assert all(new is not old for new, old in zip(new_locks, locks, strict=True))
+            assert not any(lock.locked() for lock in new_locks)
+            self.deliver_one(exporter)
+        finally:
+            release.set()
+            for holder in holders:
+                holder.join(60)
+
+        after = self.renewed(exporter)
+        assert all(new is not old for new, old in zip(after, renewed, strict=True)), after
+        assert all(now is then for now, then in zip(self.kept(exporter), kept, strict=True))
+        assert self.delivered(exporter) == 2
+        self.check_after(exporter)

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    HumanMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_bridge import _extract
+from otel_bridge.handler import OTelCallbackHandler
+from otel_bridge.testing import FakeChatModel
 
 names = st.sampled_from(["", "gpt-4o", "claude", "m-1"])
 reasons = st.sampled_from([None, "", "stop", "length", "tool_calls", 3])
@@ -160,3 +168,63 @@ def test_readers_read_a_typical_chat_response() -> None:
         ("stop",),
         "r-9",
     )
+
+
+def _chat_generation(**message_fields: Any) -> ChatGeneration:
+    return ChatGeneration(message=AIMessage(content="out", **message_fields))
+
+
+def _responses() -> list[LLMResult]:
+    usage = UsageMetadata(input_tokens=4, output_tokens=6, total_tokens=10)
+    return [
+        LLMResult(generations=[]),
+        LLMResult(generations=[[]], llm_output={"model": "lo", "id": ""}),
+        LLMResult(
+            generations=[
+                [Generation(text="a", generation_info={"stop_reason": "length"})],
+                [
+                    _chat_generation(
+                        response_metadata={"model_id": "m2", "stop_reason": "end", "id": ""},
+                        usage_metadata=usage,
+                    ),
+                    _chat_generation(
+                        response_metadata={"model_name": "m3", "id": "r3"}, usage_metadata=usage
+                    ),
+                ],
+            ],
+            llm_output={"model_name": "lo", "id": "lo-id", "usage": {"output_tokens": 9}},
+        ),
+        LLMResult(
+            generations=[[Generation(text="b")], [Generation(text="c")]],
+            llm_output={"usage": {"input_tokens": 1, "output_tokens": 2}, "id": "only-lo"},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("response", _responses())
+def test_the_four_guarded_extractors_agree_with_a_one_pass_reading(response: LLMResult) -> None:
+    assert read_in_one_pass(response) == (
+        _extract.usage(response),
+        _extract.response_model(response),
+        _extract.finish_reasons(response),
+        _extract.response_id(response),
+    )
+
+
+def test_the_extractors_agree_with_a_one_pass_reading_of_a_real_model_result() -> None:
+    seen: list[LLMResult] = []
+
+    class Keep(OTelCallbackHandler):
+        def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+            seen.append(response)
+
+    model = FakeChatModel(responses=["one two", AIMessage(content="x", id="m-1")])
+    model.batch(["a", "b c"], config={"callbacks": [Keep(tracer_provider=TracerProvider())]})
+    assert len(seen) == 2
+    for response in seen:
+        assert read_in_one_pass(response) == (
+            _extract.usage(response),
+            _extract.response_model(response),
+            _extract.finish_reasons(response),
+            _extract.response_id(response),
+        )

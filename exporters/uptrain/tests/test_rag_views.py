@@ -11,7 +11,7 @@ from otel_bridge_uptrain import compressions, multi_queries, rag_turns
 from otel_bridge import semconv
 from otel_bridge.langchain_views import FinishedTrace
 from tests import chains
-from tests.core.test_traces import _KEYS, _RUN_TYPES, _VALUES, _record
+from tests.core.test_finished_trace import _KEYS, _RUN_TYPES, _VALUES, _record
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ import threading
 
 import pytest
 from label_studio_sdk import LabelStudio
+from otel_bridge_labelstudio import LabelStudioSpanExporter
 
+from tests.contract import ForkContract
 from tests.support.forking import run_in_child
 
 from .conftest import MakeLabelStudioExporter, tasks_of
@@ -18,25 +20,28 @@ from .test_exporter import chat_trace, flushed
 _DEADLINE = 60.0
 
 
-def test_after_fork_the_next_delivery_uses_a_new_client(
-    make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
-) -> None:
-    exporter = make_exporter(mode="chat")
-    chat_trace(exporter)
-    flushed(exporter)
-    client = exporter._transport._client
-    assert client is not None
-    lock = exporter._target_lock
+class TestLabelStudioFork(ForkContract):
+    @pytest.fixture
+    def fork_exporter(
+        self, make_exporter: MakeLabelStudioExporter, reviewer: LabelStudio
+    ) -> LabelStudioSpanExporter:
+        self.reviewer = reviewer
+        return make_exporter(mode="chat")
 
-    exporter._after_fork_in_child()
+    def deliver_one(self, exporter: LabelStudioSpanExporter) -> None:
+        chat_trace(exporter)
+        flushed(exporter)
 
-    assert exporter._transport._client is None
-    assert exporter._target_lock is not lock
-    chat_trace(exporter)
-    flushed(exporter)
-    assert exporter._transport._client is not None
-    assert exporter._transport._client is not client
-    assert len(tasks_of(reviewer, exporter.project().id)) == 2
+    def delivered(self, exporter: LabelStudioSpanExporter) -> int:
+        return len(tasks_of(self.reviewer, exporter.project().id))
+
+    def renewed(self, exporter: LabelStudioSpanExporter) -> tuple[object, ...]:
+        client = exporter._transport._client
+        assert client is not None
+        return (client,)
+
+    def locks(self, exporter: LabelStudioSpanExporter) -> tuple[object, ...]:
+        return (exporter._target_lock,)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")

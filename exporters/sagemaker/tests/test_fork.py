@@ -4,7 +4,6 @@ delivery logs into the same run through clients of its own, against the real mot
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from otel_bridge_sagemaker import SageMakerSpanExporter
 
 from otel_bridge.handler import OTelCallbackHandler
 from tests.chains import CHAT_ANSWER, chat_model
+from tests.contract import ForkContract
 
 from .aws import Aws
 
@@ -36,29 +36,36 @@ def _clients(exporter: SageMakerSpanExporter) -> tuple[Any, ...]:
     return transport, transport._sagemaker, transport._metrics, transport._s3
 
 
-def test_after_fork_the_next_delivery_uses_new_clients_and_its_own_file_names(
-    aws: Aws, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
-) -> None:
-    exporter = make_exporter(run=sagemaker_run)
-    _deliver_one_chat(exporter)
-    before = _clients(exporter)
-    lock, writer = exporter._connect_lock, exporter._writer_id
+class TestSageMakerFork(ForkContract):
+    """Into the user's run: the run keeps its own client, ours are built anew from its boto3
+    session, and the child writes files of its own (a new writer id)."""
 
-    exporter._after_fork_in_child()
+    @pytest.fixture
+    def fork_exporter(
+        self, aws: Aws, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
+    ) -> SageMakerSpanExporter:
+        self.aws, self.run = aws, sagemaker_run
+        return make_exporter(run=sagemaker_run)
 
-    assert exporter._transport is None
-    assert exporter._connect_lock is not lock
-    assert isinstance(exporter._connect_lock, type(threading.Lock()))
-    assert exporter._writer_id != writer
-    _deliver_one_chat(exporter)
-    after = _clients(exporter)
-    assert all(new is not old for new, old in zip(after, before, strict=True))
-    # The user's run keeps its own client; ours are built anew from its boto3 session.
-    assert sagemaker_run._trial_component.sagemaker_session.sagemaker_client not in after
-    records = aws.records(exporter.trial_component_name)
-    assert Counter(r["record"] for r in records)["trace"] == 2
-    generations = [g for r in records if r["record"] == "llm_end" for g in r["generations"]]
-    assert generations.count(CHAT_ANSWER) == 2
+    def deliver_one(self, exporter: SageMakerSpanExporter) -> None:
+        _deliver_one_chat(exporter)
+
+    def delivered(self, exporter: SageMakerSpanExporter) -> int:
+        records = self.aws.records(exporter.trial_component_name)
+        traces = Counter(r["record"] for r in records)["trace"]
+        generations = [g for r in records if r["record"] == "llm_end" for g in r["generations"]]
+        assert generations.count(CHAT_ANSWER) == traces
+        return traces
+
+    def renewed(self, exporter: SageMakerSpanExporter) -> tuple[object, ...]:
+        return (*_clients(exporter), exporter._writer_id)
+
+    def locks(self, exporter: SageMakerSpanExporter) -> tuple[object, ...]:
+        return (exporter._connect_lock,)
+
+    def check_after(self, exporter: SageMakerSpanExporter) -> None:
+        user_client = self.run._trial_component.sagemaker_session.sagemaker_client
+        assert user_client not in _clients(exporter)
 
 
 def test_after_fork_a_run_given_by_names_is_reached_through_new_clients(

@@ -2,7 +2,7 @@
 `UpTrainCallbackHandler`, configured from the environment, and exit without flushing, so the one
 delivery attempt is the one the exporter's shutdown makes while the interpreter exits.
 
-python -m tests.exporters.uptrain.exit_child SPOOL_DIR [at-exit|as-documented|judge-down]
+python -m exporters.uptrain.tests.exit_child SPOOL_DIR [at-exit|as-documented|judge-down]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ model of `tests.chains`. Then, depending on MODE:
   prints "spooled" and waits to be killed (run it with a long grace period to keep the trace
   undelivered).
 
-python -m tests.exporters.labelstudio.seed_child PROJECT SPOOL_DIR MODE
+python -m exporters.labelstudio.tests.seed_child PROJECT SPOOL_DIR MODE
 (LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY in the environment, as the seed reads them)
 """
 

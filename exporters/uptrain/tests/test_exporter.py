@@ -48,8 +48,9 @@ from tests.chains import (
     multi_query_rag_chain,
     rag_chain,
 )
-from tests.exporters.uptrain.conftest import MakeExporter, closed_port, run_through, wait_for
 from tests.support.fake_openai import FakeJudge
+
+from .conftest import MakeExporter, closed_port, run_through, wait_for
 
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
 # The grading prompts one RAG row costs: factual accuracy first splits the response into facts.
@@ -616,7 +617,7 @@ def test_a_judge_failing_a_fraction_of_requests_grades_each_check_once(
 
 
 def _exit_child(spool_dir: Path, api_base: str, api_key: str, *mode: str) -> Any:
-    """Run tests.exporters.uptrain.exit_child (the seed's usage, no flush) against the judge at
+    """Run exporters/uptrain/tests/exit_child.py (the seed's usage, no flush) against the judge at
     `api_base`; it must exit 0."""
     env = {
         **os.environ,
@@ -624,7 +625,7 @@ def _exit_child(spool_dir: Path, api_base: str, api_key: str, *mode: str) -> Any
         "OTEL_BRIDGE_UPTRAIN_API_KEY": api_key,
     }
     child = subprocess.run(
-        [sys.executable, "-m", "tests.exporters.uptrain.exit_child", str(spool_dir), *mode],
+        [sys.executable, "-m", "exporters.uptrain.tests.exit_child", str(spool_dir), *mode],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

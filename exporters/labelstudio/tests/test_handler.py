@@ -204,7 +204,7 @@ def _seed_child(
         [
             sys.executable,
             "-m",
-            "tests.exporters.labelstudio.seed_child",
+            "exporters.labelstudio.tests.seed_child",
             project,
             str(tmp_path / "app-spool"),
             mode,

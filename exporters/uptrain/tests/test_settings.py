@@ -19,9 +19,10 @@ from otel_bridge_uptrain import CheckPlan, UpTrainCallbackHandler, UpTrainSpanEx
 
 from otel_bridge import OTelCallbackHandler, semconv
 from tests.chains import QUESTION, chat_messages, chat_model, rag_chain
-from tests.exporters.uptrain.conftest import run_through, wait_for
 from tests.support.collector import free_port
 from tests.support.fake_openai import FakeJudge
+
+from .conftest import run_through, wait_for
 
 
 @pytest.fixture

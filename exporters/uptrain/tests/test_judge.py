@@ -10,8 +10,9 @@ import pytest
 from otel_bridge_uptrain._judge import LocalJudge, RowsRejected
 
 from otel_bridge.sink import PermanentError, RetryableError
-from tests.exporters.uptrain.conftest import closed_port
 from tests.support.fake_openai import FakeJudge
+
+from .conftest import closed_port
 
 ROW = {
     "question": "Where does the Rhine end?",

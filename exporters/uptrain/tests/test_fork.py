@@ -10,14 +10,16 @@ import threading
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_bridge_uptrain import _judge
+from otel_bridge_uptrain import UpTrainSpanExporter, _judge
 
 from otel_bridge import semconv
 from otel_bridge.delivery import RetryPolicy
 from tests.chains import QUESTION, rag_chain
-from tests.exporters.uptrain.conftest import MakeExporter, run_through, wait_for
+from tests.contract import ForkContract
 from tests.support.fake_openai import FakeJudge
 from tests.support.forking import run_in_child
+
+from .conftest import MakeExporter, run_through, wait_for
 
 _DEADLINE = 30.0
 _RAG_CHECKS = 3
@@ -30,25 +32,36 @@ def _evaluations(results: InMemorySpanExporter) -> int:
     )
 
 
-def test_local_judge_evaluates_through_a_new_client_after_the_hook(
-    make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
-) -> None:
-    exporter = make_exporter()
-    run_through(exporter, rag_chain(), QUESTION)
-    assert exporter.force_flush(60_000)
-    local = exporter._judge
-    assert isinstance(local, _judge.LocalJudge)
-    eval_llm = local._eval_llm
-    assert eval_llm is not None
+class TestUpTrainFork(ForkContract):
+    """The local judge (uptrain's `EvalLLM` and its executor's client) is built anew; the console
+    stream's lock is replaced, since a lock the parent's delivery thread held at the fork would
+    block the child's console lines for good."""
 
-    exporter._after_fork_in_child()
+    @pytest.fixture
+    def fork_exporter(
+        self, make_exporter: MakeExporter, judge: FakeJudge, results: InMemorySpanExporter
+    ) -> UpTrainSpanExporter:
+        self.results = results
+        return make_exporter()
 
-    assert local._eval_llm is None
-    run_through(exporter, rag_chain(), QUESTION)
-    assert exporter.force_flush(60_000)
-    assert local._eval_llm is not None and local._eval_llm is not eval_llm
-    assert local._eval_llm.executor.client is not eval_llm.executor.client
-    assert _evaluations(results) == 2 * _RAG_CHECKS
+    def deliver_one(self, exporter: UpTrainSpanExporter) -> None:
+        run_through(exporter, rag_chain(), QUESTION)
+        assert exporter.force_flush(60_000)
+
+    def delivered(self, exporter: UpTrainSpanExporter) -> int:
+        evaluations = _evaluations(self.results)
+        assert evaluations % _RAG_CHECKS == 0
+        return evaluations // _RAG_CHECKS
+
+    def renewed(self, exporter: UpTrainSpanExporter) -> tuple[object, ...]:
+        local = exporter._judge
+        assert isinstance(local, _judge.LocalJudge)
+        eval_llm = local._eval_llm
+        assert eval_llm is not None
+        return eval_llm, eval_llm.executor.client
+
+    def locks(self, exporter: UpTrainSpanExporter) -> tuple[object, ...]:
+        return (exporter._publisher._stream_lock,)
 
 
 def test_hosted_judge_calls_the_server_through_a_new_client_after_the_hook(
@@ -102,17 +115,3 @@ def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> Non
         holder.join(_DEADLINE)
 
     assert code == 0
-
-
-def test_the_console_stream_lock_is_replaced_after_the_hook(make_exporter: MakeExporter) -> None:
-    """A lock the parent's delivery thread held at the fork would block the child's console
-    lines for good: the child gets a new one."""
-    exporter = make_exporter()
-    held = exporter._publisher._stream_lock
-    assert held.acquire(blocking=False)
-    try:
-        exporter._after_fork_in_child()
-        assert exporter._publisher._stream_lock is not held
-        assert not exporter._publisher._stream_lock.locked()
-    finally:
-        held.release()

@@ -36,7 +36,7 @@ def _service_env(name: str) -> str:
         pytest.fail(
             f"{name} is not set: the Label Studio exporter tests need the real server that "
             "`make test` starts; run them as `scripts/services.sh run -- .venv/bin/python -m "
-            "pytest tests/exporters/labelstudio`",
+            "pytest exporters/labelstudio/tests`",
             pytrace=False,
         )
     return value

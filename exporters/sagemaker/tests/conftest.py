@@ -36,7 +36,7 @@ def moto_url() -> str:
         pytest.fail(
             "MOTO_ENDPOINT_URL is not set: the SageMaker exporter tests need the moto server that "
             "`make test` starts; run them as `scripts/services.sh run -- .venv/bin/python -m pytest "
-            "tests/exporters/sagemaker`",
+            "exporters/sagemaker/tests`",
             pytrace=False,
         )
     return url
