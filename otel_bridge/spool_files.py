@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from otel_bridge.episodes import expected_error
+
 __all__ = [
     "HELD_SUFFIX",
     "SpoolFile",
@@ -293,6 +295,11 @@ def _quick_check(db: sqlite3.Connection) -> str | None:
     try:
         rows = db.execute("PRAGMA quick_check(3)").fetchall()
     except sqlite3.DatabaseError as error:
+        if expected_error(error):
+            # A full or read-only disk (SQLite cannot make the -shm file to read a WAL-mode
+            # file): the machine's state, not damage. Moved aside, the file's traces would
+            # wait for a salvage by hand; raised, the exporter opens it again when it can.
+            raise
         return str(error)
     problems = [" ".join(str(row[0]).split()) for row in rows]  # one log line, not several
     if problems == ["ok"]:
