@@ -202,7 +202,11 @@ def open_checked(path: Path, *, timeout: float = 30.0) -> SpoolFile:
             how = "was emptied to 0 bytes"
     _make_private(path)
     db = _connect(path, timeout)
-    reason = _header_problem(path) or _quick_check(db)
+    try:
+        reason = _header_problem(path) or _quick_check(db)
+    except BaseException:
+        db.close()
+        raise
     if reason is not None:
         db.close()
         moved = _move_aside(path, held_before)
@@ -219,9 +223,13 @@ def open_checked(path: Path, *, timeout: float = 30.0) -> SpoolFile:
         held_before = None
         _make_private(path)
         db = _connect(path, timeout)
-    db.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
-    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
+        db.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        db.close()  # a full or read-only disk: opened again later, by the exporter
+        raise
     return SpoolFile(path, db, held_before, how)
 
 
