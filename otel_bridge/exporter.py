@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -58,6 +59,12 @@ _T = TypeVar("_T")
 # Exporters of one sink in one process (e.g. two drop-in handlers) each get their own file, and
 # so does every process forked with a live exporter (e.g. each gunicorn --preload worker).
 _MAX_SPOOL_SUFFIX = 128
+
+# A spool that cannot be opened at start (a full or read-only disk) is tried again after 1 s,
+# then twice as long each time up to 30 s: an open reads and checks the whole file, too much to
+# repeat every second for a large spool that waits for room.
+_REOPEN_FIRST_S = 1.0
+_REOPEN_MAX_S = 30.0
 
 
 def default_spool_dir() -> Path:
@@ -149,8 +156,6 @@ class TraceExporter(SpanExporter, ABC):
             "when_full": when_full_value,
             "destination": self.destination,
         }
-        self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
-        self._report_other_destinations(spool_name or self.sink_name)
         lost = "rejected" if when_full_value == "drop_newest" else "evicted"
         self._spool_full = Episode(
             _logger, self.sink_name, f"spool full: spans are {lost}", f"span(s) {lost}"
@@ -166,7 +171,19 @@ class TraceExporter(SpanExporter, ABC):
         self._is_shutdown = False
         self._retry = retry or RetryPolicy()
         self._max_batch = max_batch
-        self._worker = self._start_worker()
+        # Both None while the spool cannot be opened (see _try_open); an export that finds the
+        # spool before its worker (set right after) only skips waking it.
+        self._spool: Spool | None = None
+        self._worker: DeliveryWorker | None = None
+        self._stop_opening = threading.Event()
+        self._opener: threading.Thread | None = None
+        self._cannot_open = ""
+        spool = self._try_open()
+        if spool is None:
+            self._keep_opening_in_background()
+        else:
+            self._attach(spool)
+        self._report_other_destinations(spool_name or self.sink_name)
         self._metrics.observe_state(
             functools.partial(_delivery_state_of, weakref.ref(self)), meter_provider
         )
@@ -212,12 +229,12 @@ class TraceExporter(SpanExporter, ABC):
 
     def _after_fork_in_child(self) -> None:
         """Let go of what this sink shares with the process it was forked from. Runs once in a
-        forked child, while it has a single thread, after the child's own spool is open and
-        before its delivery worker starts; not at all if the exporter was shut down before the
-        fork. Network clients (requests/httpx/urllib3/boto3 pools) hold keep-alive sockets the
-        parent goes on using, so drop them here to be rebuilt on first use, and replace any
-        threading lock the sink holds: another thread may have held it at the fork. Keep it
-        quick and off the network. An exception is logged and the child delivers anyway."""
+        forked child, after the child's own spool is open (on a full disk: while its opening is
+        retried) and before its delivery worker starts; not at all if the exporter was shut
+        down before the fork. Network clients (requests/httpx/urllib3/boto3 pools) hold
+        keep-alive sockets the parent goes on using, so drop them here to be rebuilt on first
+        use, and replace any threading lock the sink holds: another thread may have held it at
+        the fork. Keep it quick and off the network. An exception is logged and the child delivers anyway."""
 
     # --- SDK contract ---------------------------------------------------------------------------
 
@@ -235,14 +252,21 @@ class TraceExporter(SpanExporter, ABC):
     def _spool_batch(self, batch: Callable[[], SpanBatch], count: int) -> SpanExportResult:
         if self._is_shutdown:
             return SpanExportResult.FAILURE
+        spool = self._spool
+        if spool is None:
+            # Refused, as by a spool whose disk filled up: the SDK counts a FAILURE as dropped,
+            # an OTLP sender retries, and the episode's lines say how many.
+            self._unwritable.occurred(self._cannot_open, count)
+            self._metrics.dropped(count, "spool_error")
+            return SpanExportResult.FAILURE
         try:
-            result = self._export(batch())
+            result = self._export(spool, batch())
         except SpoolClosedError:  # shutdown() raced this call
             return SpanExportResult.FAILURE
         except Exception as error:
             if expected_error(error):
                 # A full or read-only disk: a state, said once (no traceback), not a bug.
-                self._unwritable.occurred(f"{self._spool.path}: {error}", count)
+                self._unwritable.occurred(f"{spool.path}: {error}", count)
             else:
                 _logger.exception(
                     "%s: could not write %d span(s) to the spool", self.sink_name, count
@@ -252,14 +276,13 @@ class TraceExporter(SpanExporter, ABC):
         self._unwritable.ended()
         return result
 
-    def _export(self, batch: SpanBatch) -> SpanExportResult:
-        result = self._spool.add(batch, self._clock.now())
+    def _export(self, spool: Spool, batch: SpanBatch) -> SpanExportResult:
+        result = spool.add(batch, self._clock.now())
         self._metrics.queued(result.early_traces)
         self._metrics.partial(result.early_traces, "bound")
         if result.rejected or result.evicted:
             # Counted in otel_bridge.delivery.dropped; logged once per episode, not per batch.
             lost = result.rejected or result.evicted
-            spool = self._spool
             room = (
                 ""
                 if spool.disk_limit >= spool.max_bytes
@@ -277,17 +300,21 @@ class TraceExporter(SpanExporter, ABC):
             self._spool_full.ended()
         # The spool logs these itself: making room this way is expected, not an error.
         self._metrics.dropped(result.dead_letter_spans_evicted, "dead_letter_evicted")
-        if result.traces_with_root or result.new_traces or result.early_traces or result.evicted:
+        worker = self._worker
+        if worker is not None and (
+            result.traces_with_root or result.new_traces or result.early_traces or result.evicted
+        ):
             # Only these can move the worker's next deadline (grace, max age) earlier.
-            self._worker.wake()
+            worker.wake()
         return SpanExportResult.FAILURE if result.rejected else SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Deliver every trace whose root has ended (grace skipped) and everything queued, one
         immediate attempt each; False if the outbox is not empty at the timeout."""
-        if self._is_shutdown:
+        worker = self._worker
+        if self._is_shutdown or worker is None:
             return False
-        return self._worker.flush(timeout_millis / 1000)
+        return worker.flush(timeout_millis / 1000)
 
     def shutdown(self) -> None:
         """Flush within `shutdown_timeout`, stop the worker; what is left stays in the spool."""
@@ -295,29 +322,41 @@ class TraceExporter(SpanExporter, ABC):
             if self._is_shutdown:
                 return
             self._is_shutdown = True
+            worker, spool = self._worker, self._spool
+        self._stop_opening.set()
+        if worker is None or spool is None:
+            return  # the spool never opened: nothing was accepted
         try:
             # One more round for everything ready; what fails stays for the next start.
-            self._worker.flush(self._shutdown_timeout / 2, until_drained=False)
+            worker.flush(self._shutdown_timeout / 2, until_drained=False)
         finally:
-            self._worker.stop(self._shutdown_timeout / 2)
-            self._spool.close()
+            worker.stop(self._shutdown_timeout / 2)
+            spool.close()
 
     def delivery_state(self) -> DeliveryState:
         """How delivery to the sink is going (for `/health` and the metrics)."""
-        return self._worker.state()
+        worker = self._worker
+        if worker is None:  # no spool yet: its disk stops everything
+            return DeliveryState(stalled=self._unwritable.state())
+        return worker.state()
 
     def wait_for_delivery(self, timeout: float) -> bool:
         """Block up to `timeout` seconds while more traces are due than one delivery takes
         (see DeliveryWorker.wait_until_caught_up); the receiver's pacing. True if caught up."""
-        return self._worker.wait_until_caught_up(timeout)
+        worker = self._worker
+        return True if worker is None else worker.wait_until_caught_up(timeout)
 
     @property
     def spool_full(self) -> bool:
-        """True while the spool is near its byte limit: the receiver answers 429/503 meanwhile."""
-        return self._spool.full
+        """True while the spool is near its byte limit, or not open yet (its disk was full or
+        read-only at start): the receiver answers 429/503 meanwhile."""
+        spool = self._spool
+        return spool is None or spool.full
 
     @property
-    def spool(self) -> Spool:
+    def spool(self) -> Spool | None:
+        """The open spool; None until it could be opened (its disk was full or read-only when
+        the exporter was built: exports are refused and it is tried again meanwhile)."""
         return self._spool
 
     @property
@@ -341,10 +380,65 @@ class TraceExporter(SpanExporter, ABC):
         )
         self._metrics.dropped(1, "malformed")
 
-    def _start_worker(self) -> DeliveryWorker:
+    def _try_open(self) -> Spool | None:
+        """The spool, opened; or None where a full or read-only disk (or missing permissions)
+        keeps it from opening. The exporter starts anyway: it says so once, refuses exports
+        (counted as dropped, as when the disk fills later) and `_keep_opening` opens the spool
+        as soon as it can, then delivers what it holds. Nothing is kept in memory meanwhile: a
+        span export() accepted is a span on disk, and what a crash would lose must not pass
+        for accepted."""
+        try:
+            return self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+        except Exception as error:
+            if not expected_error(error):
+                raise
+            self._unwritable.occurred(self._opening_failed(error))
+            return None
+
+    def _keep_opening_in_background(self) -> None:
+        self._opener = threading.Thread(
+            target=self._keep_opening, name=f"otel-bridge-{self.sink_name}-spool", daemon=True
+        )
+        self._opener.start()
+
+    def _keep_opening(self) -> None:
+        wait = _REOPEN_FIRST_S
+        while not self._stop_opening.wait(wait):
+            wait = min(wait * 2, _REOPEN_MAX_S)
+            try:
+                spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+            except Exception as error:
+                if not expected_error(error):
+                    _logger.exception("%s: could not open the spool", self.sink_name)
+                self._unwritable.occurred(self._opening_failed(error))
+                continue
+            with self._shutdown_lock:
+                if self._is_shutdown:
+                    spool.close()
+                    return
+                self._attach(spool)
+            self._unwritable.ended()
+            return
+
+    def _opening_failed(self, error: Exception) -> str:
+        """What the refusals say until the spool opens: the file, SQLite's words (for a full
+        disk often only "disk I/O error") and the disk's free bytes, which tell what they mean."""
+        try:
+            free = f"{shutil.disk_usage(self._spool_dir).free} bytes free on its disk"
+        except OSError as unreadable:
+            free = f"its disk unreadable: {unreadable}"
+        path = spool_path(self._spool_dir, self._spool_name)
+        self._cannot_open = f"{path}: {error}, {free}; opening it again meanwhile"
+        return self._cannot_open
+
+    def _attach(self, spool: Spool) -> None:
+        self._worker = self._start_worker(spool)
+        self._spool = spool
+
+    def _start_worker(self, spool: Spool) -> DeliveryWorker:
         worker = DeliveryWorker(
             name=self.sink_name,
-            spool=self._spool,
+            spool=spool,
             sink=self,
             policy=self._retry,
             clock=self._clock,
@@ -364,11 +458,15 @@ class TraceExporter(SpanExporter, ABC):
         parent holds the lock on its own). Locks other threads of the parent may have held at
         the fork are replaced, so nothing in the child waits for a thread that is not there."""
         self._shutdown_lock = threading.Lock()
-        self._spool.abandon_after_fork()
+        # The parent's opener thread (if its spool never opened) is not in this process.
+        self._stop_opening = threading.Event()
+        self._opener = None
+        if self._spool is not None:
+            self._spool.abandon_after_fork()
         if self._is_shutdown:
             return
         try:
-            self._spool = self._open_spool(self._spool_dir, self._spool_name, **self._spool_bounds)
+            spool = self._try_open()
         except Exception:
             # An exception here would only be printed by os.fork(); fail exports instead.
             _logger.exception(
@@ -378,6 +476,7 @@ class TraceExporter(SpanExporter, ABC):
             )
             self._is_shutdown = True
             return
+        self._spool = spool  # the child's own (None while its disk is full); the worker next
         try:
             self._after_fork_in_child()
         except Exception:
@@ -387,7 +486,11 @@ class TraceExporter(SpanExporter, ABC):
                 self.sink_name,
                 os.getpid(),
             )
-        self._worker = self._start_worker()
+        if spool is None:
+            self._worker = None
+            self._keep_opening_in_background()
+        else:
+            self._worker = self._start_worker(spool)
 
     def _open_spool(self, directory: Path, name: str, **bounds: object) -> Spool:
         for suffix in range(_MAX_SPOOL_SUFFIX):

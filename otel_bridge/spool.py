@@ -251,7 +251,12 @@ class Spool:
         self._lock_file = SpoolLock(self.path)
         self._lock = threading.Lock()
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
-        self._file: SpoolFile = open_checked(self.path)
+        try:
+            self._file: SpoolFile = open_checked(self.path)
+        except BaseException:
+            # A full or read-only disk: the exporter opens it again later, under this name.
+            self._lock_file.close()
+            raise
         self._db: sqlite3.Connection | None = self._file.db
         try:
             upgrade(self._db, self.path, _SCHEMA_VERSION, _SCHEMA)

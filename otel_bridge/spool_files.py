@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from otel_bridge.episodes import expected_error
+
 __all__ = [
     "HELD_SUFFIX",
     "SpoolFile",
@@ -200,7 +202,11 @@ def open_checked(path: Path, *, timeout: float = 30.0) -> SpoolFile:
             how = "was emptied to 0 bytes"
     _make_private(path)
     db = _connect(path, timeout)
-    reason = _header_problem(path) or _quick_check(db)
+    try:
+        reason = _header_problem(path) or _quick_check(db)
+    except BaseException:
+        db.close()
+        raise
     if reason is not None:
         db.close()
         moved = _move_aside(path, held_before)
@@ -217,9 +223,13 @@ def open_checked(path: Path, *, timeout: float = 30.0) -> SpoolFile:
         held_before = None
         _make_private(path)
         db = _connect(path, timeout)
-    db.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
-    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a process crash (only an OS crash can lose the last commits).
+        db.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        db.close()  # a full or read-only disk: opened again later, by the exporter
+        raise
     return SpoolFile(path, db, held_before, how)
 
 
@@ -293,6 +303,11 @@ def _quick_check(db: sqlite3.Connection) -> str | None:
     try:
         rows = db.execute("PRAGMA quick_check(3)").fetchall()
     except sqlite3.DatabaseError as error:
+        if expected_error(error):
+            # A full or read-only disk (SQLite cannot make the -shm file to read a WAL-mode
+            # file): the machine's state, not damage. Moved aside, the file's traces would
+            # wait for a salvage by hand; raised, the exporter opens it again when it can.
+            raise
         return str(error)
     problems = [" ".join(str(row[0]).split()) for row in rows]  # one log line, not several
     if problems == ["ok"]:

@@ -16,7 +16,7 @@ from typing import Any
 from otel_bridge.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from otel_bridge.exporter import TraceExporter, default_spool_dir
 from otel_bridge.plugins import sink_entry_point
-from otel_bridge.spool import SpoolLockedError, describe_destination
+from otel_bridge.spool import Spool, SpoolLockedError, describe_destination
 from otel_bridge.spool_survey import survey
 
 HELP = "re-deliver a sink's dead-lettered traces (after fixing what made the sink reject them)"
@@ -83,31 +83,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay(exporter: TraceExporter, args: argparse.Namespace) -> int:
+    spool = exporter.spool
+    if spool is None:  # its disk is full or read-only; the exporter said why
+        print(f"otel-bridge replay: cannot open the {args.sink} spool", file=sys.stderr)
+        return EXIT_FAILED
     expected = f"{exporter.spool_stem}.sqlite3"
-    if exporter.spool.path.name != expected:
+    if spool.path.name != expected:
         print(
-            f"otel-bridge replay: {exporter.spool.path.with_name(expected)} is in use by a running"
+            f"otel-bridge replay: {spool.path.with_name(expected)} is in use by a running"
             " exporter; stop it first (it keeps delivering what is queued)",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    dead = exporter.spool.dead_letters()
+    dead = spool.dead_letters()
     for letter in dead:
         print(f"{letter.key}  attempts={letter.attempts}  {letter.reason}")
     if args.list or not dead:
-        print(f"{len(dead)} dead letter(s) in {exporter.spool.path}")
+        print(f"{len(dead)} dead letter(s) in {spool.path}")
         return EXIT_OK
-    moved = exporter.spool.requeue_dead_letters(exporter.clock.now())
-    queued_traces, queued_spans = exporter.spool.outbox_totals()
+    moved = spool.requeue_dead_letters(exporter.clock.now())
+    queued_traces, queued_spans = spool.outbox_totals()
     started = time.monotonic()
-    delivered = _flush_showing_progress(exporter, args.timeout, queued_traces, queued_spans)
+    delivered = _flush_showing_progress(exporter, spool, args.timeout, queued_traces, queued_spans)
     elapsed = time.monotonic() - started
-    counts = exporter.spool.counts()
-    left_traces, left_spans = exporter.spool.outbox_totals()
+    counts = spool.counts()
+    left_traces, left_spans = spool.outbox_totals()
     sent_spans = max(queued_spans - left_spans, 0)
     print(
         f"re-queued {moved} trace(s); {counts.outbox} still queued,"
-        f" {counts.dead_letters} dead-lettered again ({exporter.spool.path})"
+        f" {counts.dead_letters} dead-lettered again ({spool.path})"
     )
     print(
         f"{max(queued_traces - left_traces, 0)} trace(s), {sent_spans} span(s) left the queue"
@@ -139,7 +143,7 @@ def _list_spools(directory: Path) -> int:
 
 
 def _flush_showing_progress(
-    exporter: TraceExporter, timeout: float, traces: int, spans: int
+    exporter: TraceExporter, spool: Spool, timeout: float, traces: int, spans: int
 ) -> bool:
     """`force_flush` on a thread of its own while a progress bar on stderr follows the queue:
     traces done of `traces`, spans/s, time left. The bar draws only on a terminal."""
@@ -171,7 +175,7 @@ def _flush_showing_progress(
         flush.start()
         while flush.is_alive():
             flush.join(0.2)
-            left_traces, left_spans = exporter.spool.outbox_totals()
+            left_traces, left_spans = spool.outbox_totals()
             rate = (spans - left_spans) / max(time.monotonic() - started, 1e-3)
             progress.update(task, completed=traces - left_traces, rate=f"{rate:.0f}")
     return bool(outcome and outcome[0])

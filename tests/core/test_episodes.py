@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.file_sink import FileSpanExporter
+from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.otlp import read_traces
 from tests import contract
 from tests.contract import make_spans
@@ -167,6 +169,11 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return mounted.returncode == 0
 
 
+def _unmount(path: Path) -> None:
+    """Lazily: a failed test may leave a file open on the disk, which must not keep it."""
+    subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+
+
 def test_a_disk_filled_by_others_speaks_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -192,7 +199,7 @@ def test_a_disk_filled_by_others_speaks_once(
         assert any("spool not writable" in r.getMessage() for r in warnings)
         assert all(r.exc_info is None for r in caplog.records)
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        _unmount(disk)
 
 
 def test_a_disk_smaller_than_the_limit_bounds_the_spool_and_delivery_goes_on(
@@ -237,7 +244,55 @@ def test_a_disk_smaller_than_the_limit_bounds_the_spool_and_delivery_goes_on(
         assert full and "the disk has room for" in full[0], full
         assert not [r for r in caplog.records if "disk is full" in r.getMessage()]
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        _unmount(disk)
+
+
+def test_a_disk_full_when_the_exporter_is_built_costs_the_app_nothing_and_delivery_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spool holding three undelivered traces, then another program fills its 1 MiB disk, then
+    the app starts: building the exporter (and a handler with it) raises nothing; it says once
+    that its spool is not writable, refuses spans meanwhile (counted), and once the room is back
+    it opens the same spool file, delivers the three traces and what it accepts, each once.
+    (Before: "database or disk is full" raised from the constructor, failing the app's start.)"""
+    disk = tmp_path / "small-disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    try:
+        earlier = contract.SwitchableSink(down=True, spool_dir=disk, grace_period=0.0)
+        queued = [make_spans() for _ in range(3)]
+        assert {earlier.export(spans).name for spans in queued} == {"SUCCESS"}
+        earlier.shutdown()
+        _fill(disk / "someone-else")
+
+        with caplog.at_level(logging.INFO):
+            sink = contract.MemorySink(spool_dir=disk, grace_period=0.0)
+            try:
+                OTelCallbackHandler(tracer_provider=TracerProvider(), exporters=[sink])
+                assert sink.spool is None and sink.spool_full
+                assert sink.delivery_state().stalled is not None
+                refused = [sink.export(make_spans()).name for _ in range(4)]
+                (disk / "someone-else").unlink()
+                assert contract._wait_for(lambda: sink.spool is not None, timeout=60.0)
+                assert sink.spool is not None
+                assert sink.spool.path.name == "memory.sqlite3"  # the same file, not a new one
+                later = make_spans()
+                assert sink.export(later).name == "SUCCESS"
+                assert sink.force_flush(30_000)
+            finally:
+                sink.shutdown()
+        assert refused == ["FAILURE"] * 4
+        delivered = Counter(trace.trace_id for trace in sink.delivered)
+        wanted = [spans[0].context.trace_id for spans in [*queued, later]]
+        assert sorted(delivered) == sorted(wanted) and set(delivered.values()) == {1}
+        lines = _records(caplog, "otel_bridge.exporter")
+        assert [r.levelname for r in lines] == ["WARNING", "INFO"], [r.getMessage() for r in lines]
+        assert "spool not writable" in lines[0].getMessage()
+        assert " bytes free on its disk" in lines[0].getMessage()
+        assert "12 span(s) refused" in lines[1].getMessage()
+        assert all(r.exc_info is None for r in caplog.records)
+    finally:
+        _unmount(disk)
 
 
 def _fill(path: Path) -> None:
