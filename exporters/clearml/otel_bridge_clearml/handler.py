@@ -147,8 +147,8 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
                 )
             self.exporter.report_session(name)
             if langchain_asset is not None:
+                # Uploaded (offline: copied) before the call returns; no flush to wait for.
                 self.exporter.save_langchain_asset(langchain_asset, name)
-                self.exporter.task.flush(wait_for_uploads=True)
             self.reset_callback_meta()
         except Exception:
             if self.raise_error:
