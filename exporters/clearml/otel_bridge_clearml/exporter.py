@@ -87,7 +87,8 @@ class ClearMLSpanExporter(TraceExporter):
     by `shutdown`.
 
     Per trace (with `tables_per="trace"`, the default; with "flush" only `report_session`
-    reports tables): an "Action Records" table (one row per run, with the seed's step counters
+    reports tables): an "Action Records" table (the seed's rows: each run's start, its agent
+    actions, agent finish and on_text, and its end or error, with the seed's step counters
     counted within the trace) and a "Session Analysis" table (each generation beside its
     prompt), both with the series "<root run name> <trace id>"; scalars per model ("Latency
     (s)", "Input tokens", "Output tokens" per call, "Errors" per trace; x = the model's n-th

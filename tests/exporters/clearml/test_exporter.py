@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def test_with_no_credentials_it_logs_offline_and_says_where(
     assert session.tables(SESSION_ANALYSIS_TITLE)[series][0]["output"] == RAG_ANSWER
 
 
-def test_action_records_table_has_one_row_per_run(
+def test_action_records_table_has_a_start_and_an_end_row_per_run(
     provider: TracerProvider, spool_dir: Path
 ) -> None:
     exporter = ClearMLSpanExporter(spool_dir=spool_dir, grace_period=0.0)
@@ -109,9 +110,11 @@ def test_action_records_table_has_one_row_per_run(
     # Ordered by when each run ended, the seed's step counter counts every start and end.
     steps = [row["step"] for row in rows]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    # A start and an end row per run.
+    assert Counter(row["span_id"] for row in rows) == {row["span_id"]: 2 for row in rows}
     outermost = rows[-1]
-    assert outermost["run_type"] == "chain" and outermost["step"] == 2 * len(rows)
-    assert outermost["starts"] == outermost["ends"] == len(rows)
+    assert outermost["run_type"] == "chain" and outermost["step"] == len(rows)
+    assert outermost["starts"] == outermost["ends"] == len(rows) // 2
     assert outermost["llm_starts"] == outermost["llm_ends"] == 1
     assert outermost["errors"] == 0
     exporter.shutdown()

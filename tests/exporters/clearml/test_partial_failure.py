@@ -79,8 +79,8 @@ def _answer(messages: list[BaseMessage]) -> str:
         ("report_table", 4),
         # A scalar in the middle of the third trace (four per trace: latency, tokens, errors).
         ("report_scalar", 10),
-        # The second trace's third console record.
-        ("report_text", 7),
+        # The second trace's third console record (eight per trace: a start and an end per run).
+        ("report_text", 11),
         # The flush that ends the delivery: every call was made, ClearML did not confirm.
         ("flush", 1),
     ],
@@ -130,13 +130,13 @@ def test_a_failed_clearml_call_is_retried_alone(
         (title, MODEL)
         for title in (LATENCY_TITLE, INPUT_TOKENS_TITLE, OUTPUT_TOKENS_TITLE, ERRORS_TITLE)
     }
-    # Each run's console record once.
+    # Each run's console records (its start and its end) once.
     records = [
-        (record["trace_id"], record["span_id"])
+        (record["trace_id"], record["span_id"], record["action"])
         for record in session.console_records()
         if "span_id" in record
     ]
-    assert len(records) == len(set(records)) == TRACES * RUNS_PER_TRACE
+    assert len(records) == len(set(records)) == TRACES * RUNS_PER_TRACE * 2
     answers = {
         row["output"] for rows in session.tables(SESSION_ANALYSIS_TITLE).values() for row in rows
     }
