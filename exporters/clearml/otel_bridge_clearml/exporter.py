@@ -104,7 +104,8 @@ class ClearMLSpanExporter(TraceExporter):
 
     A task created here has ClearML's framework bindings, repository detection (the checkout's
     git diff and package analysis), argument-parser and stream capture and resource monitor off,
-    and does not reseed `random`. `task_init_options` go to `Task.init` over those defaults (a
+    does not reseed `random`, and reports from a thread rather than a forked subprocess unless
+    clearml.conf sets `sdk.development.report_use_subprocess` (see `transport.open_task`). `task_init_options` go to `Task.init` over those defaults (a
     dict for `auto_connect_frameworks` is merged over the all-off one); `**options` to
     `TraceExporter`.
 
