@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from otel_bridge import semconv
-from otel_bridge.langchain_views import FinishedTrace, LLMCall, TracedMessage, TracedRun, as_text
+from otel_bridge.langchain_views import (
+    FinishedTrace,
+    LLMCall,
+    RunEvent,
+    TracedMessage,
+    TracedRun,
+    as_text,
+)
 from otel_bridge.sink import span_key, trace_key
 from otel_bridge.trace_tree import SpanRecord
 from otel_bridge_clearml.text_analysis import TextAnalysis, TextAnalyzer
@@ -92,9 +99,13 @@ class StepCounters:
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
-    """One LangChain run: a row of "Action Records" and, with stream_logs, a console line."""
+    """One callback of a LangChain run, as the seed recorded them: a row of "Action Records"
+    and, with stream_logs, a console line. Each run has a start row (on_llm_start,
+    on_chain_start, on_tool_start, on_retriever_start: its inputs), a row per agent action,
+    agent finish and on_text (the seed's tool/tool_input/log, output/log and text columns), and
+    an end or error row (outputs, model, tokens, latency, status)."""
 
-    action: str  # the seed's callback name: on_llm_end, on_chain_error, ...
+    action: str  # the seed's callback name: on_llm_start, on_agent_action, on_chain_error, ...
     run_type: str
     name: str
     trace_id: str
@@ -105,11 +116,14 @@ class ActionRecord:
     model: str | None
     input_tokens: int | None
     output_tokens: int | None
-    latency_s: float
-    status: str  # "ok" or "error"
+    latency_s: float | None  # on end and error rows
+    status: str | None  # "ok" or "error" on end and error rows
     error: str | None
-    counters: StepCounters  # as of this run's end
+    counters: StepCounters  # as of this callback
     complexity: Mapping[str, float | str] = field(default_factory=dict)
+    # The seed's own columns of an agent action (tool, tool_input, log), an agent finish
+    # (output, log) or on_text (text).
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int | None:
@@ -125,6 +139,7 @@ class ActionRecord:
             "model": self.model,
             "inputs": self.inputs,
             "outputs": self.outputs,
+            **self.details,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
@@ -213,14 +228,15 @@ def encode_trace(trace: FinishedTrace, analyzer: TextAnalyzer | None = None) -> 
     """The ClearML view of one trace. Spans that are not LangChain runs (e.g. HTTP client spans)
     contribute nothing; a malformed run costs its own record, never the trace."""
     runs = trace.runs()
-    counters = _replay_counters(trace, runs)
+    timeline = _replay_callbacks(trace, runs)
+    counters = _start_and_end_counters(timeline)
     llm_calls = {call.span_id: call for call in trace.llm_calls()}
     errors = {run.span_id: run.error_type for run in runs if run.error_type is not None}
     analyses = _Analyses(analyzer)
 
     records: list[ActionRecord] = []
-    for run in sorted(runs, key=lambda r: counters[r.span_id][1].step):
-        record = _guarded_record(run, counters, llm_calls, analyses)
+    for callback in timeline:
+        record = _guarded_record(callback, llm_calls, analyses)
         if record is not None:
             records.append(record)
 
@@ -325,46 +341,90 @@ class _Analyses:
 
 
 def _guarded_record(
-    run: TracedRun,
-    counters: Mapping[int, tuple[StepCounters, StepCounters]],
-    llm_calls: Mapping[int, LLMCall],
-    analyses: _Analyses,
+    callback: _Callback, llm_calls: Mapping[int, LLMCall], analyses: _Analyses
 ) -> ActionRecord | None:
     try:
-        return _record(run, counters, llm_calls, analyses)
+        if callback.what == "start":
+            return _start_record(callback.run, callback.counters, llm_calls)
+        if callback.what == "end":
+            return _end_record(callback.run, callback.counters, llm_calls, analyses)
+        if callback.event is not None and callback.event.name in _EVENT_ACTIONS:
+            return _event_record(callback.run, callback.event, callback.counters)
+        return None
     except Exception:
         _logger.warning(
-            "clearml: skipping the record of malformed span %016x", run.span_id, exc_info=True
+            "clearml: skipping a record of malformed span %016x",
+            callback.run.span_id,
+            exc_info=True,
         )
         return None
 
 
-def _record(
-    run: TracedRun,
-    counters: Mapping[int, tuple[StepCounters, StepCounters]],
-    llm_calls: Mapping[int, LLMCall],
-    analyses: _Analyses,
-) -> ActionRecord:
+def _bare_record(run: TracedRun, action: str, counters: StepCounters) -> ActionRecord:
     span = run.span
-    run_type = run.run_type or ""
-    record = ActionRecord(
-        action=_action(run_type, failed=run.status == "error"),
-        run_type=run_type,
+    return ActionRecord(
+        action=action,
+        run_type=run.run_type or "",
         name=run.name,
         trace_id=f"{span.trace_id:032x}",
         span_id=f"{span.span_id:016x}",
         parent_span_id=None if span.parent_span_id is None else f"{span.parent_span_id:016x}",
-        inputs=as_text(run.inputs),
-        outputs=as_text(run.outputs),
+        inputs="",
+        outputs="",
         model=None,
         input_tokens=None,
         output_tokens=None,
+        latency_s=None,
+        status=None,
+        error=None,
+        counters=counters,
+    )
+
+
+def _start_record(
+    run: TracedRun, counters: StepCounters, llm_calls: Mapping[int, LLMCall]
+) -> ActionRecord:
+    record = _bare_record(run, f"on_{_kind(run.run_type or '')}_start", counters)
+    call = llm_calls.get(run.span_id)
+    if call is not None:
+        return replace(record, inputs=_prompt_text(call), model=call.model)
+    return replace(record, inputs=as_text(run.inputs))
+
+
+def _event_record(run: TracedRun, event: RunEvent, counters: StepCounters) -> ActionRecord:
+    attributes = event.attributes
+    details: dict[str, Any]
+    if event.name == semconv.EVENT_AGENT_ACTION:
+        details = {
+            "tool": attributes.get("tool"),
+            "tool_input": as_text(attributes.get("tool_input")),
+            "log": as_text(attributes.get("log")),
+        }
+    elif event.name == semconv.EVENT_AGENT_FINISH:
+        values = attributes.get("return_values")
+        output = values.get("output", values) if isinstance(values, Mapping) else values
+        details = {"output": as_text(output), "log": as_text(attributes.get("log"))}
+    else:
+        details = {"text": as_text(attributes.get("text"))}
+    return replace(_bare_record(run, _EVENT_ACTIONS[event.name], counters), details=details)
+
+
+def _end_record(
+    run: TracedRun,
+    counters: StepCounters,
+    llm_calls: Mapping[int, LLMCall],
+    analyses: _Analyses,
+) -> ActionRecord:
+    run_type = run.run_type or ""
+    record = replace(
+        _bare_record(run, _action(run_type, failed=run.status == "error"), counters),
+        inputs=as_text(run.inputs),
+        outputs=as_text(run.outputs),
         latency_s=run.latency_s,
         status=run.status,
         error=run.error_type,
-        counters=counters[span.span_id][1],
     )
-    call = llm_calls.get(span.span_id)
+    call = llm_calls.get(run.span_id)
     if call is not None:
         outputs = "\n\n".join(_generation_texts(call))
         return replace(
@@ -381,14 +441,23 @@ def _record(
     return record
 
 
-def _action(run_type: str, *, failed: bool) -> str:
+_EVENT_ACTIONS: Mapping[str, str] = {
+    semconv.EVENT_AGENT_ACTION: "on_agent_action",
+    semconv.EVENT_AGENT_FINISH: "on_agent_finish",
+    semconv.EVENT_TEXT: "on_text",
+}
+
+
+def _kind(run_type: str) -> str:
     if run_type in _MODEL_RUN_TYPES:
-        kind = "llm"
-    elif run_type in (semconv.RUN_TYPE_TOOL, semconv.RUN_TYPE_RETRIEVER):
-        kind = run_type
-    else:
-        kind = "chain"
-    return f"on_{kind}_{'error' if failed else 'end'}"
+        return "llm"
+    if run_type in (semconv.RUN_TYPE_TOOL, semconv.RUN_TYPE_RETRIEVER):
+        return run_type
+    return "chain"
+
+
+def _action(run_type: str, *, failed: bool) -> str:
+    return f"on_{_kind(run_type)}_{'error' if failed else 'end'}"
 
 
 def _counter_kind(run_type: str | None) -> str | None:
@@ -426,23 +495,33 @@ def _tree_order(trace: FinishedTrace) -> tuple[dict[int, int], dict[int, int]]:
     return starts, ends
 
 
-def _replay_counters(
-    trace: FinishedTrace, runs: Sequence[TracedRun]
-) -> dict[int, tuple[StepCounters, StepCounters]]:
-    """Each run's counters as of its start and as of its end."""
+@dataclass(frozen=True, slots=True)
+class _Callback:
+    """One callback LangChain made: a run's start or end, or an event of it (`what` is then
+    the event's name), with the step counters as of that callback."""
+
+    what: str
+    run: TracedRun
+    event: RunEvent | None
+    counters: StepCounters
+
+
+def _replay_callbacks(trace: FinishedTrace, runs: Sequence[TracedRun]) -> list[_Callback]:
+    """Every run's start, events and end, in the order LangChain called them."""
     start_order, end_order = _tree_order(trace)
-    # (time, tie-break, what, run); run events sort just after their run's start on ties.
-    happenings: list[tuple[int, float, str, TracedRun]] = []
+    # (time, tie-break, what, run, event); events sort just after their run's start on ties.
+    happenings: list[tuple[int, float, str, TracedRun, RunEvent | None]] = []
     for run in runs:
-        happenings.append((run.start_time_ns, start_order[run.span_id], "start", run))
-        happenings.append((run.end_time_ns, end_order[run.span_id], "end", run))
-        for event in run.events:
-            happenings.append((event.timestamp_ns, start_order[run.span_id] + 0.5, event.name, run))
+        happenings.append((run.start_time_ns, start_order[run.span_id], "start", run, None))
+        happenings.append((run.end_time_ns, end_order[run.span_id], "end", run, None))
+        for happened in run.events:
+            tie = start_order[run.span_id] + 0.5
+            happenings.append((happened.timestamp_ns, tie, happened.name, run, happened))
     happenings.sort(key=lambda item: (item[0], item[1]))
 
     state = Counter[str]()
-    snapshots: dict[int, list[StepCounters]] = {}
-    for _, _, what, run in happenings:
+    timeline: list[_Callback] = []
+    for _, _, what, run, event in happenings:
         kind = _counter_kind(run.run_type)
         if what == "start":
             state.update(("step", "starts", *([f"{kind}_starts"] if kind else [])))
@@ -458,9 +537,23 @@ def _replay_counters(
             state.update(("step",))
         elif what == semconv.EVENT_AGENT_FINISH:
             state.update(("step", "agent_ends"))
-        if what in ("start", "end"):
-            snapshots.setdefault(run.span_id, []).append(_snapshot(state))
-    return {span_id: (taken[0], taken[-1]) for span_id, taken in snapshots.items()}
+        timeline.append(_Callback(what, run, event, _snapshot(state)))
+    return timeline
+
+
+def _start_and_end_counters(
+    timeline: Sequence[_Callback],
+) -> dict[int, tuple[StepCounters, StepCounters]]:
+    """Each run's counters as of its start and as of its end."""
+    starts: dict[int, StepCounters] = {}
+    found: dict[int, tuple[StepCounters, StepCounters]] = {}
+    for callback in timeline:
+        span_id = callback.run.span_id
+        if callback.what == "start":
+            starts[span_id] = callback.counters
+        elif callback.what == "end":
+            found[span_id] = (starts.get(span_id, callback.counters), callback.counters)
+    return found
 
 
 _COUNTER_FIELDS = frozenset(StepCounters.__dataclass_fields__)

@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 import threading
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,6 +38,41 @@ _logger = logging.getLogger(__name__)
 DEFAULT_SESSION_SERIES = "session"
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_MAX_BATCH = 512
+# Traces whose publishing is under way or failed part way (see `_Publication`). A delivery batch
+# holds at most max_batch traces, and a trace leaves the map once ClearML has taken it, so the
+# bound is only reached when many batches in a row fail; the oldest is then forgotten (and, if
+# it is retried after all, published from its first call again).
+MAX_PENDING_PUBLICATIONS = 4 * DEFAULT_MAX_BATCH
+
+ReportCall = Callable[[ClearMLTransport], None]
+
+
+@dataclass(slots=True)
+class _Publication:
+    """One trace as the ClearML calls that publish it, in order, with their iterations fixed
+    when the trace was first encoded, and how many of them ClearML has already taken.
+
+    A failed call leaves `done` where it was, so the retry resumes with that call: nothing taken
+    before is reported again (a table reported twice shows twice; a scalar reported again at a
+    new iteration counts twice). Once every call is made, only ClearML's flush is left; a failed
+    flush retries the flush alone. The rows join the session tables once, when the flush has
+    succeeded. Kept in memory only: a ClearML task belongs to one process (a restarted process
+    logs into a task of its own), so a retry in another process has nothing to resume.
+    """
+
+    calls: list[ReportCall]
+    records: list[dict[str, Any]]
+    generations: list[dict[str, Any]]
+    done: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= len(self.calls)
+
+    def resume(self, transport: ClearMLTransport) -> None:
+        while self.done < len(self.calls):
+            self.calls[self.done](transport)
+            self.done += 1
 
 
 class ClearMLSpanExporter(TraceExporter):
@@ -51,7 +87,8 @@ class ClearMLSpanExporter(TraceExporter):
     by `shutdown`.
 
     Per trace (with `tables_per="trace"`, the default; with "flush" only `report_session`
-    reports tables): an "Action Records" table (one row per run, with the seed's step counters
+    reports tables): an "Action Records" table (the seed's rows: each run's start, its agent
+    actions, agent finish and on_text, and its end or error, with the seed's step counters
     counted within the trace) and a "Session Analysis" table (each generation beside its
     prompt), both with the series "<root run name> <trace id>"; scalars per model ("Latency
     (s)", "Input tokens", "Output tokens" per call, "Errors" per trace; x = the model's n-th
@@ -61,9 +98,14 @@ class ClearMLSpanExporter(TraceExporter):
     action record as a JSON line in the task's console. `report_session` adds the tables of
     everything delivered since its last call (what the seed's `flush_tracker` reported).
 
+    Exactly once: a trace is published as a fixed list of ClearML calls (its iterations taken
+    once); when one call fails, the retry resumes at that call, and when ClearML's final flush
+    fails, the retry only flushes again (see `_Publication`).
+
     A task created here has ClearML's framework bindings, repository detection (the checkout's
     git diff and package analysis), argument-parser and stream capture and resource monitor off,
-    and does not reseed `random`. `task_init_options` go to `Task.init` over those defaults (a
+    does not reseed `random`, and reports from a thread rather than a forked subprocess unless
+    clearml.conf sets `sdk.development.report_use_subprocess` (see `transport.open_task`). `task_init_options` go to `Task.init` over those defaults (a
     dict for `auto_connect_frameworks` is merged over the all-off one); `**options` to
     `TraceExporter`.
 
@@ -118,6 +160,7 @@ class ClearMLSpanExporter(TraceExporter):
         self._task_closed = False
         self._lock = threading.Lock()
         self._iterations: dict[tuple[str, str], int] = {}
+        self._pending: OrderedDict[str, _Publication] = OrderedDict()
         self._session_records: deque[dict[str, Any]] = deque(maxlen=max_session_rows)
         self._session_rows: deque[dict[str, Any]] = deque(maxlen=max_session_rows)
         # ClearML's own flush takes seconds with its default subprocess reporting; the base's
@@ -183,55 +226,97 @@ class ClearMLSpanExporter(TraceExporter):
             with self._lock:
                 if not self._created_task:
                     self._transport = None  # the app closed its task: use its next one
+                    # what was half published went into the closed task; start over there
+                    self._pending.clear()
             raise RetryableError("the ClearML task is closed; the traces stay queued")
-        delivered: set[str] = set()
+        published: list[str] = []
         retryable: dict[str, str] = {}
         permanent: dict[str, str] = {}
         for trace in traces:
             key = trace_key(trace)
+            publication = self._publication(key)
+            if publication is None:
+                try:
+                    report = encode_trace(trace, self._analyzer)
+                except Exception as error:
+                    _logger.exception("clearml: cannot encode trace %s", key)
+                    permanent[key] = f"cannot encode the trace: {error!r}"
+                    continue
+                publication = self._plan(report)
+                self._remember(key, publication)
             try:
-                report = encode_trace(trace, self._analyzer)
+                publication.resume(transport)
             except Exception as error:
-                _logger.exception("clearml: cannot encode trace %s", key)
-                permanent[key] = f"cannot encode the trace: {error!r}"
-                continue
-            try:
-                self._publish(transport, report)
-            except Exception as error:
-                _logger.warning("clearml: reporting trace %s failed", key, exc_info=True)
+                _logger.warning(
+                    "clearml: reporting trace %s failed after %d of its %d calls; the retry "
+                    "resumes there",
+                    key,
+                    publication.done,
+                    len(publication.calls),
+                    exc_info=True,
+                )
                 retryable[key] = f"ClearML reporting failed: {error!r}"
                 continue
-            delivered.add(key)
+            published.append(key)
         try:
             transport.flush()
         except Exception as error:
+            # Every call of `published` was made; their retry only flushes again.
             raise RetryableError(f"ClearML did not take the reports: {error!r}") from error
+        self._taken(published)
         return DeliveryReport(
-            delivered=frozenset(delivered), retryable=retryable, permanent=permanent
+            delivered=frozenset(published), retryable=retryable, permanent=permanent
         )
 
-    def _publish(self, transport: ClearMLTransport, report: TraceReport) -> None:
+    def _plan(self, report: TraceReport) -> _Publication:
+        """The ClearML calls of one trace, in order; scalar and media iterations are taken here,
+        once, so a resumed publication reports each point at the iteration it was given."""
         records = [record.as_row() for record in report.action_records]
         generations = [row.as_row() for row in report.session_rows]
+        calls: list[ReportCall] = []
         if self.tables_per == "trace":
+            series = report.table_series
             if records:
-                transport.report_table(ACTION_RECORDS_TITLE, report.table_series, table(records))
+                calls.append(_table_call(ACTION_RECORDS_TITLE, series, table(records)))
             if generations:
-                transport.report_table(
-                    SESSION_ANALYSIS_TITLE, report.table_series, table(generations)
-                )
+                calls.append(_table_call(SESSION_ANALYSIS_TITLE, series, table(generations)))
         for point in report.scalars:
             iteration = self._next_iteration(point.title, point.series)
-            transport.report_scalar(point.title, point.series, point.value, iteration)
+            calls.append(_scalar_call(point.title, point.series, point.value, iteration))
         for item in report.media:
             iteration = self._next_iteration(item.title, item.series)
-            transport.report_html(item.title, item.series, item.html, iteration)
+            calls.append(_html_call(item.title, item.series, item.html, iteration))
         if self.settings.stream_logs:
-            for record in records:
-                transport.report_text(json.dumps(record, ensure_ascii=False, default=str))
+            calls.extend(
+                _text_call(json.dumps(record, ensure_ascii=False, default=str))
+                for record in records
+            )
+        return _Publication(calls, records, generations)
+
+    def _publication(self, key: str) -> _Publication | None:
         with self._lock:
-            self._session_records.extend(records)
-            self._session_rows.extend(generations)
+            return self._pending.get(key)
+
+    def _remember(self, key: str, publication: _Publication) -> None:
+        with self._lock:
+            self._pending[key] = publication
+            while len(self._pending) > MAX_PENDING_PUBLICATIONS:
+                forgotten, _ = self._pending.popitem(last=False)
+                _logger.warning(
+                    "clearml: more than %d traces wait for a retry; trace %s is forgotten and, "
+                    "if retried, published from its first call again",
+                    MAX_PENDING_PUBLICATIONS,
+                    forgotten,
+                )
+
+    def _taken(self, keys: Sequence[str]) -> None:
+        """ClearML has taken every call of these traces: their rows join the session once."""
+        with self._lock:
+            for key in keys:
+                publication = self._pending.pop(key, None)
+                if publication is not None:
+                    self._session_records.extend(publication.records)
+                    self._session_rows.extend(publication.generations)
 
     def _next_iteration(self, title: str, series: str) -> int:
         with self._lock:
@@ -306,3 +391,22 @@ class ClearMLSpanExporter(TraceExporter):
                 transport.close()
             except Exception:
                 _logger.warning("clearml: closing the task failed", exc_info=True)
+
+
+# --- the report calls a publication is made of ------------------------------------------------
+
+
+def _table_call(title: str, series: str, rows: list[list[Any]]) -> ReportCall:
+    return lambda transport: transport.report_table(title, series, rows)
+
+
+def _scalar_call(title: str, series: str, value: float, iteration: int) -> ReportCall:
+    return lambda transport: transport.report_scalar(title, series, value, iteration)
+
+
+def _html_call(title: str, series: str, html: str, iteration: int) -> ReportCall:
+    return lambda transport: transport.report_html(title, series, html, iteration)
+
+
+def _text_call(text: str) -> ReportCall:
+    return lambda transport: transport.report_text(text)

@@ -105,8 +105,9 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
 
     @property
     def action_records(self) -> list[dict[str, Any]]:
-        """The original's `action_records`: one row per run, here of the traces delivered since
-        the last `flush_tracker` (the original kept them since it was built), in delivery order."""
+        """The original's `action_records`: a row per callback (each run's start, agent action,
+        agent finish, on_text, end; no per-token rows), here of the traces delivered since the
+        last `flush_tracker` (the original kept them since it was built), in delivery order."""
         return self.exporter.session_records
 
     @property
@@ -147,8 +148,8 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
                 )
             self.exporter.report_session(name)
             if langchain_asset is not None:
+                # Uploaded (offline: copied) before the call returns; no flush to wait for.
                 self.exporter.save_langchain_asset(langchain_asset, name)
-                self.exporter.task.flush(wait_for_uploads=True)
             self.reset_callback_meta()
         except Exception:
             if self.raise_error:

@@ -100,14 +100,19 @@ def open_task(settings: ClearMLSettings, task_init_options: Mapping[str, Any]) -
         return OpenedTask(current, created=False)
     if not Task.is_offline() and not server_credentials_configured():
         Task.set_offline(True)
-    with _random_seeding_off(Task):
-        task: Any = Task.init(
-            project_name=settings.project_name,
-            task_name=settings.task_name,
-            task_type=settings.task_type,
-            tags=list(settings.tags) or None,
-            **_task_init_arguments(task_init_options),
-        )
+    _report_from_threads(Task)
+    try:
+        with _random_seeding_off(Task):
+            task: Any = Task.init(
+                project_name=settings.project_name,
+                task_name=settings.task_name,
+                task_type=settings.task_type,
+                tags=list(settings.tags) or None,
+                **_task_init_arguments(task_init_options),
+            )
+    except BaseException:
+        _restore_reporting_mode(Task)
+        raise
     if task.is_offline():
         folder = task.get_offline_mode_folder()
         _logger.warning(
@@ -150,6 +155,45 @@ def _random_seeding_off(task_class: Any) -> Iterator[None]:
         task_class.set_random_seed(app_seed)
 
 
+# What clearml.Task._report_subprocess_enabled was before `_report_from_threads` set it (None:
+# not set by us; _ABSENT: the class inherited it).
+_ABSENT = object()
+_app_reporting_mode: Any = None
+
+
+def _report_from_threads(task_class: Any) -> None:
+    """Have the task created next report from a thread of this process, unless the user's
+    clearml.conf says `sdk.development.report_use_subprocess`.
+
+    ClearML's default on Linux forks a reporting process at Task.init (from an app whose
+    threads are running) and hard-codes a 5 s period for it: the parent's flush cannot wake
+    it, so every `Task.flush(wait_for_uploads=True)` waits up to 5 s whatever was reported
+    (each delivery and each flush_tracker did). From a thread, a flush wakes the reporter and
+    lasts as long as the writing. ClearML reads the class attribute again at a fork (to restart
+    the reporting threads in the child), so it stays set while the task is open and goes back
+    when it closes (`_restore_reporting_mode`)."""
+    global _app_reporting_mode
+    from clearml.config import config_obj
+
+    if config_obj.get("sdk.development.report_use_subprocess", None) is not None:
+        return
+    if _app_reporting_mode is None:
+        _app_reporting_mode = task_class.__dict__.get("_report_subprocess_enabled", _ABSENT)
+    task_class._report_subprocess_enabled = False
+
+
+def _restore_reporting_mode(task_class: Any) -> None:
+    global _app_reporting_mode
+    if _app_reporting_mode is None:
+        return
+    if _app_reporting_mode is _ABSENT:
+        if "_report_subprocess_enabled" in task_class.__dict__:
+            delattr(task_class, "_report_subprocess_enabled")
+    else:
+        task_class._report_subprocess_enabled = _app_reporting_mode
+    _app_reporting_mode = None
+
+
 class ClearMLTransport:
     """Reports to one ClearML task; every call is a plain ClearML SDK call."""
 
@@ -157,6 +201,9 @@ class ClearMLTransport:
         self.task = task
         self._logger = task.get_logger()
         self._was_main_task = bool(task.is_main_task())
+        # A task reporting through ClearML's subprocess (ClearML's Linux default, for a task the
+        # app created) cannot be waited for without waiting out that process's fixed 5 s period.
+        self._reports_through_subprocess = bool(task.report_subprocess_enabled)
 
     @property
     def is_open(self) -> bool:
@@ -200,8 +247,12 @@ class ClearMLTransport:
             weights.write_text(config_text, encoding="utf-8")
             model = OutputModel(task=self.task, config_text=config_text, name=name)
             try:
+                # Uploaded before the call returns (and the temporary file goes).
                 model.update_weights(
-                    weights_filename=str(weights), auto_delete_file=False, target_filename=name
+                    weights_filename=str(weights),
+                    auto_delete_file=False,
+                    target_filename=name,
+                    async_enable=False,
                 )
             except AttributeError:
                 if not self.task.is_offline():
@@ -212,12 +263,21 @@ class ClearMLTransport:
                 model._update_weights_offline(weights_filename=str(weights), target_filename=name)
 
     def flush(self) -> None:
-        """Wait until ClearML has written (offline) or sent everything reported so far."""
-        self.task.flush(wait_for_uploads=True)
+        """Hand everything reported so far to ClearML's writer and wait for it: until it is
+        written (offline) or sent, when ClearML reports from a thread of this process; until its
+        reporting subprocess holds it, when the task reports through one. That process writes on
+        its own fixed period (and before the task closes), and waiting for its write would cost
+        up to that period on every flush whatever was reported."""
+        self.task.flush(wait_for_uploads=not self._reports_through_subprocess)
 
     def close(self) -> None:
         """Close the task; offline, ClearML then zips the session next to its folder."""
+        from clearml import Task
+
         folder = self.offline_folder
-        self.task.close()
+        try:
+            self.task.close()
+        finally:
+            _restore_reporting_mode(Task)
         if folder is not None:
             _logger.info("clearml: offline session stored in %s.zip", folder)

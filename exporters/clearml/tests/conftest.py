@@ -4,6 +4,7 @@ spaCy pipeline built here (no English model is installable from PyPI)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,17 @@ def clearml_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 @pytest.fixture
 def spool_dir(tmp_path: Path) -> Path:
     return tmp_path / "spool"
+
+
+def environment_without_clearml_state() -> dict[str, str]:
+    """This process's environment for a child that starts ClearML afresh: without the variables
+    ClearML's Task.init sets for its own subprocesses (CLEARML_PROC_MASTER_ID, CLEARML_TASK_ID,
+    ...), with which a child takes itself for a subprocess of this process's task."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CLEARML_", "TRAINS_"))
+    }
 
 
 def app_task(project_name: str, task_name: str) -> Any:

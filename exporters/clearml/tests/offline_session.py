@@ -73,6 +73,15 @@ class OfflineSession:
             found[event["variant"]] = rows
         return found
 
+    def table_series(self, title: str) -> list[str]:
+        """The series of every table event reported under `title`, in report order: a table
+        reported twice appears twice here (`tables` keeps the last of each series)."""
+        return [
+            event["variant"]
+            for event in self.events()
+            if event["type"] == "plot" and event["metric"] == title
+        ]
+
     def scalars(self) -> dict[tuple[str, str], list[tuple[int, float]]]:
         """(title, series) -> [(iteration, value), ...] in report order."""
         found: dict[tuple[str, str], list[tuple[int, float]]] = {}

@@ -7,6 +7,7 @@ The only stand-in is the LLM API: `otel_bridge.testing.FakeChatModel`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -34,21 +35,30 @@ from tests.chains import (
     QUESTION,
     RAG_ANSWER,
     agent,
+    classic_agent,
     rag_chain,
     trace_of,
 )
 from tests.contract import make_spans
 
 
-def test_one_record_per_run_with_the_seed_counters() -> None:
+def test_a_start_and_an_end_record_per_run_with_the_seed_counters() -> None:
     trace = trace_of(rag_chain(), QUESTION)
     report = encode_trace(trace)
     runs = [s for s in trace.spans if semconv.RUN_TYPE in s.attributes]
-    assert len(report.action_records) == len(runs)
-    assert {r.span_id for r in report.action_records} == {f"{s.span_id:016x}" for s in runs}
-    # Every start and every end is one step; records come in the order their runs ended.
+    assert len(report.action_records) == 2 * len(runs)
+    assert Counter(r.span_id for r in report.action_records) == {
+        f"{s.span_id:016x}": 2 for s in runs
+    }
+    # Every start and every end is one step, one record each, in the order LangChain called them.
     steps = [r.counters.step for r in report.action_records]
-    assert steps == sorted(steps)
+    assert steps == list(range(1, 2 * len(runs) + 1))
+    first, last = report.action_records[0], report.action_records[-1]
+    assert (first.action, first.name, first.inputs) == ("on_chain_start", report.name, QUESTION)
+    assert (last.action, last.span_id) == ("on_chain_end", first.span_id)
+    starts = [r for r in report.action_records if r.action.endswith("_start")]
+    assert [r.action for r in starts].count("on_retriever_start") == 1
+    assert all(r.status is None and r.latency_s is None for r in starts)
     final = report.action_records[-1].counters
     assert final.step == 2 * len(runs) and final.starts == final.ends == len(runs)
     assert (final.llm_starts, final.llm_ends, final.retriever_starts, final.retriever_ends) == (
@@ -64,8 +74,9 @@ def test_one_record_per_run_with_the_seed_counters() -> None:
 def test_the_model_record_and_its_session_row() -> None:
     trace = trace_of(rag_chain(), QUESTION)
     report = encode_trace(trace)
-    (model,) = [r for r in report.action_records if r.run_type == "chat_model"]
+    start, model = [r for r in report.action_records if r.run_type == "chat_model"]
     (call,) = trace.llm_calls()
+    assert (start.action, start.model, start.inputs) == ("on_llm_start", call.model, model.inputs)
     assert (model.action, model.model, model.outputs) == (
         "on_llm_end",
         "fake-rag-model",
@@ -77,7 +88,7 @@ def test_the_model_record_and_its_session_row() -> None:
     assert model.latency_s == call.latency_s
     (row,) = report.session_rows
     assert (row.prompts, row.output) == (model.inputs, RAG_ANSWER)
-    assert row.output_step == model.counters.step and row.prompt_step < row.output_step
+    assert row.output_step == model.counters.step and row.prompt_step == start.counters.step
     assert row.as_row()["token_usage_total_tokens"] == call.input_tokens + call.output_tokens
 
 
@@ -89,13 +100,34 @@ def test_an_agent_pairs_each_prompt_with_its_own_output() -> None:
     assert second.prompts.endswith("tool: sunny and 21 degrees in Paris")
     assert second.output == AGENT_ANSWER
     assert first.output_step < second.prompt_step
-    (tool,) = [r for r in report.action_records if r.run_type == "tool"]
+    tool_start, tool = [r for r in report.action_records if r.run_type == "tool"]
+    assert (tool_start.action, tool_start.inputs) == ("on_tool_start", '{"city": "Paris"}')
     assert (tool.action, tool.inputs, tool.outputs) == (
         "on_tool_end",
         '{"city": "Paris"}',
         "sunny and 21 degrees in Paris",
     )
     assert report.action_records[-1].counters.tool_starts == 1
+
+
+def test_agent_actions_and_finish_are_records_in_callback_order() -> None:
+    """langchain_classic's AgentExecutor reports on_agent_action and on_agent_finish: each is a
+    record of its own with the seed's columns, between the runs' start and end records."""
+    report = encode_trace(trace_of(classic_agent(), {"input": AGENT_QUESTION}))
+    actions = [r.action for r in report.action_records]
+    assert actions[0] == "on_chain_start" and actions[-1] == "on_chain_end"
+    (action,) = [r for r in report.action_records if r.action == "on_agent_action"]
+    assert action.as_row()["tool"] == "get_weather"
+    assert json.loads(action.details["tool_input"]) == {"city": "Paris"}
+    (finish,) = [r for r in report.action_records if r.action == "on_agent_finish"]
+    assert finish.details["output"] == AGENT_ANSWER
+    # The action comes before its tool runs, the finish after the last model call.
+    assert actions.index("on_agent_action") < actions.index("on_tool_start")
+    assert actions.index("on_agent_finish") > max(
+        i for i, name in enumerate(actions) if name == "on_llm_end"
+    )
+    assert finish.counters.agent_ends == 1 and action.counters.step < finish.counters.step
+    assert actions.count("on_llm_start") == actions.count("on_llm_end") == 2
 
 
 def test_scalars_per_model_call_and_errors_per_trace() -> None:
@@ -113,7 +145,8 @@ def test_scalars_per_model_call_and_errors_per_trace() -> None:
 def test_a_failed_model_call() -> None:
     failing = FakeChatModel(error=RuntimeError("model is down"), model_name="flaky-model")
     report = encode_trace(trace_of(failing, "hi", expect_error=RuntimeError))
-    (record,) = report.action_records
+    start, record = report.action_records
+    assert (start.action, start.inputs) == ("on_llm_start", "user: hi")
     assert (record.action, record.status, record.error) == ("on_llm_error", "error", "RuntimeError")
     assert record.counters.errors == 1 and record.counters.llm_ends == 0
     (row,) = report.session_rows
@@ -123,7 +156,7 @@ def test_a_failed_model_call() -> None:
 
 def test_a_streamed_generation_counts_as_a_stream() -> None:
     streaming = FakeChatModel(responses=["Hello there, friend."], streaming=True)
-    (record,) = encode_trace(trace_of(streaming, "hi")).action_records
+    _, record = encode_trace(trace_of(streaming, "hi")).action_records
     assert record.counters.llm_streams == 1 and record.counters.step == 3
     assert record.outputs == "Hello there, friend."
 
@@ -164,7 +197,7 @@ def test_equal_timestamps_keep_the_callback_order() -> None:
             _run_span(3, 1, "tool", "second", 100, 100),
         ]
     )
-    records = {r.name: r for r in encode_trace(trace).action_records}
+    records = {r.name: r for r in encode_trace(trace).action_records if r.action.endswith("end")}
     assert records["first"].counters.step == 3  # outer start, first start, first end
     assert records["second"].counters.step == 5
     assert records["outer"].counters.step == 6
@@ -179,7 +212,7 @@ def test_complexity_metrics_per_generation(cmudict_corpus: object) -> None:
     (row,) = report.session_rows
     assert list(row.complexity) == list(COMPLEXITY_METRICS)
     assert row.complexity["osman"] == textstat.osman(RAG_ANSWER)
-    (model,) = [r for r in report.action_records if r.run_type == "chat_model"]
+    (model,) = [r for r in report.action_records if r.action == "on_llm_end"]
     assert model.complexity == row.complexity
     titles = {p.title for p in report.scalars}
     assert (
@@ -266,5 +299,6 @@ def test_malformed_attributes_never_break_the_encoder(
         for index, (run_type, attributes, start, length, parent) in enumerate(spans)
     ]
     report = encode_trace(FinishedTrace.from_records(records))
-    assert len(report.action_records) == len(records)  # malformed content costs fields only
+    # A start and an end record per run: malformed content costs fields only.
+    assert len(report.action_records) == 2 * len(records)
     table([record.as_row() for record in report.action_records])

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,13 @@ def assert_runs_did_not_mix(session_rows: list[dict[str, Any]]) -> None:
     assert len(by_trace) == len(QUESTIONS)
     asked = set()
     for rows in by_trace.values():
-        assert [row["run_type"] for row in rows] == ["prompt", "chat_model", "parser", "chain"]
-        assert [row["step"] for row in rows] == [3, 5, 7, 8]
-        assert rows[-1]["llm_starts"] == rows[-1]["llm_ends"] == 1
-        model = rows[1]
+        # A start and an end row per run, each one step, as the original counted them.
+        assert [row["step"] for row in rows] == list(range(1, 9))
+        ends = [row for row in rows if row["action"].endswith("_end")]
+        assert [row["run_type"] for row in ends] == ["prompt", "chat_model", "parser", "chain"]
+        assert [row["step"] for row in ends] == [3, 5, 7, 8]
+        assert ends[-1]["llm_starts"] == ends[-1]["llm_ends"] == 1
+        model = ends[1]
         question = model["inputs"].removeprefix("user: ")
         assert model["outputs"] == f"Answer to: {question}"
         asked.add(question)
@@ -88,7 +92,7 @@ def test_batch_keeps_concurrent_runs_apart(spool_dir: Path) -> None:
     # One table pair for the flush_tracker call, as the original reported (not one per trace).
     actions = session.tables(ACTION_RECORDS_TITLE)
     assert list(actions) == ["batch"]
-    assert len(actions["batch"]) == 4 * len(QUESTIONS)
+    assert len(actions["batch"]) == 2 * 4 * len(QUESTIONS)
     assert_runs_did_not_mix(actions["batch"])
     analyses = session.tables(SESSION_ANALYSIS_TITLE)
     assert list(analyses) == ["batch"]
@@ -303,3 +307,59 @@ def test_complexity_metrics_without_nltk_data_warn_and_the_app_runs(
     warnings = [line for line in warnings if "cmudict" in line]
     assert len(warnings) == 1, app.stderr[-3000:]
     assert "complexity metrics are left out" in warnings[0]
+
+
+def test_action_records_keep_the_originals_rows(
+    spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same AgentExecutor run through langchain_community's handler and the drop-in, side
+    by side: the drop-in's "Action Records" hold every kind of row the original wrote (start
+    rows, agent action and finish with the original's tool/tool_input/log and output columns)
+    as often, except per-token rows, and the chain rows the original loses (its on_chain_start
+    and on_chain_end raise on LCEL inputs and outputs)."""
+    import spacy
+    from langchain_community.callbacks.clearml_callback import (
+        ClearMLCallbackHandler as OriginalHandler,
+    )
+
+    from tests.chains import AGENT_ANSWER, AGENT_QUESTION, classic_agent
+
+    # The original loads en_core_web_sm whatever `visualize` says; PyPI has no such package.
+    monkeypatch.setattr(spacy, "load", lambda name, *args, **kwargs: spacy.blank("en"))
+    task = app_task("parity", "action records")  # both log into it, as in a pipeline
+    original = OriginalHandler()
+    ours = make_handler(spool_dir)
+    assert classic_agent().invoke({"input": AGENT_QUESTION}, {"callbacks": [original, ours]}) == {
+        "input": AGENT_QUESTION,
+        "output": AGENT_ANSWER,
+    }
+    assert ours.flush(30)
+
+    theirs = Counter(row["action"] for row in original.action_records)
+    mine = Counter(row["action"] for row in ours.action_records)
+    assert set(theirs) - set(mine) == {"on_llm_new_token"}
+    for action in (
+        "on_llm_start",
+        "on_llm_end",
+        "on_tool_start",
+        "on_tool_end",
+        "on_agent_action",
+        "on_agent_finish",
+    ):
+        assert mine[action] == theirs[action] > 0, action
+    for action in ("on_chain_start", "on_chain_end"):
+        assert mine[action] >= theirs[action] > 0, action
+    (their_action,) = [r for r in original.action_records if r["action"] == "on_agent_action"]
+    (my_action,) = [r for r in ours.action_records if r["action"] == "on_agent_action"]
+    assert my_action["tool"] == their_action["tool"] == "get_weather"
+    assert json.loads(my_action["tool_input"]) == their_action["tool_input"]
+    assert my_action["log"] == their_action["log"]
+    (their_finish,) = [r for r in original.action_records if r["action"] == "on_agent_finish"]
+    (my_finish,) = [r for r in ours.action_records if r["action"] == "on_agent_finish"]
+    assert my_finish["output"] == their_finish["output"] == AGENT_ANSWER
+
+    ours.flush_tracker(name="agent")
+    rows = session_of(task).tables(ACTION_RECORDS_TITLE)["agent"]
+    assert Counter(row["action"] for row in rows) == mine
+    ours.flush_tracker(finish=True)
+    task.close()
