@@ -1,7 +1,7 @@
 """A few runs and one `flush_tracker` in a process of its own, under ClearML's default settings
-(reporting through a subprocess on Linux), for tests/exporters/clearml/test_flush_tracker.py.
+(reporting through a subprocess on Linux), for exporters/clearml/tests/test_flush_tracker.py.
 
-python -m tests.exporters.clearml.flush_child MODE SPOOL_DIR
+python -m exporters.clearml.tests.flush_child MODE SPOOL_DIR
 
 MODE `handler_task`: the handler creates the task, as in the seed's example; `app_task`: the app
 started its own task first with ClearML's defaults, and the handler logs into it. Prints one JSON

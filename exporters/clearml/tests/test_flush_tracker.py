@@ -1,7 +1,7 @@
 """`flush_tracker` does work proportional to what it reports: it never waits on ClearML's
 reporting subprocess, whose fixed 5 s period made each ClearML flush take up to 5 s whatever was
 reported (a few runs took 11 s per flush_tracker, 15 s with finish). Run under ClearML's
-default settings, in a process of its own (tests/exporters/clearml/flush_child.py), against a
+default settings, in a process of its own (exporters/clearml/tests/flush_child.py), against a
 real offline session; the session then holds the tables of the flush once.
 
 The only stand-in is the LLM API: `otel_bridge.testing.FakeChatModel`.
@@ -36,7 +36,7 @@ def test_flush_tracker_never_waits_on_the_reporting_subprocess(mode: str, tmp_pa
         [
             sys.executable,
             "-m",
-            "tests.exporters.clearml.flush_child",
+            "exporters.clearml.tests.flush_child",
             mode,
             str(tmp_path / "spool"),
         ],

