@@ -336,12 +336,28 @@ def _plain_value(value: AnyValue) -> Any:
 # --- protobuf <-> SpanRecord / FinishedTrace ---------------------------------------------------
 
 
-def trace_from_traces_data(payload: bytes, *, partial: bool = False) -> FinishedTrace:
+def trace_from_traces_data(
+    payload: bytes, *, partial: bool = False, trace_id: int | None = None
+) -> FinishedTrace:
     """The finished trace held by one OTLP `TracesData` message (as the spool queues it; the
-    same bytes as an `ExportTraceServiceRequest`). Raises on bytes that do not decode or hold
-    spans of more than one trace."""
+    same bytes as an `ExportTraceServiceRequest`). The bytes are parsed here (raising on bytes
+    that do not decode); its spans become `SpanRecord`s only when a sink reads them (raising
+    then if they hold more than one trace). `trace_id`, when the caller knows it, saves looking
+    it up in the message."""
     request = ExportTraceServiceRequest.FromString(payload)
-    return FinishedTrace.from_records(records_from_request(request, checked=True), partial)
+    if trace_id is None:
+        first = next(
+            (s for r in request.resource_spans for ss in r.scope_spans for s in ss.spans), None
+        )
+        if first is None:
+            raise ValueError("a finished trace needs spans of exactly one trace id, got 0")
+        trace_id = int.from_bytes(first.trace_id, "big")
+    return FinishedTrace.from_otlp(
+        trace_id,
+        (payload, request),
+        lambda: records_from_request(request, checked=True),
+        partial,
+    )
 
 
 def records_from_request(

@@ -8,7 +8,7 @@ tree (root, parent, children, ancestors). The LangChain views over it are in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["AttributeValue", "EventRecord", "LinkRecord", "SpanRecord", "TraceTree"]
+__all__ = ["AttributeValue", "EventRecord", "LinkRecord", "OtlpSource", "SpanRecord", "TraceTree"]
 
 # One encoder for every record: json.dumps with options would build a new one per call.
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# A trace's OTLP `TracesData`: its bytes and the protobuf message parsed from them.
+OtlpSource = tuple[bytes, Any]
 
 AttributeValue = (
     str
@@ -193,30 +196,107 @@ class SpanRecord:
         return cls.from_dict(json.loads(text))
 
 
-@dataclass(frozen=True, slots=True)
 class TraceTree:
     """All spans of one trace id, with navigation over their tree.
 
     `partial` is True when the trace was handed over because it reached the maximum age (or a
-    buffer bound) before its local root ended.
+    buffer bound) before its local root ended. A trace read from the spool keeps the OTLP
+    `TracesData` it was stored as (`otlp`) and decodes its spans only when they are first read:
+    a sink that writes the protobuf as it is (the file sink) never pays for `SpanRecord`s.
     """
 
-    trace_id: int
-    spans: tuple[SpanRecord, ...]
-    partial: bool = False
-    _by_id: Mapping[int, SpanRecord] = field(init=False, repr=False, compare=False)
-    _children: Mapping[int, tuple[SpanRecord, ...]] = field(init=False, repr=False, compare=False)
+    __slots__ = ("_by_id", "_children", "_decode", "_otlp", "_partial", "_spans", "_trace_id")
 
-    def __post_init__(self) -> None:
+    def __init__(self, trace_id: int, spans: Iterable[SpanRecord], partial: bool = False) -> None:
+        self._trace_id = trace_id
+        self._partial = partial
+        self._otlp: OtlpSource | None = None
+        self._decode: Callable[[], Iterable[SpanRecord]] | None = None
+        self._index(tuple(spans))
+
+    @classmethod
+    def from_otlp(
+        cls,
+        trace_id: int,
+        source: OtlpSource,
+        decode: Callable[[], Iterable[SpanRecord]],
+        partial: bool = False,
+    ) -> Self:
+        """A trace whose spans `decode` makes from `source` when they are first read (raising
+        ValueError then if they hold another trace id)."""
+        tree = cls.__new__(cls)
+        tree._trace_id = trace_id
+        tree._partial = partial
+        tree._otlp = source
+        tree._decode = decode
+        tree._spans = None
+        return tree
+
+    @property
+    def trace_id(self) -> int:
+        return self._trace_id
+
+    @property
+    def partial(self) -> bool:
+        return self._partial
+
+    @property
+    def spans(self) -> tuple[SpanRecord, ...]:
+        """The spans sorted by start time (decoded on first read for a trace from the spool)."""
+        spans = self._spans
+        if spans is None:
+            spans = self._decoded()
+        return spans
+
+    @property
+    def otlp(self) -> OtlpSource | None:
+        """The `TracesData` this trace was read from (bytes and the message parsed from them),
+        or None for a trace built from spans."""
+        return self._otlp
+
+    def _decoded(self) -> tuple[SpanRecord, ...]:
+        decode = self._decode
+        assert decode is not None
+        records = tuple(decode())
+        if any(record.trace_id != self._trace_id for record in records):
+            raise ValueError(
+                f"trace {self._trace_id:032x} holds spans of another trace id: not one trace"
+            )
+        self._index(records)
+        self._decode = None
+        assert self._spans is not None
+        return self._spans
+
+    def _index(self, spans: tuple[SpanRecord, ...]) -> None:
         # Spans sorted by start time make every helper's output chronological.
-        ordered = tuple(sorted(self.spans, key=lambda s: (s.start_time_ns, s.end_time_ns)))
+        ordered = tuple(sorted(spans, key=lambda s: (s.start_time_ns, s.end_time_ns)))
         children: dict[int, list[SpanRecord]] = {}
         for span in ordered:
             if span.parent_span_id is not None:
                 children.setdefault(span.parent_span_id, []).append(span)
-        object.__setattr__(self, "spans", ordered)
-        object.__setattr__(self, "_by_id", {span.span_id: span for span in ordered})
-        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+        self._by_id: Mapping[int, SpanRecord] = {span.span_id: span for span in ordered}
+        self._children: Mapping[int, tuple[SpanRecord, ...]] = {
+            k: tuple(v) for k, v in children.items()
+        }
+        self._spans: tuple[SpanRecord, ...] | None = ordered
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, TraceTree)
+        return (self.trace_id, self.spans, self.partial) == (
+            other.trace_id,
+            other.spans,
+            other.partial,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(trace_id={self.trace_id!r}, spans={self.spans!r},"
+            f" partial={self.partial!r})"
+        )
 
     # --- construction and JSON ----------------------------------------------------------------
 
@@ -272,13 +352,19 @@ class TraceTree:
         return self.spans[0]
 
     def span(self, span_id: int) -> SpanRecord | None:
+        if self._spans is None:
+            self._decoded()
         return self._by_id.get(span_id)
 
     def parent(self, span: SpanRecord) -> SpanRecord | None:
+        if self._spans is None:
+            self._decoded()
         return None if span.parent_span_id is None else self._by_id.get(span.parent_span_id)
 
     def children(self, span: SpanRecord) -> tuple[SpanRecord, ...]:
         """Direct children in start order."""
+        if self._spans is None:
+            self._decoded()
         return self._children.get(span.span_id, ())
 
     def descendants(self, span: SpanRecord) -> Iterator[SpanRecord]:
