@@ -26,10 +26,29 @@ def traces_data_json(message: Any) -> str:
     return '{"resourceSpans":[' + ",".join(resources) + "]}" if resources else "{}"
 
 
+# The JSON of the resources and scopes written last, by their protobuf bytes: every trace of a
+# process repeats one resource (a dozen attributes) and a few scopes, and the spool's traces are
+# small, so these were a third of a line's cost.
+_PARTS_KEPT = 64
+_resource_texts: dict[bytes, str] = {}
+_scope_texts: dict[bytes, str] = {}
+
+
+def _cached(cache: dict[bytes, str], message: Any, write: Any) -> str:
+    key = message.SerializeToString()
+    text = cache.get(key)
+    if text is None:
+        text = write(message)
+        if len(cache) >= _PARTS_KEPT:
+            cache.clear()
+        cache[key] = text
+    return text
+
+
 def _resource_spans(resource_spans: Any) -> str:
     parts = []
     if resource_spans.HasField("resource"):
-        parts.append('"resource":' + _resource(resource_spans.resource))
+        parts.append('"resource":' + _cached(_resource_texts, resource_spans.resource, _resource))
     scopes = [_scope_spans(scope_spans) for scope_spans in resource_spans.scope_spans]
     if scopes:
         parts.append('"scopeSpans":[' + ",".join(scopes) + "]")
@@ -50,7 +69,7 @@ def _resource(resource: Any) -> str:
 def _scope_spans(scope_spans: Any) -> str:
     parts = []
     if scope_spans.HasField("scope"):
-        parts.append('"scope":' + _scope(scope_spans.scope))
+        parts.append('"scope":' + _cached(_scope_texts, scope_spans.scope, _scope))
     spans = [_span(span) for span in scope_spans.spans]
     if spans:
         parts.append('"spans":[' + ",".join(spans) + "]")

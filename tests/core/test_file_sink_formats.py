@@ -107,6 +107,10 @@ def test_the_json_line_is_protobufs_json_mapping_of_the_message() -> None:
     assert _normalized(line) == _normalized(otlp.encode_json(request))
     assert otlp.decode_json(line) == otlp.decode_json(otlp.encode_json(request))
     assert traces_data_json(TracesData()) == "{}"
+    # Resources and scopes already written are not mistaken for one another.
+    request.resource_spans[0].resource.attributes[0].value.string_value = "other service"
+    request.resource_spans[0].scope_spans[0].scope.version = "2.0"
+    assert _normalized(traces_data_json(request)) == _normalized(otlp.encode_json(request))
 
 
 def _proto_messages(path: Path) -> list[bytes]:
