@@ -196,6 +196,7 @@ class SpanRecord:
         return cls.from_dict(json.loads(text))
 
 
+@dataclass(frozen=True, slots=True)
 class TraceTree:
     """All spans of one trace id, with navigation over their tree.
 
@@ -205,14 +206,18 @@ class TraceTree:
     a sink that writes the protobuf as it is (the file sink) never pays for `SpanRecord`s.
     """
 
-    __slots__ = ("_by_id", "_children", "_decode", "_otlp", "_partial", "_spans", "_trace_id")
+    trace_id: int
+    spans: tuple[SpanRecord, ...]
+    partial: bool = False
+    _by_id: Mapping[int, SpanRecord] = field(init=False, repr=False, compare=False)
+    _children: Mapping[int, tuple[SpanRecord, ...]] = field(init=False, repr=False, compare=False)
+    _otlp: OtlpSource | None = field(default=None, init=False, repr=False, compare=False)
+    _decode: Callable[[], Iterable[SpanRecord]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
-    def __init__(self, trace_id: int, spans: Iterable[SpanRecord], partial: bool = False) -> None:
-        self._trace_id = trace_id
-        self._partial = partial
-        self._otlp: OtlpSource | None = None
-        self._decode: Callable[[], Iterable[SpanRecord]] | None = None
-        self._index(tuple(spans))
+    def __post_init__(self) -> None:
+        self._index(tuple(self.spans))
 
     @classmethod
     def from_otlp(
@@ -225,28 +230,19 @@ class TraceTree:
         """A trace whose spans `decode` makes from `source` when they are first read (raising
         ValueError then if they hold another trace id)."""
         tree = cls.__new__(cls)
-        tree._trace_id = trace_id
-        tree._partial = partial
-        tree._otlp = source
-        tree._decode = decode
-        tree._spans = None
+        # `spans` and its indexes stay unset until read: `__getattr__` decodes them then.
+        object.__setattr__(tree, "trace_id", trace_id)
+        object.__setattr__(tree, "partial", partial)
+        object.__setattr__(tree, "_otlp", source)
+        object.__setattr__(tree, "_decode", decode)
         return tree
 
-    @property
-    def trace_id(self) -> int:
-        return self._trace_id
-
-    @property
-    def partial(self) -> bool:
-        return self._partial
-
-    @property
-    def spans(self) -> tuple[SpanRecord, ...]:
-        """The spans sorted by start time (decoded on first read for a trace from the spool)."""
-        spans = self._spans
-        if spans is None:
-            spans = self._decoded()
-        return spans
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet: the spans of a trace read from the spool.
+        if name in ("spans", "_by_id", "_children") and self._decode is not None:
+            self._decoded()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def otlp(self) -> OtlpSource | None:
@@ -254,18 +250,16 @@ class TraceTree:
         or None for a trace built from spans."""
         return self._otlp
 
-    def _decoded(self) -> tuple[SpanRecord, ...]:
+    def _decoded(self) -> None:
         decode = self._decode
         assert decode is not None
         records = tuple(decode())
-        if any(record.trace_id != self._trace_id for record in records):
+        if any(record.trace_id != self.trace_id for record in records):
             raise ValueError(
-                f"trace {self._trace_id:032x} holds spans of another trace id: not one trace"
+                f"trace {self.trace_id:032x} holds spans of another trace id: not one trace"
             )
         self._index(records)
-        self._decode = None
-        assert self._spans is not None
-        return self._spans
+        object.__setattr__(self, "_decode", None)
 
     def _index(self, spans: tuple[SpanRecord, ...]) -> None:
         # Spans sorted by start time make every helper's output chronological.
@@ -274,29 +268,9 @@ class TraceTree:
         for span in ordered:
             if span.parent_span_id is not None:
                 children.setdefault(span.parent_span_id, []).append(span)
-        self._by_id: Mapping[int, SpanRecord] = {span.span_id: span for span in ordered}
-        self._children: Mapping[int, tuple[SpanRecord, ...]] = {
-            k: tuple(v) for k, v in children.items()
-        }
-        self._spans: tuple[SpanRecord, ...] | None = ordered
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, TraceTree)
-        return (self.trace_id, self.spans, self.partial) == (
-            other.trace_id,
-            other.spans,
-            other.partial,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(trace_id={self.trace_id!r}, spans={self.spans!r},"
-            f" partial={self.partial!r})"
-        )
+        object.__setattr__(self, "_by_id", {span.span_id: span for span in ordered})
+        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+        object.__setattr__(self, "spans", ordered)
 
     # --- construction and JSON ----------------------------------------------------------------
 
@@ -352,19 +326,13 @@ class TraceTree:
         return self.spans[0]
 
     def span(self, span_id: int) -> SpanRecord | None:
-        if self._spans is None:
-            self._decoded()
         return self._by_id.get(span_id)
 
     def parent(self, span: SpanRecord) -> SpanRecord | None:
-        if self._spans is None:
-            self._decoded()
         return None if span.parent_span_id is None else self._by_id.get(span.parent_span_id)
 
     def children(self, span: SpanRecord) -> tuple[SpanRecord, ...]:
         """Direct children in start order."""
-        if self._spans is None:
-            self._decoded()
         return self._children.get(span.span_id, ())
 
     def descendants(self, span: SpanRecord) -> Iterator[SpanRecord]:

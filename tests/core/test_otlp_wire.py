@@ -4,6 +4,8 @@ pieces decodes to the spans it was made from."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
@@ -140,6 +142,12 @@ def test_a_stored_trace_keeps_its_protobuf_and_decodes_its_spans_when_read() -> 
     assert trace.span(spans[0].context.span_id) is not None
     assert {span.span_id for span in trace.spans} == {s.context.span_id for s in spans}
     assert FinishedTrace.from_spans(spans).otlp is None
+    # Still a frozen dataclass: replace() copies the decoded spans (and not the stored bytes).
+    lazy = trace_from_traces_data(payload)
+    copy = dataclasses.replace(lazy, partial=True)
+    assert copy.partial and copy.otlp is None
+    assert copy.spans == lazy.spans == trace.spans
+    assert lazy == trace
 
     other = span_field(encode_readable(spans[0])).replace(
         spans[0].context.trace_id.to_bytes(16, "big"), b"\x01" * 16
