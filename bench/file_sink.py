@@ -1,9 +1,9 @@
 """Where the file sink's CPU goes, in process, on the request shape of bench/receiver.py: the
 whole durable path per span (`export_request` on the calling thread, then the delivery worker)
 beside the part spent in `FileSpanExporter.deliver` (and, within it, the OTLP JSON line), so the
-sink's share and the spool's are printed in the same run. Then what the sink keeps to write
-each span once: memory per span remembered, and the time a restart takes to read it back from
-the file it wrote.
+sink's share and the spool's are printed in the same run, for `format: json` and `format:
+proto`. Then what the sink keeps to write each span once: memory per span remembered, and the
+time a restart takes to read it back from the file it wrote.
 
     .venv/bin/python bench/file_sink.py [--requests 100] [--spans-per-request 256]
 """
@@ -42,16 +42,16 @@ class _MeasuredFileSink(FileSpanExporter):
 
 
 def _count_json_lines() -> None:
-    encode = otel_bridge.file_sink.trace_to_json_line
+    encode = otel_bridge.file_sink.traces_data_json
 
-    def measured(trace: FinishedTrace) -> str:
+    def measured(message: Any) -> str:
         started = time.thread_time()
         try:
-            return encode(trace)
+            return encode(message)
         finally:
             _MeasuredFileSink.json_seconds += time.thread_time() - started
 
-    otel_bridge.file_sink.trace_to_json_line = measured  # type: ignore[assignment]
+    otel_bridge.file_sink.traces_data_json = measured
 
 
 def main() -> int:
@@ -61,13 +61,27 @@ def main() -> int:
     args = parser.parse_args()
     _count_json_lines()
     body = _request_body(args.spans_per_request)
-    requests = [ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(args.requests)]
-    spans = args.requests * args.spans_per_request
     print(f"machine: {_machine()}")
     print(f"load: {args.requests} requests of {args.spans_per_request} spans, in process")
+    for file_format in ("json", "proto"):
+        requests = [
+            ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(args.requests)
+        ]
+        _measure(file_format, requests, args.requests * args.spans_per_request)
+    return 0
+
+
+def _measure(file_format: str, requests: list[ExportTraceServiceRequest], spans: int) -> None:
+    _MeasuredFileSink.deliver_seconds = _MeasuredFileSink.json_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-file-sink-") as scratch:
-        path = Path(scratch) / "out.jsonl"
-        sink = _MeasuredFileSink(path, spool_dir=scratch, grace_period=0.5, max_trace_age=3600.0)
+        path = Path(scratch) / "out"
+        sink = _MeasuredFileSink(
+            path,
+            format=file_format,
+            spool_dir=scratch,
+            grace_period=0.5,
+            max_trace_age=3600.0,
+        )
         cpu_before, thread_before = time.process_time(), time.thread_time()
         for request in requests:
             sink.export_request(request)
@@ -80,7 +94,9 @@ def main() -> int:
         for again, measure_memory in ((1, False), (2, True)):
             if measure_memory:
                 tracemalloc.start()
-            restarted = FileSpanExporter(path, spool_dir=Path(scratch) / f"again-{again}")
+            restarted = FileSpanExporter(
+                path, format=file_format, spool_dir=Path(scratch) / f"again-{again}"
+            )
             read_started = time.perf_counter()
             restarted.already_delivered(["0" * 32])  # reads the file back
             read_seconds = read_seconds or time.perf_counter() - read_started
@@ -93,21 +109,22 @@ def main() -> int:
         return f"{seconds / spans * 1e6:8.1f} us/span"
 
     deliver = _MeasuredFileSink.deliver_seconds
+    print(f"format: {file_format}")
     print(f"whole durable path, CPU of every thread       {per_span(total)}")
     print(f"  export_request (decode, spool), calling th. {per_span(export_cpu)}")
     print(f"  delivery worker: spool (assemble, outbox)   {per_span(total - export_cpu - deliver)}")
     print(
         f"  delivery worker: FileSpanExporter.deliver   {per_span(deliver)}  ({deliver / total:.0%})"
     )
-    print(
-        f"    of which the OTLP JSON line (otlp.py)     {per_span(_MeasuredFileSink.json_seconds)}"
-    )
+    if file_format == "json":
+        print(
+            f"    of which the OTLP JSON line (otlp_json.py) {per_span(_MeasuredFileSink.json_seconds)}"
+        )
     print(
         f"spans remembered to write each once: {len(remembered or ())}"
         f" (at most {FileSpanExporter.remembered_spans:,}); a restart read them back from the"
         f" {size / 1e6:.0f} MB file in {read_seconds:.2f} s, holding {held / spans:.0f} bytes/span"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import otlp
+from otel_bridge.trace_files import requests_in_file
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
@@ -128,6 +129,7 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
         if sink == "no-op"
         else FileSpanExporter(
             Path(spool_dir) / "out.jsonl",
+            format="proto" if sink == "file-proto" else "json",
             spool_dir=spool_dir,
             grace_period=0.5,
             max_trace_age=3600.0,
@@ -209,8 +211,11 @@ def _grpc_sender(port: int, body: bytes) -> Callable[[], Callable[[], None]]:
 def _spans_in(path: Path) -> int:
     if not path.exists():
         return 0
-    with path.open("rb") as lines:
-        return sum(line.count(b'"spanId"') for line in lines)
+    with path.open("rb") as file:
+        if file.read(1) not in (b"{", b""):  # format: proto
+            return sum(otlp.span_count(request) for request in requests_in_file(path))
+        file.seek(0)
+        return sum(line.count(b'"spanId"') for line in file)
 
 
 def _drain(output: Path, accepted: int, limit_s: float = 300.0) -> tuple[int, int, float]:
@@ -271,7 +276,7 @@ def main() -> int:
     results: list[tuple[str, str, int, float]] = []
     rotel_rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as scratch:
-        for sink in ("no-op", "file"):
+        for sink in ("no-op", "file", "file-proto"):
             http_port, grpc_port = _free_port(), _free_port()
             spool = Path(scratch) / sink
             process = context.Process(
@@ -282,7 +287,9 @@ def main() -> int:
                 _wait_for_port(http_port)
                 _wait_for_port(grpc_port)
                 label = f"otel-bridge serve, {sink} sink"
-                if sink == "file":
+                if sink == "file-proto":
+                    label = "otel-bridge serve, file sink, format: proto"
+                elif sink == "file":
                     label += " (SQLite spool)"
                 for protocol, sender in (
                     ("http", _http_sender(http_port, body)),
@@ -301,7 +308,7 @@ def main() -> int:
                         f"{label:<46}{protocol:<10}{requests:>10}{results[-1][3]:>12,.0f}",
                         flush=True,
                     )
-                if sink == "file":
+                if sink != "no-op":
                     accepted = sum(r[2] for r in results[-2:]) * args.spans_per_request
                     _print_delivery(spool / "out.jsonl", accepted, 2 * args.seconds)
             finally:

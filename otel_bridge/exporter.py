@@ -243,11 +243,17 @@ class TraceExporter(SpanExporter, ABC):
         count = len(spans) if isinstance(spans, Sized) else 0
         return self._spool_batch(lambda: SpanBatch.from_readable(spans, self._malformed), count)
 
-    def export_request(self, request: ExportTraceServiceRequest) -> SpanExportResult:
+    def export_request(
+        self, request: ExportTraceServiceRequest, *, ids_checked: bool = False
+    ) -> SpanExportResult:
         """`export` for a decoded OTLP request, as the receiver hands it over: the spans go
         to the spool as the protobuf they came in, without becoming SDK spans first (spans with
-        invalid ids are skipped, as the receiver already rejected them)."""
-        return self._spool_batch(lambda: SpanBatch.from_request(request), otlp.span_count(request))
+        invalid ids are skipped, as the receiver already rejected them; `ids_checked`: the
+        caller removed them already)."""
+        return self._spool_batch(
+            lambda: SpanBatch.from_request(request, ids_checked=ids_checked),
+            otlp.span_count(request),
+        )
 
     def _spool_batch(self, batch: Callable[[], SpanBatch], count: int) -> SpanExportResult:
         if self._is_shutdown:

@@ -1,7 +1,10 @@
-"""The built-in `file` sink: finished traces appended as OTLP JSON lines (Collector file format).
+"""The built-in `file` sink: finished traces appended as the OpenTelemetry Collector's file
+exporter writes them: OTLP JSON lines (`format: json`, the default) or length-prefixed protobuf
+(`format: proto`).
 
-One line per finished trace, readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces`
-and anything that reads the OpenTelemetry Collector file exporter's output.
+Each trace is written from the OTLP `TracesData` the spool holds, without becoming SDK spans or
+`SpanRecord`s first. Either file is readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces`
+and anything that reads the Collector file exporter's output.
 """
 
 from __future__ import annotations
@@ -13,30 +16,39 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.otlp import DEFAULT_FILE_NAME, trace_to_json_line
-from otel_bridge.settings import FILE_PATH
+from otel_bridge.otlp import DEFAULT_FILE_NAME, traces_data_of
+from otel_bridge.otlp_json import traces_data_json
+from otel_bridge.settings import FILE_FORMAT, FILE_PATH
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool_files import open_private_append
 
-__all__ = ["ENV_FILE_PATH", "FileSpanExporter"]
+__all__ = ["ENV_FILE_FORMAT", "ENV_FILE_PATH", "FileSpanExporter"]
 
 (ENV_FILE_PATH,) = FILE_PATH.variables
+(ENV_FILE_FORMAT,) = FILE_FORMAT.variables
 
 _logger = logging.getLogger(__name__)
 
 # Bytes read at a time when the end of the file is read back at start.
 _TAIL_BLOCK = 1 << 20
+# format: proto puts each message after its size, an unsigned 32-bit big-endian integer.
+_SIZE = struct.Struct(">I")
 
 
 class FileSpanExporter(TraceExporter):
-    """Appends each finished trace as one OTLP JSON line to `path`.
+    """Appends each finished trace to `path`: one OTLP JSON line, or with `format="proto"` its
+    `TracesData` protobuf after its size in 4 bytes, big-endian (the Collector file exporter's
+    `format: proto`).
 
     `path`: argument > `OTEL_BRIDGE_FILE_PATH` > `otel-bridge-traces.jsonl` in the working
-    directory. Other keyword arguments go to `TraceExporter` (spool, grace period, ...).
+    directory; `format`: argument > `OTEL_BRIDGE_FILE_FORMAT` > `json`. Other keyword arguments
+    go to `TraceExporter` (spool, grace period, ...).
 
     Spans are written once: the sink remembers the span ids of the traces it wrote last (at most
     `remembered_spans`; at start it reads them back from the end of the file, not the whole
@@ -54,9 +66,19 @@ class FileSpanExporter(TraceExporter):
     # the spool's resend window.
     remembered_spans: ClassVar[int] = 500_000
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        format: str | None = None,
+        **options: Any,
+    ) -> None:
         resolved = FILE_PATH.resolve(None if path is None else os.fspath(path))
         self.path = Path(resolved or DEFAULT_FILE_NAME).absolute()
+        chosen = FILE_FORMAT.resolve(format)
+        try:
+            self.format = FILE_FORMAT.parse(chosen) if format is not None else chosen
+        except ValueError as error:
+            raise ValueError(f"format={format!r} is not valid: {error}") from None
         self._write_lock = threading.Lock()
         self._written: _RecentSpans | None = None
         super().__init__(**options)
@@ -68,32 +90,54 @@ class FileSpanExporter(TraceExporter):
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         with self._write_lock:
             written = self._written_spans()
-            # A retried OTLP request can bring spans back after their trace was delivered; write
-            # only spans the file lacks, so duplicates are dropped and late spans still land.
-            fresh: list[FinishedTrace] = []
+            proto = self.format == "proto"
+            chunks: list[bytes] = []
+            fresh: list[tuple[int, bytes]] = []
             for trace in traces:
+                payload, message = traces_data_of(trace)
+                span_ids = _span_ids(message)
                 known = written.span_ids(trace.trace_id)
-                if not known:
-                    fresh.append(trace)
-                elif spans := tuple(s for s in trace.spans if s.span_id not in known):
-                    fresh.append(FinishedTrace(trace.trace_id, spans, trace.partial))
-            lines = "".join(trace_to_json_line(trace) + "\n" for trace in fresh)
-            try:
-                # Spans hold prompts and answers: the file is 0600 in a 0700 directory we create.
-                with open_private_append(self.path) as file:
-                    if file.tell() > 0:
-                        file.seek(-1, os.SEEK_END)
-                        if file.read(1) != b"\n":  # finish a line cut short by a crash
-                            file.write(b"\n")
-                    file.write(lines.encode("utf-8"))
+                if known:
+                    # A retried OTLP request can bring spans back after their trace was
+                    # delivered; write only spans the file lacks, so duplicates are dropped and
+                    # late spans still land.
+                    message = _without_spans(message, known)
+                    span_ids = _span_ids(message)
+                    if not span_ids:
+                        continue
+                    payload = message.SerializeToString()
+                if proto:
+                    chunks.append(_SIZE.pack(len(payload)) + payload)
+                else:
+                    chunks.append(traces_data_json(message).encode("utf-8") + b"\n")
+                fresh.append((trace.trace_id, span_ids))
+            if chunks:
+                self._append(b"".join(chunks), proto)
+            for trace_id, span_ids in fresh:
+                written.add(trace_id, span_ids)
+        return DeliveryReport.all_delivered(traces)
+
+    def _append(self, data: bytes, proto: bool) -> None:
+        try:
+            # Spans hold prompts and answers: the file is 0600 in a 0700 directory we create.
+            with open_private_append(self.path) as file:
+                end = file.seek(0, os.SEEK_END)
+                if end > 0 and not proto:
+                    file.seek(-1, os.SEEK_END)
+                    if file.read(1) != b"\n":  # finish a line cut short by a crash
+                        file.write(b"\n")
+                try:
+                    file.write(data)
                     file.flush()
                     # Acknowledged means on disk: the spool forgets these traces after we return.
                     os.fsync(file.fileno())
-            except OSError as exc:
-                raise RetryableError(f"cannot append to {self.path}: {exc.strerror}") from exc
-            for trace in fresh:
-                written.add(trace.trace_id, [span.span_id for span in trace.spans])
-        return DeliveryReport.all_delivered(traces)
+                except OSError:
+                    if proto:
+                        # A message cut short would misframe every one after it.
+                        file.truncate(end)
+                    raise
+        except OSError as exc:
+            raise RetryableError(f"cannot append to {self.path}: {exc.strerror}") from exc
 
     def already_delivered(self, keys: Sequence[str]) -> set[str]:
         with self._write_lock:
@@ -103,10 +147,58 @@ class FileSpanExporter(TraceExporter):
     def _written_spans(self) -> _RecentSpans:
         if self._written is None:
             # After a restart, spans written before the crash are not written twice.
-            self._written = _RecentSpans(self.remembered_spans)
-            for trace_id, span_ids in _read_back(self.path, self.remembered_spans):
-                self._written.add(trace_id, span_ids)
+            recent = _RecentSpans(self.remembered_spans)
+            if self.format == "proto":
+                found = _read_back_proto(self.path, self.remembered_spans)
+            else:
+                # A format proto file starts with a message's size: its first byte is 0 for
+                # any message under 16 MiB, which no text line starts with.
+                if _first_byte(self.path) == b"\x00":
+                    raise RetryableError(
+                        f"{self.path} holds no OTLP JSON lines (format proto?): choose another path"
+                    )
+                found = _read_back(self.path, self.remembered_spans)
+            for trace_id, span_ids in found:
+                recent.add(trace_id, span_ids)
+            self._written = recent
         return self._written
+
+
+def _first_byte(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            return file.read(1)
+    except FileNotFoundError:
+        return b""
+
+
+def _span_ids(message: Any) -> bytes:
+    """The 8-byte span ids of every span of a `TracesData`, joined."""
+    return b"".join(
+        span.span_id
+        for resource_spans in message.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    )
+
+
+def _without_spans(message: Any, span_ids: frozenset[bytes]) -> ExportTraceServiceRequest:
+    """A copy of `message` without the spans whose ids are in `span_ids` (nor what they leave
+    empty)."""
+    copy = ExportTraceServiceRequest()
+    copy.MergeFrom(message)
+    for r, resource_spans in reversed(list(enumerate(copy.resource_spans))):
+        scopes = resource_spans.scope_spans
+        for s, scope_spans in reversed(list(enumerate(scopes))):
+            spans = scope_spans.spans
+            for index in reversed(range(len(spans))):
+                if spans[index].span_id in span_ids:
+                    del spans[index]
+            if not spans:
+                del scopes[s]
+        if not scopes:
+            del copy.resource_spans[r]
+    return copy
 
 
 class _RecentSpans:
@@ -125,26 +217,26 @@ class _RecentSpans:
     def __len__(self) -> int:
         return self._spans
 
-    def span_ids(self, trace_id: int) -> frozenset[int]:
+    def span_ids(self, trace_id: int) -> frozenset[bytes]:
         ids = self._traces.get(trace_id)
         if ids is None:
             return frozenset()
-        return frozenset(struct.unpack(f">{len(ids) // 8}Q", ids))
+        return frozenset(ids[i : i + 8] for i in range(0, len(ids), 8))
 
-    def add(self, trace_id: int, span_ids: Sequence[int]) -> None:
-        added = struct.pack(f">{len(span_ids)}Q", *span_ids)
+    def add(self, trace_id: int, span_ids: bytes) -> None:
+        """Remember `span_ids` (8-byte ids, joined) as written for `trace_id`."""
         known = self._traces.pop(trace_id, b"")  # re-inserted as the newest
-        self._traces[trace_id] = known + added
-        self._spans += len(span_ids)
+        self._traces[trace_id] = known + span_ids
+        self._spans += len(span_ids) // 8
         while self._spans > self._capacity and len(self._traces) > 1:
             oldest = next(iter(self._traces))
             self._spans -= len(self._traces.pop(oldest)) // 8
 
 
-def _read_back(path: Path, span_budget: int) -> list[tuple[int, list[int]]]:
+def _read_back(path: Path, span_budget: int) -> list[tuple[int, bytes]]:
     """(trace id, span ids) of the last lines of the file, oldest first, until `span_budget`
     spans: only the end of the file is read, however long it grew."""
-    found: list[tuple[int, list[int]]] = []
+    found: list[tuple[int, bytes]] = []
     spans = 0
     for line in _lines_from_the_end(path):
         try:
@@ -155,12 +247,73 @@ def _read_back(path: Path, span_budget: int) -> list[tuple[int, list[int]]]:
             _logger.warning("%s: a line that is not OTLP JSON was ignored", path)
             continue
         for trace_id, span_ids in reversed(traces.items()):
-            found.append((trace_id, span_ids))
+            found.append((trace_id, b"".join(span_ids)))
             spans += len(span_ids)
         if spans >= span_budget:
             break
     found.reverse()
     return found
+
+
+def _read_back_proto(path: Path, span_budget: int) -> list[tuple[int, bytes]]:
+    """`_read_back` for a `format: proto` file: the messages are found by their sizes (a few
+    bytes read each), and only the last ones are decoded. A message cut short by a crash is cut
+    off the file (its traces are still in the spool, not acknowledged, and are written again);
+    a file that does not hold such messages is refused (RetryableError) rather than appended to.
+    """
+    try:
+        with path.open("rb") as file:
+            if file.read(1) == b"{":
+                raise RetryableError(
+                    f"{path} holds OTLP JSON lines, not format proto: choose another path"
+                )
+            positions, complete = _proto_messages(file)
+            size = file.seek(0, os.SEEK_END)
+            found: list[tuple[int, bytes]] = []
+            spans = 0
+            for start, length in reversed(positions):
+                file.seek(start)
+                message = ExportTraceServiceRequest.FromString(file.read(length))
+                by_trace: dict[int, list[bytes]] = {}
+                for resource_spans in message.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            trace_id = int.from_bytes(span.trace_id, "big")
+                            by_trace.setdefault(trace_id, []).append(span.span_id)
+                for trace_id, span_ids in reversed(by_trace.items()):
+                    found.append((trace_id, b"".join(span_ids)))
+                    spans += len(span_ids)
+                if spans >= span_budget:
+                    break
+    except FileNotFoundError:
+        return []
+    if complete < size:
+        _logger.warning(
+            "%s: the last %d bytes are a message cut short (a crash mid-write); removed",
+            path,
+            size - complete,
+        )
+        with path.open("r+b") as file:
+            file.truncate(complete)
+    found.reverse()
+    return found
+
+
+def _proto_messages(file: BinaryIO) -> tuple[list[tuple[int, int]], int]:
+    """(offset, size) of each message of a `format: proto` file, found by their sizes alone,
+    and where the last complete one ends (less than the file's size when the last message was
+    cut short)."""
+    size = file.seek(0, os.SEEK_END)
+    positions: list[tuple[int, int]] = []
+    offset = 0
+    while offset + _SIZE.size <= size:
+        file.seek(offset)
+        (length,) = _SIZE.unpack(file.read(_SIZE.size))
+        if offset + _SIZE.size + length > size:
+            break
+        positions.append((offset + _SIZE.size, length))
+        offset += _SIZE.size + length
+    return positions, offset
 
 
 def _lines_from_the_end(path: Path) -> Iterator[bytes]:
@@ -186,15 +339,17 @@ def _lines_from_the_end(path: Path) -> Iterator[bytes]:
             yield rest
 
 
-def _span_ids_of_line(line: bytes) -> dict[int, list[int]]:
+def _span_ids_of_line(line: bytes) -> dict[int, list[bytes]]:
     """Span ids by trace id in one OTLP JSON line (ValueError when it is not one)."""
     document = json.loads(line)
-    traces: dict[int, list[int]] = {}
+    traces: dict[int, list[bytes]] = {}
     for resource_spans in document.get("resourceSpans") or ():
         for scope_spans in resource_spans.get("scopeSpans") or ():
             for span in scope_spans.get("spans") or ():
                 trace_id = int(span["traceId"], 16)
-                traces.setdefault(trace_id, []).append(int(span["spanId"], 16))
+                span_id = bytes.fromhex(span["spanId"])
+                if len(span_id) == 8:
+                    traces.setdefault(trace_id, []).append(span_id)
     return traces
 
 

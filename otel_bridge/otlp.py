@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,14 @@ from opentelemetry.trace.status import Status as SdkStatus
 from opentelemetry.trace.status import StatusCode
 
 from otel_bridge.langchain_views import FinishedTrace
+from otel_bridge.otlp_json import traces_data_json
+from otel_bridge.otlp_wire import (
+    encode_record,
+    resource_part,
+    scope_part,
+    span_field,
+    traces_data,
+)
 from otel_bridge.trace_tree import AttributeValue, EventRecord, LinkRecord, SpanRecord
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "spans_from_request",
     "trace_from_traces_data",
     "trace_to_json_line",
+    "traces_data_of",
     "traces_from_json_lines",
 ]
 
@@ -73,7 +81,6 @@ _PROTO_KIND_TO_SDK = {
     Span.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
     Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER,
 }
-_SDK_KIND_TO_PROTO = {sdk.name: proto for proto, sdk in _PROTO_KIND_TO_SDK.items() if proto}
 _PROTO_STATUS_TO_SDK = {
     Status.STATUS_CODE_UNSET: StatusCode.UNSET,
     Status.STATUS_CODE_OK: StatusCode.OK,
@@ -81,7 +88,6 @@ _PROTO_STATUS_TO_SDK = {
 }
 _KIND_NAMES = {proto: sdk.name for proto, sdk in _PROTO_KIND_TO_SDK.items()}
 _STATUS_NAMES = {proto: sdk.name for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
-_SDK_STATUS_TO_PROTO = {sdk.name: proto for proto, sdk in _PROTO_STATUS_TO_SDK.items()}
 
 _SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value"})
 
@@ -336,12 +342,28 @@ def _plain_value(value: AnyValue) -> Any:
 # --- protobuf <-> SpanRecord / FinishedTrace ---------------------------------------------------
 
 
-def trace_from_traces_data(payload: bytes, *, partial: bool = False) -> FinishedTrace:
+def trace_from_traces_data(
+    payload: bytes, *, partial: bool = False, trace_id: int | None = None
+) -> FinishedTrace:
     """The finished trace held by one OTLP `TracesData` message (as the spool queues it; the
-    same bytes as an `ExportTraceServiceRequest`). Raises on bytes that do not decode or hold
-    spans of more than one trace."""
+    same bytes as an `ExportTraceServiceRequest`). The bytes are parsed here (raising on bytes
+    that do not decode); its spans become `SpanRecord`s only when a sink reads them (raising
+    then if they hold more than one trace). `trace_id`, when the caller knows it, saves looking
+    it up in the message."""
     request = ExportTraceServiceRequest.FromString(payload)
-    return FinishedTrace.from_records(records_from_request(request, checked=True), partial)
+    if trace_id is None:
+        first = next(
+            (s for r in request.resource_spans for ss in r.scope_spans for s in ss.spans), None
+        )
+        if first is None:
+            raise ValueError("a finished trace needs spans of exactly one trace id, got 0")
+        trace_id = int.from_bytes(first.trace_id, "big")
+    return FinishedTrace.from_otlp(
+        trace_id,
+        (payload, request),
+        lambda: records_from_request(request, checked=True),
+        partial,
+    )
 
 
 def records_from_request(
@@ -425,137 +447,33 @@ def _by_resource_and_scope(
     return list(groups.values())
 
 
+def traces_data_of(trace: FinishedTrace) -> tuple[bytes, ExportTraceServiceRequest]:
+    """The `TracesData` of a trace (the same bytes as an `ExportTraceServiceRequest`) and the
+    message parsed from them: the ones it was read from the spool as, else encoded from its
+    spans."""
+    if trace.otlp is not None:
+        payload, message = trace.otlp
+        return payload, message
+    groups = [
+        (
+            resource_part(resource),
+            [
+                (
+                    scope_part(name, version or None),
+                    b"".join(span_field(encode_record(r)) for r in records),
+                )
+                for (name, version), records in scopes.items()
+            ],
+        )
+        for resource, scopes in _by_resource_and_scope(trace.spans)
+    ]
+    payload = traces_data(groups)
+    return payload, ExportTraceServiceRequest.FromString(payload)
+
+
 def trace_to_json_line(trace: FinishedTrace) -> str:
     """One line of the Collector file exporter format holding every span of `trace`."""
-    return json.dumps(records_to_json(trace.spans), separators=(",", ":"), ensure_ascii=False)
-
-
-def records_to_json(records: Iterable[SpanRecord]) -> dict[str, Any]:
-    """The OTLP JSON document of a request holding `records`, built directly.
-
-    Equal to what `encode_json` makes of that request (proto3 JSON mapping: 64-bit integers as
-    strings, hex ids, integer enums, default values left out) at a fraction of its cost: the
-    file sink writes every delivered span through here.
-    """
-    groups = _by_resource_and_scope(records)
-    if not groups:
-        return {}
-    return {
-        "resourceSpans": [
-            {
-                "resource": _json_attributes_holder(resource),
-                "scopeSpans": [
-                    {
-                        "scope": _json_scope(name, version),
-                        "spans": [_json_span(record) for record in scope_records],
-                    }
-                    for (name, version), scope_records in scopes.items()
-                ],
-            }
-            for resource, scopes in groups
-        ]
-    }
-
-
-def _json_span(record: SpanRecord) -> dict[str, Any]:
-    span: dict[str, Any] = {
-        "traceId": format(record.trace_id, "032x"),
-        "spanId": format(record.span_id, "016x"),
-    }
-    if record.parent_span_id:
-        span["parentSpanId"] = format(record.parent_span_id, "016x")
-    if record.name:
-        span["name"] = record.name
-    kind = _SDK_KIND_TO_PROTO.get(record.kind, Span.SPAN_KIND_INTERNAL)
-    if kind:
-        span["kind"] = kind
-    if record.start_time_ns:
-        span["startTimeUnixNano"] = str(record.start_time_ns)
-    if record.end_time_ns:
-        span["endTimeUnixNano"] = str(record.end_time_ns)
-    if record.attributes:
-        span["attributes"] = _json_key_values(record.attributes)
-    if record.events:
-        span["events"] = [_json_event(event) for event in record.events]
-    if record.links:
-        span["links"] = [_json_link(link) for link in record.links]
-    status: dict[str, Any] = {}
-    if record.status_description:
-        status["message"] = record.status_description
-    code = _SDK_STATUS_TO_PROTO.get(record.status_code, Status.STATUS_CODE_UNSET)
-    if code:
-        status["code"] = code
-    span["status"] = status
-    span["flags"] = _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if record.parent_is_remote else 0)
-    return span
-
-
-def _json_event(event: EventRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {}
-    if event.timestamp_ns:
-        item["timeUnixNano"] = str(event.timestamp_ns)
-    if event.name:
-        item["name"] = event.name
-    if event.attributes:
-        item["attributes"] = _json_key_values(event.attributes)
-    return item
-
-
-def _json_link(link: LinkRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "traceId": format(link.trace_id, "032x"),
-        "spanId": format(link.span_id, "016x"),
-    }
-    if link.attributes:
-        item["attributes"] = _json_key_values(link.attributes)
-    return item
-
-
-def _json_scope(name: str, version: str) -> dict[str, str]:
-    scope = {}
-    if name:
-        scope["name"] = name
-    if version:
-        scope["version"] = version
-    return scope
-
-
-def _json_attributes_holder(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {"attributes": _json_key_values(attributes)} if attributes else {}
-
-
-def _json_key_values(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": key, "value": _json_any_value(value)} for key, value in attributes.items()]
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _json_any_value(value: Any) -> dict[str, Any]:
-    # bool first: it is a subclass of int. Kept in step with _any_value (the protobuf form).
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, int):
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return {"intValue": str(value)}
-        return {"stringValue": str(value)}
-    if isinstance(value, float):
-        if value != value:
-            return {"doubleValue": "NaN"}
-        if value in (math.inf, -math.inf):
-            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
-        return {"doubleValue": value}
-    if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, Mapping):
-        values = _json_key_values(value)
-        return {"kvlistValue": {"values": values} if values else {}}
-    if isinstance(value, Sequence):
-        items = [_json_any_value(v) for v in value]
-        return {"arrayValue": {"values": items} if items else {}}
-    return {"stringValue": str(value)}
+    return traces_data_json(traces_data_of(trace)[1])
 
 
 def traces_from_json_lines(lines: Iterable[str]) -> list[FinishedTrace]:

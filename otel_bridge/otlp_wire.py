@@ -110,6 +110,8 @@ ScopeGroup = tuple[bytes, Sequence[tuple[bytes, bytes]]]
 def _varint(value: int) -> bytes:
     if value < 0x80:
         return _SMALL[value]
+    if value < 0x4000:  # most lengths past 127: two bytes, without the loop
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -215,16 +217,18 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join(parts)
 
 
-def _kind_fields() -> dict[Any, bytes]:
+# The span's kind and status looked up by the enum member's plain `_value_` attribute: hashing
+# an Enum member (or reading `.value`) runs Python code, twice a span on the processor thread.
+def _kind_fields() -> dict[int, bytes]:
     from opentelemetry.trace import SpanKind
 
-    return {kind: _SPAN_KIND + _SMALL[kind.value + 1] for kind in SpanKind}
+    return {kind._value_: _SPAN_KIND + _SMALL[kind._value_ + 1] for kind in SpanKind}
 
 
-def _status_fields() -> dict[tuple[Any, str | None], bytes]:
+def _status_fields() -> dict[int, bytes]:
     from opentelemetry.trace import StatusCode
 
-    return {(code, None): _status(code.value, None) for code in StatusCode}
+    return {code._value_: _status(code._value_, None) for code in StatusCode}
 
 
 def _status(code: int, message: str | None) -> bytes:
@@ -316,7 +320,8 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
     if links is None:
         links = span.links
     status = span.status
-    status_field = _STATUS_FIELDS.get((status.status_code, status.description))
+    description = status.description
+    status_field = None if description else _STATUS_FIELDS.get(status.status_code._value_)
     if status_field is None:
         status_field = _status(status.status_code.value, status.description)
     name = _utf8(span.name)
@@ -332,7 +337,7 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
             _SPAN_NAME,
             _SMALL[size] if size < 0x80 else _varint(size),
             name,
-            _KIND_FIELDS.get(span.kind) or _SPAN_KIND + _SMALL[span.kind.value + 1],
+            _KIND_FIELDS.get(span.kind._value_) or _SPAN_KIND + _SMALL[span.kind.value + 1],
             _pack_times(0x39, start, 0x41, span.end_time or start),
             _attributes(_SPAN_ATTRIBUTE, attributes),
             _events(events) if events else b"",

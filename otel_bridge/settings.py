@@ -28,6 +28,7 @@ __all__ = [
     "Setting",
     "parse_bool",
     "parse_content_capture",
+    "parse_file_format",
     "parse_list",
     "parse_vocabularies",
     "sink_variable",
@@ -369,9 +370,28 @@ EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
 FILE_PATH: Setting[str | None] = Setting(
     "path",
     None,
-    "the OTLP JSON Lines file finished traces are appended to",
+    "the file finished traces are appended to",
     "`otel-bridge-traces.jsonl` in the working directory",
     name="PATH",
     sink="file",
 )
-FILE_SINK_SETTINGS: tuple[Setting[Any], ...] = (FILE_PATH,)
+FILE_FORMATS = ("json", "proto")
+
+
+def parse_file_format(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in FILE_FORMATS:
+        raise ValueError(f"not a file format; use {' or '.join(FILE_FORMATS)}")
+    return lowered
+
+
+FILE_FORMAT: Setting[str] = Setting(
+    "format",
+    "json",
+    "`json`: one OTLP JSON line per trace; `proto`: each trace's `TracesData` as protobuf after"
+    " its size in 4 bytes, big-endian (the Collector file exporter's `format: proto`)",
+    name="FORMAT",
+    sink="file",
+    parse=parse_file_format,
+)
+FILE_SINK_SETTINGS: tuple[Setting[Any], ...] = (FILE_PATH, FILE_FORMAT)

@@ -47,7 +47,9 @@ class OutboxItem:
 
     def trace(self) -> FinishedTrace:
         """The trace decoded from its payload (raises on a payload that does not decode)."""
-        return trace_from_traces_data(self.payload, partial=self.partial)
+        return trace_from_traces_data(
+            self.payload, partial=self.partial, trace_id=int(self.key, 16)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ tree (root, parent, children, ancestors). The LangChain views over it are in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["AttributeValue", "EventRecord", "LinkRecord", "SpanRecord", "TraceTree"]
+__all__ = ["AttributeValue", "EventRecord", "LinkRecord", "OtlpSource", "SpanRecord", "TraceTree"]
 
 # One encoder for every record: json.dumps with options would build a new one per call.
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# A trace's OTLP `TracesData`: its bytes and the protobuf message parsed from them.
+OtlpSource = tuple[bytes, Any]
 
 AttributeValue = (
     str
@@ -198,7 +201,9 @@ class TraceTree:
     """All spans of one trace id, with navigation over their tree.
 
     `partial` is True when the trace was handed over because it reached the maximum age (or a
-    buffer bound) before its local root ended.
+    buffer bound) before its local root ended. A trace read from the spool keeps the OTLP
+    `TracesData` it was stored as (`otlp`) and decodes its spans only when they are first read:
+    a sink that writes the protobuf as it is (the file sink) never pays for `SpanRecord`s.
     """
 
     trace_id: int
@@ -206,17 +211,66 @@ class TraceTree:
     partial: bool = False
     _by_id: Mapping[int, SpanRecord] = field(init=False, repr=False, compare=False)
     _children: Mapping[int, tuple[SpanRecord, ...]] = field(init=False, repr=False, compare=False)
+    _otlp: OtlpSource | None = field(default=None, init=False, repr=False, compare=False)
+    _decode: Callable[[], Iterable[SpanRecord]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
+        self._index(tuple(self.spans))
+
+    @classmethod
+    def from_otlp(
+        cls,
+        trace_id: int,
+        source: OtlpSource,
+        decode: Callable[[], Iterable[SpanRecord]],
+        partial: bool = False,
+    ) -> Self:
+        """A trace whose spans `decode` makes from `source` when they are first read (raising
+        ValueError then if they hold another trace id)."""
+        tree = cls.__new__(cls)
+        # `spans` and its indexes stay unset until read: `__getattr__` decodes them then.
+        object.__setattr__(tree, "trace_id", trace_id)
+        object.__setattr__(tree, "partial", partial)
+        object.__setattr__(tree, "_otlp", source)
+        object.__setattr__(tree, "_decode", decode)
+        return tree
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot not set yet: the spans of a trace read from the spool.
+        if name in ("spans", "_by_id", "_children") and self._decode is not None:
+            self._decoded()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def otlp(self) -> OtlpSource | None:
+        """The `TracesData` this trace was read from (bytes and the message parsed from them),
+        or None for a trace built from spans."""
+        return self._otlp
+
+    def _decoded(self) -> None:
+        decode = self._decode
+        assert decode is not None
+        records = tuple(decode())
+        if any(record.trace_id != self.trace_id for record in records):
+            raise ValueError(
+                f"trace {self.trace_id:032x} holds spans of another trace id: not one trace"
+            )
+        self._index(records)
+        object.__setattr__(self, "_decode", None)
+
+    def _index(self, spans: tuple[SpanRecord, ...]) -> None:
         # Spans sorted by start time make every helper's output chronological.
-        ordered = tuple(sorted(self.spans, key=lambda s: (s.start_time_ns, s.end_time_ns)))
+        ordered = tuple(sorted(spans, key=lambda s: (s.start_time_ns, s.end_time_ns)))
         children: dict[int, list[SpanRecord]] = {}
         for span in ordered:
             if span.parent_span_id is not None:
                 children.setdefault(span.parent_span_id, []).append(span)
-        object.__setattr__(self, "spans", ordered)
         object.__setattr__(self, "_by_id", {span.span_id: span for span in ordered})
         object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+        object.__setattr__(self, "spans", ordered)
 
     # --- construction and JSON ----------------------------------------------------------------
 

@@ -225,7 +225,7 @@ class OTLPGRPCServer:
             request = otlp.decode_protobuf(body)
         except otlp.OTLPDecodeError as exc:
             raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-        outcome = self._ingestor.ingest(request, _TRANSPORT)
+        outcome = self._ingestor.ingest(request, _TRANSPORT, body)
         if outcome.verdict is not Verdict.ACCEPTED:
             raise _Refusal(
                 _VERDICT_CODES[outcome.verdict], outcome.message, outcome.retry_after_seconds

@@ -277,7 +277,9 @@ class OTLPHTTPServer:
         except protocol.ProtocolError as exc:
             return _failure(exc.status, exc.message, media)
         try:
-            outcome = self._ingestor.ingest(request, _TRANSPORT)
+            outcome = self._ingestor.ingest(
+                request, _TRANSPORT, body if media == protocol.PROTOBUF else None
+            )
         except Exception:  # a bug of ours must answer, not hang up on the client
             _logger.exception("failed to ingest a request")
             return _failure(500, "internal error in otel-bridge; see its log", media)

@@ -4,6 +4,8 @@ pieces decodes to the spans it was made from."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
@@ -124,3 +126,37 @@ def test_surrogates_in_names_and_values_cost_only_those_characters() -> None:
     assert record.attributes["long"] == "\ufffd" + "y" * 200
     assert record.events[0].name == "event\ufffd"
     assert list(record.events[0].attributes["e"]) == ["x\ufffd", "ok"]
+
+
+def test_a_stored_trace_keeps_its_protobuf_and_decodes_its_spans_when_read() -> None:
+    """A trace read from the spool carries the `TracesData` it was stored as, and its spans
+    become records only when a sink reads them: a payload holding two traces parses, and
+    raises once its spans are read."""
+    spans = varied_spans()
+    resource = resource_part_of(spans[0].resource)
+    fields = b"".join(span_field(encode_readable(span)) for span in spans)
+    payload = traces_data([(resource, [(scope_part_of(spans[0].instrumentation_scope), fields)])])
+    trace = trace_from_traces_data(payload, trace_id=spans[0].context.trace_id)
+    assert trace.otlp is not None and trace.otlp[0] == payload
+    assert trace.otlp[1].SerializeToString() == payload
+    assert trace.span(spans[0].context.span_id) is not None
+    assert {span.span_id for span in trace.spans} == {s.context.span_id for s in spans}
+    assert FinishedTrace.from_spans(spans).otlp is None
+    # Still a frozen dataclass: replace() copies the decoded spans (and not the stored bytes).
+    lazy = trace_from_traces_data(payload)
+    copy = dataclasses.replace(lazy, partial=True)
+    assert copy.partial and copy.otlp is None
+    assert copy.spans == lazy.spans == trace.spans
+    assert lazy == trace
+
+    other = span_field(encode_readable(spans[0])).replace(
+        spans[0].context.trace_id.to_bytes(16, "big"), b"\x01" * 16
+    )
+    scope = scope_part_of(spans[0].instrumentation_scope)
+    mixed = trace_from_traces_data(traces_data([(resource, [(scope, fields + other)])]))
+    try:
+        mixed.spans  # noqa: B018
+    except ValueError as error:
+        assert "another trace id" in str(error)
+    else:
+        raise AssertionError("a payload of two traces decoded as one")

@@ -189,6 +189,24 @@ def test_a_request_from_the_receiver_lands_as_the_same_spans_do(tmp_path: Path) 
     assert call.links and call.links[0].attributes == {"why": "retry"}
 
 
+def test_export_request_called_directly_skips_spans_with_invalid_ids(
+    tmp_path: Path,
+) -> None:
+    """Called directly (not from the receiver), `export_request` leaves out spans whose ids
+    OTLP rejects, and spools the rest."""
+    spans = _rich_spans()
+    request = otlp.request_from_spans(spans)
+    scope_spans = request.resource_spans[0].scope_spans[0]
+    scope_spans.spans.add(trace_id=bytes(16), span_id=b"\x01" * 8, name="zero trace id")
+    scope_spans.spans.add(trace_id=b"\x02" * 16, span_id=b"\x03" * 7, name="short span id")
+    exporter = _exporter(tmp_path / "spool", tmp_path / "out.jsonl")
+    assert exporter.export_request(request) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(10_000)
+    exporter.shutdown()
+    written = [span for trace in read_traces(tmp_path / "out.jsonl") for span in trace.spans]
+    assert sorted(span.name for span in written) == sorted(span.name for span in spans)
+
+
 def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
