@@ -8,13 +8,15 @@ JSON within the length limit by shortening strings and lists before giving up on
 from __future__ import annotations
 
 import base64
-import json
+import dataclasses
+import datetime
+import enum
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from json.encoder import encode_basestring
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from langchain_core.documents import Document
 from langchain_core.messages import (
     AIMessage,
@@ -25,10 +27,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.prompt_values import ChatPromptValue
 from pydantic import BaseModel, SecretBytes, SecretStr
-
-from otel_bridge._private import json_c_encoder
 
 Redactor = Callable[[str], str]
 
@@ -40,6 +39,17 @@ SECRET_KEY = re.compile(
     r"refresh[_-]?token|session[_-]?token|bearer|private[_-]?key)",
     re.IGNORECASE,
 )
+# Every SECRET_KEY match contains one of these (keep the two in step): a text with none of them
+# has no secret-looking key, found with substring tests far cheaper than the regex.
+_SECRET_FRAGMENTS = ("key", "secret", "passw", "authorization", "credential", "token", "bearer")
+# The one orjson call: dataclasses and datetimes converted by `_plain_default` like every other
+# type orjson does not write itself, so the careful walk gives the same text. A key that is not a
+# string makes it refuse the value: the careful walk names such keys, once each.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# The integers orjson writes (signed and unsigned 64-bit); the careful walk writes others as
+# strings of their digits.
+_ORJSON_MIN_INT = -(2**63)
+_ORJSON_MAX_INT = 2**64 - 1
 _MAX_DEPTH = 32
 # When strings alone cannot be cut enough, lists and mappings are cut to these many items.
 _LIST_CAPS = (64, 16, 4)
@@ -55,10 +65,6 @@ _ROLE_BY_MESSAGE_CLASS: tuple[tuple[type[BaseMessage], str], ...] = (
     (FunctionMessage, "tool"),
 )
 
-
-# Checked rather than assumed: the written form must match the field walk's.
-_PROMPT_VALUE_FIELDS = tuple(ChatPromptValue.model_fields)
-
 MIN_MAX_LENGTH = 64
 # Per-class facts cached on the hot path (isinstance against pydantic's ABC-metaclass models is
 # slow); classes are few, the bound only guards against classes made at run time.
@@ -69,7 +75,7 @@ _CONVERSION_BY_CLASS: dict[type, Callable[[Any], Any]] = {}
 _MESSAGE_CLASS_FACTS: dict[type, tuple[str | None, bool, bool]] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContentPolicy:
     """How content is captured: the length bound per attribute and the redaction hook."""
 
@@ -89,7 +95,11 @@ def is_secret_key(key: str) -> bool:
 
 
 class _Shrinker:
-    """Converts arbitrary values to JSON-compatible ones with caps on strings and lists."""
+    """Converts arbitrary values to ones orjson writes without a conversion and never refuses,
+    with caps on strings and lists: the careful walk, for values the one orjson call refused, over
+    the limit or holding secret-looking keys. Each value it cannot take as it is costs only that
+    value: a failed conversion its repr, a cycle "[cycle]", an integer orjson refuses its digits,
+    a lone surrogate U+FFFD, a key orjson cannot write its repr."""
 
     __slots__ = ("_list_cap", "_redact", "_seen", "_string_cap", "string_chars", "strings")
 
@@ -105,6 +115,8 @@ class _Shrinker:
     def text(self, value: str) -> str:
         if self._redact is not None:
             value = self._redact(value)
+        if not value.isascii():
+            value = _valid_text(value)
         self.strings += 1
         self.string_chars += len(value)
         cap = self._string_cap
@@ -113,22 +125,13 @@ class _Shrinker:
         return value
 
     def convert(self, value: Any, depth: int = 0) -> Any:
-        if value is None or isinstance(value, bool | int):
+        if value is None or isinstance(value, bool | float):
+            # orjson writes NaN and the infinities as null.
             return value
-        if isinstance(value, float):
-            # NaN and infinities are not JSON.
-            return (
-                value
-                if value == value and value not in (float("inf"), float("-inf"))
-                else str(value)
-            )
+        if isinstance(value, int):
+            return value if _ORJSON_MIN_INT <= value <= _ORJSON_MAX_INT else str(value)
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, SecretStr | SecretBytes):
-            return SECRET_MASK
-        if isinstance(value, bytes | bytearray | memoryview):
-            raw = bytes(value)
-            return self.text(base64.b64encode(raw).decode("ascii"))
         if depth >= _MAX_DEPTH:
             return "[max depth]"
         marker = id(value)
@@ -143,40 +146,69 @@ class _Shrinker:
     def _convert_container(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
             return self._mapping(value, depth)
-        if isinstance(value, BaseMessage):
-            return self.convert(message_dict(value), depth)
-        if isinstance(value, Document):
-            return self.convert(document_dict(value), depth)
-        if isinstance(value, BaseModel):
-            return self._mapping(_model_fields(value), depth)
-        if isinstance(value, list | tuple | set | frozenset) or _is_plain_sequence(value):
-            items = list(value)
+        if isinstance(value, list | tuple):
             cap = self._list_cap
-            converted = [self.convert(item, depth) for item in items[:cap]]
-            if cap is not None and len(items) > cap:
-                converted.append(f"...[{len(items) - cap} more items]")
+            converted = [self.convert(item, depth) for item in value[:cap]]
+            if cap is not None and len(value) > cap:
+                converted.append(f"...[{len(value) - cap} more items]")
             return converted
-        return self.text(_safe_repr(value))
+        # Everything else as the one orjson call converts it: the same table.
+        try:
+            plain = _plain_default(value)
+        except Exception:  # a conversion that fails costs this value, not the attribute
+            return self.text(_safe_repr(value))
+        return self.convert(plain, depth)
 
-    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any] | str:
+        try:
+            items = list(value.items())
+        except Exception:  # a mapping that cannot be read costs this value, not the attribute
+            return self.text(_safe_repr(value))
         result: dict[str, Any] = {}
-        items = list(value.items())
         cap = self._list_cap
         for key, item in items[:cap]:
-            name = key if isinstance(key, str) else _safe_repr(key)
+            name = key if key.__class__ is str else _key_text(key)
+            if not name.isascii():
+                name = _valid_text(name)
             result[name] = SECRET_MASK if is_secret_key(name) else self.convert(item, depth)
         if cap is not None and len(items) > cap:
             result["..."] = f"[{len(items) - cap} more keys]"
         return result
 
 
-def _is_plain_sequence(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+def _valid_text(text: str) -> str:
+    """`text` with its surrogates (which UTF-8, so orjson, refuses) replaced: a pair by the
+    character it stands for, a lone one by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
-def _model_fields(model: BaseModel) -> dict[str, Any]:
-    # Field access, not model_dump(): a model that fails to serialize still shows its fields.
-    return {name: getattr(model, name, None) for name in type(model).model_fields}
+def _key_text(key: Any) -> str:
+    """A mapping key that is not a str as orjson writes such keys (numbers, true, false, null, an
+    Enum's value, a UUID, a date), else its repr (tuples, other objects)."""
+    try:
+        written = orjson.loads(orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS))
+        return str(next(iter(written)))
+    except Exception:  # orjson refuses the key: its repr instead
+        return _safe_repr(key)
+
+
+def _fields_of(kind: type[BaseModel]) -> Callable[[BaseModel], dict[str, Any]]:
+    """A model's fields by field access, not model_dump(): a model that fails to serialize still
+    shows its fields. The names are read once per class (pydantic's `model_fields` is slow)."""
+    names = tuple(kind.model_fields)
+
+    def fields(model: BaseModel) -> dict[str, Any]:
+        return {name: getattr(model, name, None) for name in names}
+
+    return fields
+
+
+def _dataclass_fields(value: Any) -> dict[str, Any]:
+    return {field.name: getattr(value, field.name, None) for field in dataclasses.fields(value)}
 
 
 def _safe_repr(value: Any) -> str:
@@ -194,6 +226,14 @@ def _base64_text(value: Any) -> str:
     return base64.b64encode(bytes(value)).decode("ascii")
 
 
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _iso_text(value: datetime.date | datetime.time) -> str:
+    return value.isoformat()
+
+
 def _default_conversion(kind: type) -> Callable[[Any], Any]:
     """How `_plain_default` converts instances of `kind`."""
     if issubclass(kind, SecretStr | SecretBytes):
@@ -205,9 +245,17 @@ def _default_conversion(kind: type) -> Callable[[Any], Any]:
     if issubclass(kind, Document):
         return document_dict
     if issubclass(kind, BaseModel):
-        return _model_fields
+        return _fields_of(kind)
     if issubclass(kind, Mapping):
         return dict
+    if issubclass(kind, enum.Enum):
+        return _enum_value
+    if issubclass(kind, uuid.UUID):
+        return str
+    if issubclass(kind, datetime.date | datetime.time):
+        return _iso_text
+    if dataclasses.is_dataclass(kind):
+        return _dataclass_fields
     if issubclass(kind, set | frozenset) or (
         issubclass(kind, Sequence) and not issubclass(kind, str | bytes | bytearray)
     ):
@@ -216,7 +264,8 @@ def _default_conversion(kind: type) -> Callable[[Any], Any]:
 
 
 def _plain_default(value: Any) -> Any:
-    """The fast encoder's fallback for types `json` does not know; same output as `_Shrinker`."""
+    """What a value orjson does not write itself becomes: the one table of conversions, for the
+    orjson call (its `default`) and the careful walk alike."""
     kind = type(value)
     convert = _CONVERSION_BY_CLASS.get(kind)
     if convert is None:
@@ -228,54 +277,34 @@ def _plain_default(value: Any) -> Any:
     return convert(value)
 
 
-# Encoders not in use. Each owns the markers dict it detects cycles with, so one is never shared
-# by two walks at once (threads, or a `repr` that encodes); `list.pop`/`append` are atomic.
-_IDLE_ENCODERS: list[Callable[[Any, int], Iterable[str]]] = []
-
-
-def _new_encoder() -> Callable[[Any, int], Iterable[str]]:
-    """What `json.JSONEncoder.encode` runs, built once rather than per call: the C walk where
-    there is one. NaN is not JSON, so such values take the careful path."""
-    encoder = json_c_encoder(_plain_default, encode_basestring)
-    if encoder is None:
-        # No C accelerator: the pure-Python walk, which gives the same text.
-        walk = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain_default
-        )
-        return lambda value, _indent_level: walk.iterencode(value)
-    return encoder
-
-
 def _fast_encode(value: Any, limit: int) -> str | None:
-    """The JSON encoder's output (or a plain message's text, written directly) when it is
-    already the right answer, else None.
+    """The JSON of `value` from one orjson call, when that is already the answer, else None.
 
-    It is, unless the value has cycles, NaNs, odd keys or excessive depth (the encoder raises),
-    is over the limit, or mentions anything secret-looking (keys must then be masked).
+    It is, unless orjson refuses a value in it (an integer beyond 64 bits, a lone surrogate, a key
+    that is not a string, a cycle, excessive depth, a conversion that raised), the text is over the
+    limit, or a key looks secret (it must then be masked).
     """
-    if isinstance(value, str):
-        # A lone string has no keys to mask.
-        text = encode_basestring(value)
-        return text if len(text) <= limit else None
-    rendered = _messages_json(value)
-    if rendered is not None:
-        return rendered if len(rendered) <= limit else None
     try:
-        encoder = _IDLE_ENCODERS.pop()
-    except IndexError:
-        encoder = _new_encoder()
-    try:
-        text = "".join(encoder(value, 0))
-    except Exception:
-        # Dropped, not reused: a failed walk leaves its entries in the markers dict.
+        text = orjson.dumps(value, default=_plain_default, option=_ORJSON_OPTIONS).decode()
+    except Exception:  # orjson.JSONEncodeError, or what a conversion raised: the careful walk
         return None
-    _IDLE_ENCODERS.append(encoder)
     if len(text) > limit:
         return None
-    # Every SECRET_KEY match contains one of these fragments; substring tests are far cheaper
-    # than running the regex over every encoding (keep the two in step).
+    # A lone string has no keys to mask.
+    return text if value.__class__ is str or not _has_secret_key(text) else None
+
+
+def _has_secret_key(text: str) -> bool:
+    """Whether a key of `text`, compact JSON, looks secret; True also where an escaped quote
+    makes that costly to tell (the careful walk then decides).
+
+    Only keys are read, so a message that mentions a token does not cost the careful walk: where
+    a fragment of a secret-looking key occurs, the next quote closes its string, which is a key
+    when ":" follows.
+    """
     lowered = text.lower()
-    if (
+    # Most texts hold none of the fragments: one chain of substring tests says so.
+    if not (
         "key" in lowered
         or "secret" in lowered
         or "passw" in lowered
@@ -284,62 +313,23 @@ def _fast_encode(value: Any, limit: int) -> str | None:
         or "token" in lowered
         or "bearer" in lowered
     ):
-        return None
-    return text
-
-
-def _messages_json(value: Any) -> str | None:
-    """The JSON of a plain message or a list of them, written directly, else None.
-
-    Building each message's dict for the C encoder to walk costs more than writing its text. Its
-    keys are our own, none secret-looking, so the result needs no secret scan.
-    """
-    kind = value.__class__
-    if kind is list:
-        if not value or value[0].__class__ not in _MESSAGE_CLASS_FACTS:
-            return None
-        texts = []
-        for message in value:
-            text = _message_json(message)
-            if text is None:
-                return None
-            texts.append(text)
-        return "[" + ",".join(texts) + "]"
-    if kind in _MESSAGE_CLASS_FACTS:
-        return _message_json(value)
-    if kind is ChatPromptValue and _PROMPT_VALUE_FIELDS == ("messages",):
-        # A chat prompt's output: encoded through its fields, `{"messages": [...]}`.
-        messages = _messages_json(value.messages)
-        return None if messages is None else '{"messages":' + messages + "}"
-    return None
-
-
-def _message_json(message: Any) -> str | None:
-    """`message_dict(message)` as JSON when the message has a known role, text content and no
-    tool calls (the common case), else None."""
-    facts = _MESSAGE_CLASS_FACTS.get(message.__class__)
-    if facts is None:
-        return None
-    role, is_tool_response, declares_tool_calls = facts
-    content = message.content
-    if role is None or is_tool_response or content.__class__ is not str:
-        return None
-    if declares_tool_calls:
-        if message.tool_calls:
-            return None
-    else:
-        extra = getattr(message, "__pydantic_extra__", None)
-        if extra and extra.get("tool_calls"):
-            return None
-    if not content:
-        return '{"role":"' + role + '","parts":[]}'
-    return (
-        '{"role":"'
-        + role
-        + '","parts":[{"type":"text","content":'
-        + encode_basestring(content)
-        + "}]}"
-    )
+        return False
+    if len(lowered) != len(text):  # lowering changed the length (a few non-ASCII letters)
+        return True
+    for fragment in _SECRET_FRAGMENTS:
+        at = lowered.find(fragment)
+        while at != -1:
+            close = text.find('"', at)
+            if close == -1 or text[close - 1] == "\\":
+                return True
+            if text.startswith(":", close + 1):
+                start = text.rfind('"', 0, at)
+                if start < 1 or text[start - 1] == "\\":
+                    return True
+                if SECRET_KEY.search(text, start + 1, close) is not None:
+                    return True
+            at = lowered.find(fragment, close)
+    return False
 
 
 def encode(value: Any, policy: ContentPolicy) -> str:
@@ -394,7 +384,8 @@ def encode_text(value: Any, policy: ContentPolicy) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """The careful walk's output (or a string) as JSON: values orjson writes as they are."""
+    return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
 
 
 def _parts_of_content(content: Any) -> list[dict[str, Any]]:
@@ -441,8 +432,23 @@ def _role(message: BaseMessage, class_role: str | None) -> str:
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:
     """A LangChain message as a GenAI-convention message: role and parts."""
-    class_role, is_tool_response, declares_tool_calls = _message_class_facts(message.__class__)
-    parts = _parts_of_content(message.content)
+    kind = message.__class__
+    class_role, is_tool_response, declares_tool_calls = _MESSAGE_CLASS_FACTS.get(
+        kind
+    ) or _message_class_facts(kind)
+    content = message.content
+    role = class_role if class_role is not None else _role(message, class_role)
+    if is_tool_response:
+        response = {
+            "type": "tool_call_response",
+            "id": getattr(message, "tool_call_id", None),
+            "response": content,
+        }
+        return {"role": role, "parts": [response]}
+    if content.__class__ is str:
+        parts = [{"type": "text", "content": content}] if content else []
+    else:
+        parts = _parts_of_content(content)
     if declares_tool_calls:
         calls = getattr(message, "tool_calls", None)
     else:
@@ -459,16 +465,7 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
                 "arguments": call.get("args"),
             }
         )
-    if is_tool_response:
-        response = message.content
-        parts = [
-            {
-                "type": "tool_call_response",
-                "id": getattr(message, "tool_call_id", None),
-                "response": response,
-            }
-        ]
-    return {"role": _role(message, class_role), "parts": parts}
+    return {"role": role, "parts": parts}
 
 
 # Metadata keys vector stores and rerankers put a document's relevance under.

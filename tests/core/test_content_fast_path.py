@@ -1,5 +1,5 @@
-"""The content encoder's shortcuts (messages written directly, pooled C encoders) give the same
-JSON, byte for byte, as the careful walk the redact hook always takes."""
+"""The content encoder's one orjson call gives the same JSON, byte for byte, as the careful walk
+the redact hook always takes; messages included."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import ChatPromptValue
 
-from otel_bridge import _content, _extract
+from otel_bridge import _extract
 from otel_bridge._content import (
     ContentPolicy,
     _dumps,
@@ -74,7 +74,7 @@ def _careful(value: Any, limit: int) -> str:
 
 @given(value=message_values, limit=st.integers(min_value=64, max_value=2000))
 @settings(max_examples=300, deadline=None)
-def test_message_shortcut_matches_the_careful_walk(value: Any, limit: int) -> None:
+def test_messages_in_one_call_match_the_careful_walk(value: Any, limit: int) -> None:
     fast = _fast_encode(value, limit)
     if fast is not None:
         assert fast == _careful(value, limit)
@@ -89,14 +89,13 @@ def test_input_messages_encode_as_their_message_dicts(batches: list[list[BaseMes
     assert encode(input_messages(batches), policy) == encode(as_dicts, policy)
 
 
-def test_plain_messages_are_written_directly() -> None:
+def test_plain_messages_are_written_in_the_one_call() -> None:
     value = [SystemMessage("Answer briefly."), HumanMessage('Say "hi"'), AIMessage("")]
-    for message in value:
-        message_dict(message)  # the shortcut knows a class once it has been seen
-    assert _content._messages_json(value) == json.dumps(
+    expected = json.dumps(
         [message_dict(message) for message in value], ensure_ascii=False, separators=(",", ":")
     )
-    assert _content._messages_json(ChatPromptValue(messages=value)) is not None
+    assert _fast_encode(value, 10_000) == expected
+    assert _fast_encode(ChatPromptValue(messages=value), 10_000) == '{"messages":' + expected + "}"
 
 
 def test_tool_call_arguments_keep_their_secrets_masked() -> None:
@@ -174,7 +173,7 @@ def _nested(seed: int) -> Any:
     return {"seed": seed, "value": build(0)}
 
 
-def test_pooled_encoders_under_eight_threads_match_a_single_threaded_encode() -> None:
+def test_encodes_under_eight_threads_match_a_single_threaded_encode() -> None:
     values = [_nested(seed) for seed in range(40)]
     expected = [encode(value, _POLICY) for value in values]
     assert expected == [_careful_unbounded(value) for value in values]
@@ -238,7 +237,6 @@ def test_a_cyclic_value_leaves_no_stale_cycle_marks_for_the_next_value() -> None
     broken = BrokenModelDump()
     assert encode({"x": [shared, broken]}, _POLICY) == _careful_unbounded({"x": [shared, broken]})
     assert encode({"x": [shared]}, _POLICY) == '{"x":[[1,2]]}'
-    assert all(callable(encoder) for encoder in _content._IDLE_ENCODERS)
 
 
 class BrokenModelDump:

@@ -60,36 +60,3 @@ def test_langchain_configure_hooks_is_the_list_register_configure_hook_appends_t
     assert not _private.configure_hook_registered(hook)
     # Removed from the list, the hook no longer adds its handler to new callback managers.
     assert marker not in CallbackManager.configure().handlers
-
-
-def test_json_c_encoder_writes_what_the_public_encoder_writes_and_refuses_nan() -> None:
-    """CPython's `json.encoder.c_make_encoder`, with the argument order we build it with:
-    the same text as the public encoder, NaN refused, `default` called, cycles detected."""
-    import json
-    import platform
-    from json.encoder import encode_basestring
-
-    walk = _private.json_c_encoder(lambda value: f"<{type(value).__name__}>", encode_basestring)
-    if platform.python_implementation() == "CPython":
-        assert walk is not None, "json.encoder.c_make_encoder is gone"
-    if walk is None:
-        return
-    value = {"a": [1, 2.5, None, True], "é": "ü\n", "b": {"c": ()}}
-    public = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    assert "".join(walk(value, 0)) == public.encode(value)
-    assert "".join(walk({"x": object()}, 0)) == '{"x":"<object>"}'
-    for bad in (float("nan"), [float("inf")]):
-        try:
-            "".join(walk(bad, 0))
-        except ValueError:
-            pass
-        else:
-            raise AssertionError(f"{bad!r} was encoded")
-    loop: list[Any] = []
-    loop.append(loop)
-    try:
-        "".join(walk(loop, 0))
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("a cycle was encoded")
