@@ -228,6 +228,15 @@ def trace_of(
     return FinishedTrace.from_spans(spans)
 
 
+def tagged_rag_trace() -> FinishedTrace:
+    """The RAG chain's trace, called with tags and metadata (what the views' tests read)."""
+    return trace_of(
+        rag_chain(),
+        QUESTION,
+        {"tags": ["rag", "unit-test"], "metadata": {"user": "ada", "session": 7}},
+    )
+
+
 def classic_agent() -> Runnable:
     """langchain_classic's AgentExecutor over a tool-calling agent (agent-action callbacks).
     Input: {"input": AGENT_QUESTION}."""

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError
+from tests.support.forking import held_by_another_thread
 
 
 class MemorySink(TraceExporter):
@@ -342,31 +343,12 @@ class ForkContract:
         renewed, kept, locks = self.renewed(exporter), self.kept(exporter), self.locks(exporter)
         assert locks, "a sink with no lock to replace has nothing to check here"
         # As at a fork in the middle of a delivery: a thread of the parent holds every lock.
-        held = [threading.Event() for _ in locks]
-        release = threading.Event()
-
-        def hold(lock: Any, taken: threading.Event) -> None:
-            with lock:
-                taken.set()
-                release.wait(60)
-
-        holders = [
-            threading.Thread(target=hold, args=pair, daemon=True)
-            for pair in zip(locks, held, strict=True)
-        ]
-        for holder in holders:
-            holder.start()
-        try:
-            assert all(taken.wait(60) for taken in held)
+        with held_by_another_thread(*locks):
             exporter._after_fork_in_child()
             new_locks = self.locks(exporter)
             assert all(new is not old for new, old in zip(new_locks, locks, strict=True))
             assert not any(lock.locked() for lock in new_locks)
             self.deliver_one(exporter)
-        finally:
-            release.set()
-            for holder in holders:
-                holder.join(60)
 
         after = self.renewed(exporter)
         assert all(new is not old for new, old in zip(after, renewed, strict=True)), after

@@ -19,49 +19,34 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.delivery import RetryPolicy
-from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, SpoolLockedError
 from tests.contract import make_spans
-from tests.support.forking import run_in_child
+from tests.support.forking import ProcessLogSink, held_by_another_thread, run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
 _DEADLINE = 30.0
 
 
-class FileSink(TraceExporter):
-    """Appends `<pid> <trace id>` per delivered trace to a file both processes share (O_APPEND,
-    so each short write lands whole). In the process that built it, deliveries fail (retried an
-    hour later) until `gate` is set, so the parent still holds its trace when it forks."""
+class FileSink(ProcessLogSink):
+    """A `ProcessLogSink` whose deliveries fail (retried an hour later) in the process that
+    built it until `gate` is set, so the parent still holds its trace when it forks."""
 
     sink_name = "forktest"
 
     def __init__(self, log: Path, **options: Any) -> None:
-        self.log = log
         self.creator = os.getpid()
         self.gate = threading.Event()
         self.refused = 0
-        super().__init__(**options)
+        super().__init__(log, **options)
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         if os.getpid() == self.creator and not self.gate.is_set():
             self.refused += 1
             raise RetryableError("gate closed")
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            for trace in traces:
-                os.write(fd, f"{os.getpid()} {trace.trace_id:032x}\n".encode())
-        finally:
-            os.close(fd)
-        return DeliveryReport.all_delivered(traces)
-
-    def deliveries(self) -> list[tuple[int, str]]:
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text().splitlines()
-        return [(int(pid), trace) for pid, trace in (line.split() for line in lines)]
+        return super().deliver(traces)
 
 
 @pytest.fixture
@@ -163,23 +148,9 @@ def test_child_leaves_parent_spool_intact_and_locked(exporter: FileSink) -> None
 def test_fork_while_another_thread_holds_the_exporter_locks(exporter: FileSink) -> None:
     """A fork in the middle of an export or a shutdown: the locks those threads held are copied
     held into the child, where no thread will ever release them."""
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with exporter.spool._lock, exporter._shutdown_lock:
-            held.set()
-            release.wait(_DEADLINE)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(_DEADLINE)
+    with held_by_another_thread(exporter.spool._lock, exporter._shutdown_lock):
         child_spans = make_spans(("child-root",))
         child_pid, code = run_in_child(_export_and_shut_down(exporter, child_spans))
-    finally:
-        release.set()
-        holder.join(_DEADLINE)
 
     assert code == 0
     assert exporter.deliveries() == [(child_pid, _trace_id(child_spans))]

@@ -13,37 +13,24 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_bridge.exporter import TraceExporter
-from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.sink import DeliveryReport
 from tests.contract import make_spans
-from tests.support.forking import run_in_child
+from tests.support.forking import ProcessLogSink, run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
 _DEADLINE = 30.0
 
 
-class HookedSink(TraceExporter):
-    """Appends `<pid> <trace id>` per delivered trace to a file (O_APPEND, one write per line),
-    and records what the exporter looked like whenever `_after_fork_in_child` ran."""
+class HookedSink(ProcessLogSink):
+    """A `ProcessLogSink` that records what the exporter looked like whenever
+    `_after_fork_in_child` ran."""
 
     sink_name = "forkhook"
 
     def __init__(self, log: Path, *, hook_raises: bool = False, **options: Any) -> None:
-        self.log = log
         self.hook_raises = hook_raises
         self.hook_calls: list[dict[str, Any]] = []
-        super().__init__(**options)
-
-    def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            for trace in traces:
-                os.write(fd, f"{os.getpid()} {trace.trace_id:032x}\n".encode())
-        finally:
-            os.close(fd)
-        return DeliveryReport.all_delivered(traces)
+        super().__init__(log, **options)
 
     def _after_fork_in_child(self) -> None:
         self.hook_calls.append(
@@ -56,12 +43,6 @@ class HookedSink(TraceExporter):
         )
         if self.hook_raises:
             raise RuntimeError("a sink's hook failed")
-
-    def deliveries(self) -> list[tuple[int, str]]:
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text().splitlines()
-        return [(int(pid), trace) for pid, trace in (line.split() for line in lines)]
 
 
 @pytest.fixture

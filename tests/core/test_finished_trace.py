@@ -9,7 +9,6 @@ import json
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,18 +17,14 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_bridge import semconv
 from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.trace_tree import SpanRecord
 from tests import chains
+from tests.support.arbitrary_traces import arbitrary_traces, record
 from tests.support.spool_batches import request_of
 
 
 @pytest.fixture(scope="module")
 def rag() -> FinishedTrace:
-    return chains.trace_of(
-        chains.rag_chain(),
-        chains.QUESTION,
-        {"tags": ["rag", "unit-test"], "metadata": {"user": "ada", "session": 7}},
-    )
+    return chains.tagged_rag_trace()
 
 
 @pytest.fixture(scope="module")
@@ -206,26 +201,10 @@ def test_a_span_under_a_remote_parent_is_the_local_root() -> None:
 # --- malformed attributes cost one field, never raise ---------------------------------------
 
 
-def _record(
-    attributes: dict[str, object], span_id: int = 1, parent: int | None = None
-) -> SpanRecord:
-    return SpanRecord(
-        trace_id=7,
-        span_id=span_id,
-        parent_span_id=parent,
-        name="x",
-        kind="INTERNAL",
-        start_time_ns=span_id,
-        end_time_ns=span_id + 10,
-        attributes=attributes,  # type: ignore[arg-type]
-        status_code="UNSET",
-    )
-
-
 def test_malformed_model_attributes_cost_only_their_field() -> None:
     trace = FinishedTrace.from_records(
         [
-            _record(
+            record(
                 {
                     semconv.RUN_TYPE: "chat_model",
                     semconv.GEN_AI_INPUT_MESSAGES: '[{"role": "user", "parts": [{"type": "te',
@@ -245,65 +224,9 @@ def test_malformed_model_attributes_cost_only_their_field() -> None:
     assert call.model is None
 
 
-_JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-_VALUES = st.one_of(
-    st.text(max_size=20),
-    _JSONISH.map(json.dumps),
-    st.integers(),
-    st.floats(allow_nan=False),
-    st.booleans(),
-    st.tuples(st.text(max_size=5)),
-)
-_KEYS = st.sampled_from(
-    [
-        semconv.RUN_TYPE,
-        semconv.RUN_NAME,
-        semconv.RUN_TAGS,
-        semconv.LANGCHAIN_INPUT,
-        semconv.LANGCHAIN_OUTPUT,
-        semconv.RETRIEVAL_DOCUMENTS,
-        semconv.LLM_PROMPTS,
-        semconv.GEN_AI_INPUT_MESSAGES,
-        semconv.GEN_AI_OUTPUT_MESSAGES,
-        semconv.GEN_AI_RESPONSE_FINISH_REASONS,
-        semconv.GEN_AI_OPERATION_NAME,
-        semconv.ERROR_TYPE,
-        semconv.RUN_METADATA_PREFIX + "k",
-    ]
-)
-_RUN_TYPES = st.sampled_from(["chat_model", "llm", "retriever", "tool", "chain", "parser", 3])
-
-
 @settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            _RUN_TYPES,
-            st.sampled_from(["MultiQueryRetriever", "ContextualCompression", "x"]),
-            st.dictionaries(_KEYS, _VALUES, max_size=6),
-        ),
-        min_size=1,
-        max_size=5,
-    )
-)
-def test_helpers_never_raise_on_arbitrary_attributes(
-    spans: list[tuple[object, str, dict[str, object]]],
-) -> None:
-    records = [
-        _record(
-            {semconv.RUN_TYPE: run_type, semconv.RUN_NAME: name, **attributes},
-            span_id=index + 1,
-            parent=index or None,
-        )
-        for index, (run_type, name, attributes) in enumerate(spans)
-    ]
-    trace = FinishedTrace.from_records(records)
+@given(arbitrary_traces())
+def test_helpers_never_raise_on_arbitrary_attributes(trace: FinishedTrace) -> None:
     for helper in (
         trace.llm_calls,
         trace.tool_calls,

@@ -49,14 +49,7 @@ SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
 def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path, content: str, message: str) -> None:
     config = tmp_path / "bridge.yaml"
     config.write_text(content, encoding="utf-8")
-    result = subprocess.run(
-        [*SERVE, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = _serve(tmp_path, "--config", str(config))
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -137,14 +130,7 @@ def test_a_busy_port_is_reported_without_a_traceback(tmp_path: Path, transport: 
             f"  {other}: false\nspool_dir: {tmp_path / 'spool'}\n",
             encoding="utf-8",
         )
-        result = subprocess.run(
-            [*SERVE, "--config", str(config)],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
+        result = _serve(tmp_path, "--config", str(config))
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()  # one line, no gRPC core log
     assert line.startswith("otel-bridge serve: cannot listen: cannot bind the OTLP/")

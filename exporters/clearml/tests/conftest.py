@@ -10,17 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otel_bridge_clearml.settings import (
-    ENV_COMPLEXITY_METRICS,
-    ENV_PROJECT_NAME,
-    ENV_SERVICE_NAME,
-    ENV_SPACY_MODEL,
-    ENV_STREAM_LOGS,
-    ENV_TAGS,
-    ENV_TASK_NAME,
-    ENV_TASK_TYPE,
-    ENV_VISUALIZE,
-)
+from otel_bridge_clearml.settings import SETTINGS
 
 from .offline_session import OfflineSession
 
@@ -41,17 +31,8 @@ _CREDENTIAL_VARIABLES = (
     "CLEARML_API_HOST",
     "CLEARML_OFFLINE_MODE",
 )
-_SETTING_VARIABLES = (
-    ENV_COMPLEXITY_METRICS,
-    ENV_PROJECT_NAME,
-    ENV_SERVICE_NAME,
-    ENV_SPACY_MODEL,
-    ENV_STREAM_LOGS,
-    ENV_TAGS,
-    ENV_TASK_NAME,
-    ENV_TASK_TYPE,
-    ENV_VISUALIZE,
-)
+# Cleared before each test: every variable a setting of the sink reads.
+_SETTING_VARIABLES = tuple(name for setting in SETTINGS for name in setting.variables)
 
 
 @pytest.fixture(scope="session", autouse=True)

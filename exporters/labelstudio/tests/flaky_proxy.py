@@ -25,12 +25,15 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from tests.support.loopback_proxy import LoopbackProxy
+from tests.support.loopback_proxy import (
+    HOP_BY_HOP,
+    LoopbackProxy,
+    forward,
+    pass_back,
+    upstream_address,
+)
 
 FAILURE_MODES = ("refused", "lost", "cut")
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
-)
 
 
 class FlakyProxy(LoopbackProxy):
@@ -46,8 +49,7 @@ class FlakyProxy(LoopbackProxy):
         seed: int = 13,
         modes: tuple[str, ...] = FAILURE_MODES,
     ) -> None:
-        upstream = urlsplit(upstream_url)
-        self._upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
+        self._upstream = upstream_address(upstream_url)
         self._only = [(method, re.compile(path)) for method, path in only]
         self._fail_share = fail_share
         self._random = random.Random(seed)
@@ -87,33 +89,18 @@ class FlakyProxy(LoopbackProxy):
                 if failure == "cut":
                     self._cut(body)
                     return
-                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
-                try:
-                    headers = {
-                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
-                    }
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    payload = response.read()
-                    if failure == "lost":
-                        self._answer(502, b'{"detail": "injected: answer lost"}')
-                        return
-                    self.send_response(response.status)
-                    for name, value in response.getheaders():
-                        if name.lower() not in _HOP_BY_HOP | {"content-length"}:
-                            self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                finally:
-                    upstream.close()
+                answer = forward(self, proxy._upstream, body, timeout=60)
+                if failure == "lost":
+                    self._answer(502, b'{"detail": "injected: answer lost"}')
+                    return
+                pass_back(self, answer)
 
             def _cut(self, body: bytes) -> None:
                 upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
                 try:
                     upstream.putrequest(self.command, self.path, skip_accept_encoding=True)
                     for name, value in self.headers.items():
-                        if name.lower() not in _HOP_BY_HOP:
+                        if name.lower() not in HOP_BY_HOP:
                             upstream.putheader(name, value)
                     upstream.endheaders(body[: len(body) // 2])
                 finally:

@@ -5,14 +5,13 @@ lock, and its next delivery goes through a client of its own."""
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from label_studio_sdk import LabelStudio
 from otel_bridge_labelstudio import LabelStudioSpanExporter
 
 from tests.contract import ForkContract
-from tests.support.forking import run_in_child
+from tests.support.forking import held_by_another_thread, run_in_child
 
 from .conftest import MakeLabelStudioExporter, tasks_of
 from .test_exporter import chat_trace, flushed
@@ -66,21 +65,8 @@ def test_parent_and_forked_child_both_deliver_through_their_own_clients(
         return 0
 
     # Forking while another thread holds the project lock: the child must not wait for it.
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with exporter._target_lock:
-            held.set()
-            release.wait(_DEADLINE)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(_DEADLINE)
+    with held_by_another_thread(exporter._target_lock, deadline_s=_DEADLINE):
         _, code = run_in_child(child, _DEADLINE)
-    finally:
-        release.set()
-        holder.join(_DEADLINE)
 
     assert code == 0
     chat_trace(exporter)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,35 +187,38 @@ def test_tasks_keep_the_seeds_run_id(make_handler: Any, reviewer: LabelStudio) -
     assert task.data["run_id"] == str(run_id)
 
 
-def _seed_child(
-    mode: str,
-    project: str,
-    tmp_path: Path,
-    label_studio_url: str,
-    token: str,
-    **variables: str,
-) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_URL": label_studio_url,
-        "LABEL_STUDIO_API_KEY": token,
-        **variables,
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporters.labelstudio.tests.seed_child",
-            project,
-            str(tmp_path / "app-spool"),
-            mode,
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+SeedApp = Callable[..., "subprocess.Popen[str]"]  # see the seed_app fixture
+
+
+@pytest.fixture
+def seed_app(label_studio_url: str, legacy_token: str, tmp_path: Path) -> SeedApp:
+    """Starts seed_child.py, the seed's usage as an app runs it, in a process of its own:
+    `seed_app(mode, project, **variables)`, the app's spool in the test's directory."""
+
+    def start(mode: str, project: str, **variables: str) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "LABEL_STUDIO_URL": label_studio_url,
+            "LABEL_STUDIO_API_KEY": legacy_token,
+            **variables,
+        }
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporters.labelstudio.tests.seed_child",
+                project,
+                str(tmp_path / "app-spool"),
+                mode,
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return start
 
 
 def _one_task(reviewer: LabelStudio, project: str) -> list[Any]:
@@ -223,15 +227,11 @@ def _one_task(reviewer: LabelStudio, project: str) -> list[Any]:
 
 
 def test_the_seed_example_sees_its_task_while_the_app_still_runs(
-    label_studio_url: str,
-    legacy_token: str,
-    project_name: str,
-    reviewer: LabelStudio,
-    tmp_path: Path,
+    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
 ) -> None:
     """No flush, the process alive: the task shows up within seconds (the drop-in hands spans
     over every 200 ms and delivers a trace 0.25 s after its root ended)."""
-    child = _seed_child("stay", project_name, tmp_path, label_studio_url, legacy_token)
+    child = seed_app("stay", project_name)
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == chains.CHAT_ANSWER
@@ -245,13 +245,9 @@ def test_the_seed_example_sees_its_task_while_the_app_still_runs(
 
 
 def test_the_seed_example_delivers_before_it_exits_without_a_flush(
-    label_studio_url: str,
-    legacy_token: str,
-    project_name: str,
-    reviewer: LabelStudio,
-    tmp_path: Path,
+    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
 ) -> None:
-    child = _seed_child("exit", project_name, tmp_path, label_studio_url, legacy_token)
+    child = seed_app("exit", project_name)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err[-3000:]
     assert out.strip() == chains.CHAT_ANSWER
@@ -261,23 +257,12 @@ def test_the_seed_example_delivers_before_it_exits_without_a_flush(
 
 
 def test_a_killed_apps_tasks_go_to_its_own_project_never_the_next_apps(
-    label_studio_url: str,
-    legacy_token: str,
-    project_name: str,
-    reviewer: LabelStudio,
-    tmp_path: Path,
+    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
 ) -> None:
     """App A is SIGKILLed with its trace still in the spool; app B (another project, same spool
     directory) then runs and exits: B's project holds only B's task and A's project none. When A runs again, A's project gets the left-over task and its own, once each."""
     project_a, project_b = f"{project_name}-A", f"{project_name}-B"
-    killed = _seed_child(
-        "spooled",
-        project_a,
-        tmp_path,
-        label_studio_url,
-        legacy_token,
-        OTEL_BRIDGE_LABELSTUDIO_GRACE_PERIOD="250",
-    )
+    killed = seed_app("spooled", project_a, OTEL_BRIDGE_LABELSTUDIO_GRACE_PERIOD="250")
     try:
         assert killed.stdout is not None and killed.stderr is not None
         answer = killed.stdout.readline().strip()
@@ -289,14 +274,14 @@ def test_a_killed_apps_tasks_go_to_its_own_project_never_the_next_apps(
     # The handler found (created) its project when it was built, like the seed; no task yet.
     assert _one_task(reviewer, project_a) == []
 
-    other = _seed_child("exit", project_b, tmp_path, label_studio_url, legacy_token)
+    other = seed_app("exit", project_b)
     _, err = other.communicate(timeout=120)
     assert other.returncode == 0, err[-3000:]
     (task_b,) = _one_task(reviewer, project_b)
     assert _one_task(reviewer, project_a) == [], "B delivered A's task"
     assert project_a in err and "not this exporter's" in err, err[-3000:]
 
-    again = _seed_child("exit", project_a, tmp_path, label_studio_url, legacy_token)
+    again = seed_app("exit", project_a)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err[-3000:]
     tasks_a = _one_task(reviewer, project_a)

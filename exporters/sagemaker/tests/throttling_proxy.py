@@ -9,26 +9,12 @@ of time keeps the tests deterministic.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
 
-from tests.support.loopback_proxy import LoopbackProxy
-
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-connection",
-    }
-)
+from tests.support.loopback_proxy import LoopbackProxy, forward, pass_back, upstream_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +38,7 @@ class ThrottlingProxy(LoopbackProxy):
         only: str | None = None,
         lose_answers: bool = False,
     ) -> None:
-        upstream = urlsplit(upstream_url)
-        self._upstream_host = upstream.hostname or "127.0.0.1"
-        self._upstream_port = upstream.port or 80
+        self._upstream = upstream_address(upstream_url)
         self._lock = threading.Lock()
         self._remaining_failures = fail_first
         self.error = error or InjectedError()
@@ -101,29 +85,11 @@ class ThrottlingProxy(LoopbackProxy):
                 if failing and not proxy.lose_answers:
                     self._answer_error()
                     return
-                upstream = http.client.HTTPConnection(
-                    proxy._upstream_host, proxy._upstream_port, timeout=30
-                )
-                try:
-                    headers = {
-                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
-                    }
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    payload = response.read()
-                    if failing:
-                        self._answer_error()
-                        return
-                    self.send_response(response.status, response.reason)
-                    for key, value in response.getheaders():
-                        if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(payload)
-                finally:
-                    upstream.close()
+                answer = forward(self, proxy._upstream, body, timeout=30)
+                if failing:
+                    self._answer_error()
+                    return
+                pass_back(self, answer)
 
             def _operation(self) -> str:
                 target = self.headers.get("X-Amz-Target")

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge_uptrain import UpTrainSpanExporter
 
 from otel_bridge import FinishedTrace, OTelCallbackHandler
+from tests import chains
 from tests.support.fake_openai import FakeJudge
 
 MakeExporter = Callable[..., UpTrainSpanExporter]
@@ -122,3 +123,20 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def hosted_judge_down(
+    make_exporter: MakeExporter, judge: FakeJudge, **options: Any
+) -> UpTrainSpanExporter:
+    """An exporter with the hosted judge (key_type="uptrain") whose server, played by `judge`,
+    answers 503 until it recovers, and a RAG trace exported to it."""
+    exporter = make_exporter(
+        key_type="uptrain",
+        api_key="up-token",
+        uptrain_server_url=judge.url.removesuffix("/v1"),
+        shutdown_timeout=0.5,
+        **options,
+    )
+    judge.fail_until_recovered(503)
+    run_through(exporter, chains.rag_chain(), chains.QUESTION)
+    return exporter

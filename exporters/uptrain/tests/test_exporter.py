@@ -50,7 +50,7 @@ from tests.chains import (
 )
 from tests.support.fake_openai import FakeJudge
 
-from .conftest import MakeExporter, closed_port, run_through, wait_for
+from .conftest import MakeExporter, closed_port, hosted_judge_down, run_through, wait_for
 
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
 # The grading prompts one RAG row costs: factual accuracy first splits the response into facts.
@@ -470,15 +470,7 @@ def test_a_trace_uptrain_cannot_evaluate_is_dead_lettered_without_holding_back_o
 def test_the_uptrain_server_failing_is_retried_not_dropped(
     make_exporter: MakeExporter, judge: FakeJudge
 ) -> None:
-    # The judge server plays an UpTrain server answering 503 (key_type="uptrain").
-    exporter = make_exporter(
-        key_type="uptrain",
-        api_key="up-token",
-        uptrain_server_url=judge.url.removesuffix("/v1"),
-        shutdown_timeout=0.5,
-    )
-    judge.fail_until_recovered(503)
-    run_through(exporter, rag_chain(), QUESTION)
+    exporter = hosted_judge_down(make_exporter, judge)
 
     exporter.force_flush(500)
 

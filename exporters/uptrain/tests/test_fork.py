@@ -6,7 +6,6 @@ a forked child. The judge is `FakeJudge`, as in the other UpTrain tests."""
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,9 +16,9 @@ from otel_bridge.delivery import RetryPolicy
 from tests.chains import QUESTION, rag_chain
 from tests.contract import ForkContract
 from tests.support.fake_openai import FakeJudge
-from tests.support.forking import run_in_child
+from tests.support.forking import held_by_another_thread, run_in_child
 
-from .conftest import MakeExporter, run_through, wait_for
+from .conftest import MakeExporter, hosted_judge_down, run_through, wait_for
 
 _DEADLINE = 30.0
 _RAG_CHECKS = 3
@@ -67,16 +66,10 @@ class TestUpTrainFork(ForkContract):
 def test_hosted_judge_calls_the_server_through_a_new_client_after_the_hook(
     make_exporter: MakeExporter, judge: FakeJudge
 ) -> None:
-    # The judge server plays an UpTrain server answering 503, so every attempt reaches it.
-    exporter = make_exporter(
-        key_type="uptrain",
-        api_key="up-token",
-        uptrain_server_url=judge.url.removesuffix("/v1"),
-        retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.1, jitter=0.0),
-        shutdown_timeout=0.5,
+    # Answering 503, the server is reached by every attempt.
+    exporter = hosted_judge_down(
+        make_exporter, judge, retry=RetryPolicy(initial_backoff=0.05, max_backoff=0.1, jitter=0.0)
     )
-    judge.fail_until_recovered(503)
-    run_through(exporter, rag_chain(), QUESTION)
     assert wait_for(lambda: judge.requests)
     hosted = exporter._judge
     assert isinstance(hosted, _judge.HostedJudge)
@@ -98,20 +91,7 @@ def test_hosted_judge_calls_the_server_through_a_new_client_after_the_hook(
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 def test_uptrain_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> None:
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with _judge._UPTRAIN_LOCK:
-            held.set()
-            release.wait(_DEADLINE)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(_DEADLINE)
+    with held_by_another_thread(_judge._UPTRAIN_LOCK, deadline_s=_DEADLINE):
         _, code = run_in_child(lambda: 0 if _judge._UPTRAIN_LOCK.acquire(timeout=5) else 3)
-    finally:
-        release.set()
-        holder.join(_DEADLINE)
 
     assert code == 0

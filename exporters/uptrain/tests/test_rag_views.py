@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from otel_bridge_uptrain import compressions, multi_queries, rag_turns
 
 from otel_bridge import semconv
 from otel_bridge.langchain_views import FinishedTrace
 from tests import chains
-from tests.core.test_finished_trace import _KEYS, _RUN_TYPES, _VALUES, _record
+from tests.support.arbitrary_traces import arbitrary_traces
 
 
 @pytest.fixture(scope="module")
 def rag() -> FinishedTrace:
-    return chains.trace_of(
-        chains.rag_chain(),
-        chains.QUESTION,
-        {"tags": ["rag", "unit-test"], "metadata": {"user": "ada", "session": 7}},
-    )
+    return chains.tagged_rag_trace()
 
 
 def test_a_plain_chat_call_has_no_rag_turn() -> None:
@@ -88,28 +83,7 @@ def test_rag_turns_are_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace) 
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            _RUN_TYPES,
-            st.sampled_from(["MultiQueryRetriever", "ContextualCompression", "x"]),
-            st.dictionaries(_KEYS, _VALUES, max_size=6),
-        ),
-        min_size=1,
-        max_size=5,
-    )
-)
-def test_rag_views_never_raise_on_arbitrary_attributes(
-    spans: list[tuple[object, str, dict[str, object]]],
-) -> None:
-    records = [
-        _record(
-            {semconv.RUN_TYPE: run_type, semconv.RUN_NAME: name, **attributes},
-            span_id=index + 1,
-            parent=index or None,
-        )
-        for index, (run_type, name, attributes) in enumerate(spans)
-    ]
-    trace = FinishedTrace.from_records(records)
+@given(arbitrary_traces())
+def test_rag_views_never_raise_on_arbitrary_attributes(trace: FinishedTrace) -> None:
     for view in (rag_turns, multi_queries, compressions):
         view(trace)
