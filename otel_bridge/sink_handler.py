@@ -21,6 +21,7 @@ __all__ = [
     "CALLBACK_COUNTERS",
     "DROP_IN_GRACE_PERIOD",
     "DROP_IN_SCHEDULE_DELAY_MILLIS",
+    "RECORD_LISTS",
     "CallbackCounters",
     "SinkCallbackHandler",
     "drop_in_exporter_options",
@@ -206,18 +207,51 @@ def _counting(name: str, counters: tuple[str, ...]) -> Any:
 
 
 class CallbackCounters:
-    """The originals' callback counters on a drop-in handler, counted on the app's thread as
-    they did (a few integer additions a callback): the attributes `step`, `starts`, `ends`,
-    `errors`, `text_ctr`, `chain_starts`, ... , `get_custom_callback_meta()` and
-    `reset_callback_meta()`. Mix in before the handler class. Unlike the per-trace counters in
+    """What langchain_community's `BaseMetadataCallbackHandler` gave the ClearML original (and
+    the SageMaker one counted the same way), on a drop-in handler. Mix in before the handler
+    class.
+
+    The callback counters, counted on the app's thread as the originals did (a few integer
+    additions a callback): `step`, `starts`, `ends`, `errors`, `text_ctr`, `chain_starts`, ...,
+    `get_custom_callback_meta()` and `reset_callback_meta()`. Unlike the per-trace counters in
     the sinks' records, these count every run this handler saw, concurrent ones together, as
-    the originals' did."""
+    the originals' did.
+
+    The switches `ignore_llm_`, `ignore_chain_`, `ignore_agent_`, `ignore_retriever_` set
+    LangChain's `ignore_llm`, ... of this handler (the original's `ignore_retriever_` changed
+    nothing: it had no property reading it), and `always_verbose_` is what `always_verbose`
+    reads. `reset_callback_meta()` leaves them alone (the original set the four it knew back to
+    False): here they are the handler's configuration, as its `ignore_*` arguments are.
+
+    The record lists `on_llm_start_records`, `on_llm_end_records`, ... are the rows of the
+    handler's `action_records` (ClearML's) whose `action` is that callback, read when asked;
+    a handler without `action_records` has empty lists.
+    """
 
     step = starts = ends = errors = text_ctr = 0
     chain_starts = chain_ends = llm_starts = llm_ends = llm_streams = 0
     tool_starts = tool_ends = agent_ends = 0
     # The originals' flag (False there too): modern LangChain calls handlers whatever `verbose`.
-    always_verbose = False
+    always_verbose_ = False
+    # Properties, installed below the class.
+    ignore_llm_: bool
+    ignore_chain_: bool
+    ignore_agent_: bool
+    ignore_retriever_: bool
+    on_llm_start_records: list[dict[str, Any]]
+    on_llm_token_records: list[dict[str, Any]]
+    on_llm_end_records: list[dict[str, Any]]
+    on_chain_start_records: list[dict[str, Any]]
+    on_chain_end_records: list[dict[str, Any]]
+    on_tool_start_records: list[dict[str, Any]]
+    on_tool_end_records: list[dict[str, Any]]
+    on_text_records: list[dict[str, Any]]
+    on_agent_finish_records: list[dict[str, Any]]
+    on_agent_action_records: list[dict[str, Any]]
+
+    @property
+    def always_verbose(self) -> bool:
+        return self.always_verbose_
 
     def get_custom_callback_meta(self) -> dict[str, int]:
         """The counters, named as the originals named them."""
@@ -231,3 +265,46 @@ class CallbackCounters:
 
 for _name, _counters in _COUNTED.items():
     setattr(CallbackCounters, _name, _counting(_name, _counters))
+
+
+def _switch(kind: str) -> property:
+    """The original's `ignore_<kind>_` field, kept in the `OTelCallbackHandler` switch of that
+    kind, so LangChain's `ignore_<kind>` reads what was set."""
+
+    def read(self: Any) -> bool:
+        return bool(self._ignore[kind])
+
+    def write(self: Any, value: bool) -> None:
+        self._ignore[kind] = bool(value)
+
+    return property(read, write, doc=f"The original's switch behind `ignore_{kind}`.")
+
+
+for _kind in ("llm", "chain", "agent", "retriever"):
+    setattr(CallbackCounters, f"ignore_{_kind}_", _switch(_kind))
+
+# The original's per-callback record lists, and the `action` of the rows each one holds.
+RECORD_LISTS = {
+    "on_llm_start_records": "on_llm_start",
+    "on_llm_token_records": "on_llm_new_token",
+    "on_llm_end_records": "on_llm_end",
+    "on_chain_start_records": "on_chain_start",
+    "on_chain_end_records": "on_chain_end",
+    "on_tool_start_records": "on_tool_start",
+    "on_tool_end_records": "on_tool_end",
+    "on_text_records": "on_text",
+    "on_agent_finish_records": "on_agent_finish",
+    "on_agent_action_records": "on_agent_action",
+}
+
+
+def _record_list(action: str) -> property:
+    def read(self: Any) -> list[dict[str, Any]]:
+        rows = getattr(self, "action_records", None) or ()
+        return [row for row in rows if row.get("action") == action]
+
+    return property(read, doc=f"The rows of `action_records` whose action is {action}.")
+
+
+for _name, _action in RECORD_LISTS.items():
+    setattr(CallbackCounters, _name, _record_list(_action))

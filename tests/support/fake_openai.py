@@ -97,7 +97,8 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeJudge:
-    """A real HTTP server on a free loopback port answering `/v1/models` and `/v1/chat/completions`.
+    """A real HTTP server on a free loopback port answering `/v1/models`, `/v1/chat/completions`
+    and `/v1/completions` (the legacy API LangChain's `OpenAI` LLM calls).
 
     Grades are letters "A"/"B"/"C" (uptrain maps them to 1.0/0.5/0.0): `grades[check]`, else the
     `grader(check, fields)` callable, else "A". `fail_next(status, times)` makes the next requests
@@ -304,6 +305,9 @@ class FakeJudge:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self._refuse(body):
                     return
+                if self.path.rstrip("/") == "/v1/completions":
+                    self._complete(body)
+                    return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
                     return
@@ -336,6 +340,29 @@ class FakeJudge:
                                 "finish_reason": "stop",
                             }
                         ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
+
+            def _complete(self, body: Mapping[str, Any]) -> None:
+                """The legacy completions API (LangChain's `OpenAI` LLM): one choice per prompt,
+                each answered as the same prompt sent to /v1/chat/completions would be."""
+                prompts = body.get("prompt", "")
+                choices = []
+                for index, prompt in enumerate([prompts] if isinstance(prompts, str) else prompts):
+                    _, _, content = judge.answer(str(prompt))
+                    choices.append({"index": index, "text": content, "finish_reason": "stop"})
+                judge._record(
+                    JudgeRequest("POST", self.path, self.headers.get("Authorization"), body, 200)
+                )
+                self._send_json(
+                    HTTPStatus.OK,
+                    {
+                        "id": f"cmpl-fake-{len(judge.requests)}",
+                        "object": "text_completion",
+                        "created": 0,
+                        "model": body.get("model", "gpt-3.5-turbo-instruct"),
+                        "choices": choices,
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     },
                 )

@@ -5,12 +5,7 @@ and tasks in the real Label Studio server, including the two cases the seed hand
 from __future__ import annotations
 
 import inspect
-import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +22,6 @@ from otel_bridge_labelstudio import LabelStudioCallbackHandler
 
 from otel_bridge.handler import OTelCallbackHandler
 from tests import chains
-from tests.support.waiting import wait_until
 
 from .conftest import projects_titled, tasks_of
 from .server import free_port
@@ -148,10 +142,19 @@ def test_the_project_exists_after_construction_like_the_seed(
 
 
 def test_the_seeds_attributes_and_add_prompts_generations(
-    make_handler: Any, reviewer: LabelStudio
+    make_handler: Any,
+    reviewer: LabelStudio,
+    label_studio_url: str,
+    legacy_token: str,
+    project_name: str,
 ) -> None:
     handler, _ = make_handler(mode="prompt")
     assert handler.mode == "prompt" and handler.project_config.startswith("<View>")
+    assert (handler.api_key, handler.url, handler.project_name) == (
+        legacy_token,
+        label_studio_url.rstrip("/"),
+        project_name,
+    )
     handler.payload["run-1"] = {
         "prompts": ["Tell a joke."],
         "kwargs": {"invocation_params": {"model_name": "gpt-x"}},
@@ -185,107 +188,3 @@ def test_tasks_keep_the_seeds_run_id(make_handler: Any, reviewer: LabelStudio) -
     delivered(handler, provider)
     (task,) = tasks_of(reviewer, handler.project_id)
     assert task.data["run_id"] == str(run_id)
-
-
-SeedApp = Callable[..., "subprocess.Popen[str]"]  # see the seed_app fixture
-
-
-@pytest.fixture
-def seed_app(label_studio_url: str, legacy_token: str, tmp_path: Path) -> SeedApp:
-    """Starts seed_child.py, the seed's usage as an app runs it, in a process of its own:
-    `seed_app(mode, project, **variables)`, the app's spool in the test's directory."""
-
-    def start(mode: str, project: str, **variables: str) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "LABEL_STUDIO_URL": label_studio_url,
-            "LABEL_STUDIO_API_KEY": legacy_token,
-            **variables,
-        }
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporters.labelstudio.tests.seed_child",
-                project,
-                str(tmp_path / "app-spool"),
-                mode,
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    return start
-
-
-def _one_task(reviewer: LabelStudio, project: str) -> list[Any]:
-    projects = projects_titled(reviewer, project)
-    return tasks_of(reviewer, projects[0].id) if projects else []
-
-
-def test_the_seed_example_sees_its_task_while_the_app_still_runs(
-    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
-) -> None:
-    """No flush, the process alive: the task shows up within seconds (the drop-in hands spans
-    over every 200 ms and delivers a trace 0.25 s after its root ended)."""
-    child = seed_app("stay", project_name)
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == chains.CHAT_ANSWER
-        wait_until(lambda: _one_task(reviewer, project_name), timeout=15, what="the task")
-        assert child.poll() is None, "the app ended before its task was seen"
-        (task,) = _one_task(reviewer, project_name)
-        assert task.predictions[0].result[0]["value"]["text"] == [chains.CHAT_ANSWER]
-    finally:
-        child.kill()
-        child.wait()
-
-
-def test_the_seed_example_delivers_before_it_exits_without_a_flush(
-    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
-) -> None:
-    child = seed_app("exit", project_name)
-    out, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err[-3000:]
-    assert out.strip() == chains.CHAT_ANSWER
-    # Already there when the process is gone: nothing waits for a later start.
-    (task,) = _one_task(reviewer, project_name)
-    assert task.data["run_id"]
-
-
-def test_a_killed_apps_tasks_go_to_its_own_project_never_the_next_apps(
-    seed_app: SeedApp, project_name: str, reviewer: LabelStudio
-) -> None:
-    """App A is SIGKILLed with its trace still in the spool; app B (another project, same spool
-    directory) then runs and exits: B's project holds only B's task and A's project none. When A runs again, A's project gets the left-over task and its own, once each."""
-    project_a, project_b = f"{project_name}-A", f"{project_name}-B"
-    killed = seed_app("spooled", project_a, OTEL_BRIDGE_LABELSTUDIO_GRACE_PERIOD="250")
-    try:
-        assert killed.stdout is not None and killed.stderr is not None
-        answer = killed.stdout.readline().strip()
-        assert answer == chains.CHAT_ANSWER, answer or killed.stderr.read()
-        assert killed.stdout.readline().strip() == "spooled"
-    finally:
-        killed.send_signal(signal.SIGKILL)
-        killed.wait()
-    # The handler found (created) its project when it was built, like the seed; no task yet.
-    assert _one_task(reviewer, project_a) == []
-
-    other = seed_app("exit", project_b)
-    _, err = other.communicate(timeout=120)
-    assert other.returncode == 0, err[-3000:]
-    (task_b,) = _one_task(reviewer, project_b)
-    assert _one_task(reviewer, project_a) == [], "B delivered A's task"
-    assert project_a in err and "not this exporter's" in err, err[-3000:]
-
-    again = seed_app("exit", project_a)
-    _, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err[-3000:]
-    tasks_a = _one_task(reviewer, project_a)
-    assert len(tasks_a) == 2
-    assert len({task.data["otel_trace_id"] for task in tasks_a}) == 2
-    assert task_b.data["otel_trace_id"] not in {task.data["otel_trace_id"] for task in tasks_a}
-    assert len(_one_task(reviewer, project_b)) == 1
