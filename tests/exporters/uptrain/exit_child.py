@@ -2,7 +2,7 @@
 `UpTrainCallbackHandler`, configured from the environment, and exit without flushing, so the one
 delivery attempt is the one the exporter's shutdown makes while the interpreter exits.
 
-python -m tests.exporters.uptrain.exit_child SPOOL_DIR [at-exit|as-documented]
+python -m tests.exporters.uptrain.exit_child SPOOL_DIR
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ from otel_bridge_uptrain import UpTrainCallbackHandler
 from tests.chains import QUESTION, rag_chain
 
 
-def main(spool_dir: str, mode: str = "at-exit") -> None:
-    # "at-exit": the long grace keeps the trace from the worker, so the one attempt is the one
-    # made while the interpreter exits. "as-documented": the drop-in's own defaults, as the seed
-    # example uses it.
-    options: dict[str, object] = {"spool_dir": spool_dir}
-    if mode == "at-exit":
-        options.update(grace_period=120.0, shutdown_timeout=120.0)
-    handler = UpTrainCallbackHandler(log_results=False, exporter_options=options)
+def main(spool_dir: str) -> None:
+    # The long grace keeps the trace from the worker, so the one attempt is the one made while
+    # the interpreter exits.
+    handler = UpTrainCallbackHandler(
+        log_results=False,
+        exporter_options={
+            "spool_dir": spool_dir,
+            "grace_period": 120.0,
+            "shutdown_timeout": 120.0,
+        },
+    )
     rag_chain().invoke(QUESTION, config={"callbacks": [handler]})
 
 
