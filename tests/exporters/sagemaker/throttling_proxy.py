@@ -5,13 +5,20 @@ It forwards every request unchanged, except the first `fail_first` ones (of one 
 with `lose_answers` after reaching moto: the SageMaker JSON API and
 sagemaker-metrics a 400 `ThrottlingException`, S3 a 503 `SlowDown`. Counting requests instead
 of time keeps the tests deterministic.
+
+With `reject_points`, BatchPutMetrics fails part way as the API does: a seeded-random fraction
+of each request's points is answered as per-point `INTERNAL_ERROR`s (200, `Errors` with their
+`MetricIndex`), and only the other points reach moto; `forwarded_points` counts those by
+(metric name, step).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -51,6 +58,8 @@ class ThrottlingProxy(LoopbackProxy):
         error: InjectedError | None = None,
         only: str | None = None,
         lose_answers: bool = False,
+        reject_points: float = 0.0,
+        seed: int = 0,
     ) -> None:
         upstream = urlsplit(upstream_url)
         self._upstream_host = upstream.hostname or "127.0.0.1"
@@ -67,6 +76,10 @@ class ThrottlingProxy(LoopbackProxy):
         self.failed = 0
         self.forwarded = 0
         self.failed_paths: list[str] = []
+        self.reject_points = reject_points
+        self._rng = random.Random(seed)
+        self.rejected_points = 0
+        self.forwarded_points: Counter[tuple[str, int]] = Counter()
         self._serve(self._handler_class())
 
     def fail_next(self, count: int, error: InjectedError | None = None) -> None:
@@ -85,6 +98,24 @@ class ThrottlingProxy(LoopbackProxy):
             self.failed_paths.append(path)
             return True
 
+    def _split_points(self, body: bytes) -> tuple[bytes, list[dict[str, object]]]:
+        """The request with the points moto gets, and the per-point errors for the others."""
+        request = json.loads(body)
+        kept: list[dict[str, object]] = []
+        errors: list[dict[str, object]] = []
+        with self._lock:
+            for index, point in enumerate(request["MetricData"]):
+                if self._rng.random() < self.reject_points:
+                    self.rejected_points += 1
+                    errors.append(
+                        {"Code": "INTERNAL_ERROR", "Message": "injected", "MetricIndex": index}
+                    )
+                else:
+                    kept.append(point)
+                    self.forwarded_points[(str(point["MetricName"]), int(point["Step"]))] += 1
+        request["MetricData"] = kept
+        return json.dumps(request).encode(), errors
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -101,12 +132,22 @@ class ThrottlingProxy(LoopbackProxy):
                 if failing and not proxy.lose_answers:
                     self._answer_error()
                     return
+                errors: list[dict[str, object]] = []
+                rewritten = self._operation() == "BatchPutMetrics" and proxy.reject_points > 0
+                if rewritten:
+                    body, errors = proxy._split_points(body)
+                    if not json.loads(body)["MetricData"]:
+                        self._send(200, {"Content-Type": "application/json"}, _errors(errors))
+                        return
                 upstream = http.client.HTTPConnection(
                     proxy._upstream_host, proxy._upstream_port, timeout=30
                 )
                 try:
                     headers = {
-                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() not in _HOP_BY_HOP
+                        and not (rewritten and k.lower() == "content-length")
                     }
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
@@ -114,6 +155,8 @@ class ThrottlingProxy(LoopbackProxy):
                     if failing:
                         self._answer_error()
                         return
+                    if errors and response.status == 200:
+                        payload = _errors(errors)
                     self.send_response(response.status, response.reason)
                     for key, value in response.getheaders():
                         if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
@@ -171,3 +214,7 @@ class ThrottlingProxy(LoopbackProxy):
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
 
         return Handler
+
+
+def _errors(errors: list[dict[str, object]]) -> bytes:
+    return json.dumps({"Errors": errors}).encode()
