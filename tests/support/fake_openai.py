@@ -7,8 +7,12 @@ LLM-judge checks call. Everything else (uptrain, the OpenAI client, HTTP over lo
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import json
+import random
 import re
+import struct
 import sys
 import threading
 import time
@@ -102,8 +106,8 @@ class FakeJudge:
 
     Grades are letters "A"/"B"/"C" (uptrain maps them to 1.0/0.5/0.0): `grades[check]`, else the
     `grader(check, fields)` callable, else "A". `fail_next(status, times)` makes the next requests
-    fail (503/429/401/...), `fail_every(n)` every n-th grading request (a judge that drops a
-    fraction of its work), `requests` records every request received. `port` (default: a free
+    fail (503/429/401/...), `fail_every(n)` every n-th grading request, `fail_fraction(f, seed)` a
+    seeded-random fraction f of them (a judge that drops part of its work), `requests` records every request received. `port` (default: a free
     one) lets a judge come back where clients found nothing listening before.
     """
 
@@ -125,6 +129,7 @@ class FakeJudge:
         self._failures: list[tuple[int, float | None]] = []
         self._failing_status: tuple[int, float | None] | None = None
         self._fail_every: tuple[int, int] | None = None  # (n, status)
+        self._fail_fraction: tuple[float, random.Random, int] | None = None
         self._gradings = 0
         self._server = _QuietServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
@@ -156,11 +161,19 @@ class FakeJudge:
             self._fail_every = (n, status)
             self._gradings = 0
 
+    def fail_fraction(
+        self, fraction: float, seed: int, status: int = HTTPStatus.SERVICE_UNAVAILABLE
+    ) -> None:
+        """Answer a seeded-random `fraction` of the grading requests with `status`."""
+        with self._lock:
+            self._fail_fraction = (fraction, random.Random(seed), status)
+
     def recover(self) -> None:
         with self._lock:
             self._failures.clear()
             self._failing_status = None
             self._fail_every = None
+            self._fail_fraction = None
 
     @property
     def requests(self) -> list[JudgeRequest]:
@@ -239,6 +252,10 @@ class FakeJudge:
                 n, status = self._fail_every
                 if self._gradings % n == 0:
                     return (status, None)
+            if grading and self._fail_fraction is not None:
+                fraction, rng, status = self._fail_fraction
+                if rng.random() < fraction:
+                    return (status, None)
             return self._failing_status
 
     def _record(self, request: JudgeRequest) -> None:
@@ -305,10 +322,20 @@ class FakeJudge:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self._refuse(body):
                     return
-                if self.path.rstrip("/") == "/v1/completions":
+                path = self.path.rstrip("/")
+                if path in ("/v1/embeddings", "/v1/completions") and isinstance(judge, FakeOpenAI):
+                    judge._record(
+                        JudgeRequest("POST", path, self.headers.get("Authorization"), body, 200)
+                    )
+                    if path == "/v1/embeddings":
+                        self._send_json(HTTPStatus.OK, judge.embeddings(body))
+                    else:
+                        self._send_json(HTTPStatus.OK, judge.completion(body))
+                    return
+                if path == "/v1/completions":
                     self._complete(body)
                     return
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                if path != "/v1/chat/completions":
                     self._send_json(HTTPStatus.NOT_FOUND, {"error": {"message": self.path}})
                     return
                 if judge.latency:
@@ -368,3 +395,81 @@ class FakeJudge:
                 )
 
         return _Handler
+
+
+_EMBEDDING_SIZE = 64
+
+
+class FakeOpenAI(FakeJudge):
+    """The judge, plus what an app's own OpenAI calls need, for running documented examples
+    unchanged against loopback (`OPENAI_BASE_URL=<url>`): chat answers to the app's prompts
+    (`reply(prompt)`: RAG answers from the context, multi-query variants, a ReAct agent that
+    uses its calculator, then answers), `/v1/completions` for completion models, and
+    `/v1/embeddings` (a deterministic bag-of-words vector, so similar texts are close)."""
+
+    def answer(self, prompt: str) -> tuple[str | None, dict[str, str], str]:
+        if identify_check(prompt) is not None:
+            return super().answer(prompt)
+        return None, {}, self.reply(prompt)
+
+    def reply(self, prompt: str) -> str:
+        if "different versions of the given user" in prompt:
+            question = prompt.rsplit("Original question:", 1)[-1].strip()
+            return "\n".join(f"{question} (version {n})" for n in (1, 2, 3))
+        if "numexpr library" in prompt:
+            return "```text\n117 ** 1.51\n```"
+        if "Action Input" in prompt:  # a zero-shot ReAct agent's prompt
+            if "Observation:" in prompt.rsplit("Question:", 1)[-1]:
+                return (
+                    " I now know the final answer\nFinal Answer: 117 raised to 1.51 is about 1331."
+                )
+            return " I should compute the power.\nAction: Calculator\nAction Input: 117^1.51"
+        for marker in ("following context", "pieces of context"):
+            if marker in prompt:
+                context = prompt.split(marker, 1)[1]
+                sentences = [s.strip() for s in context.split(".") if len(s.strip()) > 20]
+                return (sentences[0] if sentences else "I do not know") + "."
+        last = [line for line in prompt.strip().splitlines() if line.strip()]
+        return f"A reply to: {last[-1] if last else prompt}"
+
+    def completion(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        prompts = body.get("prompt", "")
+        prompts = prompts if isinstance(prompts, list) else [prompts]
+        return {
+            "id": f"cmpl-fake-{len(self.requests)}",
+            "object": "text_completion",
+            "created": 0,
+            "model": body.get("model", "gpt-3.5-turbo-instruct"),
+            "choices": [
+                {"index": i, "text": self.reply(str(p)), "finish_reason": "stop", "logprobs": None}
+                for i, p in enumerate(prompts)
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+        }
+
+    def embeddings(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        inputs = body.get("input", [])
+        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        data = []
+        for index, item in enumerate(inputs):
+            vector = _bag_of_words(item)
+            embedding: Any = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "text-embedding-ada-002"),
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
+
+
+def _bag_of_words(item: Any) -> list[float]:
+    words = [str(t) for t in item] if isinstance(item, list) else str(item).lower().split()
+    vector = [0.0] * _EMBEDDING_SIZE
+    for word in words:
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % _EMBEDDING_SIZE] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]

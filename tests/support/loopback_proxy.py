@@ -45,7 +45,12 @@ def forward(
     """Send the request being handled, with `body`, to `upstream` and read its whole answer."""
     connection = http.client.HTTPConnection(*upstream, timeout=timeout)
     try:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # Content-Length from `body`, which the proxy may have rewritten.
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+        }
         connection.request(request.command, request.path, body=body, headers=headers)
         response = connection.getresponse()
         return UpstreamAnswer(

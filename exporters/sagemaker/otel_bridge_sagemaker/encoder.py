@@ -98,7 +98,8 @@ class EncodedBatch:
     """What one delivery writes: metric points, run parameters and the JSON Lines object.
 
     `traces` are the traces encoded; `failed` maps the keys of those that could not be
-    encoded to the reason.
+    encoded to the reason; `trace_steps` gives each encoded trace's metric steps, first and
+    past-the-last, by trace key.
     """
 
     traces: tuple[FinishedTrace, ...]
@@ -108,38 +109,62 @@ class EncodedBatch:
     records: tuple[Mapping[str, Any], ...]
     next_step: int
     object_name: str
+    trace_steps: Mapping[str, tuple[int, int]]
 
     def records_jsonl(self) -> bytes:
         return records_to_jsonl(self.records)
 
 
 def encode_batch(
-    traces: Sequence[FinishedTrace], *, first_step: int, now_s: float, writer_id: str
+    traces: Sequence[FinishedTrace],
+    *,
+    first_step: int,
+    now_s: float,
+    writer_id: str,
+    known_steps: Mapping[str, int] | None = None,
+    new_from: int | None = None,
 ) -> EncodedBatch:
     """Encode `traces` (in the order they ended) with metric steps starting at `first_step`.
 
     Steps and the S3 object name depend only on `first_step` (the run's step counter, which
     advances only when a delivery completes) and `writer_id` (one per exporter), so a batch
-    retried after a partial write overwrites its own metric points and records file instead
-    of adding copies, even when the retry holds more or fewer traces.
+    retried after a partial write overwrites its own records file instead of adding a copy,
+    even when the retry holds more or fewer traces. A trace in `known_steps` (trace key ->
+    its first step, from an earlier attempt) keeps its steps, and the others are numbered
+    after them and from `new_from` on (past the steps of traces waiting for a retry in other
+    batches), so a retry can tell the points SageMaker already took from the rest.
     """
+    known = known_steps or {}
     ordered = sorted(traces, key=lambda t: (_trace_bounds(t)[1], t.trace_id))
-    step = first_step
+    views: list[tuple[FinishedTrace, _TraceView]] = []
+    failed: dict[str, str] = {}
+    for trace in ordered:
+        try:
+            views.append((trace, _TraceView.of(trace)))
+        except Exception as error:  # one malformed trace must not hold back the batch
+            failed[trace_key(trace)] = f"cannot encode trace: {type(error).__name__}: {error}"
+    step = first_step if new_from is None else max(first_step, new_from)
+    for trace, view in views:
+        if trace_key(trace) in known:
+            step = max(step, known[trace_key(trace)] + len(view.llm_calls) + 1)
     metrics: list[MetricPoint] = []
     records: list[Mapping[str, Any]] = []
     parameters: dict[str, ParameterValue] = {}
     encoded: list[FinishedTrace] = []
-    failed: dict[str, str] = {}
-    for trace in ordered:
+    trace_steps: dict[str, tuple[int, int]] = {}
+    for trace, view in views:
+        key = trace_key(trace)
+        start = known.get(key, step)
         try:
-            view = _TraceView.of(trace)
-            trace_metrics, next_step = _trace_metrics(view, step, now_s)
+            trace_metrics, end = _trace_metrics(view, start, now_s)
             records_of_trace = _trace_records(view)
             parameters_of_trace = _trace_parameters(view)
-        except Exception as error:  # one malformed trace must not hold back the batch
-            failed[trace_key(trace)] = f"cannot encode trace: {type(error).__name__}: {error}"
+        except Exception as error:
+            failed[key] = f"cannot encode trace: {type(error).__name__}: {error}"
             continue
-        step = next_step
+        if key not in known:
+            step = end
+        trace_steps[key] = (start, end)
         metrics.extend(trace_metrics)
         records.extend(records_of_trace)
         parameters.update(parameters_of_trace)
@@ -152,6 +177,7 @@ def encode_batch(
         records=tuple(records),
         next_step=step,
         object_name=f"{first_step:012d}-{writer_id}.jsonl",
+        trace_steps=trace_steps,
     )
 
 

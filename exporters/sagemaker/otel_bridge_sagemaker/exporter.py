@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import boto3
@@ -31,6 +33,17 @@ if TYPE_CHECKING:
 __all__ = ["SageMakerSpanExporter"]
 
 RECORDS_DIRECTORY = "langchain-records"
+# Traces whose metrics were partly taken and that wait for a retry, remembered at most.
+_MAX_REMEMBERED_TRACES = 10_000
+
+
+@dataclass(slots=True)
+class _SentMetrics:
+    """One trace's metric steps, fixed at its first attempt, and the points SageMaker took."""
+
+    first_step: int
+    next_step: int
+    accepted: set[tuple[str, int]] = field(default_factory=set)
 
 
 class SageMakerSpanExporter(TraceExporter):
@@ -41,6 +54,11 @@ class SageMakerSpanExporter(TraceExporter):
     tokens, chain name) and the trace's records as JSON Lines in S3 (one file per delivered
     batch, all under one registered output artifact, so the run never reaches SageMaker's
     30-artifact limit). See `otel_bridge_sagemaker.encoder` for the record schema.
+
+    Each metric point is sent until SageMaker takes it, and not after: when BatchPutMetrics
+    takes part of a batch (per-point errors, or some of its requests failing), the retry keeps
+    the trace's steps and sends only the points not taken (remembered in memory, for up to
+    10,000 traces waiting for a retry).
 
     Logs into `run` (a `sagemaker.core.experiments.run.Run`) when given, else loads or creates
     the run `run_name` of `experiment_name` on first delivery. Region and credentials come the
@@ -82,6 +100,7 @@ class SageMakerSpanExporter(TraceExporter):
         # Names this exporter's records files: a retried batch overwrites its own file, and
         # two processes logging into one run never overwrite each other's.
         self._writer_id = uuid.uuid4().hex[:12]
+        self._sent: OrderedDict[str, _SentMetrics] = OrderedDict()
         super().__init__(**options)
 
     @property
@@ -95,16 +114,61 @@ class SageMakerSpanExporter(TraceExporter):
         transport = self._connect()
         state = transport.read_state()
         transport.check_artifact_room(state)
+        known = {
+            key: remembered.first_step
+            for t in traces
+            if (remembered := self._sent.get(key := trace_key(t))) is not None
+        }
         batch = encode_batch(
-            traces, first_step=state.next_step, now_s=time.time(), writer_id=self._writer_id
+            traces,
+            first_step=state.next_step,
+            now_s=time.time(),
+            writer_id=self._writer_id,
+            known_steps=known,
+            # Steps given to traces that wait for a retry are theirs; new traces come after.
+            new_from=max((r.next_step for r in self._sent.values()), default=state.next_step),
         )
         if batch.traces:
+            for key, (first, end) in batch.trace_steps.items():
+                self._remember(key, first, end)
             records_key = transport.put_records(batch.object_name, batch.records_jsonl())
-            transport.put_metrics(batch.metrics)
-            transport.write_run(state, batch.parameters, batch.next_step, records_key)
+            owner = {
+                step: key
+                for key, (first, end) in batch.trace_steps.items()
+                for step in range(first, end)
+            }
+            unsent = [
+                point
+                for point in batch.metrics
+                if (point.name, point.step) not in self._sent[owner[point.step]].accepted
+            ]
+            sent = transport.put_metrics(unsent)
+            for point in sent.accepted:
+                self._sent[owner[point.step]].accepted.add((point.name, point.step))
+            if sent.failure is not None:
+                raise sent.failure
+            # Past every step given out, also to traces that wait for a retry in another batch,
+            # and past this batch's first step, which names its records file: a batch of traces
+            # whose steps were all given out before must not leave the next one that name.
+            next_step = max(
+                [
+                    batch.next_step,
+                    state.next_step + 1,
+                    *(remembered.next_step for remembered in self._sent.values()),
+                ]
+            )
+            transport.write_run(state, batch.parameters, next_step, records_key)
+            for key in batch.trace_steps:
+                self._sent.pop(key, None)
         return DeliveryReport(
             delivered=frozenset(trace_key(t) for t in batch.traces), permanent=dict(batch.failed)
         )
+
+    def _remember(self, key: str, first_step: int, next_step: int) -> None:
+        if key not in self._sent:
+            self._sent[key] = _SentMetrics(first_step, next_step)
+            while len(self._sent) > _MAX_REMEMBERED_TRACES:
+                self._sent.popitem(last=False)
 
     def already_delivered(self, keys: Sequence[str]) -> set[str]:
         """Which of these traces (attempted before) are in the run's recently completed batches:
@@ -135,6 +199,7 @@ class SageMakerSpanExporter(TraceExporter):
         self._transport = None
         # Parent and child now log into the same run: they must not name files alike.
         self._writer_id = uuid.uuid4().hex[:12]
+        self._sent = OrderedDict()
 
     def _connect(self) -> SageMakerTransport:
         with self._connect_lock:

@@ -110,6 +110,15 @@ class RunTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSent:
+    """What one `put_metrics` call achieved: the points SageMaker took, and the first failure
+    (None when it took them all). A retry sends only the points not in `accepted`."""
+
+    accepted: tuple[MetricPoint, ...]
+    failure: RetryableError | PermanentError | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     """What the trial component holds before a delivery writes to it."""
 
@@ -193,39 +202,53 @@ class SageMakerTransport:
                 raise
         return frozenset(_trace_ids(body))
 
-    def put_metrics(self, points: Sequence[MetricPoint]) -> None:
-        """Send the points in requests of at most 10 (the API's limit), a few at a time."""
+    def put_metrics(self, points: Sequence[MetricPoint]) -> MetricsSent:
+        """Send the points in requests of at most 10 (the API's limit), a few at a time, and
+        say which SageMaker took: every request is made even when others fail, and a request
+        answered with per-point errors (BatchPutMetrics' partial failure) took the others."""
         chunks = [
             points[start : start + _METRICS_PER_REQUEST]
             for start in range(0, len(points), _METRICS_PER_REQUEST)
         ]
         if len(chunks) <= 1:
-            for chunk in chunks:
-                self._put_metric_chunk(chunk)
-            return
-        with ThreadPoolExecutor(
-            max_workers=min(_PARALLEL_METRIC_REQUESTS, len(chunks)),
-            thread_name_prefix="otel-bridge-sagemaker-metrics",
-        ) as pool:
-            # list() re-raises the first failure; the other chunks are sent anyway, and a retry
-            # resends them all with the same steps, which overwrites instead of adding.
-            list(pool.map(self._put_metric_chunk, chunks))
+            outcomes = [self._put_metric_chunk(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(
+                max_workers=min(_PARALLEL_METRIC_REQUESTS, len(chunks)),
+                thread_name_prefix="otel-bridge-sagemaker-metrics",
+            ) as pool:
+                outcomes = list(pool.map(self._put_metric_chunk, chunks))
+        return MetricsSent(
+            accepted=tuple(point for outcome in outcomes for point in outcome.accepted),
+            failure=next((o.failure for o in outcomes if o.failure is not None), None),
+        )
 
-    def _put_metric_chunk(self, chunk: Sequence[MetricPoint]) -> None:
-        with aws_errors("BatchPutMetrics"):
-            response = self._metrics.batch_put_metrics(
-                TrialComponentName=self.target.trial_component_name,
-                MetricData=[
-                    {
-                        "MetricName": p.name,
-                        "Value": p.value,
-                        "Step": p.step,
-                        "Timestamp": p.timestamp_s,
-                    }
-                    for p in chunk
-                ],
-            )
-        _raise_for_metric_errors(response.get("Errors") or [], chunk)
+    def _put_metric_chunk(self, chunk: Sequence[MetricPoint]) -> MetricsSent:
+        try:
+            with aws_errors("BatchPutMetrics"):
+                response = self._metrics.batch_put_metrics(
+                    TrialComponentName=self.target.trial_component_name,
+                    MetricData=[
+                        {
+                            "MetricName": p.name,
+                            "Value": p.value,
+                            "Step": p.step,
+                            "Timestamp": p.timestamp_s,
+                        }
+                        for p in chunk
+                    ],
+                )
+        except (RetryableError, PermanentError) as error:
+            return MetricsSent(accepted=(), failure=error)
+        errors = response.get("Errors") or []
+        refused = {e.get("MetricIndex") for e in errors}
+        if not all(isinstance(index, int) for index in refused):
+            # An error that names no point: which ones were taken is unknown; none, to be safe.
+            return MetricsSent(accepted=(), failure=_metric_errors_failure(errors, chunk))
+        return MetricsSent(
+            accepted=tuple(p for index, p in enumerate(chunk) if index not in refused),
+            failure=_metric_errors_failure(errors, chunk),
+        )
 
     def write_run(
         self,
@@ -299,11 +322,11 @@ def classify_client_error(action: str, error: ClientError) -> RetryableError | P
     return PermanentError(reason)
 
 
-def _raise_for_metric_errors(
+def _metric_errors_failure(
     errors: Sequence[Mapping[str, Any]], chunk: Sequence[MetricPoint]
-) -> None:
+) -> RetryableError | PermanentError | None:
     if not errors:
-        return
+        return None
     codes = sorted({str(e.get("Code")) for e in errors})
     first = errors[0]
     index = first.get("MetricIndex")
@@ -311,11 +334,9 @@ def _raise_for_metric_errors(
     reason = f"BatchPutMetrics rejected {len(errors)} point(s) ({', '.join(codes)})" + (
         f", first {point.name!r} step {point.step}" if point is not None else ""
     )
-    # Points already written are overwritten with the same values when the batch is redelivered
-    # with the same steps, so retrying the whole batch is safe.
     if set(codes) <= _RETRYABLE_METRIC_ERRORS:
-        raise RetryableError(reason)
-    raise PermanentError(reason)
+        return RetryableError(reason)
+    return PermanentError(reason)
 
 
 def _trace_ids(body: bytes) -> Iterator[str]:

@@ -236,6 +236,40 @@ def test_a_batch_retried_after_a_partial_write_is_not_duplicated(
     assert aws.metric_summaries(name)["fake-chat-model/latency_seconds"]["Count"] == 3
 
 
+@pytest.mark.parametrize("seed", [3, 13])
+def test_a_partial_batch_put_metrics_error_resends_only_the_refused_points(
+    aws: Aws,
+    aws_env: str,
+    sagemaker_run: Any,
+    make_exporter: Callable[..., SageMakerSpanExporter],
+    seed: int,
+) -> None:
+    """BatchPutMetrics takes part of a request and answers per-point errors for the rest (here
+    a seeded 30% of the points, INTERNAL_ERROR): the retry sends only those, with their steps,
+    so every point reaches moto exactly once."""
+    with ThrottlingProxy(aws_env, reject_points=0.3, seed=seed) as proxy:
+        exporter = make_exporter(run=sagemaker_run, endpoint_url=proxy.url)
+        traced = Traced(exporter)
+        for i in range(20):
+            traced.invoke(chat_model(f"reply {i}"), f"question {i}")
+        traced.invoke(rag_chain(), QUESTION)
+        _wait_until(lambda: _all_delivered(exporter), "every point was taken")
+
+    assert proxy.rejected_points >= 10, "hardly any point refused: the test tested nothing"
+    assert exporter.spool.counts().dead_letters == 0
+    name = sagemaker_run.experiment_config["RunName"]
+    summaries = aws.metric_summaries(name)
+    # 21 traces, one model call each: a step per call and one per trace (a retried batch may
+    # leave one step unused, so that the next batch's records file gets a name of its own).
+    assert aws.parameters(name)[STEP_PARAMETER] >= 42.0
+    assert summaries["trace/errors"]["Count"] == summaries["trace/latency_seconds"]["Count"] == 21
+    held = sum(summary["Count"] for summary in summaries.values())
+    # Each point moto holds reached it once: none of those taken was sent again.
+    assert sum(proxy.forwarded_points.values()) == len(proxy.forwarded_points) == held
+    records = aws.records(name)
+    assert Counter(r["record"] for r in records)["trace"] == 21
+
+
 def test_a_batch_whose_final_answer_was_lost_is_recognised_not_written_again(
     aws: Aws, aws_env: str, sagemaker_run: Any, make_exporter: Callable[..., SageMakerSpanExporter]
 ) -> None:

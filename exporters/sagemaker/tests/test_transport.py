@@ -183,8 +183,10 @@ def test_metrics_for_a_missing_trial_component_are_a_permanent_error(
 ) -> None:
     transport = _transport(aws_env, "no-such-run", bucket)
 
-    with pytest.raises(PermanentError, match="VALIDATION_ERROR"):
-        transport.put_metrics([MetricPoint("m", 1.0, 0, time.time())])
+    sent = transport.put_metrics([MetricPoint("m", 1.0, 0, time.time())])
+
+    assert sent.accepted == ()
+    assert isinstance(sent.failure, PermanentError) and "VALIDATION_ERROR" in sent.failure.reason
 
 
 def test_describing_a_missing_trial_component_is_a_permanent_error(
@@ -198,7 +200,10 @@ def _call(transport: SageMakerTransport, operation: str) -> Any:
     if operation == "DescribeTrialComponent":
         return transport.read_state()
     if operation == "BatchPutMetrics":
-        return transport.put_metrics([MetricPoint("m", 1.0, 0, time.time())])
+        sent = transport.put_metrics([MetricPoint("m", 1.0, 0, time.time())])
+        if sent.failure is not None:
+            raise sent.failure
+        return sent
     return transport.put_records("x.jsonl", b"{}\n")
 
 

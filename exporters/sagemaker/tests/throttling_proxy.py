@@ -5,12 +5,20 @@ It forwards every request unchanged, except the first `fail_first` ones (of one 
 with `lose_answers` after reaching moto: the SageMaker JSON API and
 sagemaker-metrics a 400 `ThrottlingException`, S3 a 503 `SlowDown`. Counting requests instead
 of time keeps the tests deterministic.
+
+With `reject_points`, BatchPutMetrics fails part way as the API does: a seeded-random fraction
+of each request's points is answered as per-point `INTERNAL_ERROR`s (200, `Errors` with their
+`MetricIndex`), and only the other points reach moto; `forwarded_points` counts those by
+(metric name, step).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
@@ -37,6 +45,8 @@ class ThrottlingProxy(LoopbackProxy):
         error: InjectedError | None = None,
         only: str | None = None,
         lose_answers: bool = False,
+        reject_points: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self._upstream = upstream_address(upstream_url)
         self._lock = threading.Lock()
@@ -51,6 +61,10 @@ class ThrottlingProxy(LoopbackProxy):
         self.failed = 0
         self.forwarded = 0
         self.failed_paths: list[str] = []
+        self.reject_points = reject_points
+        self._rng = random.Random(seed)
+        self.rejected_points = 0
+        self.forwarded_points: Counter[tuple[str, int]] = Counter()
         self._serve(self._handler_class())
 
     def fail_next(self, count: int, error: InjectedError | None = None) -> None:
@@ -69,6 +83,24 @@ class ThrottlingProxy(LoopbackProxy):
             self.failed_paths.append(path)
             return True
 
+    def _split_points(self, body: bytes) -> tuple[bytes, list[dict[str, object]]]:
+        """The request with the points moto gets, and the per-point errors for the others."""
+        request = json.loads(body)
+        kept: list[dict[str, object]] = []
+        errors: list[dict[str, object]] = []
+        with self._lock:
+            for index, point in enumerate(request["MetricData"]):
+                if self._rng.random() < self.reject_points:
+                    self.rejected_points += 1
+                    errors.append(
+                        {"Code": "INTERNAL_ERROR", "Message": "injected", "MetricIndex": index}
+                    )
+                else:
+                    kept.append(point)
+                    self.forwarded_points[(str(point["MetricName"]), int(point["Step"]))] += 1
+        request["MetricData"] = kept
+        return json.dumps(request).encode(), errors
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -85,10 +117,18 @@ class ThrottlingProxy(LoopbackProxy):
                 if failing and not proxy.lose_answers:
                     self._answer_error()
                     return
+                errors: list[dict[str, object]] = []
+                if self._operation() == "BatchPutMetrics" and proxy.reject_points > 0:
+                    body, errors = proxy._split_points(body)
+                    if not json.loads(body)["MetricData"]:
+                        self._send(200, {"Content-Type": "application/json"}, _errors(errors))
+                        return
                 answer = forward(self, proxy._upstream, body, timeout=30)
                 if failing:
                     self._answer_error()
                     return
+                if errors and answer.status == 200:
+                    answer = dataclasses.replace(answer, payload=_errors(errors))
                 pass_back(self, answer)
 
             def _operation(self) -> str:
@@ -137,3 +177,7 @@ class ThrottlingProxy(LoopbackProxy):
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
 
         return Handler
+
+
+def _errors(errors: list[dict[str, object]]) -> bytes:
+    return json.dumps({"Errors": errors}).encode()

@@ -5,6 +5,7 @@ core `TraceExporter`, which provides spooling, batching and retry.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ClassVar
@@ -12,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, PermanentError, RetryableError, trace_key
+from otel_bridge_uptrain._dashboard import DashboardPoster
 from otel_bridge_uptrain._grades import Grades
 from otel_bridge_uptrain._judge import HostedJudge, Judge, LocalJudge, PartlyGraded, RowsRejected
 from otel_bridge_uptrain._results import SCOPE_NAME, Evaluation, ResultPublisher
@@ -27,6 +29,7 @@ from otel_bridge_uptrain._selection import (
 from otel_bridge_uptrain.settings import (
     API_BASE,
     API_KEY,
+    DASHBOARD_URL,
     GENERIC_KEY_VARIABLES,
     KEY_TYPE,
     KEY_TYPES,
@@ -56,12 +59,20 @@ class UpTrainSpanExporter(TraceExporter):
     run per trace shape (`checks`), which traces are evaluated (`sample_rate`, `trace_filter`)
     and where results go (`tracer_provider`, `meter_provider` with `score_histograms`; with
     `log_results`, the seed's lines at INFO on the `otel_bridge_uptrain.results` logger, which
-    prints to stdout unless the app gave it handlers, or to `log_stream` if given). Other keyword
-    arguments go to `TraceExporter`.
+    prints to stdout unless the app gave it handlers, or to `log_stream` if given; with
+    key_type="openai", each evaluated row posted once to UpTrain's local dashboard at
+    `dashboard_url`, as uptrain posts them, when one runs there). Other keyword arguments go to
+    `TraceExporter`.
+
+    Each (evaluated span, check) is graded once and each trace's results published once: the
+    grades and which traces were published are kept in `<spool stem>.grades` beside the spool,
+    so neither a retry after a partial judge failure nor a restart after a crash asks the judge
+    again for a grade it gave or publishes a trace twice.
 
     Each setting resolves as: argument > OTEL_BRIDGE_UPTRAIN_<SETTING> > generic variable >
     default. Generic variables: OPENAI_API_KEY or UPTRAIN_ACCESS_TOKEN (API_KEY, by key type),
-    OPENAI_BASE_URL (API_BASE), UPTRAIN_SERVER_URL (SERVER_URL).
+    OPENAI_BASE_URL (API_BASE), UPTRAIN_SERVER_URL (SERVER_URL), UPTRAIN_LOCAL_URL
+    (DASHBOARD_URL).
     """
 
     sink_name: ClassVar[str] = "uptrain"
@@ -77,6 +88,7 @@ class UpTrainSpanExporter(TraceExporter):
         log_results: bool | None = None,
         api_base: str | None = None,
         uptrain_server_url: str | None = None,
+        dashboard_url: str | None = None,
         checks: CheckPlan | None = None,
         sample_rate: float | None = None,
         trace_filter: TraceFilter | None = None,
@@ -108,6 +120,7 @@ class UpTrainSpanExporter(TraceExporter):
         self.checks = checks or CheckPlan()
         self._trace_filter = trace_filter
         self._judge: Judge
+        self._dashboard: DashboardPoster | None = None
         # Where results are stored in "uptrain" mode (None: uptrain's default server).
         self._server_url = (
             SERVER_URL.resolve(uptrain_server_url) if self.key_type == "uptrain" else None
@@ -126,6 +139,7 @@ class UpTrainSpanExporter(TraceExporter):
                 project_name=self.project_name,
                 timeout=judge_timeout,
             )
+            self._dashboard = DashboardPoster(DASHBOARD_URL.resolve(dashboard_url))
         else:
             self._judge = HostedJudge(
                 api_key=resolved_key,
@@ -147,7 +161,8 @@ class UpTrainSpanExporter(TraceExporter):
             log_results=log_results,
             stream=log_stream,
         )
-        self._grades = Grades()
+        self._grades_store: Grades | None = None
+        self._grades_lock = threading.Lock()
         # Last: the base starts the delivery worker, which may call deliver() at once for
         # traces a previous run left in the spool.
         super().__init__(meter_provider=meter_provider, **options)
@@ -180,12 +195,19 @@ class UpTrainSpanExporter(TraceExporter):
         return identity
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
-        requests = [request for trace in traces for request in select(trace, self.checks)]
+        grades = self._grades()
+        # Published before, e.g. by a process that died before its spool let go of the item.
+        published = grades.published(trace.trace_id for trace in traces)
+        pending = [trace for trace in traces if trace.trace_id not in published]
+        requests = [request for trace in pending for request in select(trace, self.checks)]
         try:
             evaluations, failure = self._evaluate(requests)
         except RowsRejected as rejected:
-            if len(traces) == 1:
-                return DeliveryReport(permanent={trace_key(traces[0]): rejected.reason})
+            if len(pending) == 1:
+                return DeliveryReport(
+                    delivered=frozenset(trace_key(t) for t in traces if t.trace_id in published),
+                    permanent={trace_key(pending[0]): rejected.reason},
+                )
             # Find the trace the judge refused; the others are still worth evaluating.
             return self._deliver_one_by_one(traces)
         if isinstance(failure, PermanentError):
@@ -195,17 +217,21 @@ class UpTrainSpanExporter(TraceExporter):
         unfinished = {request.trace_id for request in requests} - {
             evaluation.request.trace_id for evaluation in evaluations
         }
-        finished = [trace for trace in traces if trace.trace_id not in unfinished]
-        self._publisher.publish([e for e in evaluations if e.request.trace_id not in unfinished])
-        self._grades.forget({trace.trace_id for trace in finished})
+        self._publish([e for e in evaluations if e.request.trace_id not in unfinished])
+        grades.mark_published({request.trace_id for request in requests} - unfinished)
         if failure is None:
             return DeliveryReport.all_delivered(traces)
         reason = failure.reason if isinstance(failure, RetryableError) else str(failure)
         return DeliveryReport(
-            delivered=frozenset(trace_key(trace) for trace in finished),
+            delivered=frozenset(trace_key(t) for t in traces if t.trace_id not in unfinished),
             retryable={trace_key(t): reason for t in traces if t.trace_id in unfinished},
             retry_after=getattr(failure, "retry_after", None),
         )
+
+    def already_delivered(self, keys: Sequence[str]) -> set[str]:
+        """The traces whose results were published, by this process or an earlier one."""
+        by_id = {int(key, 16): key for key in keys}
+        return {by_id[trace_id] for trace_id in self._grades().published(by_id)}
 
     @property
     def judge(self) -> Judge:
@@ -228,25 +254,63 @@ class UpTrainSpanExporter(TraceExporter):
         shape = next((s for s in Shape if s.value == evaluation_name), Shape.LLM)
         now = time.time_ns()
         rows: list[dict[str, Any]] = []
+        evaluations: list[Evaluation] = []
         for row, row_scores in zip(data, scores, strict=True):
             request = EvaluationRequest(0, 0, shape, row, tuple(checks))
-            self._publisher.log(Evaluation(request, row_scores, now, now))
+            evaluation = Evaluation(request, row_scores, now, now)
+            evaluations.append(evaluation)
+            self._publisher.log(evaluation)
             result = dict(row)
             for score in row_scores:
                 result[f"score_{score.name}"] = score.value
                 result[f"explanation_{score.name}"] = score.explanation
             rows.append(result)
+        if self._dashboard is not None:
+            # One post for the call, as uptrain's own evaluate makes.
+            self._dashboard.post(self.project_name, evaluation_name, evaluations)
         return rows
+
+    @property
+    def dashboard(self) -> DashboardPoster | None:
+        """Where evaluated rows are posted (key_type="openai"), else None."""
+        return self._dashboard
 
     def shutdown(self) -> None:
         super().shutdown()
         self._judge.close()
+        with self._grades_lock:
+            if self._grades_store is not None:
+                self._grades_store.close()
 
     def _after_fork_in_child(self) -> None:
         self._judge.drop_clients()
         self._publisher.after_fork()
+        self._grades_lock = threading.Lock()
+        if self._grades_store is not None:
+            self._grades_store.after_fork()
 
     # --- private --------------------------------------------------------------------------------
+
+    def _grades(self) -> Grades:
+        """The grades file of this exporter's destination, opened on first use (on the worker
+        thread: the base class only knows the spool's place once its constructor ran)."""
+        with self._grades_lock:
+            if self._grades_store is None:
+                path = self.spool.path.parent / f"{self.spool_stem}.grades"
+                self._grades_store = Grades(path)
+            return self._grades_store
+
+    def _publish(self, evaluations: Sequence[Evaluation]) -> None:
+        """Spans, histograms and log lines for each evaluation, and one dashboard post per
+        evaluation name with its rows."""
+        self._publisher.publish(evaluations)
+        if self._dashboard is None:
+            return
+        by_shape: dict[Shape, list[Evaluation]] = {}
+        for evaluation in evaluations:
+            by_shape.setdefault(evaluation.request.shape, []).append(evaluation)
+        for shape, group in by_shape.items():
+            self._dashboard.post(self.project_name, shape.value, group)
 
     def _evaluate(
         self, requests: Sequence[EvaluationRequest]
@@ -256,7 +320,7 @@ class UpTrainSpanExporter(TraceExporter):
         Requests needing the same checks of one shape go to the judge in one call."""
         groups: dict[tuple[Shape, tuple[str, ...]], list[EvaluationRequest]] = {}
         for request in requests:
-            missing = self._grades.missing(request)
+            missing = self._grades().missing(request)
             if missing:
                 groups.setdefault((request.shape, missing), []).append(request)
         failure: Exception | None = None
@@ -266,17 +330,17 @@ class UpTrainSpanExporter(TraceExporter):
             try:
                 scores = self._judge.evaluate(shape.value, [r.row for r in group], checks)
             except PartlyGraded as partly:
-                self._grades.record(group, missing, partly.scores, start_ns, complete=False)
+                self._grades().record(group, missing, partly.scores, start_ns, complete=False)
                 failure = partly.error
                 break
             except (RetryableError, PermanentError) as error:
                 failure = error
                 break
-            self._grades.record(group, missing, scores, start_ns, complete=True)
+            self._grades().record(group, missing, scores, start_ns, complete=True)
         evaluations = [
             evaluation
             for request in requests
-            if (evaluation := self._grades.evaluation(request)) is not None
+            if (evaluation := self._grades().evaluation(request)) is not None
         ]
         return evaluations, failure
 

@@ -243,11 +243,39 @@ class _AsyncOpenAIFactory:
         return self.original(*args, **kwargs)
 
 
+class _HeldBackPost:
+    """What uptrain's dashboard post reaches during our evaluations: nothing is sent."""
+
+    def post(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+class _HttpxForEvalLLM:
+    """Stands in for the `httpx` module inside uptrain's `framework.evalllm`, whose only use of
+    it is `EvalLLM.evaluate`'s post of every call's rows to the local dashboard. While one of
+    our evaluations runs (and only on its thread) that post is held back: the exporter posts
+    each row once, complete (`_dashboard`). Everything else is the real module."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+    def Client(self, *args: Any, **kwargs: Any) -> Any:
+        if _ACTIVE_CLIENT.get() is not None:
+            return _HeldBackPost()
+        return self.original.Client(*args, **kwargs)
+
+
 def _hook_uptrain_client() -> None:
+    import uptrain.framework.evalllm as uptrain_evalllm
     import uptrain.operators.language.llm as uptrain_llm
 
     if not isinstance(uptrain_llm.AsyncOpenAI, _AsyncOpenAIFactory):
         uptrain_llm.AsyncOpenAI = _AsyncOpenAIFactory(uptrain_llm.AsyncOpenAI)
+    if not isinstance(uptrain_evalllm.httpx, _HttpxForEvalLLM):
+        uptrain_evalllm.httpx = _HttpxForEvalLLM(uptrain_evalllm.httpx)
 
 
 class LocalJudge:

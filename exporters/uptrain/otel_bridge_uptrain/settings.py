@@ -66,6 +66,14 @@ SERVER_URL: Setting[str | None] = Setting(
     sink=SINK,
     generic=("UPTRAIN_SERVER_URL",),
 )
+DASHBOARD_URL: Setting[str] = Setting(
+    "dashboard_url",
+    "http://localhost:4300",
+    "UpTrain's local dashboard, for `key_type=openai`: each evaluated row is posted there once",
+    name="DASHBOARD_URL",
+    sink=SINK,
+    generic=("UPTRAIN_LOCAL_URL",),
+)
 SAMPLE_RATE: Setting[float] = Setting(
     "sample_rate",
     1.0,
@@ -90,6 +98,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     LOG_RESULTS,
     API_BASE,
     SERVER_URL,
+    DASHBOARD_URL,
     Setting("checks", None, "the checks per trace shape", "`CheckPlan()`"),
     SAMPLE_RATE,
     Setting("trace_filter", None, "which traces are evaluated", "all traces"),

@@ -2,7 +2,7 @@
 `UpTrainCallbackHandler`, configured from the environment, and exit without flushing, so the one
 delivery attempt is the one the exporter's shutdown makes while the interpreter exits.
 
-python -m exporters.uptrain.tests.exit_child SPOOL_DIR [at-exit|as-documented|judge-down]
+python -m exporters.uptrain.tests.exit_child SPOOL_DIR [at-exit|judge-down]
 """
 
 from __future__ import annotations
@@ -18,15 +18,17 @@ from tests.chains import QUESTION, rag_chain
 
 
 def main(spool_dir: str, mode: str = "at-exit") -> None:
-    # "at-exit": the long grace keeps the trace from the worker, so the one attempt is the one
-    # made while the interpreter exits. "as-documented": the drop-in's own defaults, as the seed
-    # example uses it. "judge-down": as "at-exit" with a judge that is not running, so the
+    # The long grace keeps the trace from the worker, so the one attempt is the one made while
+    # the interpreter exits. "judge-down": with a judge that is not running, so the
     # construction's key check is off.
-    options: dict[str, object] = {"spool_dir": spool_dir}
-    if mode in ("at-exit", "judge-down"):
-        options.update(grace_period=120.0, shutdown_timeout=120.0)
     handler = UpTrainCallbackHandler(
-        log_results=False, check_connection=mode != "judge-down", exporter_options=options
+        log_results=False,
+        check_connection=mode != "judge-down",
+        exporter_options={
+            "spool_dir": spool_dir,
+            "grace_period": 120.0,
+            "shutdown_timeout": 120.0,
+        },
     )
     rag_chain().invoke(QUESTION, config={"callbacks": [handler]})
 

@@ -418,15 +418,15 @@ def test_a_judge_down_while_the_app_exits_keeps_the_trace_for_the_next_start(
     assert exporter.spool.dead_letters() == []
 
 
-@pytest.mark.parametrize("mode", ["at-exit", "as-documented"])
 def test_an_app_that_exits_without_a_flush_is_evaluated_before_it_ends(
-    judge: FakeJudge, tmp_path: Path, mode: str
+    judge: FakeJudge, tmp_path: Path
 ) -> None:
-    """The seed's usage: a RAG call through the drop-in, then the script ends, with no flush.
-    Every check reaches the judge once before the process is gone, nothing is left queued; with
-    the long grace the only attempt is the one at exit, where uptrain's thread pools still work."""
+    """A RAG call through the drop-in, then the script ends, with no flush (the seed page's own
+    example, run as a script, is in test_seed_parity.py). With the long grace the only attempt
+    is the one at exit, where uptrain's thread pools still work: every check reaches the judge
+    once before the process is gone, nothing is left queued."""
     spool_dir = tmp_path / "app-spool"
-    child = _exit_child(spool_dir, judge.url, judge.api_key, mode)
+    child = _exit_child(spool_dir, judge.url, judge.api_key)
     assert "cannot schedule new futures" not in child.stderr
     assert sorted(str(request.check) for request in judge.graded()) == RAG_PROMPTS
     with _left_in(spool_dir) as left:
