@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+# A trace's checks are several judge calls each, and uptrain's first evaluation in a process
+# imports and sets up a good deal: the base's 10 s (5 of them to deliver) cut the delivery at
+# exit short on a loaded machine, leaving the trace for the next start.
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
+
 TraceFilter = Callable[[FinishedTrace], bool]
 
 
@@ -163,6 +168,7 @@ class UpTrainSpanExporter(TraceExporter):
         )
         self._grades_store: Grades | None = None
         self._grades_lock = threading.Lock()
+        options.setdefault("shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT_S)
         # Last: the base starts the delivery worker, which may call deliver() at once for
         # traces a previous run left in the spool.
         super().__init__(meter_provider=meter_provider, **options)
