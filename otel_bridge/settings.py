@@ -361,7 +361,7 @@ EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
         "shutdown_timeout",
         10.0,
         "`shutdown()` flushes this long; the rest stays in the spool",
-        _seconds(10.0),
+        "10 s (ClearML and UpTrain: 30 s)",
     ),
 )
 
