@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -27,42 +26,11 @@ from receiver import EXPORT_METHOD, _free_port, _machine, _request_body, _serve_
 from receiver import _fresh as fresh_body
 from receiver import _wait_for_port as wait_for_port
 
+# The raw HTTP/2 stalled call the receiver's tests use (from the repository root).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.grpc_stall import stalled_grpc_call
+
 CALL_TIMEOUT_SECONDS = 5.0
-
-
-def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return (
-        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-    )
-
-
-def _literal(name: str, value: str) -> bytes:
-    # An HPACK literal header without indexing, no Huffman coding (short strings only).
-    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
-
-
-def _stalled_call(port: int) -> socket.socket:
-    """An Export call whose headers and 6 of 1005 message bytes arrive, then nothing."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
-    headers = b"".join(
-        _literal(name, value)
-        for name, value in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", EXPORT_METHOD),
-            (":authority", f"127.0.0.1:{port}"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ]
-    )
-    connection.sendall(
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-        + _frame(0x4, 0, 0, b"")
-        + _frame(0x1, 0x4, 1, headers)
-        + _frame(0x0, 0, 1, b"\x00" + struct.pack(">I", 1000) + b"\x0a")
-        + _frame(0x4, 0x1, 0, b"")
-    )
-    return connection
 
 
 def _keep_stalled(port: int, count: int, stop: threading.Event) -> list[int]:
@@ -88,7 +56,7 @@ def _keep_stalled(port: int, count: int, stop: threading.Event) -> list[int]:
             calls = alive
             while len(calls) < count and not stop.is_set():
                 try:
-                    calls.append(_stalled_call(port))
+                    calls.append(stalled_grpc_call(port, timeout=5))
                     opened[0] += 1
                 except OSError:
                     break

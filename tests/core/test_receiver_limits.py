@@ -13,7 +13,6 @@ import http.client
 import json
 import logging
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ from otel_bridge.receiver import Receiver, Sink, parse_config
 from otel_bridge.receiver.http_server import HTTPLimits, OTLPHTTPServer
 from otel_bridge.receiver.ingest import Ingestor
 from tests.contract import make_spans
+from tests.support.grpc_stall import stalled_grpc_call
 
 PB = {"Content-Type": "application/x-protobuf"}
 FAIL_SAFE_SECONDS = 30
@@ -512,41 +512,8 @@ def test_grpc_connections_beyond_the_cap_are_closed_and_retryable(sink: RequestS
         started.stop(1)
 
 
-def _http2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return (
-        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-    )
-
-
-def _hpack_literal(name: str, value: str) -> bytes:
-    """A header as an HPACK literal without indexing, no Huffman coding (short strings only)."""
-    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
-
-
 def _stalled_grpc_call(port: int, token: str | None = None) -> socket.socket:
-    """An Export call whose headers and first bytes of message arrive, then nothing more."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=FAIL_SAFE_SECONDS)
-    headers = b"".join(
-        _hpack_literal(name, value)
-        for name, value in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", EXPORT_METHOD),
-            (":authority", f"127.0.0.1:{port}"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            *([("authorization", f"Bearer {token}")] if token else []),
-        ]
-    )
-    message_start = b"\x00" + struct.pack(">I", 1000) + b"\x0a"  # 6 of 1005 bytes
-    connection.sendall(
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-        + _http2_frame(0x4, 0, 0, b"")  # SETTINGS
-        + _http2_frame(0x1, 0x4, 1, headers)  # HEADERS, END_HEADERS
-        + _http2_frame(0x0, 0, 1, message_start)  # DATA, stream left open
-        + _http2_frame(0x4, 0x1, 0, b"")  # SETTINGS ACK (of the server's)
-    )
-    return connection
+    return stalled_grpc_call(port, token, timeout=FAIL_SAFE_SECONDS)
 
 
 def test_grpc_calls_that_stall_mid_message_hold_no_worker(sink: RequestSink) -> None:

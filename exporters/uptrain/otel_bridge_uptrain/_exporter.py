@@ -302,7 +302,10 @@ class UpTrainSpanExporter(TraceExporter):
         thread: the base class only knows the spool's place once its constructor ran)."""
         with self._grades_lock:
             if self._grades_store is None:
-                path = self.spool.path.parent / f"{self.spool_stem}.grades"
+                spool = self.spool
+                if spool is None:  # deliver() runs only from an open spool
+                    raise RuntimeError("the UpTrain grades are kept beside a spool not open yet")
+                path = spool.path.parent / f"{self.spool_stem}.grades"
                 self._grades_store = Grades(path)
             return self._grades_store
 
