@@ -37,7 +37,13 @@ def main(mode: str, spool_dir: str) -> None:
     app_task = None
     if mode == "app_task":
         Task.set_offline(True)
-        app_task = Task.init(project_name="app", task_name="app's own task")
+        # ClearML's defaults but its repository detection, which runs git in the checkout the
+        # test runs from and held the task's close for minutes in a fresh clone with its caches.
+        app_task = Task.init(
+            project_name="app",
+            task_name="app's own task",
+            auto_connect_frameworks={"detect_repository": False},
+        )
     handler = ClearMLCallbackHandler(exporter_options={"spool_dir": spool_dir, "grace_period": 0.0})
     prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
     chain = (
