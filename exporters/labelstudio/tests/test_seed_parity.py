@@ -6,12 +6,9 @@ is read back through `/api/tasks` (the SDK's `tasks.list`).
 
 The paid LLM API is the one stand-in: the page's `OpenAI` / `ChatOpenAI` call the local
 OpenAI-compatible server of `tests/support/fake_openai.py` (found through OPENAI_API_BASE /
-OPENAI_API_KEY, as the page's models read them). The page imports those models from
-langchain-openai, which is not installed here; the same OpenAI-API models of langchain_community
-(`langchain_community.llms.openai.OpenAI`, `...chat_models.openai.ChatOpenAI`, the import the
-original handler's own docstring uses) take their place, so the model import is the second line
-that differs. Where the app goes on after the example, a few lines are added after it (wait for
-stdin, or sleep to be killed); the example itself is untouched.
+OPENAI_API_KEY, as the page's models from langchain-openai read them). Where the app goes on
+after the example, a few lines are added after it (wait for stdin, or sleep to be killed); the
+example itself is untouched.
 
 What the original would produce, checked on the drop-in's tasks: the project the example names
 (created with the mode's labeling config, or the one given), one task per call with the prompt
@@ -51,15 +48,6 @@ SEED_IMPORT = """from langchain_community.callbacks.labelstudio_callback import 
 )
 """
 DROP_IN_IMPORT = "from otel_bridge_labelstudio import LabelStudioCallbackHandler\n"
-# The page's model imports (langchain-openai), and the same models from langchain_community.
-MODEL_IMPORTS = {
-    "from langchain_openai import OpenAI\n": (
-        "from langchain_community.llms.openai import OpenAI\n"
-    ),
-    "from langchain_openai import ChatOpenAI\n": (
-        "from langchain_community.chat_models.openai import ChatOpenAI\n"
-    ),
-}
 
 # The page's examples, verbatim (https://python.langchain.com/docs/integrations/callbacks/labelstudio).
 PROMPT_EXAMPLE = """
@@ -114,11 +102,8 @@ WAIT_TO_BE_KILLED = 'import time\ntime.sleep(1.0)\nprint("spooled", flush=True)\
 
 def drop_in_script(example: str, after: str = "") -> str:
     """The example as a migrating user runs it: only the imports swapped, `after` appended."""
-    script = SEED_IMPORT + example
-    replacements = {SEED_IMPORT: DROP_IN_IMPORT, **MODEL_IMPORTS}
-    for seed, ours in replacements.items():
-        script = script.replace(seed, ours)
-    assert "langchain_community.callbacks" not in script and "langchain_openai" not in script
+    script = (SEED_IMPORT + example).replace(SEED_IMPORT, DROP_IN_IMPORT)
+    assert "langchain_community.callbacks" not in script
     return script + after
 
 
