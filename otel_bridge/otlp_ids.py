@@ -36,21 +36,16 @@ def _skeleton_request() -> Any:
     for name, fields in layout.items():
         message = file.message_type.add(name=name)
         for field_name, number, item in fields:
-            if item is None:
-                message.field.add(
-                    name=field_name,
-                    number=number,
-                    type=field.TYPE_BYTES,
-                    label=field.LABEL_OPTIONAL,
-                )
-            else:
-                message.field.add(
-                    name=field_name,
-                    number=number,
-                    type=field.TYPE_MESSAGE,
-                    label=field.LABEL_REPEATED,
-                    type_name=f".{_PACKAGE}.{item}",
-                )
+            kind: dict[str, Any] = (
+                {"type": field.TYPE_BYTES, "label": field.LABEL_OPTIONAL}
+                if item is None
+                else {
+                    "type": field.TYPE_MESSAGE,
+                    "label": field.LABEL_REPEATED,
+                    "type_name": f".{_PACKAGE}.{item}",
+                }
+            )
+            message.field.add(name=field_name, number=number, **kind)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Request"))
