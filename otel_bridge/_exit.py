@@ -14,7 +14,6 @@ import concurrent.futures.thread  # noqa: F401  (its exit hook must be registere
 import itertools
 import logging
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,18 +24,21 @@ _logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _registered = False
 _tokens = itertools.count(1)
-# Weak, so a handler the app dropped is not kept alive (nor flushed) for the exit's sake.
-_callbacks: dict[int, weakref.WeakMethod[Callable[[], Any]]] = {}
+# Strong references: what a callback delivers outlives the object the app dropped (a drop-in
+# handler rebound to a new one still has its exporter's worker and undelivered traces), so the
+# callback must not die with it. Callers hand in callables that hold only what must be delivered.
+_callbacks: dict[int, Callable[[], Any]] = {}
 
 
-def call_before_exit(method: Callable[[], Any]) -> int:
-    """Call the bound `method` when the main thread finishes a normal exit, before the thread
-    pools of `concurrent.futures` stop and before `atexit` handlers; callbacks registered later
-    run first. Returns a token for `cancel_before_exit`."""
+def call_before_exit(callback: Callable[[], Any]) -> int:
+    """Call `callback` when the main thread finishes a normal exit, before the thread pools of
+    `concurrent.futures` stop and before `atexit` handlers; callbacks registered later run
+    first. Keeps `callback` alive until then or until `cancel_before_exit(token)`. Returns that
+    token."""
     global _registered
     with _lock:
         token = next(_tokens)
-        _callbacks[token] = weakref.WeakMethod(method)
+        _callbacks[token] = callback
         if not _registered:
             _registered = True
             _register(_run_callbacks)
@@ -69,11 +71,8 @@ def _run_callbacks() -> None:
     with _lock:
         pending = list(_callbacks.values())
         _callbacks.clear()
-    for reference in reversed(pending):
-        method = reference()
-        if method is None:
-            continue
+    for callback in reversed(pending):
         try:
-            method()
+            callback()
         except Exception:
             _logger.exception("otel-bridge: delivering pending traces at exit failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -130,15 +131,10 @@ class SinkCallbackHandler(OTelCallbackHandler):
             raise
         if not self.capture_content:
             exporter.warn_without_content()
-        self._exit_token = call_before_exit(self._deliver_at_exit)
-
-    def _deliver_at_exit(self) -> None:
-        """Shut down while the interpreter can still run thread pools: the spans still in the
-        span processor are handed over and every finished trace gets one delivery attempt
-        (within the exporter's `shutdown_timeout`); what fails stays in the spool for the next
-        start. The `atexit` shutdown that follows then has nothing left to do."""
-        self._exit_token = None
-        self.shutdown()
+        # Holds the provider and exporter, not the handler: an app that drops this handler
+        # (rebinding its name to a new one, as the seed examples do) still has its traces
+        # delivered at exit.
+        self._exit_token = call_before_exit(functools.partial(_stop, self._own, exporter))
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything traced so far; True when nothing is left pending in time."""
@@ -153,10 +149,19 @@ class SinkCallbackHandler(OTelCallbackHandler):
         if self._exit_token is not None:
             cancel_before_exit(self._exit_token)
             self._exit_token = None
-        if self._own is not None:
-            self._own.shutdown()
-        else:
-            self.exporter.shutdown()
+        _stop(self._own, self.exporter)
+
+
+def _stop(own: TracerProvider | None, exporter: TraceExporter) -> None:
+    """Deliver what is pending and stop: the spans still in `own`'s span processor are handed
+    over and every finished trace gets one delivery attempt (within the exporter's
+    `shutdown_timeout`); what fails stays in the spool for the next start. Run before the
+    interpreter winds down, while it can still run thread pools, so the `atexit` shutdown that
+    follows has nothing left to do."""
+    if own is not None:
+        own.shutdown()
+    else:
+        exporter.shutdown()
 
 
 # The callback counters of langchain_community's ClearML and SageMaker handlers

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 CHILD = textwrap.dedent(
     """
@@ -45,3 +46,55 @@ def test_a_callback_runs_after_main_while_thread_pools_still_work() -> None:
     assert child.returncode == 0, child.stderr
     assert child.stdout.splitlines() == ["main done", "delivered 42"]
     assert child.stderr == ""
+
+
+DROPPED_HANDLER_CHILD = textwrap.dedent(
+    """
+    import gc, sys
+    from concurrent.futures import ThreadPoolExecutor
+    from otel_bridge import DeliveryReport, SinkCallbackHandler, TraceExporter
+    from otel_bridge.testing import FakeChatModel
+
+    class PoolSink(TraceExporter):
+        # Delivers on a thread pool, as uptrain does, and prints what it delivered.
+        sink_name = "pool"
+
+        def deliver(self, traces):
+            with ThreadPoolExecutor(2) as pool:
+                for t in traces:
+                    for call in t.llm_calls():
+                        answer = pool.submit(lambda g=call.generations: g[0]).result()
+                        print("delivered", answer, flush=True)
+            return DeliveryReport.all_delivered(traces)
+
+    def handler():
+        # A grace period longer than the script: nothing is delivered before it exits.
+        return SinkCallbackHandler(PoolSink(spool_dir=sys.argv[1], grace_period=600.0, max_trace_age=600.0))
+
+    # The seed pages' pattern: the same name bound to a new handler per example, so the
+    # first handler is dropped (and collected) with its trace still undelivered.
+    callback = handler()
+    FakeChatModel(responses=["first"]).invoke("q", {"callbacks": [callback]})
+    callback = handler()
+    gc.collect()
+    FakeChatModel(responses=["second"]).invoke("q", {"callbacks": [callback]})
+    print("main done", flush=True)
+    """
+)
+
+
+def test_a_dropped_handlers_traces_are_delivered_while_thread_pools_still_work(
+    tmp_path: Path,
+) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", DROPPED_HANDLER_CHILD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert lines[0] == "main done", child.stdout
+    assert sorted(lines[1:]) == ["delivered first", "delivered second"], child.stderr
+    assert "cannot schedule new futures" not in child.stderr
