@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,7 +81,11 @@ class _AlsoToGlobalProvider(SpanProcessor):
 
 
 def _own_provider(exporter: TraceExporter) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create(), id_generator=SeedProofIdGenerator())
+    # No atexit hook of its own: the handler stops it before exit (`_Stop`), and a provider per
+    # dropped handler would otherwise stay referenced by `atexit` until the end.
+    provider = TracerProvider(
+        resource=Resource.create(), id_generator=SeedProofIdGenerator(), shutdown_on_exit=False
+    )
     provider.add_span_processor(_AlsoToGlobalProvider(provider))
     provider.add_span_processor(
         BatchSpanProcessor(exporter, schedule_delay_millis=DROP_IN_SCHEDULE_DELAY_MILLIS)
@@ -114,7 +119,6 @@ class SinkCallbackHandler(OTelCallbackHandler):
         **handler_options: Any,
     ) -> None:
         self.exporter = exporter
-        self._exit_token: int | None = None
         try:
             if check_connection and isinstance(exporter, _ConnectionCheck):
                 exporter.check_connection()
@@ -131,10 +135,12 @@ class SinkCallbackHandler(OTelCallbackHandler):
             raise
         if not self.capture_content:
             exporter.warn_without_content()
-        # Holds the provider and exporter, not the handler: an app that drops this handler
-        # (rebinding its name to a new one, as the seed examples do) still has its traces
-        # delivered at exit.
-        self._exit_token = call_before_exit(functools.partial(_stop, self._own, exporter))
+        self._stop = _Stop(self._own, exporter)
+        if self._own is not None:
+            # An app that drops the handler (a new one per request, or one name rebound per
+            # example as the seed pages do) gets its traces delivered and its threads and
+            # spool connection back, without waiting on the app's thread.
+            weakref.finalize(self, self._stop.in_background).atexit = False
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything traced so far; True when nothing is left pending in time."""
@@ -146,22 +152,41 @@ class SinkCallbackHandler(OTelCallbackHandler):
 
     def shutdown(self) -> None:
         """Deliver what is pending (within the exporter's shutdown timeout) and stop."""
-        if self._exit_token is not None:
-            cancel_before_exit(self._exit_token)
-            self._exit_token = None
-        _stop(self._own, self.exporter)
+        self._stop()
 
 
-def _stop(own: TracerProvider | None, exporter: TraceExporter) -> None:
-    """Deliver what is pending and stop: the spans still in `own`'s span processor are handed
-    over and every finished trace gets one delivery attempt (within the exporter's
-    `shutdown_timeout`); what fails stays in the spool for the next start. Run before the
-    interpreter winds down, while it can still run thread pools, so the `atexit` shutdown that
-    follows has nothing left to do."""
-    if own is not None:
-        own.shutdown()
-    else:
-        exporter.shutdown()
+class _Stop:
+    """Delivers what is pending and stops, once: the spans still in `own`'s span processor are
+    handed over and every finished trace gets one delivery attempt (within the exporter's
+    `shutdown_timeout`); what fails stays in the spool for the next start.
+
+    Registered to run when the main thread finishes a normal exit, while the interpreter can
+    still run thread pools, so the `atexit` shutdown that follows has nothing left to do. It
+    holds the provider and exporter, not the handler, so a dropped handler's traces are still
+    delivered; a stop already running elsewhere is waited for, not repeated."""
+
+    def __init__(self, own: TracerProvider | None, exporter: TraceExporter) -> None:
+        self._own = own
+        self._exporter = exporter
+        self._lock = threading.Lock()
+        self._done = False
+        self._exit_token = call_before_exit(self)
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            try:
+                if self._own is not None:
+                    self._own.shutdown()
+                else:
+                    self._exporter.shutdown()
+            finally:
+                cancel_before_exit(self._exit_token)
+
+    def in_background(self) -> None:
+        threading.Thread(target=self, name="otel-bridge-stop", daemon=True).start()
 
 
 # The callback counters of langchain_community's ClearML and SageMaker handlers

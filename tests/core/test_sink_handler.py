@@ -7,7 +7,9 @@ The model is the in-process `FakeChatModel` (the stand-in for a paid LLM API).
 
 from __future__ import annotations
 
+import gc
 import random
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge import DeliveryReport, FinishedTrace, SinkCallbackHandler, TraceExporter
 from otel_bridge.testing import FakeChatModel
 from tests.core.test_provider import fresh_global_provider  # noqa: F401  (autouse fixture)
+from tests.support.waiting import wait_until
 
 
 class _CollectingExporter(TraceExporter):
@@ -98,3 +101,27 @@ def test_a_given_provider_receives_the_exporter(tmp_path: Path) -> None:
     finally:
         handler.shutdown()
         provider.shutdown()
+
+
+def test_a_handler_per_request_gives_back_its_threads_and_files_and_delivers(
+    tmp_path: Path,
+) -> None:
+    # A server app that builds a drop-in handler per request and drops it: each dropped
+    # handler's trace is delivered and its delivery threads and spool connection end, instead
+    # of piling up (two threads and six file descriptors a handler) until the process runs out.
+    delivered: list[FinishedTrace] = []
+
+    def ours() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith(("otel-bridge", "Otel"))}
+
+    before = ours()
+    for i in range(20):
+        handler = _handler(tmp_path, "sink")
+        assert isinstance(handler.exporter, _CollectingExporter)
+        handler.exporter.traces = delivered  # one list for all, to count at the end
+        FakeChatModel(responses=[f"answer {i}"]).invoke("q", {"callbacks": [handler]})
+        del handler
+    gc.collect()
+    wait_until(lambda: not (ours() - before), what="the dropped handlers' threads to end")
+    answers = [g for t in delivered for call in t.llm_calls() for g in call.generations]
+    assert sorted(answers) == sorted(f"answer {i}" for i in range(20))
