@@ -11,43 +11,19 @@ current before it, so whatever still holds it behaves as if it had been detached
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar, Token
+from collections.abc import Iterator
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-__all__ = ["SPAN_KEY", "RunScopedContext", "context_for_root_run", "enter", "get_current", "leave"]
+__all__ = ["SPAN_KEY", "RunScopedContext", "context_for_root_run", "enter", "leave"]
 
 # The key under which OTel keeps the current span, found through the public API: setting a span
 # in an empty context yields a context with that one key.
 (SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, Context()).keys()
-
-
-def _runtime_variable() -> ContextVar[Context] | None:
-    """The context variable OTel's default runtime context keeps the current context in, else
-    None (another runtime context was configured with OTEL_PYTHON_CONTEXT)."""
-    from opentelemetry.context import _RUNTIME_CONTEXT
-    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
-    if type(_RUNTIME_CONTEXT) is not ContextVarsRuntimeContext:
-        return None
-    variable = getattr(_RUNTIME_CONTEXT, "_current_context", None)
-    return variable if isinstance(variable, ContextVar) else None
-
-
-_VARIABLE = _runtime_variable()
-# Every run start reads the current context and most attach one: with the default runtime
-# context these are the variable's own C methods, two Python calls fewer each than the API's
-# (which only forwards to them); any other runtime context goes through the API.
-get_current: Callable[[], Context] = (
-    otel_context.get_current if _VARIABLE is None else _VARIABLE.get
-)
-_attach: Callable[[Context], Token[Context]] = (
-    otel_context.attach if _VARIABLE is None else _VARIABLE.set
-)
 
 
 class RunScopedContext(Context):
@@ -140,8 +116,10 @@ def enter(
 ) -> tuple[RunScopedContext, Token[Context]]:
     """Make `span` current in the calling context (`current`, if the caller already read it);
     returns what `leave` needs."""
-    scoped = RunScopedContext(get_current() if current is None else current, span, root)
-    return scoped, _attach(scoped)
+    scoped = RunScopedContext(
+        otel_context.get_current() if current is None else current, span, root
+    )
+    return scoped, otel_context.attach(scoped)
 
 
 def context_for_root_run(current: Context | None = None) -> Context:
@@ -153,7 +131,7 @@ def context_for_root_run(current: Context | None = None) -> Context:
     them does belong under them.
     """
     if current is None:
-        current = get_current()
+        current = otel_context.get_current()
     while isinstance(current, RunScopedContext):
         if not current.is_open:
             current = current.below

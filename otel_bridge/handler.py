@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import LLMResult
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.context.context import Context
@@ -44,7 +45,6 @@ from otel_bridge._run_context import (
     RunScopedContext,
     context_for_root_run,
     enter,
-    get_current,
     leave,
 )
 from otel_bridge.pricing import PriceTable
@@ -249,7 +249,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
     def _span_not_current(self, run_id: UUID) -> Span | None:
         """An open run's span when it is not the current span here (see _langchain_patches)."""
         run = self._runs.get(run_id)
-        if run is None or get_current().get(SPAN_KEY) is run.span:
+        if run is None or otel_context.get_current().get(SPAN_KEY) is run.span:
             return None
         return run.span
 
@@ -330,7 +330,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         """
         # Read once: the suppression flag, a root run's parent and the scope entered below all
         # come from the caller's current context.
-        current = get_current()
+        current = otel_context.get_current()
         if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return None
         if run_id is None:
