@@ -19,11 +19,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-__all__ = ["RunScopedContext", "context_for_root_run", "enter", "leave"]
+__all__ = ["SPAN_KEY", "RunScopedContext", "context_for_root_run", "enter", "leave"]
 
 # The key under which OTel keeps the current span, found through the public API: setting a span
 # in an empty context yields a context with that one key.
-(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, Context()).keys()
+(SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, Context()).keys()
 
 
 class RunScopedContext(Context):
@@ -43,19 +43,21 @@ class RunScopedContext(Context):
     root: bool
 
     def __init__(self, below: Context, span: trace.Span, root: bool) -> None:
-        below = _resolve(below)
+        # What is under the stack of open root scopes this one sits on: a new root run nests
+        # there (see context_for_root_run), found in one step however many roots are stacked.
+        beneath_roots = below
+        if isinstance(below, RunScopedContext):
+            below = beneath_roots = _resolve(below)
+            if isinstance(below, RunScopedContext) and below.root:
+                beneath_roots = below.beneath_roots
         # An open scope is a plain dict to read, so both kinds copy at C speed.
         dict.update(self, below)
-        dict.__setitem__(self, _SPAN_KEY, span)
+        dict.__setitem__(self, SPAN_KEY, span)
         self._below = below
         self.is_open = True
         # Whether the run is a LangChain root run (no parent run).
         self.root = root
-        # What is under the stack of open root scopes this one sits on: a new root run nests
-        # there (see context_for_root_run), found in one step however many roots are stacked.
-        self.beneath_roots = (
-            below.beneath_roots if isinstance(below, RunScopedContext) and below.root else below
-        )
+        self.beneath_roots = beneath_roots
 
     @property
     def below(self) -> Context:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from typing import Any, overload
+from typing import Any
 from uuid import UUID
 
 from langchain_core.agents import AgentAction, AgentFinish
@@ -40,7 +40,13 @@ from otel_bridge._metrics import GenAIMetrics
 from otel_bridge._outcomes import ControlFlow, HandledToolError, control_flow, handled_tool_error
 from otel_bridge._provider import resolve_tracer_provider
 from otel_bridge._registry import OpenRunRegistry
-from otel_bridge._run_context import RunScopedContext, context_for_root_run, enter, leave
+from otel_bridge._run_context import (
+    SPAN_KEY,
+    RunScopedContext,
+    context_for_root_run,
+    enter,
+    leave,
+)
 from otel_bridge.pricing import PriceTable
 from otel_bridge.settings import (
     DEFAULT_MAX_CONTENT_LENGTH,
@@ -114,24 +120,6 @@ class _OpenRun:
         self.paused = False
 
 
-class _Switch:
-    """One of LangChain's `ignore_*` switches, read from the handler's `_ignore` by its name."""
-
-    __slots__ = ("_key",)
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._key = name.removeprefix("ignore_")
-
-    @overload
-    def __get__(self, handler: None, owner: type) -> _Switch: ...
-    @overload
-    def __get__(self, handler: OTelCallbackHandler, owner: type | None = None) -> bool: ...
-    def __get__(
-        self, handler: OTelCallbackHandler | None, owner: type | None = None
-    ) -> bool | _Switch:
-        return self if handler is None else handler._ignore[self._key]
-
-
 class OTelCallbackHandler(BaseCallbackHandler):
     """A LangChain callback handler that records every run as an OpenTelemetry span.
 
@@ -202,15 +190,14 @@ class OTelCallbackHandler(BaseCallbackHandler):
         self._tracer = provider.get_tracer(_TRACER_NAME)
         self._metrics = GenAIMetrics(meter_provider)
         self.raise_error = raise_error
-        self._ignore = {
-            "llm": ignore_llm,
-            "chat_model": ignore_chat_model,
-            "chain": ignore_chain,
-            "agent": ignore_agent,
-            "retriever": ignore_retriever,
-            "retry": ignore_retry,
-            "custom_event": ignore_custom_event,
-        }
+        # Instance attributes: LangChain reads one on every callback, at dict speed.
+        self.ignore_llm = ignore_llm
+        self.ignore_chat_model = ignore_chat_model
+        self.ignore_chain = ignore_chain
+        self.ignore_agent = ignore_agent
+        self.ignore_retriever = ignore_retriever
+        self.ignore_retry = ignore_retry
+        self.ignore_custom_event = ignore_custom_event
         self._usage_lock = threading.Lock()
         # Per model: [input tokens, output tokens], summed as runs end.
         self._usage: dict[str, list[int]] = {}
@@ -220,14 +207,14 @@ class OTelCallbackHandler(BaseCallbackHandler):
         self._paused_lock = threading.Lock()
         _langchain_patches.install(OTelCallbackHandler)
 
-    # --- LangChain's ignore_* switches ---------------------------------------------------------
-    ignore_llm = _Switch()
-    ignore_chat_model = _Switch()
-    ignore_chain = _Switch()
-    ignore_agent = _Switch()
-    ignore_retriever = _Switch()
-    ignore_retry = _Switch()
-    ignore_custom_event = _Switch()
+    # --- LangChain's ignore_* switches (its read-only properties, made settable) ------------------
+    ignore_llm: bool = False
+    ignore_chat_model: bool = False
+    ignore_chain: bool = False
+    ignore_agent: bool = False
+    ignore_retriever: bool = False
+    ignore_retry: bool = False
+    ignore_custom_event: bool = False
 
     # --- public state ----------------------------------------------------------------------------
     @property
@@ -262,7 +249,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
     def _span_not_current(self, run_id: UUID) -> Span | None:
         """An open run's span when it is not the current span here (see _langchain_patches)."""
         run = self._runs.get(run_id)
-        if run is None or trace.get_current_span() is run.span:
+        if run is None or otel_context.get_current().get(SPAN_KEY) is run.span:
             return None
         return run.span
 
@@ -352,7 +339,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
         runs = self._runs
         if parent_run_id is None:
             parent = None
-            parent_context: Context | None = context_for_root_run(current)
+            parent_context: Context | None = (
+                context_for_root_run(current) if isinstance(current, RunScopedContext) else current
+            )
         else:
             parent = runs.get(parent_run_id)
             if parent is None:
@@ -360,19 +349,21 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 # was installed): the current span is the best evidence of where this run
                 # belongs.
                 parent_context = None
-            elif parent.scope is not None and parent.scope.is_open:
-                parent_context = parent.scope
+                parent_id_text = _id_text(parent_run_id)
             else:
-                parent_context = trace.set_span_in_context(parent.span)
-        run_id_text = str(run_id)
-        attributes[semconv.RUN_ID] = run_id_text
+                scope = parent.scope
+                parent_context = (
+                    scope
+                    if scope is not None and scope.is_open
+                    else trace.set_span_in_context(parent.span)
+                )
+                # The parent's id was already formatted when the parent started.
+                parent_id_text = parent.run_id_text
+        run_id_text = attributes[semconv.RUN_ID] = _id_text(run_id)
         attributes[semconv.RUN_TYPE] = run_type
         attributes[semconv.RUN_NAME] = name
         if parent_run_id is not None:
-            # The parent's id was already formatted when the parent started.
-            attributes[semconv.RUN_PARENT_ID] = (
-                str(parent_run_id) if parent is None else parent.run_id_text
-            )
+            attributes[semconv.RUN_PARENT_ID] = parent_id_text
         if tags:
             try:
                 attributes[semconv.RUN_TAGS] = _extract.tags(tags)
@@ -599,6 +590,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
 
     def _start_model(
         self,
+        where: str,
         run_type: str,
         operation: str,
         serialized: dict[str, Any],
@@ -607,39 +599,44 @@ class OTelCallbackHandler(BaseCallbackHandler):
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
         kwargs: dict[str, Any],
-        content: dict[str, tuple[Callable[[Any], Any], Any]],
+        content: tuple[tuple[str, Callable[[Any], Any], Any], ...],
     ) -> None:
-        attributes, model = self._model_attributes(operation, serialized, metadata, kwargs)
-        if self.capture_content:
-            for key, (build, value) in content.items():
-                self._capture(attributes, key, value, build)
-            # Opt-in in the convention (descriptions and schemas can be large): with content.
-            params = kwargs.get("invocation_params")
-            if isinstance(params, Mapping):
-                try:
-                    definitions = _extract.tool_definitions(params)
-                except Exception as error:  # costs this attribute only
-                    self._problem(semconv.GEN_AI_TOOL_DEFINITIONS, error)
-                    definitions = None
-                if definitions:
-                    self._capture(attributes, semconv.GEN_AI_TOOL_DEFINITIONS, definitions)
-        name = _extract.run_name(serialized, kwargs.get("name"))
-        # `generate` over several prompts starts every run before calling the model once per
-        # prompt in the same context: no single run's span can be current for those calls.
-        batch_size = kwargs.get("batch_size")
-        single = not isinstance(batch_size, int) or batch_size <= 1
-        self._start(
-            run_id,
-            parent_run_id,
-            run_type,
-            name,
-            f"{operation} {model}" if model else name,
-            tags,
-            metadata,
-            attributes,
-            operation=operation,
-            enter_scope=single,
-        )
+        """Start a model run; `content` holds (key, build, value) of each content attribute; a
+        failure costs the span, logged as `where`."""
+        try:
+            attributes, model = self._model_attributes(operation, serialized, metadata, kwargs)
+            if self.capture_content:
+                for key, build, value in content:
+                    self._capture(attributes, key, value, build)
+                # Opt-in in the convention (descriptions and schemas can be large): with content.
+                params = kwargs.get("invocation_params")
+                if isinstance(params, Mapping):
+                    try:
+                        definitions = _extract.tool_definitions(params)
+                    except Exception as error:  # costs this attribute only
+                        self._problem(semconv.GEN_AI_TOOL_DEFINITIONS, error)
+                        definitions = None
+                    if definitions:
+                        self._capture(attributes, semconv.GEN_AI_TOOL_DEFINITIONS, definitions)
+            name = _extract.run_name(serialized, kwargs.get("name"))
+            # `generate` over several prompts starts every run before calling the model once per
+            # prompt in the same context: no single run's span can be current for those calls.
+            batch_size = kwargs.get("batch_size")
+            single = not isinstance(batch_size, int) or batch_size <= 1
+            self._start(
+                run_id,
+                parent_run_id,
+                run_type,
+                name,
+                f"{operation} {model}" if model else name,
+                tags,
+                metadata,
+                attributes,
+                operation=operation,
+                enter_scope=single,
+            )
+        except Exception as error:
+            self._problem(where, error)
 
     def on_chat_model_start(
         self,
@@ -652,20 +649,18 @@ class OTelCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._start_model(
-                semconv.RUN_TYPE_CHAT_MODEL,
-                semconv.OP_CHAT,
-                serialized,
-                run_id,
-                parent_run_id,
-                tags,
-                metadata,
-                kwargs,
-                {semconv.GEN_AI_INPUT_MESSAGES: (_extract.input_messages, messages)},
-            )
-        except Exception as error:
-            self._problem("on_chat_model_start", error)
+        self._start_model(
+            "on_chat_model_start",
+            semconv.RUN_TYPE_CHAT_MODEL,
+            semconv.OP_CHAT,
+            serialized,
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            kwargs,
+            ((semconv.GEN_AI_INPUT_MESSAGES, _extract.input_messages, messages),),
+        )
 
     def on_llm_start(
         self,
@@ -678,23 +673,21 @@ class OTelCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._start_model(
-                semconv.RUN_TYPE_LLM,
-                semconv.OP_TEXT_COMPLETION,
-                serialized,
-                run_id,
-                parent_run_id,
-                tags,
-                metadata,
-                kwargs,
-                {
-                    semconv.LLM_PROMPTS: (list, prompts),
-                    semconv.GEN_AI_INPUT_MESSAGES: (_extract.prompt_messages, prompts),
-                },
-            )
-        except Exception as error:
-            self._problem("on_llm_start", error)
+        self._start_model(
+            "on_llm_start",
+            semconv.RUN_TYPE_LLM,
+            semconv.OP_TEXT_COMPLETION,
+            serialized,
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            kwargs,
+            (
+                (semconv.LLM_PROMPTS, list, prompts),
+                (semconv.GEN_AI_INPUT_MESSAGES, _extract.prompt_messages, prompts),
+            ),
+        )
 
     def on_llm_new_token(
         self,
@@ -793,16 +786,6 @@ class OTelCallbackHandler(BaseCallbackHandler):
             else:
                 totals[0] += input_tokens
                 totals[1] += output_tokens
-
-    def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
 
     # --- chains, agents, prompts, parsers ------------------------------------------------------
     def on_chain_start(
@@ -941,6 +924,9 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._end_with_error(run_id, error)
 
+    # A run of any kind fails the same way.
+    on_llm_error = on_tool_error = on_retriever_error = on_chain_error
+
     def on_agent_action(
         self,
         action: AgentAction,
@@ -949,14 +935,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            attributes: dict[str, Any] = {"tool": str(action.tool)}
-            if self.capture_content:
-                self._capture(attributes, "tool_input", action.tool_input)
-                self._capture(attributes, "log", action.log)
-            self._event(run_id, semconv.EVENT_AGENT_ACTION, attributes)
-        except Exception as error:
-            self._problem("on_agent_action", error)
+        self._event(
+            "on_agent_action",
+            run_id,
+            semconv.EVENT_AGENT_ACTION,
+            lambda: {"tool": str(action.tool)},
+            lambda: (("tool_input", action.tool_input), ("log", action.log)),
+        )
 
     def on_agent_finish(
         self,
@@ -966,14 +951,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            attributes: dict[str, Any] = {}
-            if self.capture_content:
-                self._capture(attributes, "return_values", finish.return_values)
-                self._capture(attributes, "log", finish.log)
-            self._event(run_id, semconv.EVENT_AGENT_FINISH, attributes)
-        except Exception as error:
-            self._problem("on_agent_finish", error)
+        self._event(
+            "on_agent_finish",
+            run_id,
+            semconv.EVENT_AGENT_FINISH,
+            dict,
+            lambda: (("return_values", finish.return_values), ("log", finish.log)),
+        )
 
     # --- tools ----------------------------------------------------------------------------------
     def on_tool_start(
@@ -1051,16 +1035,6 @@ class OTelCallbackHandler(BaseCallbackHandler):
             text=True,
         )
 
-    def on_tool_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
-
     # --- retrievers -----------------------------------------------------------------------------
     def on_retriever_start(
         self,
@@ -1101,21 +1075,28 @@ class OTelCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._end_run(run_id, semconv.GEN_AI_RETRIEVAL_DOCUMENTS, documents, _documents)
 
-    def on_retriever_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end_with_error(run_id, error)
-
     # --- events on an open run's span ------------------------------------------------------------
-    def _event(self, run_id: UUID, name: str, attributes: Mapping[str, Any]) -> None:
-        run = self._runs.get(run_id)
-        if run is not None:
-            run.span.add_event(name, attributes)
+    def _event(
+        self,
+        where: str,
+        run_id: UUID,
+        name: str,
+        facts: Callable[[], dict[str, Any]],
+        content: Callable[[], tuple[tuple[str, Any], ...]] | None = None,
+    ) -> None:
+        """Add the event `name` to the open run's span: attributes `facts()`, plus each
+        `(key, value)` of `content()` encoded when content is captured. A failure costs the
+        event, logged as `where`."""
+        try:
+            attributes = facts()
+            if content is not None and self.capture_content:
+                for key, value in content():
+                    self._capture(attributes, key, value)
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.span.add_event(name, attributes)
+        except Exception as error:
+            self._problem(where, error)
 
     def on_text(
         self,
@@ -1125,13 +1106,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            attributes: dict[str, Any] = {}
-            if self.capture_content:
-                self._capture(attributes, "text", text)
-            self._event(run_id, semconv.EVENT_TEXT, attributes)
-        except Exception as error:
-            self._problem("on_text", error)
+        self._event("on_text", run_id, semconv.EVENT_TEXT, dict, lambda: (("text", text),))
 
     def on_retry(
         self,
@@ -1141,19 +1116,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            attributes: dict[str, Any] = {}
-            attempt = getattr(retry_state, "attempt_number", None)
-            if isinstance(attempt, int):
-                attributes["attempt"] = attempt
-            outcome = getattr(retry_state, "outcome", None)
-            failure = outcome.exception() if outcome is not None and outcome.failed else None
-            if failure is not None:
-                attributes[semconv.ERROR_TYPE] = type(failure).__qualname__
-                attributes["exception.message"] = str(failure)
-            self._event(run_id, semconv.EVENT_RETRY, attributes)
-        except Exception as error:
-            self._problem("on_retry", error)
+        self._event("on_retry", run_id, semconv.EVENT_RETRY, lambda: _retry_facts(retry_state))
 
     def on_custom_event(
         self,
@@ -1165,13 +1128,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            attributes: dict[str, Any] = {"name": str(name)}
-            if self.capture_content:
-                self._capture(attributes, "data", data)
-            self._event(run_id, semconv.EVENT_CUSTOM, attributes)
-        except Exception as error:
-            self._problem("on_custom_event", error)
+        self._event(
+            "on_custom_event",
+            run_id,
+            semconv.EVENT_CUSTOM,
+            lambda: {"name": str(name)},
+            lambda: (("data", data),),
+        )
 
 
 _OPENINFERENCE = semconv.VOCABULARY_OPENINFERENCE
@@ -1216,6 +1179,14 @@ def _price_table(
         return None
 
 
+def _id_text(run_id: UUID) -> str:
+    """`str(run_id)`, formatted here without UUID's Python-level `__str__` (once per run)."""
+    if run_id.__class__ is not UUID:
+        return str(run_id)
+    digits = "%032x" % run_id.int  # noqa: UP031 (the fastest of the formattings)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 def _present(value: Any) -> bool:
     """Whether an extracted fact is worth an attribute: not None, not an empty tuple.
 
@@ -1223,6 +1194,20 @@ def _present(value: Any) -> bool:
     make raise.
     """
     return value is not None and (type(value) is not tuple or len(value) > 0)
+
+
+def _retry_facts(retry_state: Any) -> dict[str, Any]:
+    """The attempt number and, when it failed, the error of a tenacity retry state."""
+    attributes: dict[str, Any] = {}
+    attempt = getattr(retry_state, "attempt_number", None)
+    if isinstance(attempt, int):
+        attributes["attempt"] = attempt
+    outcome = getattr(retry_state, "outcome", None)
+    failure = outcome.exception() if outcome is not None and outcome.failed else None
+    if failure is not None:
+        attributes[semconv.ERROR_TYPE] = type(failure).__qualname__
+        attributes["exception.message"] = str(failure)
+    return attributes
 
 
 def _tool_result(output: Any) -> Any:

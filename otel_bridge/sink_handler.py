@@ -302,10 +302,10 @@ def _switch(kind: str) -> property:
     kind, so LangChain's `ignore_<kind>` reads what was set."""
 
     def read(self: Any) -> bool:
-        return bool(self._ignore[kind])
+        return bool(getattr(self, f"ignore_{kind}"))
 
     def write(self: Any, value: bool) -> None:
-        self._ignore[kind] = bool(value)
+        setattr(self, f"ignore_{kind}", bool(value))
 
     return property(read, write, doc=f"The original's switch behind `ignore_{kind}`.")
 
