@@ -181,17 +181,23 @@ class FileSpanExporter(TraceExporter):
                     file.seek(-1, os.SEEK_END)
                     if file.read(1) != b"\n":  # finish a line cut short by a crash
                         file.write(b"\n")
+                file.flush()
+                descriptor = file.fileno()
                 try:
-                    file.write(data)
-                    file.flush()
+                    # Straight to the descriptor (nothing left in a buffer to be written after
+                    # a failure): all of it, or nothing once cut back below.
+                    rest = memoryview(data)
+                    while rest:
+                        rest = rest[os.write(descriptor, rest) :]
                     if sync:
                         # Acknowledged means on disk: the spool forgets these traces after we
                         # return.
-                        os.fsync(file.fileno())
+                        os.fsync(descriptor)
                 except OSError:
-                    if proto:
-                        # A message cut short would misframe every one after it.
-                        file.truncate(end)
+                    # A full disk can take part of it: a message cut short would misframe every
+                    # one after it, a line cut short would stop readers of the file; what is cut
+                    # back is written again (the spool or the client retries it).
+                    os.ftruncate(descriptor, end)
                     raise
         except OSError as exc:
             raise RetryableError(f"cannot append to {self.path}: {exc.strerror}") from exc
@@ -214,11 +220,48 @@ class FileSpanExporter(TraceExporter):
                     raise RetryableError(
                         f"{self.path} holds no OTLP JSON lines (format proto?): choose another path"
                     )
+                _cut_back_a_partial_line(self.path)
                 found = _read_back(self.path, self.remembered_spans)
             for trace_id, span_ids in found:
                 recent.add(trace_id, span_ids)
             self._written = recent
         return self._written
+
+
+def _cut_back_a_partial_line(path: Path) -> None:
+    """Remove the file's last line when a crash (SIGKILL mid-write) cut it short: it was never
+    acknowledged, its spans come again (from the spool or the client's retry), and a cut line
+    would stop every reader of the file. Only an unfinished last line that is not JSON goes."""
+    try:
+        with path.open("r+b") as file:
+            size = file.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            file.seek(size - 1)
+            if file.read(1) == b"\n":
+                return
+            start = max(0, size - _TAIL_BLOCK)
+            while True:
+                file.seek(start)
+                newline = file.read(size - start).rfind(b"\n")
+                if newline >= 0 or start == 0:
+                    break
+                start = max(0, start - _TAIL_BLOCK)
+            cut = start + newline + 1 if newline >= 0 else 0
+            file.seek(cut)
+            try:
+                json.loads(file.read(size - cut))
+                return  # a whole line without its newline (another writer's): kept
+            except ValueError:
+                pass
+            _logger.warning(
+                "%s: the last %d bytes are a line cut short (a crash mid-write); removed",
+                path,
+                size - cut,
+            )
+            file.truncate(cut)
+    except FileNotFoundError:
+        return
 
 
 def _first_byte(path: Path) -> bytes:
