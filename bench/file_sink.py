@@ -1,8 +1,9 @@
 """Where the file sink's CPU goes, in process, on the request shape of bench/receiver.py: the
-whole durable path per span (`export_request` on the calling thread, then the delivery worker)
-beside the part spent in `FileSpanExporter.deliver` (and, within it, the OTLP JSON line), so the
+whole path per span (`export_request` on the calling thread, then the delivery worker) beside
+the part spent in `FileSpanExporter.deliver` (and, within it, the OTLP JSON line), so the
 sink's share and the spool's are printed in the same run, for `format: json` and `format:
-proto`. Then what the sink keeps to write each span once: memory per span remembered, and the
+proto`, with `lines: request` (the receiver's default: each request written at once, no spool)
+and `lines: trace` (spooled, one line per finished trace). Then what the sink keeps to write each span once: memory per span remembered, and the
 time a restart takes to read it back from the file it wrote.
 
     .venv/bin/python bench/file_sink.py [--requests 100] [--spans-per-request 256]
@@ -63,21 +64,25 @@ def main() -> int:
     body = _request_body(args.spans_per_request)
     print(f"machine: {_machine()}")
     print(f"load: {args.requests} requests of {args.spans_per_request} spans, in process")
-    for file_format in ("json", "proto"):
-        requests = [
-            ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(args.requests)
-        ]
-        _measure(file_format, requests, args.requests * args.spans_per_request)
+    for lines in ("request", "trace"):
+        for file_format in ("json", "proto"):
+            requests = [
+                ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(args.requests)
+            ]
+            _measure(file_format, lines, requests, args.requests * args.spans_per_request)
     return 0
 
 
-def _measure(file_format: str, requests: list[ExportTraceServiceRequest], spans: int) -> None:
+def _measure(
+    file_format: str, lines: str, requests: list[ExportTraceServiceRequest], spans: int
+) -> None:
     _MeasuredFileSink.deliver_seconds = _MeasuredFileSink.json_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-file-sink-") as scratch:
         path = Path(scratch) / "out"
         sink = _MeasuredFileSink(
             path,
             format=file_format,
+            lines=lines,
             spool_dir=scratch,
             grace_period=0.5,
             max_trace_age=3600.0,
@@ -109,9 +114,10 @@ def _measure(file_format: str, requests: list[ExportTraceServiceRequest], spans:
         return f"{seconds / spans * 1e6:8.1f} us/span"
 
     deliver = _MeasuredFileSink.deliver_seconds
-    print(f"format: {file_format}")
+    print(f"format: {file_format}, lines: {lines}")
     print(f"whole durable path, CPU of every thread       {per_span(total)}")
-    print(f"  export_request (decode, spool), calling th. {per_span(export_cpu)}")
+    what = "(write the file)  " if lines == "request" else "(decode, spool)   "
+    print(f"  export_request {what}calling th. {per_span(export_cpu)}")
     print(f"  delivery worker: spool (assemble, outbox)   {per_span(total - export_cpu - deliver)}")
     print(
         f"  delivery worker: FileSpanExporter.deliver   {per_span(deliver)}  ({deliver / total:.0%})"

@@ -3,9 +3,9 @@ beside rotel (a Rust OpenTelemetry collector, blackhole exporter) fed the same l
 
 The bridge runs in its own process with a no-op sink taking decoded requests (`export_request`:
 the receiver's own cost, HTTP/gRPC, decoding, validation), and once more with the real file
-sink, which spools every span before the request is acknowledged and writes finished traces
-(0.5 s after their root ended) to its file as it goes: the bench prints the spans/s it accepted
-beside those it wrote meanwhile, and how long the rest took once the load stopped. The load generator is the
+sink, which writes each request to its file before acknowledging it (a sink with a remote
+destination spools it instead): the bench prints the spans/s it accepted beside those in the
+file meanwhile, and how long the rest took once the load stopped. The load generator is the
 same Python client for every target, so rotel's figure is a lower bound (the client may
 saturate first); the last lines give each of ours as a fraction of rotel's on the same protocol.
 
@@ -290,7 +290,7 @@ def main() -> int:
                 if sink == "file-proto":
                     label = "otel-bridge serve, file sink, format: proto"
                 elif sink == "file":
-                    label += " (SQLite spool)"
+                    label += ", format: json"
                 for protocol, sender in (
                     ("http", _http_sender(http_port, body)),
                     ("grpc", _grpc_sender(grpc_port, body)),

@@ -40,6 +40,7 @@ def _serve(http_port: int, spool_dir: str, limit: int) -> None:
     )
     exporter = FileSpanExporter(
         Path(spool_dir) / "out.jsonl",
+        lines="trace",  # requests through the spool: its limit is what is measured
         spool_dir=Path(spool_dir) / "spool",
         grace_period=0.5,
         max_trace_age=3600.0,

@@ -1,9 +1,11 @@
-"""The built-in `file` sink: finished traces appended as the OpenTelemetry Collector's file
-exporter writes them: OTLP JSON lines (`format: json`, the default) or length-prefixed protobuf
+"""The built-in `file` sink: traces appended as the OpenTelemetry Collector's file exporter
+writes them: OTLP JSON lines (`format: json`, the default) or length-prefixed protobuf
 (`format: proto`).
 
-Each trace is written from the OTLP `TracesData` the spool holds, without becoming SDK spans or
-`SpanRecord`s first. Either file is readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces`
+A request from the receiver (`export_request`) is written at once, one line a request, before
+it is acknowledged: a local file is as durable as the spool, so it skips the spool. Spans from
+`export()` (in process) go through the spool, and each finished trace is written from the OTLP
+`TracesData` the spool holds, without becoming SDK spans or `SpanRecord`s first. Either file is readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces`
 and anything that reads the Collector file exporter's output.
 """
 
@@ -19,19 +21,23 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export import SpanExportResult
 
+from otel_bridge import otlp
+from otel_bridge.episodes import Episode
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import DEFAULT_FILE_NAME, traces_data_of
 from otel_bridge.otlp_json import traces_data_json
-from otel_bridge.settings import FILE_FORMAT, FILE_PATH
+from otel_bridge.settings import FILE_FORMAT, FILE_LINES, FILE_PATH
 from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool_files import open_private_append
 
-__all__ = ["ENV_FILE_FORMAT", "ENV_FILE_PATH", "FileSpanExporter"]
+__all__ = ["ENV_FILE_FORMAT", "ENV_FILE_LINES", "ENV_FILE_PATH", "FileSpanExporter"]
 
 (ENV_FILE_PATH,) = FILE_PATH.variables
 (ENV_FILE_FORMAT,) = FILE_FORMAT.variables
+(ENV_FILE_LINES,) = FILE_LINES.variables
 
 _logger = logging.getLogger(__name__)
 
@@ -47,8 +53,10 @@ class FileSpanExporter(TraceExporter):
     `format: proto`).
 
     `path`: argument > `OTEL_BRIDGE_FILE_PATH` > `otel-bridge-traces.jsonl` in the working
-    directory; `format`: argument > `OTEL_BRIDGE_FILE_FORMAT` > `json`. Other keyword arguments
-    go to `TraceExporter` (spool, grace period, ...).
+    directory; `format`: argument > `OTEL_BRIDGE_FILE_FORMAT` > `json`; `lines` (what a request
+    from the receiver becomes: `request`, one line written at once, or `trace`, spooled and
+    written by finished trace): argument > `OTEL_BRIDGE_FILE_LINES` > `request`. Other keyword
+    arguments go to `TraceExporter` (spool, grace period, ...).
 
     Spans are written once: the sink remembers the span ids of the traces it wrote last (at most
     `remembered_spans`; at start it reads them back from the end of the file, not the whole
@@ -70,6 +78,7 @@ class FileSpanExporter(TraceExporter):
         self,
         path: str | os.PathLike[str] | None = None,
         format: str | None = None,
+        lines: str | None = None,
         **options: Any,
     ) -> None:
         resolved = FILE_PATH.resolve(None if path is None else os.fspath(path))
@@ -79,13 +88,59 @@ class FileSpanExporter(TraceExporter):
             self.format = FILE_FORMAT.parse(chosen) if format is not None else chosen
         except ValueError as error:
             raise ValueError(f"format={format!r} is not valid: {error}") from None
+        chosen_lines = FILE_LINES.resolve(lines)
+        try:
+            self.lines = FILE_LINES.parse(chosen_lines) if lines is not None else chosen_lines
+        except ValueError as error:
+            raise ValueError(f"lines={lines!r} is not valid: {error}") from None
         self._write_lock = threading.Lock()
         self._written: _RecentSpans | None = None
+        self._file_unwritable = Episode(
+            _logger, self.sink_name, "file not writable: requests are refused", "span(s) refused"
+        )
         super().__init__(**options)
 
     def destination_identity(self) -> dict[str, str]:
         """The file traces are appended to."""
         return {"path": str(self.path)}
+
+    def export_request(
+        self, request: ExportTraceServiceRequest, *, ids_checked: bool = False
+    ) -> SpanExportResult:
+        """A decoded OTLP request (what the receiver hands over) is written to the file at once,
+        not spooled: a local file is as durable as the spool. One line (or `format: proto`
+        message) per request, as the Collector's file exporter writes, handed to the operating
+        system before this returns (so before the client's acknowledgement; not fsynced: the
+        spool's SQLite commits are not either). Spans this file already holds (a client
+        resending a request whose acknowledgement was lost, also across a restart: the ids are
+        read back from the end of the file) are left out. A file that cannot be written (full
+        or read-only disk) answers FAILURE, so the receiver answers 503/UNAVAILABLE and the
+        client retries: nothing acknowledged is lost. Spans with invalid ids are skipped
+        (`ids_checked`: the caller removed them already). With `lines="trace"` the request is
+        spooled instead, and each finished trace written as one line."""
+        if self.lines == "trace":
+            return super().export_request(request, ids_checked=ids_checked)
+        if self._is_shutdown:
+            return SpanExportResult.FAILURE
+        count = otlp.span_count(request)
+        try:
+            with self._write_lock:
+                written = self._written_spans()
+                message, fresh = _new_spans_of(request, written, check_ids=not ids_checked)
+                if fresh:
+                    if self.format == "proto":
+                        payload = message.SerializeToString()
+                        data = _SIZE.pack(len(payload)) + payload
+                    else:
+                        data = traces_data_json(message).encode("utf-8") + b"\n"
+                    self._append(data, self.format == "proto", sync=False)
+                    for trace_id, span_ids in fresh.items():
+                        written.add(trace_id, span_ids)
+        except (RetryableError, OSError) as error:  # OSError: reading the file back
+            self._file_unwritable.occurred(str(error), count)
+            return SpanExportResult.FAILURE
+        self._file_unwritable.ended()
+        return SpanExportResult.SUCCESS
 
     def deliver(self, traces: Sequence[FinishedTrace]) -> DeliveryReport:
         with self._write_lock:
@@ -117,7 +172,7 @@ class FileSpanExporter(TraceExporter):
                 written.add(trace_id, span_ids)
         return DeliveryReport.all_delivered(traces)
 
-    def _append(self, data: bytes, proto: bool) -> None:
+    def _append(self, data: bytes, proto: bool, *, sync: bool = True) -> None:
         try:
             # Spans hold prompts and answers: the file is 0600 in a 0700 directory we create.
             with open_private_append(self.path) as file:
@@ -126,15 +181,23 @@ class FileSpanExporter(TraceExporter):
                     file.seek(-1, os.SEEK_END)
                     if file.read(1) != b"\n":  # finish a line cut short by a crash
                         file.write(b"\n")
+                file.flush()
+                descriptor = file.fileno()
                 try:
-                    file.write(data)
-                    file.flush()
-                    # Acknowledged means on disk: the spool forgets these traces after we return.
-                    os.fsync(file.fileno())
+                    # Straight to the descriptor (nothing left in a buffer to be written after
+                    # a failure): all of it, or nothing once cut back below.
+                    rest = memoryview(data)
+                    while rest:
+                        rest = rest[os.write(descriptor, rest) :]
+                    if sync:
+                        # Acknowledged means on disk: the spool forgets these traces after we
+                        # return.
+                        os.fsync(descriptor)
                 except OSError:
-                    if proto:
-                        # A message cut short would misframe every one after it.
-                        file.truncate(end)
+                    # A full disk can take part of it: a message cut short would misframe every
+                    # one after it, a line cut short would stop readers of the file; what is cut
+                    # back is written again (the spool or the client retries it).
+                    os.ftruncate(descriptor, end)
                     raise
         except OSError as exc:
             raise RetryableError(f"cannot append to {self.path}: {exc.strerror}") from exc
@@ -157,11 +220,48 @@ class FileSpanExporter(TraceExporter):
                     raise RetryableError(
                         f"{self.path} holds no OTLP JSON lines (format proto?): choose another path"
                     )
+                _cut_back_a_partial_line(self.path)
                 found = _read_back(self.path, self.remembered_spans)
             for trace_id, span_ids in found:
                 recent.add(trace_id, span_ids)
             self._written = recent
         return self._written
+
+
+def _cut_back_a_partial_line(path: Path) -> None:
+    """Remove the file's last line when a crash (SIGKILL mid-write) cut it short: it was never
+    acknowledged, its spans come again (from the spool or the client's retry), and a cut line
+    would stop every reader of the file. Only an unfinished last line that is not JSON goes."""
+    try:
+        with path.open("r+b") as file:
+            size = file.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            file.seek(size - 1)
+            if file.read(1) == b"\n":
+                return
+            start = max(0, size - _TAIL_BLOCK)
+            while True:
+                file.seek(start)
+                newline = file.read(size - start).rfind(b"\n")
+                if newline >= 0 or start == 0:
+                    break
+                start = max(0, start - _TAIL_BLOCK)
+            cut = start + newline + 1 if newline >= 0 else 0
+            file.seek(cut)
+            try:
+                json.loads(file.read(size - cut))
+                return  # a whole line without its newline (another writer's): kept
+            except ValueError:
+                pass
+            _logger.warning(
+                "%s: the last %d bytes are a line cut short (a crash mid-write); removed",
+                path,
+                size - cut,
+            )
+            file.truncate(cut)
+    except FileNotFoundError:
+        return
 
 
 def _first_byte(path: Path) -> bytes:
@@ -180,6 +280,49 @@ def _span_ids(message: Any) -> bytes:
         for scope_spans in resource_spans.scope_spans
         for span in scope_spans.spans
     )
+
+
+def _new_spans_of(
+    request: ExportTraceServiceRequest, written: _RecentSpans, *, check_ids: bool
+) -> tuple[ExportTraceServiceRequest, dict[int, bytes]]:
+    """The request without the spans `written` holds (nor second copies of a span within it,
+    nor, with `check_ids`, spans whose ids OTLP rejects), and its new span ids by trace (8-byte
+    ids, joined). The request itself when nothing is left out."""
+    seen: dict[int, set[bytes]] = {}
+    fresh: dict[int, list[bytes]] = {}
+    unwanted: list[tuple[int, int, int]] = []  # (resource, scope, span) positions
+    for r, resource_spans in enumerate(request.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for index, span in enumerate(scope_spans.spans):
+                if check_ids and otlp.invalid_ids(span):
+                    unwanted.append((r, s, index))
+                    continue
+                trace_id = int.from_bytes(span.trace_id, "big")
+                ids = seen.get(trace_id)
+                if ids is None:
+                    ids = seen[trace_id] = set(written.span_ids(trace_id))
+                    fresh[trace_id] = []
+                span_id = span.span_id
+                if span_id in ids:
+                    unwanted.append((r, s, index))
+                    continue
+                ids.add(span_id)
+                fresh[trace_id].append(span_id)
+    new = {trace_id: b"".join(ids) for trace_id, ids in fresh.items() if ids}
+    if not unwanted:
+        return request, new
+    copy = ExportTraceServiceRequest()
+    copy.MergeFrom(request)
+    for r, s, index in reversed(unwanted):
+        del copy.resource_spans[r].scope_spans[s].spans[index]
+    for r in reversed(range(len(copy.resource_spans))):
+        scopes = copy.resource_spans[r].scope_spans
+        for s in reversed(range(len(scopes))):
+            if not scopes[s].spans:
+                del scopes[s]
+        if not scopes:
+            del copy.resource_spans[r]
+    return copy, new
 
 
 def _without_spans(message: Any, span_ids: frozenset[bytes]) -> ExportTraceServiceRequest:

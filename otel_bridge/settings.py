@@ -370,7 +370,7 @@ EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
 FILE_PATH: Setting[str | None] = Setting(
     "path",
     None,
-    "the file finished traces are appended to",
+    "the file traces are appended to",
     "`otel-bridge-traces.jsonl` in the working directory",
     name="PATH",
     sink="file",
@@ -388,10 +388,30 @@ def parse_file_format(raw: str) -> str:
 FILE_FORMAT: Setting[str] = Setting(
     "format",
     "json",
-    "`json`: one OTLP JSON line per trace; `proto`: each trace's `TracesData` as protobuf after"
-    " its size in 4 bytes, big-endian (the Collector file exporter's `format: proto`)",
+    "`json`: OTLP JSON lines; `proto`: protobuf messages, each after its size in 4 bytes,"
+    " big-endian (the Collector file exporter's `format: proto`)",
     name="FORMAT",
     sink="file",
     parse=parse_file_format,
 )
-FILE_SINK_SETTINGS: tuple[Setting[Any], ...] = (FILE_PATH, FILE_FORMAT)
+FILE_LINES_CHOICES = ("request", "trace")
+
+
+def parse_file_lines(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered not in FILE_LINES_CHOICES:
+        raise ValueError(f"not a choice; use {' or '.join(FILE_LINES_CHOICES)}")
+    return lowered
+
+
+FILE_LINES: Setting[str] = Setting(
+    "lines",
+    "request",
+    "what a request from `otel-bridge serve`'s receiver becomes: `request`: one line (message),"
+    " written before the request is answered, as the Collector's file exporter does; `trace`:"
+    " spooled, then one line per finished trace (as spans from `export()` always are)",
+    name="LINES",
+    sink="file",
+    parse=parse_file_lines,
+)
+FILE_SINK_SETTINGS: tuple[Setting[Any], ...] = (FILE_PATH, FILE_FORMAT, FILE_LINES)

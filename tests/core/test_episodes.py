@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 
+from otel_bridge import otlp
 from otel_bridge.episodes import Episode, expected_error
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.otlp import read_traces
+from otel_bridge.trace_files import requests_in_file
 from tests import contract
 from tests.contract import make_spans
 
@@ -303,3 +306,34 @@ def _fill(path: Path) -> None:
                 file.flush()
         except OSError:
             pass
+
+
+@pytest.mark.parametrize("file_format", ["json", "proto"])
+def test_requests_written_straight_to_a_full_disk_leave_only_whole_lines(
+    tmp_path: Path, file_format: str
+) -> None:
+    """The file sink writes the receiver's requests to its file at once. On a 1 MiB disk that
+    fills up, a request the disk takes only part of is refused and cut back out of the file: the
+    file reads back whole, holding exactly the spans of the requests that were accepted."""
+    disk = tmp_path / "small-disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    try:
+        path = disk / "out"
+        sink = FileSpanExporter(path, format=file_format, spool_dir=tmp_path / "spool")
+        names = [f"{i}" + "x" * 3000 for i in range(10)]  # about 30 KB a request
+        accepted = refused = 0
+        try:
+            for _ in range(100):
+                request = otlp.request_from_spans(make_spans(names))
+                if sink.export_request(request) is SpanExportResult.SUCCESS:
+                    accepted += otlp.span_count(request)
+                else:
+                    refused += 1
+        finally:
+            sink.shutdown()
+        assert accepted and refused  # the disk did fill
+        written = sum(otlp.span_count(request) for request in requests_in_file(path))
+        assert written == accepted
+    finally:
+        _unmount(disk)

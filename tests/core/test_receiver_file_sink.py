@@ -25,6 +25,7 @@ from otel_bridge.delivery import RetryPolicy
 from otel_bridge.file_sink import ENV_FILE_PATH, FileSpanExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces, traces_from_json_lines
+from otel_bridge.trace_files import requests_in_file
 from tests.contract import ExporterContract, MakeExporter, make_spans
 
 
@@ -133,7 +134,9 @@ def test_resent_spans_are_written_once_and_late_spans_still_land(tmp_path: Path)
     assert sorted(span.name for span in trace.spans) == ["child", "grandchild", "late", "root"]
 
 
-def test_a_line_cut_short_by_a_crash_is_finished_not_appended_to(tmp_path: Path) -> None:
+def test_a_line_cut_short_by_a_crash_is_cut_back(tmp_path: Path) -> None:
+    """A last line without its newline that is not JSON was cut by a crash (never acknowledged:
+    its spans come again): it is removed, so every reader of the file can read it whole."""
     path = tmp_path / "traces.jsonl"
     path.write_text('{"resourceSpans":[{"scopeSp', encoding="utf-8")
     exporter = _exporter(tmp_path, path)
@@ -142,10 +145,9 @@ def test_a_line_cut_short_by_a_crash_is_finished_not_appended_to(tmp_path: Path)
         assert exporter.force_flush(10_000)
     finally:
         exporter.shutdown()
-    lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == '{"resourceSpans":[{"scopeSp'
-    (trace,) = traces_from_json_lines(lines[1:])
+    (trace,) = read_traces(path)
     assert len(trace.spans) == 3
+    assert len(_lines(path)) == 1
 
 
 def _rich_spans() -> list[ReadableSpan]:
@@ -272,11 +274,56 @@ def test_a_restart_after_a_crash_mid_write_ignores_the_cut_line(
         with caplog.at_level("WARNING", logger="otel_bridge.file_sink"):
             keys = [format(trace.trace_id, "032x") for trace in (written, cut)]
             assert exporter.already_delivered(keys) == {keys[0]}
-        assert "not OTLP JSON" in caplog.text
+        assert "a line cut short" in caplog.text
         exporter.deliver([written, cut])
     finally:
         exporter.shutdown()
-    first, _, last = _lines(path)
+    first, last = _lines(path)
     (again,) = traces_from_json_lines([last])
     assert (again.trace_id, len(again.spans)) == (cut.trace_id, 3)
     assert traces_from_json_lines([first])[0].trace_id == written.trace_id
+
+
+@pytest.mark.parametrize("file_format", ["json", "proto"])
+def test_a_request_resent_after_a_restart_is_not_written_twice(
+    tmp_path: Path, file_format: str
+) -> None:
+    """A request is written at once, one line (message) a request; a client resending it after
+    the acknowledgement was lost (and the sink restarted meanwhile) adds only the spans the file
+    lacks, and a span the request repeats is written once."""
+    path = tmp_path / f"out.{file_format}"
+    spans = make_spans()
+    request = otlp.request_from_spans(spans)
+    first = _exporter(tmp_path / "a", path, format=file_format)
+    assert first.export_request(request) is SpanExportResult.SUCCESS
+    first.shutdown()
+    late = otlp.request_from_spans(_rich_spans())
+    resent = otlp.request_from_spans(spans)
+    resent.MergeFrom(late)
+    resent.MergeFrom(late)  # within one request, a span twice
+    again = _exporter(tmp_path / "b", path, format=file_format)
+    assert again.export_request(resent) is SpanExportResult.SUCCESS
+    assert again.export_request(request) is SpanExportResult.SUCCESS  # nothing new: no line
+    again.shutdown()
+    requests = list(requests_in_file(path))
+    assert len(requests) == 2
+    names = [span.name for req in requests for span in otlp.spans_from_request(req)]
+    assert sorted(names) == sorted(span.name for span in spans + _rich_spans())
+
+
+def test_a_request_the_file_cannot_take_is_refused(tmp_path: Path) -> None:
+    """A full or read-only disk answers FAILURE (the receiver's 503), and the next request that
+    can be written lands."""
+    path = tmp_path / "out" / "traces.jsonl"
+    exporter = _exporter(tmp_path / "spool", path)
+    try:
+        path.parent.mkdir()
+        path.mkdir()  # a directory where the file should be: appending fails
+        request = otlp.request_from_spans(make_spans())
+        assert exporter.export_request(request) is SpanExportResult.FAILURE
+        path.rmdir()
+        assert exporter.export_request(request) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    (trace,) = read_traces(path)
+    assert len(trace.spans) == 3

@@ -101,9 +101,17 @@ class HTTPAnswer:
         return ExportTraceServiceResponse.FromString(self.body)
 
 
-def _start(tmp_path: Path, receiver: dict[str, Any] | None = None, **sink_options: Any) -> Bridge:
+def _start(
+    tmp_path: Path,
+    receiver: dict[str, Any] | None = None,
+    *,
+    spooled: bool = False,
+    **sink_options: Any,
+) -> Bridge:
     options = {"spool_dir": tmp_path / "spool", "grace_period": 0.05, **sink_options}
-    sink = FileSpanExporter(tmp_path / "out.jsonl", **options)
+    # spooled: requests through the spool, as to every remote sink (by default the file sink
+    # writes each request at once)
+    sink = FileSpanExporter(tmp_path / "out.jsonl", lines="trace" if spooled else None, **options)
     section = {
         "http": {"endpoint": "127.0.0.1:0"},
         "grpc": {"endpoint": "127.0.0.1:0"},
@@ -277,6 +285,7 @@ def test_full_spool_answers_429_with_retry_after(tmp_path: Path) -> None:
     bridge = _start(
         tmp_path,
         {"retry_after_seconds": 7},
+        spooled=True,
         max_spool_bytes=1,
         grace_period=60.0,
         max_trace_age=60.0,
@@ -315,10 +324,25 @@ def test_a_sink_that_refuses_gets_503_and_unavailable(bridge: Bridge) -> None:
 
 def test_accepted_means_spooled(tmp_path: Path) -> None:
     """200 is sent only once the spans are in the sink's SQLite spool (nothing delivered yet)."""
-    bridge = _start(tmp_path, grace_period=3600.0, max_trace_age=3600.0)
+    bridge = _start(tmp_path, spooled=True, grace_period=3600.0, max_trace_age=3600.0)
     try:
         assert bridge.post(_protobuf(_trace()), PB).status == 200
         assert bridge.sink.spool.counts().pending_spans == 2
+    finally:
+        bridge.receiver.stop()
+
+
+def test_the_file_sink_answers_once_the_request_is_in_its_file(tmp_path: Path) -> None:
+    """The file sink writes a request to its file before the answer (one line a request, even
+    for a trace whose root has not come yet); nothing is spooled."""
+    bridge = _start(tmp_path, grace_period=3600.0, max_trace_age=3600.0)
+    try:
+        first, second = _trace(), _trace()
+        assert bridge.post(_protobuf(first + second), PB).status == 200
+        lines = bridge.sink.path.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1
+        assert len(otlp.traces_from_json_lines(lines)) == 2
+        assert bridge.sink.spool.counts().pending_spans == 0
     finally:
         bridge.receiver.stop()
 

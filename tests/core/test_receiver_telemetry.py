@@ -38,8 +38,12 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any]
 
 def test_requests_spans_and_spool_are_measured(tmp_path: Path) -> None:
     reader = InMemoryMetricReader()
-    sink = FileSpanExporter(
-        tmp_path / "out.jsonl", spool_dir=tmp_path, grace_period=3600.0, max_trace_age=3600.0
+    sink = FileSpanExporter(  # lines="trace": requests spooled, as to every remote sink
+        tmp_path / "out.jsonl",
+        lines="trace",
+        spool_dir=tmp_path,
+        grace_period=3600.0,
+        max_trace_age=3600.0,
     )
     config = parse_config({"receiver": {"http": {"endpoint": "127.0.0.1:0"}, "grpc": False}})
     receiver = Receiver(config, [Sink("file", sink)], meter_provider=MeterProvider([reader]))

@@ -77,7 +77,8 @@ def test_the_spool_files_stay_within_max_spool_bytes(tmp_path: Path, when_full: 
 
 
 class _GatedFileSink(FileSpanExporter):
-    """The file sink, holding every delivery until the test opens the gate."""
+    """The file sink, holding every delivery until the test opens the gate; requests go
+    through its spool (lines="trace"), as to every remote sink."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         self.gate = threading.Event()
@@ -117,6 +118,7 @@ def test_every_acknowledged_span_lands_once_when_the_spool_fills_under_retrying_
     promptly: before the fix, such a late child waited max_trace_age (here an hour)."""
     sink = _GatedFileSink(
         tmp_path / "out.jsonl",
+        lines="trace",
         spool_dir=tmp_path / "spool",
         grace_period=0.2,
         max_trace_age=3600.0,

@@ -235,7 +235,7 @@ def test_a_full_spool_answers_429_with_retry_after_and_the_agent_waits_it_out(
         processes,
         tmp_path,
         receiver=f"  retry_after_seconds: {retry_after}",
-        sink="    grace_period: 8.0\n    max_spool_bytes: 2000000",
+        sink="    grace_period: 8.0\n    max_spool_bytes: 2000000\n    lines: trace",  # spooled
     )
     statuses = []
     for filler in make_traces(100, service="filler", padding=200_000):

@@ -44,7 +44,8 @@ pytestmark = pytest.mark.slow
 APPS = 4
 TRACES_PER_APP = 250
 GATEWAY = CONFIG_DIR / "gateway-loadbalancing.yaml"
-SINK = "    grace_period: 1.0"
+# Whole traces, one line each (the file sink spools requests and assembles their traces).
+SINK = "    grace_period: 1.0\n    lines: trace"
 
 
 @pytest.fixture
