@@ -13,6 +13,7 @@ it. Standard library only: it runs with the demo environment's Python.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=".services/phoenix", help="Phoenix's working dir")
     parser.add_argument("--project", default="otel-bridge-demo", help="Phoenix project name")
     args = parser.parse_args(argv)
+    # `kill -USR1` prints where every thread is (how the trace UI test reports a hang).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     if _port_taken(args.port):
         print(
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"ui: Phoenix holds the demo's {len(trace_ids)} traces", flush=True)
         print(f"ui: open {base}/projects/{project_id} and click a trace", flush=True)
+        # From here Ctrl-C only sets the flag, as SIGTERM does: a KeyboardInterrupt raised
+        # inside `Popen.poll()` can leave its lock held, and every later wait then hangs.
+        signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
         print("ui: press Ctrl-C to stop Phoenix", flush=True)
         while phoenix.poll() is None and not stopping:
             time.sleep(0.5)
@@ -191,14 +197,29 @@ def _get(url: str) -> Any:
 
 
 def _stop(phoenix: subprocess.Popen[bytes]) -> None:
-    if phoenix.poll() is not None:
-        return
-    os.killpg(phoenix.pid, signal.SIGTERM)
+    """SIGTERM to Phoenix's process group, SIGKILL if it is still there `_STOP_SECONDS` later.
+    Reaped with `os.waitpid`, not `Popen.wait`: a Ctrl-C that landed inside a `Popen.poll()`
+    during the start can leave Popen's lock held, and `Popen.wait()` would then block forever."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if _ended(phoenix):
+            return
+        try:
+            os.killpg(phoenix.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + _STOP_SECONDS
+        while time.monotonic() < deadline and not _ended(phoenix):
+            time.sleep(0.1)
+
+
+def _ended(process: subprocess.Popen[bytes]) -> bool:
+    if process.returncode is not None:
+        return True
     try:
-        phoenix.wait(_STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(phoenix.pid, signal.SIGKILL)
-        phoenix.wait()
+        pid, _ = os.waitpid(process.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already
+        return True
+    return pid != 0
 
 
 def _stop_on_sigterm() -> list[bool]:

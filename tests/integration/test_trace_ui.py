@@ -141,7 +141,10 @@ def test_ctrl_c_stops_phoenix_and_frees_its_port(ui: RunningUI) -> None:
     try:
         ui.process.wait(60)
     except subprocess.TimeoutExpired:
-        # Seen once in a fresh-clone run: say what `make ui` printed, and where it was.
+        # Seen in fresh-clone runs: say what `make ui` printed and where its threads were
+        # (SIGUSR1 makes scripts/trace_ui.py print its stacks).
+        os.killpg(ui.process.pid, signal.SIGUSR1)
+        time.sleep(2)
         pytest.fail(f"make ui still running 60 s after Ctrl-C; it printed:\n{ui.output()}")
     deadline = time.monotonic() + 10
     while "ui: Phoenix stopped\n" not in ui.lines and time.monotonic() < deadline:
