@@ -378,11 +378,19 @@ FILE_PATH: Setting[str | None] = Setting(
 FILE_FORMATS = ("json", "proto")
 
 
-def parse_file_format(raw: str) -> str:
-    lowered = raw.strip().lower()
-    if lowered not in FILE_FORMATS:
-        raise ValueError(f"not a file format; use {' or '.join(FILE_FORMATS)}")
-    return lowered
+def one_of(choices: tuple[str, ...], what: str) -> Callable[[str], str]:
+    """A parser for a setting that takes one of `choices` (any case)."""
+
+    def parse(raw: str) -> str:
+        lowered = raw.strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"not {what}; use {' or '.join(choices)}")
+        return lowered
+
+    return parse
+
+
+parse_file_format = one_of(FILE_FORMATS, "a file format")
 
 
 FILE_FORMAT: Setting[str] = Setting(
@@ -397,13 +405,6 @@ FILE_FORMAT: Setting[str] = Setting(
 FILE_LINES_CHOICES = ("request", "trace")
 
 
-def parse_file_lines(raw: str) -> str:
-    lowered = raw.strip().lower()
-    if lowered not in FILE_LINES_CHOICES:
-        raise ValueError(f"not a choice; use {' or '.join(FILE_LINES_CHOICES)}")
-    return lowered
-
-
 FILE_LINES: Setting[str] = Setting(
     "lines",
     "request",
@@ -412,6 +413,6 @@ FILE_LINES: Setting[str] = Setting(
     " spooled, then one line per finished trace (as spans from `export()` always are)",
     name="LINES",
     sink="file",
-    parse=parse_file_lines,
+    parse=one_of(FILE_LINES_CHOICES, "a choice"),
 )
 FILE_SINK_SETTINGS: tuple[Setting[Any], ...] = (FILE_PATH, FILE_FORMAT, FILE_LINES)
