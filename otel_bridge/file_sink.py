@@ -5,8 +5,9 @@ writes them: OTLP JSON lines (`format: json`, the default) or length-prefixed pr
 A request from the receiver (`export_request`) is written at once, one line a request, before
 it is acknowledged: a local file is as durable as the spool, so it skips the spool. Spans from
 `export()` (in process) go through the spool, and each finished trace is written from the OTLP
-`TracesData` the spool holds, without becoming SDK spans or `SpanRecord`s first. Either file is readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces`
-and anything that reads the Collector file exporter's output.
+`TracesData` the spool holds, without becoming SDK spans or `SpanRecord`s first. Either file is
+readable by `otel-bridge tree`, `otel_bridge.otlp.read_traces` and anything that reads the
+Collector file exporter's output.
 """
 
 from __future__ import annotations

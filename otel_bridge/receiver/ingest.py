@@ -2,9 +2,9 @@
 
 Shared by the HTTP and gRPC servers, so both acknowledge under the same rule: a request is
 accepted only after every sink's export returned SUCCESS (the core exporter has then written
-the spans to its spool; the file sink, to its file), and throttled while any sink's spool is full. Each sink has a lock of
-its own (an exporter's export is not called concurrently, as under the SDK), so a slow sink
-never holds up requests that are being handed to another one.
+the spans to its spool; the file sink, to its file), and throttled while any sink's spool is
+full. Each sink has a lock of its own (an exporter's export is not called concurrently, as
+under the SDK), so a slow sink never holds up requests that are being handed to another one.
 """
 
 from __future__ import annotations
