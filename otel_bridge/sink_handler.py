@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -186,7 +187,10 @@ class _Stop:
                 cancel_before_exit(self._exit_token)
 
     def in_background(self) -> None:
-        threading.Thread(target=self, name="otel-bridge-stop", daemon=True).start()
+        # No new threads while the interpreter shuts down (RuntimeError): the exit callback,
+        # which runs earlier, has delivered already, or `atexit` still will.
+        with contextlib.suppress(RuntimeError):
+            threading.Thread(target=self, name="otel-bridge-stop", daemon=True).start()
 
 
 # The callback counters of langchain_community's ClearML and SageMaker handlers
