@@ -124,12 +124,7 @@ def _is_attribute_entry(key: Any, value: Any) -> bool:
 def carries_attributes(metadata: Mapping[str, Any]) -> bool:
     """Whether any entry becomes an attribute (the conversation id's among them). Most runs carry
     only LangChain's own metadata, which yields none."""
-    # A loop rather than any() over _is_attribute_entry: this runs on every run with metadata,
-    # and LangChain's `ls_*` entries, the usual ones, are passed over before any call.
-    for key, value in metadata.items():
-        if key.__class__ is str and not key.startswith("ls_") and _is_attribute_entry(key, value):
-            return True
-    return False
+    return any(_is_attribute_entry(key, value) for key, value in metadata.items())
 
 
 def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
