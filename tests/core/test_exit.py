@@ -95,6 +95,8 @@ def test_a_dropped_handlers_traces_are_delivered_while_thread_pools_still_work(
     )
     assert child.returncode == 0, child.stderr
     lines = child.stdout.splitlines()
-    assert lines[0] == "main done", child.stdout
-    assert sorted(lines[1:]) == ["delivered first", "delivered second"], child.stderr
+    assert sorted(lines) == ["delivered first", "delivered second", "main done"], child.stderr
+    # The dropped handler's finalizer may deliver its trace at once (its stop runs on a thread
+    # of its own) or at exit; the live handler's trace goes at exit, after the script's end.
+    assert lines.index("delivered second") > lines.index("main done"), child.stdout
     assert "cannot schedule new futures" not in child.stderr
