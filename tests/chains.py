@@ -26,13 +26,11 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.testing import FakeChatModel, FakeLLM
+from tests.support.recording import recording_provider
 
 __all__ = [
     "AGENT_ANSWER",
@@ -207,9 +205,7 @@ def trace_of(
 ) -> FinishedTrace:
     """Run `runnable` with the real OTelCallbackHandler on a private TracerProvider and return
     the finished trace its spans form. With `expect_error`, the run must raise that."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     handler = OTelCallbackHandler(tracer_provider=provider, **handler_options)
     run_config: RunnableConfig = {**(config or {})}
     given = run_config.get("callbacks")

@@ -25,13 +25,13 @@ from typing import Any, Protocol
 import pytest
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError
 from tests.support.forking import held_by_another_thread
+from tests.support.recording import recording_provider
 
 
 class MemorySink(TraceExporter):
@@ -101,9 +101,7 @@ class DeliverySpy:
 
 def make_spans(names: Sequence[str] = ("root", "child", "grandchild")) -> list[ReadableSpan]:
     """Real finished SDK spans of one trace, nested in `names` order (children end first)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("otel-bridge.contract")
 
     def nest(remaining: Sequence[str]) -> None:

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from otel_bridge import otlp
@@ -26,6 +24,7 @@ from otel_bridge.otlp_json import traces_data_json
 from otel_bridge.receiver import ConfigError, build_sinks, parse_config
 from otel_bridge.trace_files import read_trace_file
 from tests.contract import make_spans
+from tests.support.recording import recording_provider
 
 
 def _exporter(tmp_path: Path, path: Path, **options: Any) -> FileSpanExporter:
@@ -161,9 +160,7 @@ def test_format_proto_writes_size_prefixed_traces_data_that_reads_back_equal(
 
 def _late_child_of(spans: Any) -> Any:
     root = next(span for span in spans if span.parent is None)
-    provider = TracerProvider()
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     parent = set_span_in_context(NonRecordingSpan(root.context))
     provider.get_tracer("late").start_span("late", context=parent).end()
     return memory.get_finished_spans()

@@ -25,22 +25,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_bridge import otlp
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.receiver import Receiver, Sink, parse_config
+from tests.support.recording import recording_provider
 
 LIMIT = 256 * 1024
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def _trace() -> list[ReadableSpan]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("conformance")
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         pass

@@ -34,6 +34,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
+from tests.support.recording import recording_provider
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
 SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
@@ -253,9 +254,7 @@ def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
     get its spans written twice."""
     first = start_bridge(tmp_path, grace_period=3600.0)
     exporter = HTTPExporter(endpoint=f"http://127.0.0.1:{first.http_port}/v1/traces")
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("crash")
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         pass
@@ -280,9 +279,7 @@ def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
 def test_sigterm_stops_accepting_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     bridge = start_bridge(tmp_path, grace_period=3600.0)
     exporter = HTTPExporter(endpoint=f"http://127.0.0.1:{bridge.http_port}/v1/traces")
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     with provider.get_tracer("term").start_as_current_span("root"):
         pass
     spans = list(memory.get_finished_spans())

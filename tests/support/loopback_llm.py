@@ -28,12 +28,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ConfigDict
 
 import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler
+from tests.support.recording import recording_provider
 
 __all__ = [
     "HttpChatModel",
@@ -232,9 +231,7 @@ class Setup:
         self.api = api
         self.url = api.url
         self.mode = mode
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.provider, self.exporter = recording_provider()
         if mode == "handler":
             self.handler = OTelCallbackHandler(tracer_provider=self.provider)
         elif mode == "instrument":

@@ -22,6 +22,7 @@ from otel_bridge_uptrain import UpTrainSpanExporter
 from otel_bridge import FinishedTrace, OTelCallbackHandler
 from tests import chains
 from tests.support.fake_openai import FakeJudge
+from tests.support.recording import recording_provider
 
 MakeExporter = Callable[..., UpTrainSpanExporter]
 
@@ -63,8 +64,7 @@ def results() -> InMemorySpanExporter:
 
 @pytest.fixture
 def results_provider(results: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(results))
+    provider, _ = recording_provider(results)
     yield provider
     provider.shutdown()
 
@@ -108,9 +108,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> bool:
 def run_through(exporter: UpTrainSpanExporter, runnable: Any, value: Any) -> FinishedTrace:
     """Run `runnable` under the real handler on a provider that feeds `exporter`, and return the
     finished trace the exporter receives (for the expected values)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     runnable.invoke(value, config={"callbacks": [OTelCallbackHandler(tracer_provider=provider)]})
     spans: list[ReadableSpan] = list(memory.get_finished_spans())
