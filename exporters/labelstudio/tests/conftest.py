@@ -20,6 +20,8 @@ import pytest
 from label_studio_sdk import LabelStudio
 from otel_bridge_labelstudio import LabelStudioSpanExporter
 
+from tests.support.factories import shut_down_after
+
 from .server import LabelStudioServer, create_personal_access_token
 
 # Read once at import: tests scrub these variables from os.environ to check precedence.
@@ -86,24 +88,15 @@ def make_exporter(
     label_studio_url: str, legacy_token: str, project_name: str, tmp_path: Path
 ) -> Iterator[MakeLabelStudioExporter]:
     """Exporters against the test server and the test's project; shut down after the test."""
-    made: list[LabelStudioSpanExporter] = []
-
-    def make(**options: Any) -> LabelStudioSpanExporter:
-        settings: dict[str, Any] = {
-            "url": label_studio_url,
-            "api_key": legacy_token,
-            "project_name": project_name,
-            "spool_dir": tmp_path / "spool",
-            "grace_period": 0.0,
-            "shutdown_timeout": 1.0,
-        }
-        exporter = LabelStudioSpanExporter(**{**settings, **options})
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    settings: dict[str, Any] = {
+        "url": label_studio_url,
+        "api_key": legacy_token,
+        "project_name": project_name,
+        "spool_dir": tmp_path / "spool",
+        "grace_period": 0.0,
+        "shutdown_timeout": 1.0,
+    }
+    yield from shut_down_after(lambda **options: LabelStudioSpanExporter(**{**settings, **options}))
 
 
 def tasks_of(reviewer: LabelStudio, project_id: int) -> list[Any]:

@@ -21,6 +21,7 @@ from otel_bridge_uptrain import UpTrainSpanExporter
 
 from otel_bridge import FinishedTrace, OTelCallbackHandler
 from tests import chains
+from tests.support.factories import shut_down_after
 from tests.support.fake_openai import FakeJudge
 from tests.support.recording import recording_provider
 
@@ -73,25 +74,15 @@ def results_provider(results: InMemorySpanExporter) -> Iterator[TracerProvider]:
 def make_exporter(
     judge: FakeJudge, results_provider: TracerProvider, tmp_path: Path
 ) -> Iterator[MakeExporter]:
-    made: list[UpTrainSpanExporter] = []
-
-    def make(**options: Any) -> UpTrainSpanExporter:
-        settings: dict[str, Any] = {
-            "api_key": "sk-judge",
-            "api_base": judge.url,
-            "tracer_provider": results_provider,
-            "log_results": False,
-            "spool_dir": tmp_path / "spool",
-            "grace_period": 0.01,
-        }
-        settings.update(options)
-        exporter = UpTrainSpanExporter(**settings)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    settings: dict[str, Any] = {
+        "api_key": "sk-judge",
+        "api_base": judge.url,
+        "tracer_provider": results_provider,
+        "log_results": False,
+        "spool_dir": tmp_path / "spool",
+        "grace_period": 0.01,
+    }
+    yield from shut_down_after(lambda **options: UpTrainSpanExporter(**{**settings, **options}))
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> bool:
