@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,16 +105,6 @@ def tasks_of(reviewer: LabelStudio, project_id: int) -> list[Any]:
 
 def projects_titled(reviewer: LabelStudio, title: str) -> list[Any]:
     return [p for p in reviewer.projects.list(title=title) if p.title == title]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll `condition` until it holds or `timeout` (real) seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- the restartable server: launched at collection, so its slow first start overlaps tests ---
