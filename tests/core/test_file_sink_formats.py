@@ -158,6 +158,15 @@ def test_format_proto_writes_size_prefixed_traces_data_that_reads_back_equal(
     assert by_id[int.from_bytes(sent.trace_id, "big")].spans[0].name == sent.name
 
 
+def _write_once(exporter: FileSpanExporter, spans: Any) -> None:
+    """One process's life: export `spans`, see them written, shut down."""
+    try:
+        exporter.export(spans)
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+
+
 def _late_child_of(spans: Any) -> Any:
     root = next(span for span in spans if span.parent is None)
     provider, memory = recording_provider()
@@ -172,12 +181,7 @@ def test_each_span_is_written_once_across_a_restart(tmp_path: Path, file_format:
     twice, a late span of a written trace still is."""
     path = tmp_path / "traces.out"
     spans = make_spans()
-    first = _exporter(tmp_path / "a", path, format=file_format)
-    try:
-        first.export(spans)
-        assert first.force_flush(10_000)
-    finally:
-        first.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format=file_format), spans)
     second = _exporter(tmp_path / "b", path, format=file_format, max_trace_age=0.2)
     try:
         key = format(FinishedTrace.from_spans(spans).trace_id, "032x")
@@ -197,12 +201,7 @@ def test_a_message_cut_short_by_a_crash_is_removed_at_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "traces.binpb"
-    first = _exporter(tmp_path / "a", path, format="proto")
-    try:
-        first.export(make_spans())
-        assert first.force_flush(10_000)
-    finally:
-        first.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format="proto"), make_spans())
     whole = path.read_bytes()
     with path.open("ab") as file:
         file.write(struct.pack(">I", 500) + b"\x0a" * 20)  # a message cut short
@@ -224,12 +223,7 @@ def test_a_file_of_the_other_format_is_not_appended_to(
     tmp_path: Path, existing: str, file_format: str
 ) -> None:
     path = tmp_path / "traces.out"
-    writer = _exporter(tmp_path / "a", path, format=existing)
-    try:
-        writer.export(make_spans())
-        assert writer.force_flush(10_000)
-    finally:
-        writer.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format=existing), make_spans())
     before = path.read_bytes()
     other = _exporter(tmp_path / "b", path, format=file_format)
     try:
