@@ -9,8 +9,6 @@ import dataclasses
 import io
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -49,6 +47,7 @@ from tests.chains import (
     rag_chain,
 )
 from tests.support.fake_openai import FakeJudge
+from tests.support.processes import run_python
 from tests.support.recording import metric_points, recording_provider
 
 from .conftest import MakeExporter, closed_port, hosted_judge_down, run_through, wait_for
@@ -56,7 +55,6 @@ from .conftest import MakeExporter, closed_port, hosted_judge_down, run_through,
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
 # The grading prompts one RAG row costs: factual accuracy first splits the response into facts.
 RAG_PROMPTS = ["context_relevance", "fact_evaluate", "fact_generate", "response_completeness"]
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -605,13 +603,6 @@ def _exit_child(spool_dir: Path, api_base: str, api_key: str, *mode: str) -> Any
         "OTEL_BRIDGE_UPTRAIN_API_BASE": api_base,
         "OTEL_BRIDGE_UPTRAIN_API_KEY": api_key,
     }
-    child = subprocess.run(
-        [sys.executable, "-m", "exporters.uptrain.tests.exit_child", str(spool_dir), *mode],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_python(
+        "-m", "exporters.uptrain.tests.exit_child", str(spool_dir), *mode, env=env, timeout=300
     )
-    assert child.returncode == 0, child.stderr[-3000:]
-    return child
