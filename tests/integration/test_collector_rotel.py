@@ -7,11 +7,9 @@ installable build here; it is started by the tests on free loopback ports.
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,11 +33,10 @@ from opentelemetry.trace import Status, StatusCode
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
 from tests.support.recording import recording_provider
+from tests.support.serve import start_serve
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
-SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
 DEADLINE_S = 30.0
-_LISTENING = re.compile(r"OTLP/(HTTP|gRPC) listening on (?:https?://)?[\d.]+:(\d+)")
 
 
 def _free_port() -> int:
@@ -109,22 +106,9 @@ sinks:
 """,
         encoding="utf-8",
     )
-    process = subprocess.Popen(
-        [*SERVE, "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=directory,
+    process, ports = start_serve(
+        config, cwd=directory, stderr=subprocess.STDOUT, transports=("HTTP", "gRPC")
     )
-    ports: dict[str, int] = {}
-    assert process.stdout is not None
-    while len(ports) < 2:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"otel-bridge serve exited with {process.wait()}")
-        match = _LISTENING.search(line)
-        if match:
-            ports[match.group(1)] = int(match.group(2))
     return Bridge(process, ports["HTTP"], ports["gRPC"], directory / "traces.jsonl")
 
 
