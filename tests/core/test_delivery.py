@@ -290,12 +290,7 @@ def test_health_metrics(
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
-        (408, RetryableError),
-        (429, RetryableError),
-        (500, RetryableError),
-        (502, RetryableError),
-        (503, RetryableError),
-        (504, RetryableError),
+        *((status, RetryableError) for status in (408, 429, 500, 502, 503, 504)),
         (400, PermanentError),
         (401, PermanentError),
         (403, PermanentError),
