@@ -32,6 +32,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
+from tests.support.collector import accepts_connections, free_port, wait_for
 from tests.support.recording import recording_provider
 from tests.support.serve import start_serve
 
@@ -39,23 +40,13 @@ ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
 DEADLINE_S = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"process exited early with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port} after {DEADLINE_S}s")
+        return accepts_connections("127.0.0.1", port)
+
+    wait_for(listening, f"a listener on port {port}", timeout=DEADLINE_S, interval=0.05)
 
 
 @dataclass
@@ -128,7 +119,7 @@ class Rotel:
 @contextmanager
 def running_rotel(bridge: Bridge, protocol: str, directory: Path) -> Iterator[Rotel]:
     """rotel forwarding to the bridge over OTLP/HTTP or OTLP/gRPC, retrying quickly."""
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     bridge_port = bridge.http_port if protocol == "http" else bridge.grpc_port
     arguments = {
         "--otlp-grpc-endpoint": f"127.0.0.1:{grpc_port}",

@@ -76,7 +76,7 @@ def wait_for(
         time.sleep(interval)
 
 
-def _accepts_connections(host: str, port: int) -> bool:
+def accepts_connections(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=0.5).close()
         return True
@@ -333,7 +333,7 @@ class Bridge:
 
     def _listening(self) -> bool:
         _assert_running(self.process, "otel-bridge serve", self.log)
-        return all(_accepts_connections(self.host, p) for p in (self.http_port, self.grpc_port))
+        return all(accepts_connections(self.host, p) for p in (self.http_port, self.grpc_port))
 
     def kill(self) -> None:
         self.process.kill()
