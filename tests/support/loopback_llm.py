@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler
@@ -119,14 +119,18 @@ def instrumented_clients(provider: TracerProvider) -> tuple[httpx.Client, httpx.
     return client, async_client
 
 
-class HttpChatModel(BaseChatModel):
-    """A chat model that calls the loopback API through an instrumented httpx client."""
+class _LoopbackClients(BaseModel):
+    """The fields of a model that calls the loopback API: its URL and the instrumented clients."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     url: str
     client: httpx.Client
     async_client: httpx.AsyncClient
+
+
+class HttpChatModel(_LoopbackClients, BaseChatModel):
+    """A chat model that calls the loopback API through an instrumented httpx client."""
 
     @property
     def _llm_type(self) -> str:
@@ -183,15 +187,9 @@ class HttpChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
 
 
-class HttpTextLLM(LLM):
+class HttpTextLLM(_LoopbackClients, LLM):
     """A text-completion model (LangChain's `LLM`: one `_call`/`_acall` per prompt) that calls
     the loopback API through an instrumented httpx client."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    url: str
-    client: httpx.Client
-    async_client: httpx.AsyncClient
 
     @property
     def _llm_type(self) -> str:
