@@ -26,13 +26,11 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.testing import FakeChatModel, FakeLLM
+from tests.support.recording import recording_provider
 
 __all__ = [
     "AGENT_ANSWER",
@@ -70,23 +68,17 @@ MULTI_QUERY_VARIANTS = (
     "Into which body of water does the Rhine drain?",
 )
 
-DOCUMENTS = (
-    Document(
-        page_content="The Rhine rises in the Swiss Alps. It flows into the North Sea near Rotterdam.",
-        metadata={"source": "rhine.txt"},
-    ),
-    Document(
-        page_content="The Danube flows east. It empties into the Black Sea in Romania.",
-        metadata={"source": "danube.txt"},
-    ),
-    Document(
-        page_content="The Elbe crosses Germany. It reaches the North Sea at Cuxhaven.",
-        metadata={"source": "elbe.txt"},
-    ),
-    Document(
-        page_content="The Rhone starts at a glacier. It ends in the Mediterranean Sea.",
-        metadata={"source": "rhone.txt"},
-    ),
+DOCUMENTS = tuple(
+    Document(page_content=text, metadata={"source": source})
+    for source, text in (
+        (
+            "rhine.txt",
+            "The Rhine rises in the Swiss Alps. It flows into the North Sea near Rotterdam.",
+        ),
+        ("danube.txt", "The Danube flows east. It empties into the Black Sea in Romania."),
+        ("elbe.txt", "The Elbe crosses Germany. It reaches the North Sea at Cuxhaven."),
+        ("rhone.txt", "The Rhone starts at a glacier. It ends in the Mediterranean Sea."),
+    )
 )
 
 _RAG_PROMPT = ChatPromptTemplate.from_messages(
@@ -170,17 +162,22 @@ def get_weather(city: str) -> str:
     return f"sunny and 21 degrees in {city}"
 
 
-def agent() -> Runnable:
-    """A langchain 1.x `create_agent` agent: the model calls `get_weather`, then answers.
-    Input: {"messages": [("user", AGENT_QUESTION)]}."""
-    model = chat_model(
+def _weather_agent_model(content: str, call_id: str) -> FakeChatModel:
+    """The agents' model: it says `content` calling get_weather for Paris, then answers."""
+    return chat_model(
         AIMessage(
-            content="Let me check the weather.",
-            tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "call_weather_1"}],
+            content=content,
+            tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": call_id}],
         ),
         AGENT_ANSWER,
         model_name="fake-agent-model",
     )
+
+
+def agent() -> Runnable:
+    """A langchain 1.x `create_agent` agent: the model calls `get_weather`, then answers.
+    Input: {"messages": [("user", AGENT_QUESTION)]}."""
+    model = _weather_agent_model("Let me check the weather.", "call_weather_1")
     return create_agent(model, tools=[get_weather], system_prompt="You answer weather questions.")
 
 
@@ -207,9 +204,7 @@ def trace_of(
 ) -> FinishedTrace:
     """Run `runnable` with the real OTelCallbackHandler on a private TracerProvider and return
     the finished trace its spans form. With `expect_error`, the run must raise that."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     handler = OTelCallbackHandler(tracer_provider=provider, **handler_options)
     run_config: RunnableConfig = {**(config or {})}
     given = run_config.get("callbacks")
@@ -242,14 +237,7 @@ def classic_agent() -> Runnable:
     Input: {"input": AGENT_QUESTION}."""
     from langchain_classic.agents import AgentExecutor, create_tool_calling_agent
 
-    model = chat_model(
-        AIMessage(
-            content="Checking the weather tool.",
-            tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "call_weather_2"}],
-        ),
-        AGENT_ANSWER,
-        model_name="fake-agent-model",
-    )
+    model = _weather_agent_model("Checking the weather tool.", "call_weather_2")
     prompt = ChatPromptTemplate.from_messages(
         [
             ("system", "You answer weather questions."),

@@ -17,21 +17,21 @@ The suite watches delivery by wrapping the exporter's own `deliver` (the real on
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import DeliveryReport, RetryableError
 from tests.support.forking import held_by_another_thread
+from tests.support.recording import recording_provider
+from tests.support.waiting import wait_until
 
 
 class MemorySink(TraceExporter):
@@ -101,9 +101,7 @@ class DeliverySpy:
 
 def make_spans(names: Sequence[str] = ("root", "child", "grandchild")) -> list[ReadableSpan]:
     """Real finished SDK spans of one trace, nested in `names` order (children end first)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("otel-bridge.contract")
 
     def nest(remaining: Sequence[str]) -> None:
@@ -124,15 +122,6 @@ class _GarbageSpan:
     context = None
     parent = "not a context"
     attributes = {"x": object()}
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 class ExporterContract:
@@ -263,7 +252,7 @@ class ExporterContract:
         second = make_exporter(spool_dir=spool_dir, grace_period=30.0)
         try:
             spy = DeliverySpy(second)
-            assert _wait_for(lambda: second.force_flush(1000))
+            wait_until(lambda: second.force_flush(1000), what="the left-over trace delivered")
             assert [t.trace_id for t in spy.traces] == [spans[0].context.trace_id]
         finally:
             second.shutdown()

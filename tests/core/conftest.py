@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.loopback_llm import LoopbackAPI, Setup
+from tests.support.recording import recording_provider
 
 
 @pytest.fixture
@@ -22,8 +22,7 @@ def exporter() -> InMemorySpanExporter:
 
 @pytest.fixture
 def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    instance = TracerProvider()
-    instance.add_span_processor(SimpleSpanProcessor(exporter))
+    instance, _ = recording_provider(exporter)
     yield instance
     instance.shutdown()
 

@@ -65,14 +65,19 @@ def chain_for(setup: Setup) -> Any:
     return prompt | setup.model | StrOutputParser()
 
 
+def _assert_one_call_per_request(setup: Setup) -> None:
+    """The model's one HTTP call is under its span, in the trace of the "request" span."""
+    spans = setup.spans()
+    assert_clients_under(spans, "chat echo-1", 1)
+    assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
+
+
 def test_invoke(setup: Setup) -> None:
     before = trace.get_current_span()
     with setup.tracer.start_as_current_span("request"):
         assert chain_for(setup).invoke({"question": "hi"}, setup.config) == "echo: hi"
     assert trace.get_current_span() is before
-    spans = setup.spans()
-    assert_clients_under(spans, "chat echo-1", 1)
-    assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
+    _assert_one_call_per_request(setup)
 
 
 def test_ainvoke_repeatedly_in_one_task(setup: Setup) -> None:
@@ -119,9 +124,7 @@ def test_stream(setup: Setup) -> None:
         text = "".join(chain_for(setup).stream({"question": "hi"}, setup.config))
     assert text == "echo: hi "
     assert trace.get_current_span() is before
-    spans = setup.spans()
-    assert_clients_under(spans, "chat echo-1", 1)
-    assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
+    _assert_one_call_per_request(setup)
 
 
 def test_astream(setup: Setup) -> None:
@@ -133,9 +136,7 @@ def test_astream(setup: Setup) -> None:
         return "".join(parts)
 
     assert asyncio.run(main()) == "echo: hi "
-    spans = setup.spans()
-    assert_clients_under(spans, "chat echo-1", 1)
-    assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
+    _assert_one_call_per_request(setup)
 
 
 def test_batch(setup: Setup) -> None:
@@ -215,9 +216,7 @@ def test_astream_events(setup: Setup) -> None:
 
     kinds = asyncio.run(main())
     assert "on_chat_model_stream" in kinds
-    spans = setup.spans()
-    assert_clients_under(spans, "chat echo-1", 1)
-    assert_one_trace_per_request(spans, [s for s in spans if s.name == "request"])
+    _assert_one_call_per_request(setup)
 
 
 def _tool_setup(setup: Setup) -> Any:

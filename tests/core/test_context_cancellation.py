@@ -94,6 +94,18 @@ def _assert_http_span_under_the_model(spans: list[ReadableSpan]) -> None:
     assert parent is not None and parent.name == MODEL_SPAN, [s.name for s in spans]
 
 
+def _assert_the_call_ended_cancelled(traced: Setup, *around: str) -> list[ReadableSpan]:
+    """No run is left open; the model run and the runs named `around` it ended with the
+    cancellation, and the HTTP span of the call in flight sits under the model run."""
+    assert traced.handler.open_runs == 0
+    spans = traced.spans()
+    _assert_ended_cancelled(_model_span(spans))
+    for name in around:
+        _assert_ended_cancelled(next(s for s in spans if s.name == name))
+    _assert_http_span_under_the_model(spans)
+    return spans
+
+
 @pytest.mark.parametrize("how", ["task.cancel", "asyncio.timeout", "asyncio.wait_for"])
 def test_a_cancelled_chain_ends_its_model_run_with_the_cancellation(
     traced: Setup, how: str
@@ -107,11 +119,7 @@ def test_a_cancelled_chain_ends_its_model_run_with_the_cancellation(
         assert trace.get_current_span() is before
 
     asyncio.run(main())
-    assert traced.handler.open_runs == 0
-    spans = traced.spans()
-    _assert_ended_cancelled(_model_span(spans))
-    _assert_ended_cancelled(next(s for s in spans if s.name == "RunnableSequence"))
-    _assert_http_span_under_the_model(spans)
+    spans = _assert_the_call_ended_cancelled(traced, "RunnableSequence")
     request = next(s for s in spans if s.name == "request")
     assert {s.context.trace_id for s in spans} == {request.context.trace_id}
 
@@ -126,10 +134,7 @@ def test_a_cancelled_bare_model_call_ends_its_run(traced: Setup, how: str) -> No
             await _cancel_when_held(traced, model.ainvoke("slow", traced.config), how)
 
     asyncio.run(main())
-    assert traced.handler.open_runs == 0
-    spans = traced.spans()
-    _assert_ended_cancelled(_model_span(spans))
-    _assert_http_span_under_the_model(spans)
+    _assert_the_call_ended_cancelled(traced)
 
 
 def test_cancelled_conversations_of_one_agenerate_all_end(traced: Setup) -> None:
@@ -166,11 +171,7 @@ def test_a_cancelled_graph_ends_the_node_and_its_model_run(traced: Setup) -> Non
             )
 
     asyncio.run(main())
-    assert traced.handler.open_runs == 0
-    spans = traced.spans()
-    _assert_ended_cancelled(_model_span(spans))
-    _assert_ended_cancelled(next(s for s in spans if s.name == "model"))
-    _assert_http_span_under_the_model(spans)
+    _assert_the_call_ended_cancelled(traced, "model")
 
 
 def test_an_error_ends_every_descendant_left_open_with_that_error(traced: Setup) -> None:

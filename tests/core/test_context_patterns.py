@@ -15,7 +15,7 @@ import contextvars
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
 from langchain_core.output_parsers import StrOutputParser
@@ -28,8 +28,7 @@ from langchain_core.runnables import (
 )
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from opentelemetry import trace
 
 from tests.support.loopback_llm import (
@@ -39,6 +38,7 @@ from tests.support.loopback_llm import (
     client_spans,
     parent_of,
 )
+from tests.support.review_graph import review_graph
 
 pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
@@ -126,25 +126,8 @@ def test_executors_without_context_give_one_clean_trace_per_call(traced: Setup) 
         assert client.context.trace_id in {root.context.trace_id for root in roots}
 
 
-class _Review(TypedDict):
-    draft: str
-    verdict: str
-
-
 def test_interrupt_and_resume_are_one_trace_per_call(traced: Setup) -> None:
-    def write(state: _Review) -> dict[str, str]:
-        return {"draft": str(traced.model.invoke(state["draft"]).content)}
-
-    def review(state: _Review) -> dict[str, str]:
-        return {"verdict": str(interrupt({"draft": state["draft"]}))}
-
-    graph = StateGraph(_Review)
-    graph.add_node("write", write)
-    graph.add_node("review", review)
-    graph.add_edge(START, "write")
-    graph.add_edge("write", "review")
-    graph.add_edge("review", END)
-    app = graph.compile(checkpointer=InMemorySaver())
+    app = review_graph(traced.model).compile(checkpointer=InMemorySaver())
     config = {**traced.config, "configurable": {"thread_id": str(uuid.uuid4())}}
     with traced.tracer.start_as_current_span("request"):
         paused = app.invoke({"draft": "hello", "verdict": ""}, config)

@@ -25,6 +25,7 @@ from otel_bridge.delivery import (
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.sink import PermanentError, RetryableError
 from tests.contract import DeliverySpy, MemorySink, make_spans
+from tests.support.factories import shut_down_after
 from tests.support.fault_service import Fault, FaultService, HttpTestSink
 from tests.support.waiting import wait_until
 
@@ -46,24 +47,16 @@ def clock() -> FakeClock:
 def make_sink(
     service: FaultService, clock: FakeClock, tmp_path: Path
 ) -> Iterator[Callable[..., HttpTestSink]]:
-    made: list[HttpTestSink] = []
-
-    def make(**options: Any) -> HttpTestSink:
-        settings: dict[str, Any] = {
-            "spool_dir": tmp_path / "spool",
-            "grace_period": 1.0,
-            "clock": clock,
-            "retry": POLICY,
-            "shutdown_timeout": 2.0,
-        }
-        settings.update(options)
-        sink = HttpTestSink(service.url, **settings)
-        made.append(sink)
-        return sink
-
-    yield make
-    for sink in made:
-        sink.shutdown()
+    settings: dict[str, Any] = {
+        "spool_dir": tmp_path / "spool",
+        "grace_period": 1.0,
+        "clock": clock,
+        "retry": POLICY,
+        "shutdown_timeout": 2.0,
+    }
+    yield from shut_down_after(
+        lambda **options: HttpTestSink(service.url, **{**settings, **options})
+    )
 
 
 def key_of(spans: list[Any]) -> str:
@@ -297,12 +290,7 @@ def test_health_metrics(
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
-        (408, RetryableError),
-        (429, RetryableError),
-        (500, RetryableError),
-        (502, RetryableError),
-        (503, RetryableError),
-        (504, RetryableError),
+        *((status, RetryableError) for status in (408, 429, 500, 502, 503, 504)),
         (400, PermanentError),
         (401, PermanentError),
         (403, PermanentError),

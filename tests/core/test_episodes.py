@@ -24,6 +24,7 @@ from otel_bridge.otlp import read_traces
 from otel_bridge.trace_files import requests_in_file
 from tests import contract
 from tests.contract import make_spans
+from tests.support.waiting import wait_until
 
 
 class _Clock:
@@ -276,7 +277,7 @@ def test_a_disk_full_when_the_exporter_is_built_costs_the_app_nothing_and_delive
                 assert sink.delivery_state().stalled is not None
                 refused = [sink.export(make_spans()).name for _ in range(4)]
                 (disk / "someone-else").unlink()
-                assert contract._wait_for(lambda: sink.spool is not None, timeout=60.0)
+                wait_until(lambda: sink.spool is not None, 60.0, what="the spool opened again")
                 assert sink.spool is not None
                 assert sink.spool.path.name == "memory.sqlite3"  # the same file, not a new one
                 later = make_spans()

@@ -22,6 +22,7 @@ from otel_bridge.otlp_wire import encode_readable
 from otel_bridge.sink import DeliveryReport, RetryableError
 from tests import chains, contract
 from tests.contract import make_spans
+from tests.support.recording import metric_points
 
 
 class MemorySink(contract.MemorySink):
@@ -110,11 +111,7 @@ def test_a_full_spool_rejects_logs_counts_and_reports_full(
     assert "spool full" in caplog.text and "rejected 3 span(s)" in caplog.text
     dropped = [
         (point.attributes["otel_bridge.reason"], point.value)
-        for resource in reader.get_metrics_data().resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "otel_bridge.delivery.dropped"
-        for point in metric.data.data_points
+        for point in metric_points(reader, "otel_bridge.delivery.dropped")
     ]
     assert dropped == [("spool_full", 3)]
     assert exporter.force_flush(10_000)

@@ -8,7 +8,6 @@ import gc
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from otel_bridge.sink import DeliveryReport, RetryableError
 from otel_bridge.spool import Spool, SpoolLockedError
 from tests.contract import make_spans
 from tests.support.forking import ProcessLogSink, held_by_another_thread, run_in_child
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -69,13 +69,6 @@ def _trace_id(spans: Sequence[ReadableSpan]) -> str:
     return f"{context.trace_id:032x}"
 
 
-def _wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + _DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def _export_and_shut_down(exporter: FileSink, spans: Sequence[ReadableSpan]) -> Callable[[], int]:
     parent_spool = exporter.spool.path
 
@@ -94,7 +87,7 @@ def _parent_holds_a_trace(exporter: FileSink) -> str:
     spans = make_spans(("parent-root", "parent-child"))
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     # Attempted once and refused: it waits in the parent's outbox, an hour of backoff away.
-    _wait_for(lambda: exporter.refused >= 1)
+    wait_until(lambda: exporter.refused >= 1, _DEADLINE, what="a refused export")
     assert exporter.spool.counts().outbox == 1
     return _trace_id(spans)
 

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.contract import make_spans
+from tests.support.factories import shut_down_after
 from tests.support.forking import ProcessLogSink, run_in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
@@ -47,22 +48,15 @@ class HookedSink(ProcessLogSink):
 
 @pytest.fixture
 def make_sink(tmp_path: Path) -> Iterator[Callable[..., HookedSink]]:
-    made: list[HookedSink] = []
-
-    def make(**options: Any) -> HookedSink:
-        sink = HookedSink(
+    yield from shut_down_after(
+        lambda **options: HookedSink(
             tmp_path / "delivered.log",
             spool_dir=tmp_path / "spool",
             grace_period=0.0,
             shutdown_timeout=10.0,
             **options,
         )
-        made.append(sink)
-        return sink
-
-    yield make
-    for sink in made:
-        sink.shutdown()
+    )
 
 
 def _trace_id(spans: Sequence[ReadableSpan]) -> str:

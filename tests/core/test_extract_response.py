@@ -133,6 +133,16 @@ def llm_outputs(draw: st.DrawFn) -> dict[str, Any] | None:
     return output
 
 
+def _each_reader(response: LLMResult) -> tuple[Any, ...]:
+    """What the four readers on_llm_end calls read, in the order the one-pass oracle returns."""
+    return (
+        _extract.usage(response),
+        _extract.response_model(response),
+        _extract.finish_reasons(response),
+        _extract.response_id(response),
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     batches=st.lists(st.lists(generations(), max_size=3), max_size=3),
@@ -142,12 +152,7 @@ def test_each_reader_agrees_with_a_one_pass_reading(
     batches: list[list[Generation]], llm_output: dict[str, Any] | None
 ) -> None:
     response = LLMResult(generations=batches, llm_output=llm_output)
-    assert read_in_one_pass(response) == (
-        _extract.usage(response),
-        _extract.response_model(response),
-        _extract.finish_reasons(response),
-        _extract.response_id(response),
-    )
+    assert read_in_one_pass(response) == _each_reader(response)
 
 
 def test_readers_read_a_typical_chat_response() -> None:
@@ -157,12 +162,7 @@ def test_readers_read_a_typical_chat_response() -> None:
         usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
     )
     response = LLMResult(generations=[[ChatGeneration(message=message)]])
-    assert (
-        _extract.usage(response),
-        _extract.response_model(response),
-        _extract.finish_reasons(response),
-        _extract.response_id(response),
-    ) == (
+    assert _each_reader(response) == (
         _extract.Usage(3, 2),
         "gpt-4o-2024",
         ("stop",),
@@ -203,12 +203,7 @@ def _responses() -> list[LLMResult]:
 
 @pytest.mark.parametrize("response", _responses())
 def test_the_four_guarded_extractors_agree_with_a_one_pass_reading(response: LLMResult) -> None:
-    assert read_in_one_pass(response) == (
-        _extract.usage(response),
-        _extract.response_model(response),
-        _extract.finish_reasons(response),
-        _extract.response_id(response),
-    )
+    assert read_in_one_pass(response) == _each_reader(response)
 
 
 def test_the_extractors_agree_with_a_one_pass_reading_of_a_real_model_result() -> None:
@@ -222,9 +217,4 @@ def test_the_extractors_agree_with_a_one_pass_reading_of_a_real_model_result() -
     model.batch(["a", "b c"], config={"callbacks": [Keep(tracer_provider=TracerProvider())]})
     assert len(seen) == 2
     for response in seen:
-        assert read_in_one_pass(response) == (
-            _extract.usage(response),
-            _extract.response_model(response),
-            _extract.finish_reasons(response),
-            _extract.response_id(response),
-        )
+        assert read_in_one_pass(response) == _each_reader(response)

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status, TracesData
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from otel_bridge import otlp
@@ -26,6 +24,7 @@ from otel_bridge.otlp_json import traces_data_json
 from otel_bridge.receiver import ConfigError, build_sinks, parse_config
 from otel_bridge.trace_files import read_trace_file
 from tests.contract import make_spans
+from tests.support.recording import recording_provider
 
 
 def _exporter(tmp_path: Path, path: Path, **options: Any) -> FileSpanExporter:
@@ -159,11 +158,18 @@ def test_format_proto_writes_size_prefixed_traces_data_that_reads_back_equal(
     assert by_id[int.from_bytes(sent.trace_id, "big")].spans[0].name == sent.name
 
 
+def _write_once(exporter: FileSpanExporter, spans: Any) -> None:
+    """One process's life: export `spans`, see them written, shut down."""
+    try:
+        exporter.export(spans)
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+
+
 def _late_child_of(spans: Any) -> Any:
     root = next(span for span in spans if span.parent is None)
-    provider = TracerProvider()
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     parent = set_span_in_context(NonRecordingSpan(root.context))
     provider.get_tracer("late").start_span("late", context=parent).end()
     return memory.get_finished_spans()
@@ -175,12 +181,7 @@ def test_each_span_is_written_once_across_a_restart(tmp_path: Path, file_format:
     twice, a late span of a written trace still is."""
     path = tmp_path / "traces.out"
     spans = make_spans()
-    first = _exporter(tmp_path / "a", path, format=file_format)
-    try:
-        first.export(spans)
-        assert first.force_flush(10_000)
-    finally:
-        first.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format=file_format), spans)
     second = _exporter(tmp_path / "b", path, format=file_format, max_trace_age=0.2)
     try:
         key = format(FinishedTrace.from_spans(spans).trace_id, "032x")
@@ -200,12 +201,7 @@ def test_a_message_cut_short_by_a_crash_is_removed_at_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "traces.binpb"
-    first = _exporter(tmp_path / "a", path, format="proto")
-    try:
-        first.export(make_spans())
-        assert first.force_flush(10_000)
-    finally:
-        first.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format="proto"), make_spans())
     whole = path.read_bytes()
     with path.open("ab") as file:
         file.write(struct.pack(">I", 500) + b"\x0a" * 20)  # a message cut short
@@ -227,12 +223,7 @@ def test_a_file_of_the_other_format_is_not_appended_to(
     tmp_path: Path, existing: str, file_format: str
 ) -> None:
     path = tmp_path / "traces.out"
-    writer = _exporter(tmp_path / "a", path, format=existing)
-    try:
-        writer.export(make_spans())
-        assert writer.force_flush(10_000)
-    finally:
-        writer.shutdown()
+    _write_once(_exporter(tmp_path / "a", path, format=existing), make_spans())
     before = path.read_bytes()
     other = _exporter(tmp_path / "b", path, format=file_format)
     try:

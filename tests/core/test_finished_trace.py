@@ -10,15 +10,13 @@ import json
 import pytest
 from hypothesis import given, settings
 from opentelemetry import trace as trace_api
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_bridge import semconv
 from otel_bridge.langchain_views import FinishedTrace
 from tests import chains
 from tests.support.arbitrary_traces import arbitrary_traces, record
+from tests.support.recording import recording_provider
 from tests.support.spool_batches import request_of
 
 
@@ -180,9 +178,7 @@ def test_from_spans_rejects_mixed_traces() -> None:
 
 
 def test_a_span_under_a_remote_parent_is_the_local_root() -> None:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     context = trace_api.set_span_in_context(NonRecordingSpan(remote))
     tracer = provider.get_tracer("test")
@@ -256,9 +252,7 @@ def test_helpers_answer_the_same_for_spans_decoded_from_otlp(rag: FinishedTrace)
 def test_tool_and_retriever_spans_written_before_the_genai_names_still_read() -> None:
     """Spools and files from earlier releases hold `langchain.input`/`langchain.output` and
     `langchain.retrieval.documents` on tool and retriever spans."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("chain", attributes={semconv.RUN_TYPE: "chain"}):
         with tracer.start_as_current_span(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -24,35 +24,14 @@ from opentelemetry.trace import StatusCode
 from otel_bridge import semconv
 from otel_bridge.handler import OTelCallbackHandler
 from tests.support.loopback_llm import Setup
+from tests.support.review_graph import ReviewState, review_graph
 
 pytestmark = pytest.mark.usefixtures("no_warnings_logged")
 
 
-class _State(TypedDict):
-    draft: str
-    verdict: str
-
-
-def _review_graph(model: Any = None) -> StateGraph:
-    def write(state: _State) -> dict[str, str]:
-        draft = state["draft"] if model is None else str(model.invoke(state["draft"]).content)
-        return {"draft": draft}
-
-    def review(state: _State) -> dict[str, str]:
-        return {"verdict": str(interrupt({"question": "approve?", "draft": state["draft"]}))}
-
-    graph = StateGraph(_State)
-    graph.add_node("write", write)
-    graph.add_node("review", review)
-    graph.add_edge(START, "write")
-    graph.add_edge("write", "review")
-    graph.add_edge("review", END)
-    return graph
-
-
 def _nested_review_graph() -> StateGraph:
-    graph = StateGraph(_State)
-    graph.add_node("outer_review", _review_graph().compile())
+    graph = StateGraph(ReviewState)
+    graph.add_node("outer_review", review_graph().compile())
     graph.add_edge(START, "outer_review")
     graph.add_edge("outer_review", END)
     return graph
@@ -96,7 +75,7 @@ def _roots(spans: list[ReadableSpan]) -> list[ReadableSpan]:
 
 
 def test_an_interrupt_in_a_node_pauses_and_the_resume_links_back(traced: Setup) -> None:
-    app = _review_graph(traced.model).compile(checkpointer=InMemorySaver())
+    app = review_graph(traced.model).compile(checkpointer=InMemorySaver())
     config = _thread(traced.config)
     paused = app.invoke({"draft": "hello", "verdict": ""}, config)
     assert "__interrupt__" in paused
@@ -142,13 +121,13 @@ def test_an_interrupt_in_a_subgraph_node_pauses_every_level(traced: Setup) -> No
 
 
 def test_a_command_to_the_parent_graph_is_not_an_error(traced: Setup) -> None:
-    def hop(state: _State) -> Command[Any]:
+    def hop(state: ReviewState) -> Command[Any]:
         return Command(graph=Command.PARENT, goto="finish", update={"draft": "hopped"})
 
-    inner = StateGraph(_State)
+    inner = StateGraph(ReviewState)
     inner.add_node("hop", hop)
     inner.add_edge(START, "hop")
-    outer = StateGraph(_State)
+    outer = StateGraph(ReviewState)
     outer.add_node("delegate", inner.compile())
     outer.add_node("finish", lambda state: {"verdict": state["draft"] + "!"})
     outer.add_edge(START, "delegate")
@@ -166,10 +145,10 @@ def test_a_command_to_the_parent_graph_is_not_an_error(traced: Setup) -> None:
 
 
 def test_a_real_error_in_a_graph_stays_an_error(traced: Setup) -> None:
-    def broken(state: _State) -> dict[str, str]:
+    def broken(state: ReviewState) -> dict[str, str]:
         raise ValueError("really broken")
 
-    graph = StateGraph(_State)
+    graph = StateGraph(ReviewState)
     graph.add_node("broken", broken)
     graph.add_edge(START, "broken")
     graph.add_edge("broken", END)
@@ -188,10 +167,10 @@ def test_a_real_error_in_a_graph_stays_an_error(traced: Setup) -> None:
 def test_the_interrupt_value_obeys_the_content_switch_and_bound(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    def ask(state: _State) -> dict[str, str]:
+    def ask(state: ReviewState) -> dict[str, str]:
         return {"verdict": str(interrupt({"question": "approve?", "draft": state["draft"]}))}
 
-    graph = StateGraph(_State)
+    graph = StateGraph(ReviewState)
     graph.add_node("ask", ask)
     graph.add_edge(START, "ask")
     graph.add_edge("ask", END)
@@ -213,12 +192,12 @@ def test_the_interrupt_value_obeys_the_content_switch_and_bound(
 
 
 def test_only_the_next_run_of_the_same_conversation_links_to_the_pause(traced: Setup) -> None:
-    app = _review_graph().compile(checkpointer=InMemorySaver())
+    app = review_graph().compile(checkpointer=InMemorySaver())
     paused_config = _thread(traced.config)
     app.invoke({"draft": "a", "verdict": ""}, paused_config)
     traced.exporter.clear()
     # Another conversation's run does not follow the pause.
-    other = _review_graph().compile(checkpointer=InMemorySaver())
+    other = review_graph().compile(checkpointer=InMemorySaver())
     other.invoke({"draft": "b", "verdict": ""}, _thread(traced.config))
     assert _root(traced.spans()).links == ()
     traced.exporter.clear()

@@ -27,15 +27,14 @@ from langchain_core.tools import tool
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying
 
 from otel_bridge import semconv
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel, FakeLLM
+from tests.support.recording import metric_points, recording_provider
 from tests.support.usage_model import UsageReportingChatModel
 
 
@@ -43,9 +42,7 @@ class Traced:
     """A handler on a private provider, plus readers for what it produced."""
 
     def __init__(self, **options: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.provider, self.exporter = recording_provider()
         self.metric_reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.metric_reader])
         self.handler = OTelCallbackHandler(
@@ -70,16 +67,7 @@ class Traced:
         return next(s for s in self.spans() if s.context.span_id == span.parent.span_id)
 
     def histogram_points(self, name: str) -> list[Any]:
-        data = self.metric_reader.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
+        return metric_points(self.metric_reader, name)
 
 
 @pytest.fixture

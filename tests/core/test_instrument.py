@@ -13,7 +13,6 @@ import pytest
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers import context as tracer_context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -21,6 +20,7 @@ import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.instrumentation import instrumented_handler
 from otel_bridge.testing import FakeChatModel, FakeLLM
+from tests.support.recording import recording_provider
 
 
 @pytest.fixture
@@ -117,9 +117,7 @@ def test_a_run_given_its_own_handler_while_instrumented_is_traced_once(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     global_handler = otel_bridge.instrument(tracer_provider=provider)
-    own_exporter = InMemorySpanExporter()
-    own_provider = TracerProvider()
-    own_provider.add_span_processor(SimpleSpanProcessor(own_exporter))
+    own_provider, own_exporter = recording_provider()
     own = OTelCallbackHandler(tracer_provider=own_provider)
     model = FakeChatModel(responses=["ok"])
     chain = RunnableLambda(lambda text: text, name="pass") | model

@@ -14,11 +14,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import OTelCallbackHandler, semconv
 from otel_bridge.testing import FakeChatModel
+from tests.support.recording import recording_provider
 
 OPENINFERENCE_NAMES = (
     semconv.OPENINFERENCE_SPAN_KIND,
@@ -40,9 +39,7 @@ def lookup(city: str) -> str:
 
 
 def _trace(**options: Any) -> dict[str, ReadableSpan]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     handler = OTelCallbackHandler(tracer_provider=provider, **options)
     chain = (
         {"context": _Retriever(), "question": RunnableLambda(lambda q: q)}

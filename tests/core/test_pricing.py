@@ -12,12 +12,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import OTelCallbackHandler, semconv
 from otel_bridge._extract import Usage
 from otel_bridge.pricing import ModelPrice, PriceTable
+from tests.support.recording import metric_points, recording_provider
 from tests.support.usage_model import UsageReportingChatModel
 
 TABLE = {
@@ -41,9 +41,7 @@ def _model(model_name: str = "gpt-4o-2024-08-06") -> UsageReportingChatModel:
 def _traced(
     **options: Any,
 ) -> tuple[OTelCallbackHandler, InMemorySpanExporter, InMemoryMetricReader]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
+    provider, spans = recording_provider()
     reader = InMemoryMetricReader()
     handler = OTelCallbackHandler(
         tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]), **options
@@ -52,15 +50,7 @@ def _traced(
 
 
 def _cost_points(reader: InMemoryMetricReader) -> list[Any]:
-    data = reader.get_metrics_data()
-    return [
-        point
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == semconv.METRIC_COST
-        for point in metric.data.data_points
-    ]
+    return metric_points(reader, semconv.METRIC_COST)
 
 
 def test_a_priced_call_carries_its_cost_on_the_span_and_in_the_metric() -> None:

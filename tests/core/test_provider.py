@@ -21,13 +21,13 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_bridge
 from otel_bridge import _provider
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.testing import FakeChatModel
+from tests.support.recording import recording_provider
 
 _OTEL_VARIABLES = (
     "OTEL_SERVICE_NAME",
@@ -57,9 +57,7 @@ def fresh_global_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_uses_the_global_sdk_provider_and_adds_exporters_to_it() -> None:
-    users_exporter = InMemorySpanExporter()
-    users_provider = TracerProvider()
-    users_provider.add_span_processor(SimpleSpanProcessor(users_exporter))
+    users_provider, users_exporter = recording_provider()
     trace.set_tracer_provider(users_provider)
     sink = InMemorySpanExporter()
     handler = OTelCallbackHandler(exporters=[sink])
@@ -169,13 +167,9 @@ def test_exporters_need_an_sdk_provider() -> None:
 
 
 def test_an_explicit_provider_wins_over_the_global_one() -> None:
-    global_exporter = InMemorySpanExporter()
-    global_provider = TracerProvider()
-    global_provider.add_span_processor(SimpleSpanProcessor(global_exporter))
+    global_provider, global_exporter = recording_provider()
     trace.set_tracer_provider(global_provider)
-    own_exporter = InMemorySpanExporter()
-    own_provider = TracerProvider()
-    own_provider.add_span_processor(SimpleSpanProcessor(own_exporter))
+    own_provider, own_exporter = recording_provider()
     handler = OTelCallbackHandler(tracer_provider=own_provider)
     FakeChatModel().invoke("x", {"callbacks": [handler]})
     assert len(own_exporter.get_finished_spans()) == 1

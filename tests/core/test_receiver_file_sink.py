@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -27,6 +26,7 @@ from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import DEFAULT_FILE_NAME, read_traces, traces_from_json_lines
 from otel_bridge.trace_files import requests_in_file
 from tests.contract import ExporterContract, MakeExporter, make_spans
+from tests.support.recording import recording_provider
 
 
 class TestFileSinkContract(ExporterContract):
@@ -117,9 +117,7 @@ def test_resent_spans_are_written_once_and_late_spans_still_land(tmp_path: Path)
             assert exporter.force_flush(10_000)
         root = next(span for span in spans if span.parent is None)
         assert root.context is not None
-        provider = TracerProvider()
-        memory = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(memory))
+        provider, memory = recording_provider()
         parent = set_span_in_context(NonRecordingSpan(root.context))
         provider.get_tracer("late").start_span("late", context=parent).end()
         exporter.export(memory.get_finished_spans())
@@ -153,9 +151,7 @@ def test_a_line_cut_short_by_a_crash_is_cut_back(tmp_path: Path) -> None:
 def _rich_spans() -> list[ReadableSpan]:
     """One trace whose spans carry what the OTLP mapping treats apart: kinds, an error status
     with its description, events, links, and array attributes."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("rich", "2.0")
     with tracer.start_as_current_span("root", kind=SpanKind.SERVER) as root:
         root.set_attribute("tags", ["a", "b"])

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -25,22 +25,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_bridge import otlp
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.receiver import Receiver, Sink, parse_config
+from tests.support.recording import recording_provider
 
 LIMIT = 256 * 1024
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def _trace() -> list[ReadableSpan]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("conformance")
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         pass
@@ -292,14 +289,8 @@ def test_full_spool_answers_429_with_retry_after(tmp_path: Path) -> None:
     )
     try:
         for _ in range(2):  # the first fills the spool, the second finds it full
-            answer = bridge.post(_protobuf(_trace()), PB)
-            assert answer.status == 429
-            assert answer.headers["Retry-After"] == "7"
-            assert answer.rpc_status().code == code_pb2.RESOURCE_EXHAUSTED
-        grpc_error = _grpc_export(bridge, _protobuf(_trace()))
-        assert grpc_error is not None
-        assert grpc_error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert _retry_delay(grpc_error) == 7
+            _assert_http_refused(bridge, 429, "RESOURCE_EXHAUSTED", retry_after=7)
+        _assert_grpc_refused(bridge, "RESOURCE_EXHAUSTED", retry_after=7)
         health = json.loads(bridge.post(b"", {}, method="GET", path="/health").body)
         assert health["status"] == "degraded"
         file_sink = health["sinks"]["file"]
@@ -312,14 +303,24 @@ def test_full_spool_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_a_sink_that_refuses_gets_503_and_unavailable(bridge: Bridge) -> None:
     bridge.sink.shutdown()  # export() after shutdown returns FAILURE
+    _assert_http_refused(bridge, 503, "UNAVAILABLE", retry_after=5)
+    _assert_grpc_refused(bridge, "UNAVAILABLE", retry_after=5)
+
+
+def _assert_http_refused(bridge: Bridge, status: int, code: str, retry_after: int) -> None:
+    """A trace sent over OTLP/HTTP gets `status`, a Retry-After and the rich status `code`."""
     answer = bridge.post(_protobuf(_trace()), PB)
-    assert answer.status == 503
-    assert answer.headers["Retry-After"] == "5"
-    assert answer.rpc_status().code == code_pb2.UNAVAILABLE
+    assert answer.status == status
+    assert answer.headers["Retry-After"] == str(retry_after)
+    assert answer.rpc_status().code == code_pb2.Code.Value(code)
+
+
+def _assert_grpc_refused(bridge: Bridge, code: str, retry_after: int) -> None:
+    """A trace sent over OTLP/gRPC gets the status `code` with a RetryInfo delay."""
     error = _grpc_export(bridge, _protobuf(_trace()))
     assert error is not None
-    assert error.code() is grpc.StatusCode.UNAVAILABLE
-    assert _retry_delay(error) == 5
+    assert error.code() is grpc.StatusCode[code]
+    assert _retry_delay(error) == retry_after
 
 
 def test_accepted_means_spooled(tmp_path: Path) -> None:
@@ -388,25 +389,29 @@ def _grpc_export(
     return None
 
 
-def _retry_delay(error: grpc.RpcError) -> int | None:
+_Detail = TypeVar("_Detail", error_details_pb2.RetryInfo, error_details_pb2.BadRequest)
+
+
+def _status_detail(error: grpc.RpcError, kind: type[_Detail]) -> _Detail | None:
+    """The first detail of type `kind` in the error's rich status, if any."""
     for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
         if key == "grpc-status-details-bin":
             for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.RetryInfo()
-                if detail.Unpack(info):
-                    return int(info.retry_delay.seconds)
+                unpacked = kind()
+                if detail.Unpack(unpacked):
+                    return unpacked
     return None
+
+
+def _retry_delay(error: grpc.RpcError) -> int | None:
+    info = _status_detail(error, error_details_pb2.RetryInfo)
+    return None if info is None else int(info.retry_delay.seconds)
 
 
 def _bad_request(error: grpc.RpcError) -> str | None:
     """The description of the BadRequest detail in the error's status, if any."""
-    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                bad_request = error_details_pb2.BadRequest()
-                if detail.Unpack(bad_request):
-                    return str(bad_request.field_violations[0].description)
-    return None
+    bad_request = _status_detail(error, error_details_pb2.BadRequest)
+    return None if bad_request is None else str(bad_request.field_violations[0].description)
 
 
 GRPC_CASES = [

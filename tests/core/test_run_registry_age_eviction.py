@@ -44,8 +44,15 @@ def _registry(
 
 
 def _add(
-    registry: OpenRunRegistry[str], ids: dict[str, uuid.UUID], clock: FakeClock, name: str
+    registry: OpenRunRegistry[str],
+    ids: dict[str, uuid.UUID],
+    clock: FakeClock,
+    name: str,
+    at: float | None = None,
 ) -> None:
+    """Start the run called `name` (again, if it was started before), at `at` if given."""
+    if at is not None:
+        clock.now = at
     run_id = ids.setdefault(name, uuid.uuid4())
     registry.add(run_id, name, clock())
 
@@ -54,24 +61,18 @@ def test_age_eviction_happens_exactly_at_the_oldest_entrys_age_after_entries_com
     clock = FakeClock(0.0)
     registry, recorder, ids = _registry(clock)
     _add(registry, ids, clock, "a")
-    clock.now = 5.0
-    _add(registry, ids, clock, "b")
+    _add(registry, ids, clock, "b", at=5.0)
     clock.now = 6.0
     assert registry.pop(ids["a"]) == "a"
-    clock.now = 9.0
-    _add(registry, ids, clock, "c")
+    _add(registry, ids, clock, "c", at=9.0)
     # "a" is gone; "b" (started at 5) is the oldest and is not too old before 15.
-    clock.now = 14.999
-    _add(registry, ids, clock, "d")
+    _add(registry, ids, clock, "d", at=14.999)
     assert recorder.evicted == []
-    clock.now = 15.0
-    _add(registry, ids, clock, "e")
+    _add(registry, ids, clock, "e", at=15.0)
     assert recorder.evicted == [("b", EVICTED_TOO_OLD)]
-    clock.now = 18.999
-    _add(registry, ids, clock, "f")
+    _add(registry, ids, clock, "f", at=18.999)
     assert recorder.evicted == [("b", EVICTED_TOO_OLD)]
-    clock.now = 19.0
-    _add(registry, ids, clock, "g")
+    _add(registry, ids, clock, "g", at=19.0)
     assert recorder.evicted[1:] == [("c", EVICTED_TOO_OLD)]
     assert len(registry) == 4
     assert registry.evicted == 2
@@ -81,15 +82,12 @@ def test_restarted_run_is_evicted_once_and_then_aged_from_its_restart() -> None:
     clock = FakeClock(0.0)
     registry, recorder, ids = _registry(clock)
     _add(registry, ids, clock, "a")
-    clock.now = 3.0
-    _add(registry, ids, clock, "a")
+    _add(registry, ids, clock, "a", at=3.0)
     assert recorder.evicted == [("a", EVICTED_RESTARTED)]
-    clock.now = 12.999
-    _add(registry, ids, clock, "b")
+    _add(registry, ids, clock, "b", at=12.999)
     assert recorder.evicted == [("a", EVICTED_RESTARTED)]
     assert registry.get(ids["a"]) == "a"
-    clock.now = 13.0
-    _add(registry, ids, clock, "c")
+    _add(registry, ids, clock, "c", at=13.0)
     assert recorder.evicted[1:] == [("a", EVICTED_TOO_OLD)]
     assert registry.get(ids["a"]) is None
 
@@ -98,8 +96,7 @@ def test_over_capacity_eviction_moves_the_age_deadline_to_the_new_oldest() -> No
     clock = FakeClock(0.0)
     registry, recorder, ids = _registry(clock, max_runs=2)
     for name, now in (("a", 0.0), ("b", 4.0), ("c", 6.0)):
-        clock.now = now
-        _add(registry, ids, clock, name)
+        _add(registry, ids, clock, name, at=now)
     assert recorder.evicted == [("a", EVICTED_OVER_CAPACITY)]
     clock.now = 13.999
     registry.pop(ids["c"])
@@ -121,18 +118,14 @@ def test_end_stale_evicts_without_a_start_and_later_starts_still_age_out() -> No
     assert registry.end_stale() == 1
     assert recorder.evicted == [("a", EVICTED_TOO_OLD)]
     # The registry is empty now; entries added later must still be aged from their own start.
-    clock.now = 10.5
-    _add(registry, ids, clock, "b")
+    _add(registry, ids, clock, "b", at=10.5)
     clock.now = 11.0
     assert registry.end_stale() == 0
-    clock.now = 20.5
-    _add(registry, ids, clock, "c")
+    _add(registry, ids, clock, "c", at=20.5)
     assert recorder.evicted[1:] == [("b", EVICTED_TOO_OLD)]
     assert registry.drain() == [(ids["c"], "c")]
-    clock.now = 100.0
-    _add(registry, ids, clock, "d")
-    clock.now = 110.0
-    _add(registry, ids, clock, "e")
+    _add(registry, ids, clock, "d", at=100.0)
+    _add(registry, ids, clock, "e", at=110.0)
     assert recorder.evicted[2:] == [("d", EVICTED_TOO_OLD)]
 
 

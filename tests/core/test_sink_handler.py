@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge import DeliveryReport, FinishedTrace, SinkCallbackHandler, TraceExporter
 from otel_bridge.testing import FakeChatModel
 from tests.core.test_provider import fresh_global_provider  # noqa: F401  (autouse fixture)
+from tests.support.recording import recording_provider
 from tests.support.waiting import wait_until
 
 
@@ -61,9 +59,7 @@ def test_each_handler_feeds_its_own_sink_only(tmp_path: Path) -> None:
 
 
 def test_spans_also_reach_the_apps_global_pipeline(tmp_path: Path) -> None:
-    apps_exporter = InMemorySpanExporter()
-    apps_provider = TracerProvider()
-    apps_provider.add_span_processor(SimpleSpanProcessor(apps_exporter))
+    apps_provider, apps_exporter = recording_provider()
     trace.set_tracer_provider(apps_provider)
     handler = _handler(tmp_path, "sink")
     try:
@@ -89,9 +85,7 @@ def test_trace_ids_stay_unique_when_random_is_reseeded(tmp_path: Path) -> None:
 
 
 def test_a_given_provider_receives_the_exporter(tmp_path: Path) -> None:
-    provider = TracerProvider()
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     handler = _handler(tmp_path, "sink", tracer_provider=provider)
     try:
         FakeChatModel(responses=["given"]).invoke("q", {"callbacks": [handler]})

@@ -22,6 +22,7 @@ from otel_bridge.sink import DeliveryReport, PermanentError
 from otel_bridge.spool import Spool, WhenFull, spool_path
 from otel_bridge.trace_tree import SpanRecord
 from tests.contract import make_spans
+from tests.support.recording import metric_points
 from tests.support.spool_batches import batch, stored_size
 from tests.support.waiting import wait_until
 
@@ -207,11 +208,7 @@ class RejectingSink(TraceExporter):
 def dropped(reader: InMemoryMetricReader) -> dict[str, int]:
     return {
         str(point.attributes["otel_bridge.reason"]): int(point.value)
-        for resource in reader.get_metrics_data().resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "otel_bridge.delivery.dropped"
-        for point in metric.data.data_points  # type: ignore[union-attr]
+        for point in metric_points(reader, "otel_bridge.delivery.dropped")
     }
 
 

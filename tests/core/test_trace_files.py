@@ -14,19 +14,16 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_bridge.otlp import encode_json, request_from_spans
 from otel_bridge.trace_files import TraceFileError, read_trace_file
+from tests.support.recording import recording_provider
 
 
 def make_traces(count: int) -> list[ReadableSpan]:
     """`count` traces of a root and one child each, as the SDK ends them."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
+    provider, spans = recording_provider()
     tracer = provider.get_tracer("test")
     for number in range(count):
         with (

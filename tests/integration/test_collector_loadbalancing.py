@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +46,6 @@ TRACES_PER_APP = 250
 GATEWAY = CONFIG_DIR / "gateway-loadbalancing.yaml"
 # Whole traces, one line each (the file sink spools requests and assembles their traces).
 SINK = "    grace_period: 1.0\n    lines: trace"
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.close()
 
 
 def start_apps(

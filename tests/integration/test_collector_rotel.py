@@ -7,11 +7,9 @@ installable build here; it is started by the tests on free loopback ports.
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,30 +32,21 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.otlp import read_traces
+from tests.support.collector import accepts_connections, free_port, wait_for
+from tests.support.recording import recording_provider
+from tests.support.serve import start_serve
 
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
-SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
 DEADLINE_S = 30.0
-_LISTENING = re.compile(r"OTLP/(HTTP|gRPC) listening on (?:https?://)?[\d.]+:(\d+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"process exited early with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port} after {DEADLINE_S}s")
+        return accepts_connections("127.0.0.1", port)
+
+    wait_for(listening, f"a listener on port {port}", timeout=DEADLINE_S, interval=0.05)
 
 
 @dataclass
@@ -108,22 +97,9 @@ sinks:
 """,
         encoding="utf-8",
     )
-    process = subprocess.Popen(
-        [*SERVE, "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=directory,
+    process, ports = start_serve(
+        config, cwd=directory, stderr=subprocess.STDOUT, transports=("HTTP", "gRPC")
     )
-    ports: dict[str, int] = {}
-    assert process.stdout is not None
-    while len(ports) < 2:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"otel-bridge serve exited with {process.wait()}")
-        match = _LISTENING.search(line)
-        if match:
-            ports[match.group(1)] = int(match.group(2))
     return Bridge(process, ports["HTTP"], ports["gRPC"], directory / "traces.jsonl")
 
 
@@ -143,7 +119,7 @@ class Rotel:
 @contextmanager
 def running_rotel(bridge: Bridge, protocol: str, directory: Path) -> Iterator[Rotel]:
     """rotel forwarding to the bridge over OTLP/HTTP or OTLP/gRPC, retrying quickly."""
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     bridge_port = bridge.http_port if protocol == "http" else bridge.grpc_port
     arguments = {
         "--otlp-grpc-endpoint": f"127.0.0.1:{grpc_port}",
@@ -253,9 +229,7 @@ def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
     get its spans written twice."""
     first = start_bridge(tmp_path, grace_period=3600.0)
     exporter = HTTPExporter(endpoint=f"http://127.0.0.1:{first.http_port}/v1/traces")
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     tracer = provider.get_tracer("crash")
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         pass
@@ -280,9 +254,7 @@ def test_a_crash_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
 def test_sigterm_stops_accepting_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     bridge = start_bridge(tmp_path, grace_period=3600.0)
     exporter = HTTPExporter(endpoint=f"http://127.0.0.1:{bridge.http_port}/v1/traces")
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     with provider.get_tracer("term").start_as_current_span("root"):
         pass
     spans = list(memory.get_finished_spans())

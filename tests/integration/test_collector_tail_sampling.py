@@ -11,7 +11,6 @@ timestamps, so that no test waits ten seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,13 +40,6 @@ from tests.support.collector_app import Trace, export_each, group_by_trace, trac
 from tests.support.collector_app import span_ids as sent_span_ids
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.close()
 
 
 class Traces:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,13 +48,6 @@ def validate(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.close()
 
 
 def test_every_collector_file_is_tested() -> None:

@@ -7,7 +7,6 @@ import gzip
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,8 +25,7 @@ from otel_bridge.receiver.telemetry import (
     METRIC_SPOOL_BYTES,
 )
 from tests.contract import make_spans
-
-SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
+from tests.support.serve import SERVE, loopback_config, start_serve
 
 
 @pytest.mark.parametrize(
@@ -85,29 +83,18 @@ class _MetricsHandler(BaseHTTPRequestHandler):
 def test_own_metrics_go_to_the_configured_otlp_endpoint(tmp_path: Path) -> None:
     collector = _MetricsCollector()
     threading.Thread(target=collector.serve_forever, daemon=True).start()
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        f"""
-receiver:
-  http: {{endpoint: "127.0.0.1:0"}}
-  grpc: false
-spool_dir: {tmp_path / "spool"}
-telemetry:
+    config = loopback_config(
+        tmp_path,
+        f"""telemetry:
   metrics_endpoint: http://127.0.0.1:{collector.server_address[1]}/v1/metrics
 sinks:
   file: {{path: {tmp_path / "out.jsonl"}}}
 """,
-        encoding="utf-8",
     )
-    process = subprocess.Popen(
-        [*SERVE, "--config", str(config)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    process, ports = start_serve(config, cwd=tmp_path, stderr=None)
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        port = int(first.rsplit(":", 1)[1].split("/", 1)[0])
         spans = make_spans()
-        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{ports['HTTP']}/v1/traces")
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         exporter.shutdown()
     finally:

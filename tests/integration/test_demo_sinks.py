@@ -8,10 +8,8 @@ LLM API).
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,40 +20,21 @@ from otel_bridge.otlp import read_traces
 from tests.integration.test_demo import clean_environment, run_cli
 from tests.integration.test_examples import required_env
 from tests.support.fake_openai import FakeJudge
+from tests.support.serve import loopback_config, start_serve
 
 _REGION = "us-east-1"
 _DEADLINE_S = 60.0
 
 
-def start_serve(directory: Path) -> tuple[subprocess.Popen[str], int]:
+def serve_into_file(directory: Path) -> tuple[subprocess.Popen[str], int]:
     """`otel-bridge serve` with its file sink into `directory`, on a free port."""
     directory.mkdir()
-    config = directory / "bridge.yaml"
-    config.write_text(
-        f"""
-receiver:
-  http: {{endpoint: "127.0.0.1:0"}}
-  grpc: {{enabled: false}}
-spool_dir: {directory / "spool"}
-sinks:
-  file:
-    path: {directory / "received.jsonl"}
-    grace_period: 0.1
-""",
-        encoding="utf-8",
+    config = loopback_config(
+        directory,
+        f"sinks:\n  file: {{path: {directory / 'received.jsonl'}, grace_period: 0.1}}\n",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otel_bridge.cli", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        match = re.search(r"OTLP/HTTP listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return process, int(match.group(1))
-    raise AssertionError(f"otel-bridge serve exited with {process.wait()}")
+    process, ports = start_serve(config, cwd=directory, stderr=subprocess.DEVNULL)
+    return process, ports["HTTP"]
 
 
 def test_demo_delivers_to_every_sink_and_an_otlp_endpoint(tmp_path: Path) -> None:
@@ -83,7 +62,7 @@ def test_demo_delivers_to_every_sink_and_an_otlp_endpoint(tmp_path: Path) -> Non
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
 
-    serve, port = start_serve(tmp_path / "serve")
+    serve, port = serve_into_file(tmp_path / "serve")
     judge = FakeJudge(api_key="sk-demo-judge")
     try:
         env = clean_environment(

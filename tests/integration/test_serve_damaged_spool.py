@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_bridge.otlp import read_traces
 from tests.contract import make_spans
 from tests.support.damage import DAMAGE_KINDS, damage, spool_holding
+from tests.support.serve import loopback_config, start_serve
 from tests.support.waiting import wait_until
-
-SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
 
 
 @pytest.mark.parametrize("kind", DAMAGE_KINDS)
@@ -24,32 +21,11 @@ def test_serve_starts_on_a_damaged_spool_and_accepts_traces(tmp_path: Path, kind
     spool, _ = spool_holding(tmp_path / "spool", 50)
     damage(spool, kind)
     out = tmp_path / "out.jsonl"
-    config = tmp_path / "bridge.yaml"
-    config.write_text(
-        f"""
-receiver:
-  http: {{endpoint: "127.0.0.1:0"}}
-  grpc: false
-spool_dir: {tmp_path / "spool"}
-sinks:
-  file: {{path: {out}, grace_period: 0}}
-""",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [*SERVE, "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    config = loopback_config(tmp_path, f"sinks:\n  file: {{path: {out}, grace_period: 0}}\n")
+    process, ports = start_serve(config, cwd=tmp_path)
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on" in first, first
-        port = int(first.rsplit(":", 1)[1].split("/", 1)[0])
         spans = make_spans()
-        sender = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
+        sender = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{ports['HTTP']}/v1/traces")
         assert sender.export(spans) is SpanExportResult.SUCCESS
         sender.shutdown()
         wait_until(lambda: out.exists() and len(read_traces(out)) == 1, what="the trace written")

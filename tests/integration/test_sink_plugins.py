@@ -9,15 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bridge.demo import sinks as demo_sinks
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.langchain_views import FinishedTrace
 from otel_bridge.plugins import SinkReport, installed_sinks
 from otel_bridge.testing import FakeChatModel
+from tests.support.recording import recording_provider
 
 OWN_SINKS = ("clearml", "labelstudio", "sagemaker", "uptrain")
 SINK_PACKAGES = tuple(f"otel_bridge_{name}" for name in OWN_SINKS)
@@ -58,9 +56,7 @@ def test_every_public_name_of_a_sink_root_resolves_on_first_use(package: str) ->
 
 
 def _traces() -> list[FinishedTrace]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording_provider()
     handler = OTelCallbackHandler(tracer_provider=provider)
     FakeChatModel().invoke("hello", config={"callbacks": [handler]})
     FakeChatModel().invoke("again", config={"callbacks": [handler]})

@@ -76,7 +76,7 @@ def wait_for(
         time.sleep(interval)
 
 
-def _accepts_connections(host: str, port: int) -> bool:
+def accepts_connections(host: str, port: int) -> bool:
     try:
         socket.create_connection((host, port), timeout=0.5).close()
         return True
@@ -115,6 +115,15 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _assert_running(process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    """Fail the test with the child's log if `what` has exited."""
+    if process.poll() is not None:
+        raise AssertionError(
+            f"{what} exited with {process.returncode}:\n"
+            + log.read_text(encoding="utf-8", errors="replace")
+        )
+
+
 # --- Collector ------------------------------------------------------------------------------
 
 
@@ -143,10 +152,7 @@ class Collector:
         return self
 
     def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"the Collector exited with {self.process.returncode}:\n{self.log_text()}"
-            )
+        _assert_running(self.process, "the Collector", self.log)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=1) as r:
                 return bool(r.status == 200)
@@ -326,12 +332,8 @@ class Bridge:
         return self
 
     def _listening(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"otel-bridge serve exited with {self.process.returncode}:\n"
-                + self.log.read_text(encoding="utf-8", errors="replace")
-            )
-        return all(_accepts_connections(self.host, p) for p in (self.http_port, self.grpc_port))
+        _assert_running(self.process, "otel-bridge serve", self.log)
+        return all(accepts_connections(self.host, p) for p in (self.http_port, self.grpc_port))
 
     def kill(self) -> None:
         self.process.kill()

@@ -22,6 +22,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.loopback_proxy import QuietHandler
+
 # Each judge prompt is recognised by a sentence only its template contains (uptrain 0.7,
 # uptrain/operators/language/prompts/classic.py). Order matters: the first match wins.
 _PROMPT_SIGNATURES: tuple[tuple[str, str], ...] = (
@@ -265,12 +267,7 @@ class FakeJudge:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         judge = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class _Handler(QuietHandler):
             def _send_json(
                 self, status: int, payload: Any, headers: Mapping[str, str] = {}
             ) -> None:

@@ -28,12 +28,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 import otel_bridge
 from otel_bridge.handler import OTelCallbackHandler
+from tests.support.recording import recording_provider
 
 __all__ = [
     "HttpChatModel",
@@ -120,14 +119,18 @@ def instrumented_clients(provider: TracerProvider) -> tuple[httpx.Client, httpx.
     return client, async_client
 
 
-class HttpChatModel(BaseChatModel):
-    """A chat model that calls the loopback API through an instrumented httpx client."""
+class _LoopbackClients(BaseModel):
+    """The fields of a model that calls the loopback API: its URL and the instrumented clients."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     url: str
     client: httpx.Client
     async_client: httpx.AsyncClient
+
+
+class HttpChatModel(_LoopbackClients, BaseChatModel):
+    """A chat model that calls the loopback API through an instrumented httpx client."""
 
     @property
     def _llm_type(self) -> str:
@@ -184,15 +187,9 @@ class HttpChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
 
 
-class HttpTextLLM(LLM):
+class HttpTextLLM(_LoopbackClients, LLM):
     """A text-completion model (LangChain's `LLM`: one `_call`/`_acall` per prompt) that calls
     the loopback API through an instrumented httpx client."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    url: str
-    client: httpx.Client
-    async_client: httpx.AsyncClient
 
     @property
     def _llm_type(self) -> str:
@@ -232,9 +229,7 @@ class Setup:
         self.api = api
         self.url = api.url
         self.mode = mode
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.provider, self.exporter = recording_provider()
         if mode == "handler":
             self.handler = OTelCallbackHandler(tracer_provider=self.provider)
         elif mode == "instrument":

@@ -1,6 +1,7 @@
 """The loopback HTTP server, in a thread of its own, that the tests' proxies in front of a real
-service (Label Studio, moto) are built on: a subclass builds its handler and calls `_serve`; the
-handler passes a request on with `forward` and its answer back with `pass_back`."""
+service (Label Studio, moto) are built on: a subclass builds its handler (on `QuietHandler`) and
+calls `_serve`; the handler passes a request on with `forward` and its answer back with
+`pass_back`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import http.client
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -72,6 +72,16 @@ def pass_back(request: BaseHTTPRequestHandler, answer: UpstreamAnswer) -> None:
         request.wfile.write(answer.payload)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """The base of a test server's request handler: HTTP/1.1, so a client keeps its connection
+    as with a real service, and no access log on stderr (the tests read counters instead)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 class LoopbackProxy:
     _server: ThreadingHTTPServer
     _thread: threading.Thread
@@ -90,12 +100,7 @@ class LoopbackProxy:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -18,7 +18,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import httpx
@@ -80,12 +79,7 @@ class UpTrainDashboard:
         self.__exit__(None, None, None)
         raise RuntimeError(f"the UpTrain dashboard did not start: {self._log.read_text()[-3000:]}")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

@@ -10,17 +10,15 @@ The only stand-in is the LLM API: `otel_bridge.testing.FakeChatModel`.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from otel_bridge_clearml.encoder import ACTION_RECORDS_TITLE, SESSION_ANALYSIS_TITLE
 
+from tests.support.processes import run_python
+
 from .conftest import closed_session_of, environment_without_clearml_state
 from .flush_child import RUNS
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("mode", ["handler_task", "app_task"])
@@ -32,21 +30,14 @@ def test_flush_tracker_never_waits_on_the_reporting_subprocess(mode: str, tmp_pa
         "CLEARML_CONFIG_FILE": str(defaults),
         "CLEARML_CACHE_DIR": str(tmp_path / "clearml-cache"),
     }
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exporters.clearml.tests.flush_child",
-            mode,
-            str(tmp_path / "spool"),
-        ],
-        cwd=REPO_ROOT,
+    child = run_python(
+        "-m",
+        "exporters.clearml.tests.flush_child",
+        mode,
+        str(tmp_path / "spool"),
         env=env,
-        capture_output=True,
-        text=True,
         timeout=240,
     )
-    assert child.returncode == 0, child.stderr[-3000:]
     (line,) = [line for line in child.stdout.splitlines() if line.startswith("{")]
     facts = json.loads(line)
     assert facts["subprocess_waits"] == 0, facts

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from otel_bridge_clearml.encoder import ACTION_RECORDS_TITLE, SESSION_ANALYSIS_T
 
 from otel_bridge.testing import FakeChatModel
 from tests.chains import QUESTION, RAG_ANSWER, rag_chain
+from tests.support.processes import run_python
 
 from .conftest import app_task, closed_session_of, session_of
 
@@ -293,15 +292,7 @@ def test_complexity_metrics_without_nltk_data_warn_and_the_app_runs(
     empty = tmp_path / "no-nltk-data"
     empty.mkdir()
     env = {**os.environ, "NLTK_DATA": str(empty), "HOME": str(tmp_path)}
-    app = subprocess.run(
-        [sys.executable, "-c", _NO_NLTK_DATA_APP, str(spool_dir)],
-        cwd=Path(__file__).resolve().parents[3],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert app.returncode == 0, app.stderr[-3000:]
+    app = run_python("-c", _NO_NLTK_DATA_APP, str(spool_dir), env=env, timeout=300)
     assert app.stdout.strip().splitlines()[-1] == "finished"
     warnings = [line for line in app.stderr.splitlines() if line.startswith("WARNING ")]
     warnings = [line for line in warnings if "cmudict" in line]

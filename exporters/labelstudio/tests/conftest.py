@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import pytest
 from label_studio_sdk import LabelStudio
 from otel_bridge_labelstudio import LabelStudioSpanExporter
+
+from tests.support.factories import shut_down_after
 
 from .server import LabelStudioServer, create_personal_access_token
 
@@ -86,24 +87,15 @@ def make_exporter(
     label_studio_url: str, legacy_token: str, project_name: str, tmp_path: Path
 ) -> Iterator[MakeLabelStudioExporter]:
     """Exporters against the test server and the test's project; shut down after the test."""
-    made: list[LabelStudioSpanExporter] = []
-
-    def make(**options: Any) -> LabelStudioSpanExporter:
-        settings: dict[str, Any] = {
-            "url": label_studio_url,
-            "api_key": legacy_token,
-            "project_name": project_name,
-            "spool_dir": tmp_path / "spool",
-            "grace_period": 0.0,
-            "shutdown_timeout": 1.0,
-        }
-        exporter = LabelStudioSpanExporter(**{**settings, **options})
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    settings: dict[str, Any] = {
+        "url": label_studio_url,
+        "api_key": legacy_token,
+        "project_name": project_name,
+        "spool_dir": tmp_path / "spool",
+        "grace_period": 0.0,
+        "shutdown_timeout": 1.0,
+    }
+    yield from shut_down_after(lambda **options: LabelStudioSpanExporter(**{**settings, **options}))
 
 
 def tasks_of(reviewer: LabelStudio, project_id: int) -> list[Any]:
@@ -113,16 +105,6 @@ def tasks_of(reviewer: LabelStudio, project_id: int) -> list[Any]:
 
 def projects_titled(reviewer: LabelStudio, title: str) -> list[Any]:
     return [p for p in reviewer.projects.list(title=title) if p.title == title]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll `condition` until it holds or `timeout` (real) seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- the restartable server: launched at collection, so its slow first start overlaps tests ---

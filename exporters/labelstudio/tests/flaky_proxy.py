@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from tests.support.loopback_proxy import (
     HOP_BY_HOP,
     LoopbackProxy,
+    QuietHandler,
     forward,
     pass_back,
     upstream_address,
@@ -74,12 +75,7 @@ class FlakyProxy(LoopbackProxy):
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 failure = proxy._failure_for(self.command, self.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from otel_bridge_labelstudio import LabelConfigError, LabelStudioMode, default_label_config
-from otel_bridge_labelstudio._label_config import bind_label_config
+from otel_bridge_labelstudio._label_config import Binding, bind_label_config
 
 QUESTION_ANSWER_CONFIG = """<View>
   <Text name="question" value="$question"/>
@@ -18,31 +18,28 @@ TRANSCRIPT_CONFIG = """<View>
 </View>"""
 
 
+def _tags(binding: Binding) -> tuple[str, str, str]:
+    """The tag the annotation is written from, the tag it labels, and the task data key."""
+    return (binding.from_name, binding.to_name, binding.data_key)
+
+
 @pytest.mark.parametrize(
     ("mode", "to_name"), [(LabelStudioMode.PROMPT, "prompt"), (LabelStudioMode.CHAT, "dialogue")]
 )
 def test_default_configs_bind_in_their_mode(mode: LabelStudioMode, to_name: str) -> None:
     binding = bind_label_config(default_label_config(mode), mode)
-    assert (binding.from_name, binding.to_name, binding.data_key) == ("response", to_name, "prompt")
+    assert _tags(binding) == ("response", to_name, "prompt")
     assert binding.mode is mode
 
 
 def test_custom_prompt_config_names_its_own_tags() -> None:
     binding = bind_label_config(QUESTION_ANSWER_CONFIG, "prompt")
-    assert (binding.from_name, binding.to_name, binding.data_key) == (
-        "answer",
-        "question",
-        "question",
-    )
+    assert _tags(binding) == ("answer", "question", "question")
 
 
 def test_custom_chat_config_reads_role_and_text_keys() -> None:
     binding = bind_label_config(TRANSCRIPT_CONFIG, "chat")
-    assert (binding.from_name, binding.to_name, binding.data_key) == (
-        "better_reply",
-        "transcript",
-        "messages",
-    )
+    assert _tags(binding) == ("better_reply", "transcript", "messages")
     assert (binding.role_key, binding.text_key) == ("speaker", "says")
 
 

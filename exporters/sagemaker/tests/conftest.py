@@ -22,6 +22,7 @@ from otel_bridge_sagemaker.settings import (
 )
 
 from otel_bridge.delivery import RetryPolicy
+from tests.support.factories import shut_down_after
 
 from .aws import REGION, Aws
 
@@ -104,16 +105,5 @@ def sagemaker_run(sagemaker_sdk: None, experiment_name: str, bucket: str) -> Ite
 def make_exporter(
     tmp_path: Path, aws_env: str, sagemaker_sdk: None
 ) -> Iterator[Callable[..., SageMakerSpanExporter]]:
-    made: list[SageMakerSpanExporter] = []
-
-    def make(**options: Any) -> SageMakerSpanExporter:
-        options.setdefault("spool_dir", tmp_path / "spool")
-        options.setdefault("grace_period", 0.0)
-        options.setdefault("retry", FAST_RETRY)
-        exporter = SageMakerSpanExporter(**options)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    defaults = {"spool_dir": tmp_path / "spool", "grace_period": 0.0, "retry": FAST_RETRY}
+    yield from shut_down_after(lambda **options: SageMakerSpanExporter(**{**defaults, **options}))

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.processes import run_python
 
 from .aws import Aws
 
@@ -52,21 +51,14 @@ def test_the_seed_example_is_in_each_run_once_before_its_with_block_ends(
         "OTEL_BRIDGE_SAGEMAKER_ARTIFACT_BUCKET": bucket,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exporters.sagemaker.tests.seed_runner",
-            str(EXAMPLE),
-            str(snapshots),
-        ],
-        cwd=REPO_ROOT,
+    run_python(
+        "-m",
+        "exporters.sagemaker.tests.seed_runner",
+        str(EXAMPLE),
+        str(snapshots),
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
     )
-    assert child.returncode == 0, child.stderr[-3000:]
 
     at_exit = [json.loads(line) for line in snapshots.read_text().splitlines()]
     assert [s["run"] for s in at_exit] == ["run-scenario-1", "run-scenario-2", "run-scenario-3"]

@@ -22,7 +22,13 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
-from tests.support.loopback_proxy import LoopbackProxy, forward, pass_back, upstream_address
+from tests.support.loopback_proxy import (
+    LoopbackProxy,
+    QuietHandler,
+    forward,
+    pass_back,
+    upstream_address,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +110,7 @@ class ThrottlingProxy(LoopbackProxy):
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Silent: the tests read the counters instead."""
-
+        class Handler(QuietHandler):
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""

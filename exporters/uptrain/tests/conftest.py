@@ -21,7 +21,9 @@ from otel_bridge_uptrain import UpTrainSpanExporter
 
 from otel_bridge import FinishedTrace, OTelCallbackHandler
 from tests import chains
+from tests.support.factories import shut_down_after
 from tests.support.fake_openai import FakeJudge
+from tests.support.recording import recording_provider
 
 MakeExporter = Callable[..., UpTrainSpanExporter]
 
@@ -63,8 +65,7 @@ def results() -> InMemorySpanExporter:
 
 @pytest.fixture
 def results_provider(results: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(results))
+    provider, _ = recording_provider(results)
     yield provider
     provider.shutdown()
 
@@ -73,25 +74,15 @@ def results_provider(results: InMemorySpanExporter) -> Iterator[TracerProvider]:
 def make_exporter(
     judge: FakeJudge, results_provider: TracerProvider, tmp_path: Path
 ) -> Iterator[MakeExporter]:
-    made: list[UpTrainSpanExporter] = []
-
-    def make(**options: Any) -> UpTrainSpanExporter:
-        settings: dict[str, Any] = {
-            "api_key": "sk-judge",
-            "api_base": judge.url,
-            "tracer_provider": results_provider,
-            "log_results": False,
-            "spool_dir": tmp_path / "spool",
-            "grace_period": 0.01,
-        }
-        settings.update(options)
-        exporter = UpTrainSpanExporter(**settings)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown()
+    settings: dict[str, Any] = {
+        "api_key": "sk-judge",
+        "api_base": judge.url,
+        "tracer_provider": results_provider,
+        "log_results": False,
+        "spool_dir": tmp_path / "spool",
+        "grace_period": 0.01,
+    }
+    yield from shut_down_after(lambda **options: UpTrainSpanExporter(**{**settings, **options}))
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> bool:
@@ -108,9 +99,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> bool:
 def run_through(exporter: UpTrainSpanExporter, runnable: Any, value: Any) -> FinishedTrace:
     """Run `runnable` under the real handler on a provider that feeds `exporter`, and return the
     finished trace the exporter receives (for the expected values)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     runnable.invoke(value, config={"callbacks": [OTelCallbackHandler(tracer_provider=provider)]})
     spans: list[ReadableSpan] = list(memory.get_finished_spans())

@@ -9,8 +9,6 @@ import dataclasses
 import io
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -49,13 +47,14 @@ from tests.chains import (
     rag_chain,
 )
 from tests.support.fake_openai import FakeJudge
+from tests.support.processes import run_python
+from tests.support.recording import metric_points, recording_provider
 
 from .conftest import MakeExporter, closed_port, hosted_judge_down, run_through, wait_for
 
 RAG_CHECKS = {"context_relevance", "factual_accuracy", "response_completeness"}
 # The grading prompts one RAG row costs: factual accuracy first splits the response into facts.
 RAG_PROMPTS = ["context_relevance", "fact_evaluate", "fact_generate", "response_completeness"]
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -306,9 +305,7 @@ def test_a_trace_filter_that_raises_skips_the_trace_and_says_so(
 def test_evaluation_spans_sent_back_into_the_same_pipeline_are_not_evaluated(
     judge: FakeJudge, tmp_path: Any
 ) -> None:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     exporter = UpTrainSpanExporter(
         api_key="sk-judge",
         api_base=judge.url,
@@ -540,19 +537,9 @@ def test_score_histograms_per_check(make_exporter: MakeExporter) -> None:
     run_through(exporter, rag_chain(), QUESTION)
     assert exporter.force_flush(60_000)
 
-    data = reader.get_metrics_data()
-    assert data is not None
-    points = [
-        point
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == SCORE_HISTOGRAM
-        for point in metric.data.data_points
-    ]
     assert {
         dict(p.attributes or {})[semconv.GEN_AI_EVALUATION_NAME]: (p.count, p.sum)
-        for p in points
+        for p in metric_points(reader, SCORE_HISTOGRAM)
         if isinstance(p, HistogramDataPoint)
     } == (dict.fromkeys(RAG_CHECKS, (1, 1.0)))
 
@@ -616,13 +603,6 @@ def _exit_child(spool_dir: Path, api_base: str, api_key: str, *mode: str) -> Any
         "OTEL_BRIDGE_UPTRAIN_API_BASE": api_base,
         "OTEL_BRIDGE_UPTRAIN_API_KEY": api_key,
     }
-    child = subprocess.run(
-        [sys.executable, "-m", "exporters.uptrain.tests.exit_child", str(spool_dir), *mode],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_python(
+        "-m", "exporters.uptrain.tests.exit_child", str(spool_dir), *mode, env=env, timeout=300
     )
-    assert child.returncode == 0, child.stderr[-3000:]
-    return child

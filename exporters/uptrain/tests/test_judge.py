@@ -33,12 +33,7 @@ def local_judge(judge: FakeJudge) -> LocalJudge:
     [
         (401, PermanentError),
         (403, PermanentError),
-        (408, RetryableError),
-        (429, RetryableError),
-        (500, RetryableError),
-        (502, RetryableError),
-        (503, RetryableError),
-        (504, RetryableError),
+        *((status, RetryableError) for status in (408, 429, 500, 502, 503, 504)),
         (400, RowsRejected),
         (404, RowsRejected),
         (422, RowsRejected),

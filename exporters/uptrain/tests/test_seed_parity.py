@@ -13,8 +13,6 @@ OpenAIEmbeddings' tokenizer at the BPE table litellm ships (tiktoken would downl
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 
 from otel_bridge.spool import Spool
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.processes import run_python
 from tests.support.uptrain_dashboard import UpTrainDashboard
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -74,16 +73,13 @@ def test_the_seed_example_lands_once_in_the_original_project_before_the_script_e
         "TIKTOKEN_CACHE_DIR": _tiktoken_tables(),
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    child = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        cwd=workdir,
+    child = run_python(
+        str(EXAMPLE),
         env=env,
-        input=KEY + "\n",  # the page's getpass()
-        capture_output=True,
-        text=True,
         timeout=600,
+        cwd=workdir,
+        input=KEY + "\n",  # the page's getpass()
     )
-    assert child.returncode == 0, child.stderr[-3000:]
     assert "cannot schedule new futures" not in child.stderr
 
     # The dashboard: the page's three evaluations in project "langchain", every row once.

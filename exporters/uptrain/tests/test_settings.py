@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otel_bridge_uptrain import CheckPlan, UpTrainCallbackHandler, UpTrainSpanExporter
 
 from otel_bridge import OTelCallbackHandler, semconv
 from tests.chains import QUESTION, chat_messages, chat_model, rag_chain
 from tests.support.collector import free_port
 from tests.support.fake_openai import FakeJudge
+from tests.support.recording import recording_provider
 
 from .conftest import run_through, wait_for
 
@@ -68,9 +67,7 @@ def test_settings_precedence(
         values = chosen["generic"]
         monkeypatch.setenv("OPENAI_API_KEY", values["key"])
         monkeypatch.setenv("OPENAI_BASE_URL", values["base"])
-    results = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(results))
+    provider, results = recording_provider()
     exporter = UpTrainSpanExporter(
         tracer_provider=provider,
         log_results=False,
@@ -152,9 +149,7 @@ def test_a_malformed_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_the_drop_in_handler_takes_the_seeds_arguments_and_evaluates_off_the_call(
     judge: FakeJudge, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory = recording_provider()
     handler = UpTrainCallbackHandler(
         project_name="drop-in",
         key_type="openai",
