@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["traces_data_json"]
 
 # json's own C string encoder (quotes and escapes; non-ASCII kept, as ensure_ascii=False).
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def traces_data_json(message: Any) -> str:
@@ -124,7 +124,7 @@ def _spans(scope_spans: Any) -> str:
     walk does not expect (events, links, a nested attribute value, a field it does not know) is
     written from the message instead."""
     data = scope_spans.SerializeToString()
-    texts = []
+    texts: list[str] = []
     append = texts.append
     index = 0
     offset, end = 0, len(data)
@@ -357,7 +357,7 @@ def _key_head(key: str) -> str:
 
 
 def _key_values(key_values: Iterable[Any]) -> str:
-    items = []
+    items: list[str] = []
     append = items.append
     heads = _key_heads
     for key_value in key_values:

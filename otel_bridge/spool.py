@@ -420,21 +420,25 @@ class Spool:
         """Move finished traces to the outbox: local root seen `grace_period` ago (any time when
         flushing), or first span seen `max_trace_age` ago (then partial)."""
         complete = partial = 0
-        with self._transaction() as db:
-            ready = self._assembly.ready(
-                db, now, grace_period=grace_period, max_trace_age=max_trace_age, flush=flush
-            )
         # In transactions of a bounded size: one transaction's pages are all in the WAL until
         # it commits, and a backlog of thousands of traces moved at once took the WAL far past
-        # its room. A trace is moved whole in one of them.
-        for start in range(0, len(ready), _ASSEMBLE_PER_TRANSACTION):
+        # its room. A trace is moved whole in one of them; the first also finds them.
+        ready: list[bytes] | None = None
+        start = 0
+        while ready is None or start < len(ready):
             with self._transaction() as db:
-                moved = self._assembly.assemble_pending(
-                    db, ready[start : start + _ASSEMBLE_PER_TRANSACTION], now
-                )
-                complete += moved[0]
-                partial += moved[1]
-                self._assembly.trim_handed_over(db)
+                if ready is None:
+                    ready = self._assembly.ready(
+                        db, now, grace_period=grace_period, max_trace_age=max_trace_age, flush=flush
+                    )
+                if ready:
+                    moved = self._assembly.assemble_pending(
+                        db, ready[start : start + _ASSEMBLE_PER_TRANSACTION], now
+                    )
+                    complete += moved[0]
+                    partial += moved[1]
+                    self._assembly.trim_handed_over(db)
+            start += _ASSEMBLE_PER_TRANSACTION
         return AssembleResult(complete, partial)
 
     def drained(self) -> bool:
