@@ -5,9 +5,11 @@ The text is what `otlp.encode_json` makes of the same message (the proto3 JSON m
 OTLP's exceptions: hex ids, integer enums, 64-bit integers as strings, default values left
 out), at a fraction of its cost; the tests compare the two field by field.
 
-Spans and attributes, nearly all of a line, have writers of their own that read each field
-once (reading a field of a upb message costs about as much as writing it); every other message
-is written from a table of its fields by one loop, `_message`.
+Spans, nearly all of a line, are read from their scope's protobuf bytes (`_spans`): every field
+read from a upb message object builds a Python object and costs about as much as writing it.
+Spans the byte walk does not take, and every other message, are read from the message: spans
+and attributes by writers of their own, the rest from a table of their fields by one loop,
+`_message`.
 """
 
 from __future__ import annotations
@@ -118,11 +120,12 @@ _FLAGS = ',"flags":'
 
 
 def _spans(scope_spans: Any) -> str:
-    """The `spans` array of a `ScopeSpans`, read from its protobuf bytes (serialized once, in C):
-    walking the bytes in Python costs about half of reading the same fields from upb's message
-    objects, whose every field read makes a Python object. A span whose bytes hold anything the
-    walk does not expect (events, links, a nested attribute value, a field it does not know) is
-    written from the message instead."""
+    """The `spans` array of a `ScopeSpans`, read from its protobuf bytes (serialized once, in C).
+    Walking the bytes in Python, with the text of small attributes kept by their bytes, costs
+    about two thirds of reading the same fields from upb's message objects (5.4 against 8.1 µs
+    a span of bench/receiver.py's requests). A span whose bytes hold anything the walk does not
+    expect (events, links, a nested attribute value, a field it does not know) is written from
+    the message instead."""
     data = scope_spans.SerializeToString()
     texts: list[str] = []
     append = texts.append
