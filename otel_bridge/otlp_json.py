@@ -153,6 +153,15 @@ def _spans(scope_spans: Any) -> str:
     return "[" + ",".join(texts) + "]"
 
 
+def _length_at(data: bytes, offset: int) -> tuple[int, int]:
+    """The varint at `offset` (a length) and the offset after it. The hot loops read their
+    lengths inline: a call costs as much as the read."""
+    size = data[offset]
+    if size & 0x80:
+        return _varint_rest(data, offset + 1, size)
+    return size, offset + 1
+
+
 def _varint_rest(data: bytes, offset: int, first: int) -> tuple[int, int]:
     """A varint whose first byte (`first`, at offset - 1) had its continuation bit set."""
     value = first & 0x7F
@@ -274,10 +283,7 @@ def _status_from_wire(data: bytes, offset: int, end: int) -> str | None:
         tag = data[offset]
         offset += 1
         if tag == 0x12:
-            size = data[offset]
-            offset += 1
-            if size & 0x80:
-                size, offset = _varint_rest(data, offset, size)
+            size, offset = _length_at(data, offset)
             message = data[offset : offset + size].decode()
             offset += size
         elif tag == 0x18:
@@ -323,10 +329,7 @@ def _any_value_from_wire(data: bytes, offset: int, end: int) -> str | None:
     tag = data[offset]
     offset += 1
     if tag == 0x0A:
-        size = data[offset]
-        offset += 1
-        if size & 0x80:
-            size, offset = _varint_rest(data, offset, size)
+        size, offset = _length_at(data, offset)
         if offset + size != end:
             return None
         return '{"stringValue":' + _quote(data[offset:end].decode()) + "}"

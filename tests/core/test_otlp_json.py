@@ -27,17 +27,12 @@ def _simple_spans_request() -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     scope_spans = request.resource_spans.add().scope_spans.add()
     scope_spans.scope.name = "s"
-    first = scope_spans.spans.add(
-        trace_id=b"\x0a" * 16,
-        span_id=b"\x0b" * 8,
-        trace_state="k=v",
-        name='naïve "quoted" \\ \x01 😀',
-        kind=Span.SPAN_KIND_SERVER,
-        start_time_unix_nano=1,
-        end_time_unix_nano=2**63 + 5,
-        dropped_attributes_count=300,
-        flags=0x300,
-    )
+    first = scope_spans.spans.add()
+    first.trace_id, first.span_id, first.trace_state = b"\x0a" * 16, b"\x0b" * 8, "k=v"
+    first.name = 'naïve "quoted" \\ \x01 😀'
+    first.kind = Span.SPAN_KIND_SERVER
+    first.start_time_unix_nano, first.end_time_unix_nano = 1, 2**63 + 5
+    first.dropped_attributes_count, first.flags = 300, 0x300
     values = [
         ("", "string_value", "empty key"),
         ("é", "string_value", ""),
