@@ -123,6 +123,11 @@ def _varint(value: int) -> bytes:
 _SMALL = [bytes((n,)) for n in range(0x80)]
 
 
+def _two_bytes(value: int) -> bytes:
+    """The varint of 0x80 <= value < 0x4000."""
+    return bytes(((value & 0x7F) | 0x80, value >> 7))
+
+
 def length_delimited(tag: bytes, payload: bytes) -> bytes:
     """`tag` followed by the length of `payload` and `payload`."""
     size = len(payload)
@@ -192,10 +197,12 @@ def _any_value(value: Any) -> bytes:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    # The SDK's BoundedAttributes iterates (and tells its length) through Python methods: its
+    # dict is quicker.
+    attributes = getattr(attributes, "_dict", attributes)
     if not attributes:
         return b""
-    # The SDK's BoundedAttributes iterates through Mapping's generic views: its dict is quicker.
-    items = getattr(attributes, "_dict", attributes).items()
+    items = attributes.items()
     parts: list[bytes] = []
     append = parts.append
     for key, value in items:
@@ -206,6 +213,17 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
             if size < 0x7E:  # the value, its AnyValue and the pair each fit a 1-byte length
                 any_value = b"\x0a" + _SMALL[size] + text
                 pair = encoded_key + b"\x12" + _SMALL[size + 2] + any_value
+            elif 0x7F < size < 0x3FFC:  # the value and its AnyValue each take a 2-byte length
+                pair = b"".join(
+                    (
+                        encoded_key,
+                        b"\x12",
+                        _two_bytes(size + 3),
+                        b"\x0a",
+                        _two_bytes(size),
+                        text,
+                    )
+                )
             else:
                 pair = encoded_key + length_delimited(
                     _KV_VALUE, length_delimited(_ANY_STRING, text)
@@ -306,6 +324,9 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
         is_root = parent.is_remote
         flags |= FLAGS_HAS_IS_REMOTE | FLAGS_IS_REMOTE if is_root else FLAGS_HAS_IS_REMOTE
     trace_state = context.trace_state
+    # TraceState and the SDK's bounded lists tell their length through Python methods: their
+    # own containers are asked instead, when they have them.
+    has_trace_state = getattr(trace_state, "_dict", trace_state)
     start = span.start_time or 0
     # ReadableSpan's properties copy: `attributes` wraps its BoundedAttributes in a mapping proxy
     # (iterated through the generic Mapping views, under the attributes' lock), `events` and
@@ -316,9 +337,11 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
     events = getattr(span, "_events", None)
     if events is None:
         events = span.events
+    has_events = getattr(events, "_dq", events)
     links = getattr(span, "_links", None)
     if links is None:
         links = span.links
+    has_links = getattr(links, "_dq", links)
     status = span.status
     description = status.description
     status_field = None if description else _STATUS_FIELDS.get(status.status_code._value_)
@@ -332,7 +355,7 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
             trace_id,
             _SPAN_SPAN_ID,
             span_id,
-            _string(_SPAN_TRACE_STATE, trace_state.to_header()) if trace_state else b"",
+            _string(_SPAN_TRACE_STATE, trace_state.to_header()) if has_trace_state else b"",
             parent_field,
             _SPAN_NAME,
             _SMALL[size] if size < 0x80 else _varint(size),
@@ -340,8 +363,8 @@ def encode_readable_with_ids(span: ReadableSpan) -> tuple[bytes, bytes, bool, by
             _KIND_FIELDS.get(span.kind._value_) or _SPAN_KIND + _SMALL[span.kind.value + 1],
             _pack_times(0x39, start, 0x41, span.end_time or start),
             _attributes(_SPAN_ATTRIBUTE, attributes),
-            _events(events) if events else b"",
-            _links(links) if links else b"",
+            _events(events) if has_events else b"",
+            _links(links) if has_links else b"",
             status_field,
             _SPAN_FLAGS,
             _pack_fixed32(flags),

@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,13 @@ from typing import Literal
 
 from otel_bridge.spool_assembly import AddResult, AssembleResult, SpanBatch, TraceAssembly, fit
 from otel_bridge.spool_files import HELD_SUFFIX, SpoolFile, open_checked, private_directory
-from otel_bridge.spool_lock import SpoolLock, SpoolLockedError, abandon_connection, spool_in_use
+from otel_bridge.spool_lock import (
+    FairLock,
+    SpoolLock,
+    SpoolLockedError,
+    abandon_connection,
+    spool_in_use,
+)
 from otel_bridge.spool_outbox import DeadLetter, Outbox, OutboxItem, Tally, scalar
 from otel_bridge.spool_upgrade import SpoolFormatError, upgrade
 
@@ -249,7 +254,7 @@ class Spool:
         # Spans carry prompts and answers: a directory we create is readable by its owner only.
         private_directory(self.path.parent)
         self._lock_file = SpoolLock(self.path)
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         # Checked, private, and moved aside if damaged (a fresh file then takes its place).
         try:
             self._file: SpoolFile = open_checked(self.path)
@@ -362,7 +367,7 @@ class Spool:
         descriptor closed without unlocking (the parent's lock stays), and the thread lock, which
         a thread of the parent that does not exist here may have held, replaced, not acquired.
         """
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         if self._db is None:
             return
         abandon_connection(self._db)
@@ -415,23 +420,25 @@ class Spool:
         """Move finished traces to the outbox: local root seen `grace_period` ago (any time when
         flushing), or first span seen `max_trace_age` ago (then partial)."""
         complete = partial = 0
-        with self._transaction() as db:
-            ready = self._assembly.ready(
-                db, now, grace_period=grace_period, max_trace_age=max_trace_age, flush=flush
-            )
         # In transactions of a bounded size: one transaction's pages are all in the WAL until
         # it commits, and a backlog of thousands of traces moved at once took the WAL far past
-        # its room. A trace is moved whole in one of them.
-        for start in range(0, len(ready), _ASSEMBLE_PER_TRANSACTION):
+        # its room. A trace is moved whole in one of them; the first also finds them.
+        ready: list[bytes] | None = None
+        start = 0
+        while ready is None or start < len(ready):
             with self._transaction() as db:
-                for trace_hex in ready[start : start + _ASSEMBLE_PER_TRANSACTION]:
-                    # Read again: a span added since may have handed the trace over early.
-                    is_partial = self._assembly.assemble_if_pending(db, trace_hex, now)
-                    if is_partial is True:
-                        partial += 1
-                    elif is_partial is False:
-                        complete += 1
-                self._assembly.trim_handed_over(db)
+                if ready is None:
+                    ready = self._assembly.ready(
+                        db, now, grace_period=grace_period, max_trace_age=max_trace_age, flush=flush
+                    )
+                if ready:
+                    moved = self._assembly.assemble_pending(
+                        db, ready[start : start + _ASSEMBLE_PER_TRANSACTION], now
+                    )
+                    complete += moved[0]
+                    partial += moved[1]
+                    self._assembly.trim_handed_over(db)
+            start += _ASSEMBLE_PER_TRANSACTION
         return AssembleResult(complete, partial)
 
     def drained(self) -> bool:
@@ -467,8 +474,7 @@ class Spool:
 
     def remove(self, ids: Sequence[int]) -> None:
         with self._transaction() as db:
-            for item_id in ids:
-                self._outbox.delete(db, item_id)
+            self._outbox.delete(db, ids)
             self._note_drained()
 
     def reschedule(self, item_id: int, next_attempt_at: float, reason: str) -> None:

@@ -320,66 +320,77 @@ class TraceAssembly:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def assemble_if_pending(
-        self, db: sqlite3.Connection, trace_id: bytes, now: float
-    ) -> bool | None:
-        """Move the trace to the outbox if it is still pending: partial (True) when its root
-        never came, complete (False); None when it is no longer pending (a span added since
-        handed it over early)."""
-        row = db.execute(
-            "SELECT root_arrival, bytes FROM pending_traces WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        is_partial = row[0] is None
-        self.assemble(db, trace_id, partial=is_partial, now=now, size=row[1])
-        return is_partial
+    def assemble_pending(
+        self, db: sqlite3.Connection, trace_ids: Sequence[bytes], now: float
+    ) -> tuple[int, int]:
+        """Move those of the traces still pending (a span added since may have handed one over
+        early) to the outbox, in the order given; returns how many went complete and how many
+        partial (their root never came)."""
+        rows = _rows_for(db, "SELECT trace_id, root_arrival, bytes FROM pending_traces", trace_ids)
+        found = {trace_id: (root_arrival is None, size) for trace_id, root_arrival, size in rows}
+        traces = {t: found[t] for t in trace_ids if t in found}
+        self._move_to_outbox(db, traces, now)
+        partial = sum(is_partial for is_partial, _ in traces.values())
+        return len(traces) - partial, partial
 
     def assemble(
-        self,
-        db: sqlite3.Connection,
-        trace_id: bytes,
-        *,
-        partial: bool,
-        now: float,
-        size: int | None = None,
+        self, db: sqlite3.Connection, trace_id: bytes, *, partial: bool, now: float
     ) -> None:
-        """Move the trace's pending spans to the outbox as one `TracesData` message, joined
-        from the stored pieces without decoding them (`size`: its bytes, if already read)."""
-        rows = db.execute(
-            "SELECT scope, span_ids, spans FROM pending_chunks WHERE trace_id = ? ORDER BY id",
-            (trace_id,),
-        ).fetchall()
-        by_scope: dict[int, list[bytes]] = {}
-        for scope, _, spans in rows:
-            by_scope.setdefault(scope, []).append(spans)
-        by_resource: dict[bytes, list[tuple[bytes, bytes]]] = {}
-        for scope, pieces in by_scope.items():
-            resource_part, scope_part = self._scope_parts(db, scope)
-            by_resource.setdefault(resource_part, []).append((scope_part, b"".join(pieces)))
-        payload = traces_data(by_resource.items())
-        span_ids = b"".join(row[1] for row in rows)
+        """Move one pending trace to the outbox (`partial`: whatever its root's state)."""
+        size = scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_id)
+        self._move_to_outbox(db, {trace_id: (partial, size)}, now)
+
+    def _move_to_outbox(
+        self, db: sqlite3.Connection, traces: dict[bytes, tuple[bool, int]], now: float
+    ) -> None:
+        """Move pending traces (trace id -> (partial, bytes)) to the outbox, each as one
+        `TracesData` message joined from its stored pieces without decoding them. A handful of
+        statements for all of them, not a handful a trace: the spool's lock, which `export()`
+        waits for, is held for less."""
+        if not traces:
+            return
+        chunks = _rows_for(
+            db, "SELECT id, trace_id, scope, span_ids, spans FROM pending_chunks", traces
+        )
+        chunks.sort()  # in the order stored
+        by_trace: dict[bytes, list[tuple[int, bytes, bytes]]] = {}
+        for _, trace_id, scope, span_ids, spans in chunks:
+            by_trace.setdefault(trace_id, []).append((scope, span_ids, spans))
         # A later piece of a trace handed over before is partial whatever its root's state.
-        partial = partial or _handed_over(db, trace_id)
-        if size is None:
-            size = scalar(db, "SELECT bytes FROM pending_traces WHERE trace_id = ?", trace_id)
-        db.execute(
-            "INSERT INTO handed_over (trace_id, span_ids, at) VALUES (?, ?, ?)",
-            (trace_id, span_ids, now),
+        handed = {
+            row[0] for row in _rows_for(db, "SELECT DISTINCT trace_id FROM handed_over", traces)
+        }
+        handed_rows = []
+        outbox_rows = []
+        for trace_id, (partial, size) in traces.items():
+            by_scope: dict[int, list[bytes]] = {}
+            span_ids = []
+            for scope, ids, spans in by_trace.get(trace_id, ()):
+                by_scope.setdefault(scope, []).append(spans)
+                span_ids.append(ids)
+            by_resource: dict[bytes, list[tuple[bytes, bytes]]] = {}
+            for scope, pieces in by_scope.items():
+                resource_part, scope_part = self._scope_parts(db, scope)
+                by_resource.setdefault(resource_part, []).append((scope_part, b"".join(pieces)))
+            ids = b"".join(span_ids)
+            handed_rows.append((trace_id, ids, now))
+            self._tally.handed += len(ids) // 8
+            outbox_rows.append(
+                (
+                    trace_id.hex(),
+                    traces_data(by_resource.items()),
+                    size,
+                    len(ids) // 8,
+                    partial or trace_id in handed,
+                )
+            )
+        db.executemany(
+            "INSERT INTO handed_over (trace_id, span_ids, at) VALUES (?, ?, ?)", handed_rows
         )
-        self._tally.handed += len(span_ids) // 8
-        db.execute("DELETE FROM pending_chunks WHERE trace_id = ?", (trace_id,))
-        db.execute("DELETE FROM pending_traces WHERE trace_id = ?", (trace_id,))
-        self._tally.pending_traces -= 1
-        self._outbox.enqueue(
-            db,
-            key=trace_id.hex(),
-            payload=payload,
-            size=size,
-            span_count=len(span_ids) // 8,
-            partial=partial,
-            now=now,
-        )
+        _rows_for(db, "DELETE FROM pending_chunks", traces)
+        _rows_for(db, "DELETE FROM pending_traces", traces)
+        self._tally.pending_traces -= len(traces)
+        self._outbox.enqueue_many(db, outbox_rows, now)
 
     def trim_handed_over(self, db: sqlite3.Connection) -> None:
         """Keep the resend window within its share of the limit, oldest traces out first."""
@@ -592,19 +603,13 @@ def _id_count(db: sqlite3.Connection, where: str, *params: object) -> int:
     return scalar(db, f"SELECT COALESCE(SUM(LENGTH(span_ids)), 0) / 8 FROM {where}", *params)
 
 
-def _handed_over(db: sqlite3.Connection, trace_id: bytes) -> bool:
-    """Whether spans of this trace were handed over within the resend window."""
-    row = db.execute("SELECT 1 FROM handed_over WHERE trace_id = ? LIMIT 1", (trace_id,))
-    return row.fetchone() is not None
-
-
 def _rows_for(
-    db: sqlite3.Connection, select: str, trace_ids: Iterable[bytes]
+    db: sqlite3.Connection, statement: str, trace_ids: Iterable[bytes]
 ) -> list[tuple[Any, ...]]:
-    """`select ... WHERE trace_id IN (trace_ids)`, in chunks."""
+    """`statement ... WHERE trace_id IN (trace_ids)` in chunks, and the rows it returned."""
     ids = list(trace_ids)
     rows: list[tuple[Any, ...]] = []
     for offset in range(0, len(ids), SQL_VARIABLES_PER_QUERY):
         chunk = ids[offset : offset + SQL_VARIABLES_PER_QUERY]
-        rows += db.execute(f"{select} WHERE trace_id IN ({','.join('?' * len(chunk))})", chunk)
+        rows += db.execute(f"{statement} WHERE trace_id IN ({','.join('?' * len(chunk))})", chunk)
     return rows

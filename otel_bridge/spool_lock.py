@@ -12,10 +12,66 @@ from __future__ import annotations
 import ctypes
 import sqlite3
 import sys
+import threading
+from collections import deque
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
-__all__ = ["SpoolLock", "SpoolLockedError", "abandon_connection", "lock_path", "spool_in_use"]
+__all__ = [
+    "FairLock",
+    "SpoolLock",
+    "SpoolLockedError",
+    "abandon_connection",
+    "lock_path",
+    "spool_in_use",
+]
+
+
+class FairLock:
+    """A thread lock taken in the order asked for: `release()` hands it straight to the
+    longest waiter. The spool's transactions take turns through it: with `threading.Lock` the
+    delivery worker, which releases it and asks again at once while holding the GIL, took it
+    back before `export()` (waiting on the processor thread) woke up, several transactions in
+    a row. Not reentrant."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        try:
+            waiter.acquire()  # released by the holder's release(): the lock is ours
+        except BaseException:  # interrupted while waiting
+            with self._mutex:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                else:  # handed over meanwhile: pass it on
+                    self._hand_on()
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with self._mutex:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().release()
+        else:
+            self._held = False
 
 
 class SpoolLockedError(RuntimeError):

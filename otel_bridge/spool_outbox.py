@@ -100,23 +100,16 @@ class Outbox:
 
     # --- in ----------------------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        db: sqlite3.Connection,
-        *,
-        key: str,
-        payload: bytes,
-        size: int,
-        span_count: int,
-        partial: bool,
-        now: float,
+    def enqueue_many(
+        self, db: sqlite3.Connection, rows: Sequence[tuple[str, bytes, int, int, bool]], now: float
     ) -> None:
-        """A finished trace, due now. Its bytes and its place in `held` move with it from
-        assembly, so the tally changes only where the caller says."""
-        db.execute(
+        """Finished traces, each (key, payload, bytes, span count, partial), due now. Their
+        bytes and places in `held` move with them from assembly, so the tally changes only
+        where the caller says."""
+        db.executemany(
             "INSERT INTO outbox (key, payload, bytes, span_count, partial, enqueued_at,"
             " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, payload, size, span_count, partial, now, now),
+            [(*row, now, now) for row in rows],
         )
 
     # --- delivery ----------------------------------------------------------------------------
@@ -156,13 +149,16 @@ class Outbox:
             (next_attempt_at, reason, item_id),
         )
 
-    def delete(self, db: sqlite3.Connection, item_id: int) -> None:
-        # fetchall: a RETURNING statement left unfinished would keep the transaction open.
-        rows = db.execute("DELETE FROM outbox WHERE id = ? RETURNING bytes", (item_id,)).fetchall()
-        if not rows:
-            return
-        self._tally.held -= 1
-        self._tally.bytes -= rows[0][0]
+    def delete(self, db: sqlite3.Connection, item_ids: Sequence[int]) -> None:
+        for offset in range(0, len(item_ids), SQL_VARIABLES_PER_QUERY):
+            chunk = item_ids[offset : offset + SQL_VARIABLES_PER_QUERY]
+            # fetchall: a RETURNING statement left unfinished would keep the transaction open.
+            rows = db.execute(
+                f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))}) RETURNING bytes",
+                chunk,
+            ).fetchall()
+            self._tally.held -= len(rows)
+            self._tally.bytes -= sum(row[0] for row in rows)
 
     def totals(self, db: sqlite3.Connection) -> tuple[int, int]:
         """Traces and spans queued for delivery."""
@@ -181,7 +177,7 @@ class Outbox:
             " FROM outbox WHERE id = ?",
             (reason, now, item_id),
         )
-        self.delete(db, item_id)
+        self.delete(db, [item_id])
         # The bytes stay in the file, now as a dead letter.
         self._tally.held += 1
         self._tally.bytes += size[0]
@@ -250,7 +246,7 @@ class Outbox:
         row = db.execute("SELECT id, span_count, bytes FROM outbox ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return None
-        self.delete(db, row[0])
+        self.delete(db, [row[0]])
         return int(row[1]), int(row[2])
 
     # --- adoption ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
@@ -160,3 +161,18 @@ def test_a_stored_trace_keeps_its_protobuf_and_decodes_its_spans_when_read() -> 
         assert "another trace id" in str(error)
     else:
         raise AssertionError("a payload of two traces decoded as one")
+
+
+@pytest.mark.parametrize("size", [0x7D, 0x7E, 0x7F, 0x80, 0x81, 0x3FFA, 0x3FFB, 0x3FFC, 0x3FFD])
+def test_string_attributes_around_a_length_boundary_are_written_as_protobuf_writes_them(
+    size: int,
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("wire").start_as_current_span("s", attributes={"k": "v" * size}):
+        pass
+    written = encode_readable(memory.get_finished_spans()[0])
+    # The shortest encoding of every length: what protobuf itself writes for the same message.
+    assert Span.FromString(written).SerializeToString() == written
+    assert Span.FromString(written).attributes[0].value.string_value == "v" * size
