@@ -55,6 +55,12 @@ DROPPED_HANDLER_CHILD = textwrap.dedent(
     from otel_bridge import DeliveryReport, SinkCallbackHandler, TraceExporter
     from otel_bridge.testing import FakeChatModel
 
+    def say(line):
+        # One write a line: print() writes its parts one by one, and the delivery thread's
+        # line could land inside the main thread's.
+        sys.stdout.write(line + "\\n")
+        sys.stdout.flush()
+
     class PoolSink(TraceExporter):
         # Delivers on a thread pool, as uptrain does, and prints what it delivered.
         sink_name = "pool"
@@ -64,7 +70,7 @@ DROPPED_HANDLER_CHILD = textwrap.dedent(
                 for t in traces:
                     for call in t.llm_calls():
                         answer = pool.submit(lambda g=call.generations: g[0]).result()
-                        print("delivered", answer, flush=True)
+                        say(f"delivered {answer}")
             return DeliveryReport.all_delivered(traces)
 
     def handler():
@@ -78,7 +84,7 @@ DROPPED_HANDLER_CHILD = textwrap.dedent(
     callback = handler()
     gc.collect()
     FakeChatModel(responses=["second"]).invoke("q", {"callbacks": [callback]})
-    print("main done", flush=True)
+    say("main done")
     """
 )
 
