@@ -75,8 +75,9 @@ class Setting(Generic[_T]):
 
     `name` gives `OTEL_BRIDGE_<SINK>_<NAME>` for a sink's setting (`sink` set), and
     `OTEL_BRIDGE_<NAME>` for a core setting or one every sink `shared`s (resolve those with
-    `for_sink`). `generic` variables come after ours. A parameter no variable sets is documented
-    all the same. A value that does not `parse` raises ValueError naming the variable, or, when
+    `for_sink`); a sink's or shared setting's `name` is its parameter's, upper-cased, unless
+    given. `generic` variables come after ours. A parameter no variable sets is documented all
+    the same. A value that does not `parse` raises ValueError naming the variable, or, when
     `lenient` (the handler: a typo must not break the app), is logged and skipped.
     """
 
@@ -94,11 +95,14 @@ class Setting(Generic[_T]):
     @property
     def variables(self) -> tuple[str, ...]:
         ours: list[str] = []
-        if self.name is not None:
+        name = self.name
+        if name is None and (self.sink is not None or self.shared):
+            name = self.parameter.upper()
+        if name is not None:
             if self.sink is not None:
-                ours.append(sink_variable(self.sink, self.name))
+                ours.append(sink_variable(self.sink, name))
             if self.sink is None or self.shared:
-                ours.append(PREFIX + self.name)
+                ours.append(PREFIX + name)
         return (*ours, *self.generic)
 
     def for_sink(self, sink: str) -> Setting[_T]:
@@ -283,7 +287,6 @@ SPOOL_DIR: Setting[str | None] = Setting(
     None,
     "where the SQLite spool lives",
     "`$XDG_CACHE_HOME/otel-bridge/spool` (`~/.cache/...`)",
-    name="SPOOL_DIR",
     shared=True,
 )
 GRACE_PERIOD: Setting[float] = Setting(
@@ -291,7 +294,6 @@ GRACE_PERIOD: Setting[float] = Setting(
     2.0,
     "wait after a trace's local root ended before delivering it",
     _seconds(2.0),
-    name="GRACE_PERIOD",
     shared=True,
     parse=float,
 )
@@ -300,7 +302,6 @@ MAX_TRACE_AGE: Setting[float] = Setting(
     300.0,
     "deliver an unfinished trace, marked partial, after this",
     _seconds(300.0),
-    name="MAX_TRACE_AGE",
     shared=True,
     parse=float,
 )
@@ -310,7 +311,6 @@ MAX_SPOOL_BYTES: Setting[int] = Setting(
     "spool bound, dead letters included (the oldest dead letters give way first, logged and "
     "counted as dropped)",
     "256 MiB",
-    name="MAX_SPOOL_BYTES",
     shared=True,
     parse=int,
 )
@@ -318,7 +318,6 @@ WHEN_FULL: Setting[str] = Setting(
     "when_full",
     "drop_newest",
     "or `drop_oldest`; either way logged and counted",
-    name="WHEN_FULL",
     shared=True,
 )
 EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
@@ -372,7 +371,6 @@ FILE_PATH: Setting[str | None] = Setting(
     None,
     "the file traces are appended to",
     "`otel-bridge-traces.jsonl` in the working directory",
-    name="PATH",
     sink="file",
 )
 FILE_FORMATS = ("json", "proto")
@@ -398,7 +396,6 @@ FILE_FORMAT: Setting[str] = Setting(
     "json",
     "`json`: OTLP JSON lines; `proto`: protobuf messages, each after its size in 4 bytes,"
     " big-endian (the Collector file exporter's `format: proto`)",
-    name="FORMAT",
     sink="file",
     parse=parse_file_format,
 )
@@ -411,7 +408,6 @@ FILE_LINES: Setting[str] = Setting(
     "what a request from `otel-bridge serve`'s receiver becomes: `request`: one line (message),"
     " written before the request is answered, as the Collector's file exporter does; `trace`:"
     " spooled, then one line per finished trace (as spans from `export()` always are)",
-    name="LINES",
     sink="file",
     parse=one_of(FILE_LINES_CHOICES, "a choice"),
 )

@@ -19,6 +19,7 @@ from otel_bridge._private import provider_span_processor
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.ids import SeedProofIdGenerator
+from otel_bridge.settings import GRACE_PERIOD
 
 __all__ = [
     "CALLBACK_COUNTERS",
@@ -43,7 +44,7 @@ def drop_in_exporter_options(sink_name: str, options: Mapping[str, Any] | None) 
     """`options` for a drop-in handler's exporter, with the drop-in's short grace period unless
     the argument or OTEL_BRIDGE_<SINK>_GRACE_PERIOD / OTEL_BRIDGE_GRACE_PERIOD says otherwise."""
     resolved = dict(options or {})
-    variables = (f"OTEL_BRIDGE_{sink_name.upper()}_GRACE_PERIOD", "OTEL_BRIDGE_GRACE_PERIOD")
+    variables = GRACE_PERIOD.for_sink(sink_name).variables
     if resolved.get("grace_period") is None and not any(os.environ.get(v) for v in variables):
         resolved["grace_period"] = DROP_IN_GRACE_PERIOD
     return resolved
