@@ -23,8 +23,10 @@ __all__ = [
     "TRACES_EXPORTER_GROUP",
     "InstalledSink",
     "SinkReport",
+    "count_traces",
     "installed_sinks",
     "lazy_exports",
+    "needs_one_of",
     "sink_entry_point",
     "sink_entry_points",
 ]
@@ -58,6 +60,21 @@ class SinkReport:
     needs: Callable[[Mapping[str, str]], str] = _runs_as_is
     destination: Callable[[Any], str] = _no_destination
     quiet_loggers: tuple[str, ...] = ()
+
+
+def count_traces(traces: Sequence[FinishedTrace]) -> str:
+    """A `SinkReport.work` for a sink that makes one record of each trace: "3 traces"."""
+    return f"{len(traces)} traces"
+
+
+def needs_one_of(variables: Sequence[str], advice: str) -> Callable[[Mapping[str, str]], str]:
+    """A `SinkReport.needs` for a sink that runs once one of `variables` is set: "" then, else
+    `advice` (what to set)."""
+
+    def needs(environ: Mapping[str, str]) -> str:
+        return "" if any(environ.get(variable) for variable in variables) else advice
+
+    return needs
 
 
 @dataclass(frozen=True, slots=True)
