@@ -10,13 +10,13 @@ root the rest of its public names on first use.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import Any
 
+from otel_bridge._lazy import lazy_exports
 from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = [
@@ -140,18 +140,3 @@ def _report(entry_point: EntryPoint) -> SinkReport | None:
         # A broken plug-in is reported when something builds its exporter, not while listing.
         return None
     return found if isinstance(found, SinkReport) else None
-
-
-def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` for the root of `package`: each name in `exports` (name -> the
-    relative module defining it) is imported on first use, then kept on the root."""
-
-    def __getattr__(name: str) -> Any:
-        module = exports.get(name)
-        if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(import_module(module, package), name)
-        setattr(sys.modules[package], name, value)
-        return value
-
-    return __getattr__
