@@ -31,6 +31,7 @@ __all__ = [
     "parse_file_format",
     "parse_list",
     "parse_vocabularies",
+    "seconds_setting",
     "sink_variable",
 ]
 
@@ -177,8 +178,10 @@ def parse_content_capture(raw: str) -> bool:
     return False
 
 
-def _seconds(value: float) -> str:
-    return f"{value:g} s"
+def seconds_setting(parameter: str, default: float, meaning: str, **options: Any) -> Setting[float]:
+    """A setting in seconds: the README shows its default as "2 s", a variable's value is parsed
+    as a number. `options` as `Setting`'s."""
+    return Setting(parameter, default, meaning, f"{default:g} s", parse=float, **options)
 
 
 # --- OTelCallbackHandler and instrument() ---------------------------------------------------------
@@ -256,11 +259,8 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         DEFAULT_MAX_OPEN_RUNS,
         "runs tracked at once; beyond it the oldest is ended with an explicit status",
     ),
-    Setting(
-        "max_run_age_s",
-        DEFAULT_MAX_RUN_AGE_S,
-        "a run open longer is ended with an explicit status",
-        _seconds(DEFAULT_MAX_RUN_AGE_S),
+    seconds_setting(
+        "max_run_age_s", DEFAULT_MAX_RUN_AGE_S, "a run open longer is ended with an explicit status"
     ),
     Setting(
         "raise_error",
@@ -289,21 +289,11 @@ SPOOL_DIR: Setting[str | None] = Setting(
     "`$XDG_CACHE_HOME/otel-bridge/spool` (`~/.cache/...`)",
     shared=True,
 )
-GRACE_PERIOD: Setting[float] = Setting(
-    "grace_period",
-    2.0,
-    "wait after a trace's local root ended before delivering it",
-    _seconds(2.0),
-    shared=True,
-    parse=float,
+GRACE_PERIOD = seconds_setting(
+    "grace_period", 2.0, "wait after a trace's local root ended before delivering it", shared=True
 )
-MAX_TRACE_AGE: Setting[float] = Setting(
-    "max_trace_age",
-    300.0,
-    "deliver an unfinished trace, marked partial, after this",
-    _seconds(300.0),
-    shared=True,
-    parse=float,
+MAX_TRACE_AGE = seconds_setting(
+    "max_trace_age", 300.0, "deliver an unfinished trace, marked partial, after this", shared=True
 )
 MAX_SPOOL_BYTES: Setting[int] = Setting(
     "max_spool_bytes",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_bridge.settings import Setting, parse_bool
+from otel_bridge.settings import Setting, parse_bool, seconds_setting
 
 SINK = "uptrain"
 KEY_TYPES = ("openai", "uptrain")
@@ -98,5 +98,5 @@ SETTINGS: tuple[Setting[Any], ...] = (
     Setting("meter_provider", None, "where score histograms go", "the global one"),
     SCORE_HISTOGRAMS,
     Setting("log_stream", None, "where `log_results` prints", "stdout"),
-    Setting("judge_timeout", 60.0, "seconds per judge call", "60 s"),
+    seconds_setting("judge_timeout", 60.0, "seconds per judge call"),
 )
