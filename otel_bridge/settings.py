@@ -263,9 +263,7 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         "max_run_age_s", DEFAULT_MAX_RUN_AGE_S, "a run open longer is ended with an explicit status"
     ),
     Setting(
-        "raise_error",
-        False,
-        "let the handler's own errors reach your call (never by default)",
+        "raise_error", False, "let the handler's own errors reach your call (never by default)"
     ),
     PRICES,
     SEMCONV,
@@ -305,10 +303,7 @@ MAX_SPOOL_BYTES: Setting[int] = Setting(
     parse=int,
 )
 WHEN_FULL: Setting[str] = Setting(
-    "when_full",
-    "drop_newest",
-    "or `drop_oldest`; either way logged and counted",
-    shared=True,
+    "when_full", "drop_newest", "or `drop_oldest`; either way logged and counted", shared=True
 )
 EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
     SPOOL_DIR,
@@ -340,10 +335,7 @@ EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
     ),
     WHEN_FULL,
     Setting(
-        "meter_provider",
-        None,
-        "where `otel_bridge.delivery.*` health metrics go",
-        "the global one",
+        "meter_provider", None, "where `otel_bridge.delivery.*` health metrics go", "the global one"
     ),
     Setting("clock", None, "for tests", "the system clock"),
     Setting(

@@ -65,18 +65,10 @@ TASK_NAME: Setting[str | None] = Setting(
     "task_name", None, "the task's name", "ClearML's default", sink=SINK
 )
 VISUALIZE: Setting[bool] = Setting(
-    "visualize",
-    False,
-    "spaCy renderings as media",
-    sink=SINK,
-    parse=parse_bool,
+    "visualize", False, "spaCy renderings as media", sink=SINK, parse=parse_bool
 )
 COMPLEXITY_METRICS: Setting[bool] = Setting(
-    "complexity_metrics",
-    False,
-    "textstat metrics",
-    sink=SINK,
-    parse=parse_bool,
+    "complexity_metrics", False, "textstat metrics", sink=SINK, parse=parse_bool
 )
 STREAM_LOGS: Setting[bool] = Setting(
     "stream_logs",
@@ -86,10 +78,7 @@ STREAM_LOGS: Setting[bool] = Setting(
     parse=parse_bool,
 )
 SPACY_MODEL: Setting[str] = Setting(
-    "spacy_model",
-    DEFAULT_SPACY_MODEL,
-    "the spaCy pipeline for `visualize`",
-    sink=SINK,
+    "spacy_model", DEFAULT_SPACY_MODEL, "the spaCy pipeline for `visualize`", sink=SINK
 )
 SETTINGS: tuple[Setting[Any], ...] = (
     TASK_TYPE,

@@ -37,11 +37,7 @@ API_KEY: Setting[str | None] = Setting(
     generic=("LABEL_STUDIO_API_KEY",),
 )
 URL: Setting[str] = Setting(
-    "url",
-    DEFAULT_URL,
-    "the Label Studio server",
-    sink=SINK,
-    generic=("LABEL_STUDIO_URL",),
+    "url", DEFAULT_URL, "the Label Studio server", sink=SINK, generic=("LABEL_STUDIO_URL",)
 )
 PROJECT_ID: Setting[int | str | None] = Setting(
     "project_id",

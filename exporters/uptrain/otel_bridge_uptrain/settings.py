@@ -69,11 +69,7 @@ DASHBOARD_URL: Setting[str] = Setting(
     generic=("UPTRAIN_LOCAL_URL",),
 )
 SAMPLE_RATE: Setting[float] = Setting(
-    "sample_rate",
-    1.0,
-    "fraction of traces evaluated (by trace id)",
-    sink=SINK,
-    parse=_fraction,
+    "sample_rate", 1.0, "fraction of traces evaluated (by trace id)", sink=SINK, parse=_fraction
 )
 SCORE_HISTOGRAMS: Setting[bool] = Setting(
     "score_histograms",
