@@ -78,6 +78,9 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
     ) -> None:
+        options = drop_in_exporter_options(
+            UpTrainSpanExporter.sink_name, exporter_options, checks=SEED_CHECKS
+        )
         exporter = UpTrainSpanExporter(
             project_name=project_name,
             key_type=key_type,
@@ -85,9 +88,7 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
             model=model,
             log_results=log_results,
             tracer_provider=tracer_provider,
-            **drop_in_exporter_options(
-                UpTrainSpanExporter.sink_name, exporter_options, checks=SEED_CHECKS
-            ),
+            **options,
         )
         judge = exporter.judge
         if check_connection and isinstance(judge, LocalJudge):
