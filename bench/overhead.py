@@ -25,7 +25,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import import_module, metadata
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, CallbackManager
@@ -347,26 +347,21 @@ def _restore_callback_manager_init() -> None:
         raise RuntimeError("a peer instrumentor's handler is still installed")
 
 
-def _openinference() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
+# The peers measured beside ours: each one's instrumentor class, as (module, class name).
+_PEERS = {
+    "OpenInference": ("openinference.instrumentation.langchain", "LangChainInstrumentor"),
+    "OpenLLMetry": ("opentelemetry.instrumentation.langchain", "LangchainInstrumentor"),
+}
+
+
+def _peer(name: str) -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
+    """The peer `name`'s instrument(provider) and uninstrument(); None when it is not installed."""
+    module, class_name = _PEERS[name]
     try:
-        from openinference.instrumentation.langchain import LangChainInstrumentor
+        instrumentor_class = getattr(import_module(module), class_name)
     except ImportError:
         return None
-    instrumentor = LangChainInstrumentor()
-
-    def uninstrument() -> None:
-        instrumentor.uninstrument()
-        _restore_callback_manager_init()
-
-    return (lambda provider: instrumentor.instrument(tracer_provider=provider), uninstrument)
-
-
-def _openllmetry() -> tuple[Callable[[TracerProvider], None], Callable[[], None]] | None:
-    try:
-        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-    except ImportError:
-        return None
-    instrumentor = LangchainInstrumentor()
+    instrumentor = instrumentor_class()
 
     def uninstrument() -> None:
         instrumentor.uninstrument()
@@ -407,7 +402,7 @@ def _memory_handler(name: str, runs: int) -> tuple[BaseCallbackHandler, Callable
                 f"open runs kept: {ours.open_runs:,}, ended by the bound: {ours.evicted_runs:,}"
             ),
         )
-    peer = {"OpenInference": _openinference, "OpenLLMetry": _openllmetry}[name]()
+    peer = _peer(name)
     if peer is None:
         raise LookupError(name)
     instrument, _ = peer
@@ -601,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     missing: list[str] = []
-    peers = {"OpenInference": _openinference(), "OpenLLMetry": _openllmetry()}
+    peers = {name: _peer(name) for name in _PEERS}
     for name, peer in peers.items():
         if peer is None:
             missing.append(name)

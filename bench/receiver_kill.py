@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,27 +27,11 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from receiver import _free_port, _wait_for_port
 
 SERVE = [str(Path(sys.executable).parent / "otel-bridge"), "serve"]
 SPANS_PER_TRACE = 4
 TRACES_PER_REQUEST = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"the bridge did not listen on port {port} again")
 
 
 def _request(rng: random.Random) -> tuple[bytes, list[str]]:
@@ -175,11 +158,11 @@ def main() -> int:
             client.start()
         for _ in range(args.kills):
             # Each kill lands at a random moment after the bridge serves again, under load.
-            _wait_for_port(port)
+            _wait_for_port(port, timeout_s=120)
             time.sleep(rng.uniform(args.min_interval, args.max_interval))
             bridge.kill()
             bridge.start()
-        _wait_for_port(port)
+        _wait_for_port(port, timeout_s=120)
         time.sleep(args.max_interval)  # load on the last instance too
         stop.set()
         for client in clients:

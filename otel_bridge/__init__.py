@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from otel_bridge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from otel_bridge._provider import configure_tracer_provider
@@ -53,9 +54,4 @@ _LAZY = {
     "RunEvent": "otel_bridge.langchain_views",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'otel_bridge' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

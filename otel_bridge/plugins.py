@@ -10,21 +10,23 @@ root the rest of its public names on first use.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import Distribution, EntryPoint, entry_points
 from typing import Any
 
+from otel_bridge._lazy import lazy_exports
 from otel_bridge.langchain_views import FinishedTrace
 
 __all__ = [
     "TRACES_EXPORTER_GROUP",
     "InstalledSink",
     "SinkReport",
+    "count_traces",
     "installed_sinks",
     "lazy_exports",
+    "needs_one_of",
     "sink_entry_point",
     "sink_entry_points",
 ]
@@ -58,6 +60,21 @@ class SinkReport:
     needs: Callable[[Mapping[str, str]], str] = _runs_as_is
     destination: Callable[[Any], str] = _no_destination
     quiet_loggers: tuple[str, ...] = ()
+
+
+def count_traces(traces: Sequence[FinishedTrace]) -> str:
+    """A `SinkReport.work` for a sink that makes one record of each trace: "3 traces"."""
+    return f"{len(traces)} traces"
+
+
+def needs_one_of(variables: Sequence[str], advice: str) -> Callable[[Mapping[str, str]], str]:
+    """A `SinkReport.needs` for a sink that runs once one of `variables` is set: "" then, else
+    `advice` (what to set)."""
+
+    def needs(environ: Mapping[str, str]) -> str:
+        return "" if any(environ.get(variable) for variable in variables) else advice
+
+    return needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +140,3 @@ def _report(entry_point: EntryPoint) -> SinkReport | None:
         # A broken plug-in is reported when something builds its exporter, not while listing.
         return None
     return found if isinstance(found, SinkReport) else None
-
-
-def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` for the root of `package`: each name in `exports` (name -> the
-    relative module defining it) is imported on first use, then kept on the root."""
-
-    def __getattr__(name: str) -> Any:
-        module = exports.get(name)
-        if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(import_module(module, package), name)
-        setattr(sys.modules[package], name, value)
-        return value
-
-    return __getattr__

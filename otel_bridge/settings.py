@@ -31,6 +31,7 @@ __all__ = [
     "parse_file_format",
     "parse_list",
     "parse_vocabularies",
+    "seconds_setting",
     "sink_variable",
 ]
 
@@ -75,8 +76,9 @@ class Setting(Generic[_T]):
 
     `name` gives `OTEL_BRIDGE_<SINK>_<NAME>` for a sink's setting (`sink` set), and
     `OTEL_BRIDGE_<NAME>` for a core setting or one every sink `shared`s (resolve those with
-    `for_sink`). `generic` variables come after ours. A parameter no variable sets is documented
-    all the same. A value that does not `parse` raises ValueError naming the variable, or, when
+    `for_sink`); a sink's or shared setting's `name` is its parameter's, upper-cased, unless
+    given. `generic` variables come after ours. A parameter no variable sets is documented all
+    the same. A value that does not `parse` raises ValueError naming the variable, or, when
     `lenient` (the handler: a typo must not break the app), is logged and skipped.
     """
 
@@ -94,11 +96,14 @@ class Setting(Generic[_T]):
     @property
     def variables(self) -> tuple[str, ...]:
         ours: list[str] = []
-        if self.name is not None:
+        name = self.name
+        if name is None and (self.sink is not None or self.shared):
+            name = self.parameter.upper()
+        if name is not None:
             if self.sink is not None:
-                ours.append(sink_variable(self.sink, self.name))
+                ours.append(sink_variable(self.sink, name))
             if self.sink is None or self.shared:
-                ours.append(PREFIX + self.name)
+                ours.append(PREFIX + name)
         return (*ours, *self.generic)
 
     def for_sink(self, sink: str) -> Setting[_T]:
@@ -173,8 +178,10 @@ def parse_content_capture(raw: str) -> bool:
     return False
 
 
-def _seconds(value: float) -> str:
-    return f"{value:g} s"
+def seconds_setting(parameter: str, default: float, meaning: str, **options: Any) -> Setting[float]:
+    """A setting in seconds: the README shows its default as "2 s", a variable's value is parsed
+    as a number. `options` as `Setting`'s."""
+    return Setting(parameter, default, meaning, f"{default:g} s", parse=float, **options)
 
 
 # --- OTelCallbackHandler and instrument() ---------------------------------------------------------
@@ -252,16 +259,11 @@ HANDLER_SETTINGS: tuple[Setting[Any], ...] = (
         DEFAULT_MAX_OPEN_RUNS,
         "runs tracked at once; beyond it the oldest is ended with an explicit status",
     ),
-    Setting(
-        "max_run_age_s",
-        DEFAULT_MAX_RUN_AGE_S,
-        "a run open longer is ended with an explicit status",
-        _seconds(DEFAULT_MAX_RUN_AGE_S),
+    seconds_setting(
+        "max_run_age_s", DEFAULT_MAX_RUN_AGE_S, "a run open longer is ended with an explicit status"
     ),
     Setting(
-        "raise_error",
-        False,
-        "let the handler's own errors reach your call (never by default)",
+        "raise_error", False, "let the handler's own errors reach your call (never by default)"
     ),
     PRICES,
     SEMCONV,
@@ -283,26 +285,13 @@ SPOOL_DIR: Setting[str | None] = Setting(
     None,
     "where the SQLite spool lives",
     "`$XDG_CACHE_HOME/otel-bridge/spool` (`~/.cache/...`)",
-    name="SPOOL_DIR",
     shared=True,
 )
-GRACE_PERIOD: Setting[float] = Setting(
-    "grace_period",
-    2.0,
-    "wait after a trace's local root ended before delivering it",
-    _seconds(2.0),
-    name="GRACE_PERIOD",
-    shared=True,
-    parse=float,
+GRACE_PERIOD = seconds_setting(
+    "grace_period", 2.0, "wait after a trace's local root ended before delivering it", shared=True
 )
-MAX_TRACE_AGE: Setting[float] = Setting(
-    "max_trace_age",
-    300.0,
-    "deliver an unfinished trace, marked partial, after this",
-    _seconds(300.0),
-    name="MAX_TRACE_AGE",
-    shared=True,
-    parse=float,
+MAX_TRACE_AGE = seconds_setting(
+    "max_trace_age", 300.0, "deliver an unfinished trace, marked partial, after this", shared=True
 )
 MAX_SPOOL_BYTES: Setting[int] = Setting(
     "max_spool_bytes",
@@ -310,16 +299,11 @@ MAX_SPOOL_BYTES: Setting[int] = Setting(
     "spool bound, dead letters included (the oldest dead letters give way first, logged and "
     "counted as dropped)",
     "256 MiB",
-    name="MAX_SPOOL_BYTES",
     shared=True,
     parse=int,
 )
 WHEN_FULL: Setting[str] = Setting(
-    "when_full",
-    "drop_newest",
-    "or `drop_oldest`; either way logged and counted",
-    name="WHEN_FULL",
-    shared=True,
+    "when_full", "drop_newest", "or `drop_oldest`; either way logged and counted", shared=True
 )
 EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
     SPOOL_DIR,
@@ -351,10 +335,7 @@ EXPORTER_SETTINGS: tuple[Setting[Any], ...] = (
     ),
     WHEN_FULL,
     Setting(
-        "meter_provider",
-        None,
-        "where `otel_bridge.delivery.*` health metrics go",
-        "the global one",
+        "meter_provider", None, "where `otel_bridge.delivery.*` health metrics go", "the global one"
     ),
     Setting("clock", None, "for tests", "the system clock"),
     Setting(
@@ -372,7 +353,6 @@ FILE_PATH: Setting[str | None] = Setting(
     None,
     "the file traces are appended to",
     "`otel-bridge-traces.jsonl` in the working directory",
-    name="PATH",
     sink="file",
 )
 FILE_FORMATS = ("json", "proto")
@@ -398,7 +378,6 @@ FILE_FORMAT: Setting[str] = Setting(
     "json",
     "`json`: OTLP JSON lines; `proto`: protobuf messages, each after its size in 4 bytes,"
     " big-endian (the Collector file exporter's `format: proto`)",
-    name="FORMAT",
     sink="file",
     parse=parse_file_format,
 )
@@ -411,7 +390,6 @@ FILE_LINES: Setting[str] = Setting(
     "what a request from `otel-bridge serve`'s receiver becomes: `request`: one line (message),"
     " written before the request is answered, as the Collector's file exporter does; `trace`:"
     " spooled, then one line per finished trace (as spans from `export()` always are)",
-    name="LINES",
     sink="file",
     parse=one_of(FILE_LINES_CHOICES, "a choice"),
 )

@@ -19,6 +19,7 @@ from otel_bridge._private import provider_span_processor
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.handler import OTelCallbackHandler
 from otel_bridge.ids import SeedProofIdGenerator
+from otel_bridge.settings import GRACE_PERIOD
 
 __all__ = [
     "CALLBACK_COUNTERS",
@@ -39,11 +40,14 @@ DROP_IN_SCHEDULE_DELAY_MILLIS = 200
 DROP_IN_GRACE_PERIOD = 0.25
 
 
-def drop_in_exporter_options(sink_name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`options` for a drop-in handler's exporter, with the drop-in's short grace period unless
+def drop_in_exporter_options(
+    sink_name: str, options: Mapping[str, Any] | None, **drop_in_defaults: Any
+) -> dict[str, Any]:
+    """The user's `options` for a drop-in handler's exporter, over the drop-in's own defaults
+    (what the original did, e.g. ClearML's tables per flush) and its short grace period, unless
     the argument or OTEL_BRIDGE_<SINK>_GRACE_PERIOD / OTEL_BRIDGE_GRACE_PERIOD says otherwise."""
-    resolved = dict(options or {})
-    variables = (f"OTEL_BRIDGE_{sink_name.upper()}_GRACE_PERIOD", "OTEL_BRIDGE_GRACE_PERIOD")
+    resolved = {**drop_in_defaults, **(options or {})}
+    variables = GRACE_PERIOD.for_sink(sink_name).variables
     if resolved.get("grace_period") is None and not any(os.environ.get(v) for v in variables):
         resolved["grace_period"] = DROP_IN_GRACE_PERIOD
     return resolved

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -39,7 +39,7 @@ from langchain_core.outputs import (
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from opentelemetry import trace
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = ["FakeChatModel", "FakeLLM", "count_tokens"]
 
@@ -62,12 +62,40 @@ def _message_text(message: BaseMessage) -> str:
     )
 
 
-class _ClientSpanMixin:
-    """Opens a CLIENT span around the fake network call, as an instrumented HTTP client does."""
+class _FakeModel(BaseModel):
+    """What both fakes share: the settings LangSmith's params report, the call counter that
+    picks scripted replies and numbers responses, and the optional CLIENT span around the fake
+    network call (to `endpoint`), opened as an instrumented HTTP client does.
 
-    client_span: bool
-    client_tracer_provider: Any
+    A fake lists it after its LangChain base class, so it only adds names: LangChain's own
+    (`model_post_init`, which records the package versions in the model's metadata, and
+    `_identifying_params`) come first.
+    """
+
+    model_name: str
+    provider: str = "fake"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    client_span: bool = False
+    client_tracer_provider: Any = None
     endpoint: str
+
+    _cursor: Iterator[int] = PrivateAttr(default_factory=itertools.count)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _next_call(self) -> int:
+        with self._lock:
+            return next(self._cursor)
+
+    def _provider_ls_params(self, model_type: Literal["chat", "llm"]) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider=self.provider, ls_model_name=self.model_name, ls_model_type=model_type
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        return params
 
     @contextmanager
     def _network_call(self) -> Iterator[None]:
@@ -91,7 +119,7 @@ class _ClientSpanMixin:
             yield
 
 
-class FakeChatModel(_ClientSpanMixin, BaseChatModel):
+class FakeChatModel(BaseChatModel, _FakeModel):
     """A chat model whose replies are scripted (a list, cycled) or computed by a function.
 
     A reply may be an `AIMessage` carrying `tool_calls`; `bind_tools` works like a provider's.
@@ -108,18 +136,10 @@ class FakeChatModel(_ClientSpanMixin, BaseChatModel):
     )
     respond: ReplyFunction | None = None
     model_name: str = "fake-chat-model"
-    provider: str = "fake"
-    temperature: float | None = None
-    max_tokens: int | None = None
     streaming: bool = False
     error: BaseException | None = None
     error_after_chunks: int = 0
-    client_span: bool = False
-    client_tracer_provider: Any = None
     endpoint: str = "/v1/chat/completions"
-
-    _cursor: Iterator[int] = PrivateAttr(default_factory=itertools.count)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
@@ -130,13 +150,7 @@ class FakeChatModel(_ClientSpanMixin, BaseChatModel):
         return {"model_name": self.model_name}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider=self.provider, ls_model_name=self.model_name, ls_model_type="chat"
-        )
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
+        params = self._provider_ls_params("chat")
         if stop:
             params["ls_stop"] = stop
         return params
@@ -150,8 +164,7 @@ class FakeChatModel(_ClientSpanMixin, BaseChatModel):
         return self.bind(tools=formatted, **kwargs)
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
-        with self._lock:
-            call_number = next(self._cursor)
+        call_number = self._next_call()
         if self.respond is not None:
             reply = self.respond(messages)
         else:
@@ -264,7 +277,7 @@ def _as_chunk(call: ToolCall, index: int) -> ToolCallChunk:
     )
 
 
-class FakeLLM(_ClientSpanMixin, BaseLLM):
+class FakeLLM(BaseLLM, _FakeModel):
     """A text-completion model: scripted completions (cycled) or a function of the prompt.
 
     `llm_output` carries OpenAI-style `token_usage` (one token per word) and `model_name`;
@@ -276,16 +289,8 @@ class FakeLLM(_ClientSpanMixin, BaseLLM):
     responses: list[str] = Field(default_factory=lambda: ["A completion from the fake LLM."])
     respond: CompletionFunction | None = None
     model_name: str = "fake-completion-model"
-    provider: str = "fake"
-    temperature: float | None = None
-    max_tokens: int | None = None
     error: BaseException | None = None
-    client_span: bool = False
-    client_tracer_provider: Any = None
     endpoint: str = "/v1/completions"
-
-    _cursor: Iterator[int] = PrivateAttr(default_factory=itertools.count)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def _llm_type(self) -> str:
@@ -296,18 +301,10 @@ class FakeLLM(_ClientSpanMixin, BaseLLM):
         return {"model_name": self.model_name}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider=self.provider, ls_model_name=self.model_name, ls_model_type="llm"
-        )
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
-        return params
+        return self._provider_ls_params("llm")
 
     def _complete(self, prompt: str) -> str:
-        with self._lock:
-            call_number = next(self._cursor)
+        call_number = self._next_call()
         if self.respond is not None:
             return self.respond(prompt)
         return self.responses[call_number % len(self.responses)]

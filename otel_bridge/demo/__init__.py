@@ -3,8 +3,9 @@ views of traces live in `otel_bridge.rendering`, shared with `otel-bridge tree`.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from otel_bridge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from otel_bridge.demo.runner import DemoOptions, run_demo
@@ -17,9 +18,4 @@ _LAZY = {
     "run_demo": "otel_bridge.demo.runner",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'otel_bridge.demo' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -13,7 +13,7 @@ from typing import Any
 from otel_bridge.demo.metrics import DeliveryCounts
 from otel_bridge.exporter import TraceExporter
 from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.plugins import InstalledSink, SinkReport, installed_sinks
+from otel_bridge.plugins import InstalledSink, SinkReport, count_traces, installed_sinks
 
 __all__ = ["SinkPlan", "plan_sinks", "sink_report"]
 
@@ -28,13 +28,9 @@ def _evaluations(traces: Sequence[FinishedTrace]) -> str:
     try:
         uptrain = import_module("otel_bridge_uptrain")
     except ImportError:
-        return _trace_count(traces)
+        return count_traces(traces)
     turns = sum(len(uptrain.rag_turns(trace)) for trace in traces)
     return f"{len(traces)} traces ({turns} RAG turns)"
-
-
-def _trace_count(traces: Sequence[FinishedTrace]) -> str:
-    return f"{len(traces)} traces"
 
 
 # The project's own sinks, in the order the demo reports them, and what to say about each one
@@ -50,8 +46,8 @@ _OWN_SINKS: tuple[tuple[str, str, SinkReport], ...] = (
         "otel-bridge-uptrain",
         SinkReport("UpTrain", "evaluate", "evaluated", _evaluations),
     ),
-    ("clearml", "otel-bridge-clearml", SinkReport("ClearML", "log", "logged", _trace_count)),
-    ("sagemaker", "otel-bridge-sagemaker", SinkReport("SageMaker", "log", "logged", _trace_count)),
+    ("clearml", "otel-bridge-clearml", SinkReport("ClearML", "log", "logged", count_traces)),
+    ("sagemaker", "otel-bridge-sagemaker", SinkReport("SageMaker", "log", "logged", count_traces)),
 )
 
 

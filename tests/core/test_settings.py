@@ -26,6 +26,19 @@ def test_variables_in_order() -> None:
     assert Setting("clock", None, "").variables == ()
 
 
+def test_a_sink_or_shared_setting_is_named_after_its_parameter() -> None:
+    assert Setting("project_url", None, "", sink="demo").variables == (
+        "OTEL_BRIDGE_DEMO_PROJECT_URL",
+    )
+    assert Setting("max_age", 1.0, "", shared=True).for_sink("demo").variables == (
+        "OTEL_BRIDGE_DEMO_MAX_AGE",
+        "OTEL_BRIDGE_MAX_AGE",
+    )
+    assert Setting("url", None, "", name="SERVER", sink="demo").variables == (
+        "OTEL_BRIDGE_DEMO_SERVER",
+    )
+
+
 @pytest.mark.parametrize(
     ("argument", "environ", "expected", "source"),
     [

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 
 from otel_bridge import DeliveryReport, FinishedTrace, SinkCallbackHandler, TraceExporter
+from otel_bridge.sink_handler import DROP_IN_GRACE_PERIOD, drop_in_exporter_options
 from otel_bridge.testing import FakeChatModel
 from tests.core.test_provider import fresh_global_provider  # noqa: F401  (autouse fixture)
 from tests.support.recording import recording_provider
@@ -119,3 +121,19 @@ def test_a_handler_per_request_gives_back_its_threads_and_files_and_delivers(
     wait_until(lambda: not (ours() - before), what="the dropped handlers' threads to end")
     answers = [g for t in delivered for call in t.llm_calls() for g in call.generations]
     assert sorted(answers) == sorted(f"answer {i}" for i in range(20))
+
+
+def test_drop_in_exporter_options_put_the_users_over_the_drop_ins_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in ("OTEL_BRIDGE_DEMO_GRACE_PERIOD", "OTEL_BRIDGE_GRACE_PERIOD"):
+        monkeypatch.delenv(variable, raising=False)
+    assert drop_in_exporter_options("demo", None, tables_per="flush") == {
+        "tables_per": "flush",
+        "grace_period": DROP_IN_GRACE_PERIOD,
+    }
+    assert drop_in_exporter_options(
+        "demo", {"tables_per": "trace", "grace_period": 3.0}, tables_per="flush"
+    ) == {"tables_per": "trace", "grace_period": 3.0}
+    monkeypatch.setenv("OTEL_BRIDGE_DEMO_GRACE_PERIOD", "4")
+    assert drop_in_exporter_options("demo", {"spool_dir": "x"}) == {"spool_dir": "x"}

@@ -86,3 +86,27 @@ def test_the_demo_describes_a_missing_sink_as_the_sink_describes_itself() -> Non
             assert stand_in.work(some) == own.work(some), name
     assert installed["labelstudio"] is not None
     assert installed["labelstudio"].work(traces) == "2 review tasks"
+
+
+@pytest.mark.parametrize(
+    ("name", "environ", "needs"),
+    [
+        ("clearml", {}, ""),
+        ("labelstudio", {}, "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"),
+        ("labelstudio", {"LABEL_STUDIO_API_KEY": "key"}, ""),
+        ("labelstudio", {"OTEL_BRIDGE_LABELSTUDIO_API_KEY": "key"}, ""),
+        ("uptrain", {}, "set OPENAI_API_KEY (or OTEL_BRIDGE_UPTRAIN_API_KEY and "),
+        ("uptrain", {"OPENAI_API_KEY": "key"}, ""),
+        ("sagemaker", {}, "set OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME (AWS credentials "),
+        ("sagemaker", {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, ""),
+        ("sagemaker", {"OTEL_BRIDGE_SAGEMAKER_EXPERIMENT_NAME": "demo"}, ""),
+    ],
+)
+def test_a_sink_says_what_to_set_until_it_is_set(
+    name: str, environ: dict[str, str], needs: str
+) -> None:
+    report = {sink.name: sink.report for sink in installed_sinks()}[name]
+    assert report is not None
+    said = report.needs(environ)
+    assert said.startswith(needs) if needs else said == ""
+    assert bool(said) == bool(needs)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.plugins import SinkReport
+from otel_bridge.plugins import SinkReport, count_traces
 
 __all__ = ["SINK_REPORT"]
-
-
-def _trace_count(traces: Sequence[FinishedTrace]) -> str:
-    return f"{len(traces)} traces"
 
 
 def _destination(exporter: Any) -> str:
@@ -32,7 +26,7 @@ SINK_REPORT = SinkReport(
     title="ClearML",
     verb="log",
     verb_past="logged",
-    work=_trace_count,
+    work=count_traces,
     destination=_destination,
     quiet_loggers=("clearml", "otel_bridge_clearml.transport"),
 )

@@ -59,10 +59,9 @@ class ClearMLCallbackHandler(CallbackCounters, SinkCallbackHandler):
             complexity_metrics,
             stream_logs,
             # The original's tables: one pair per flush_tracker, with every run since the last.
-            **{
-                "tables_per": "flush",
-                **drop_in_exporter_options(ClearMLSpanExporter.sink_name, exporter_options),
-            },
+            **drop_in_exporter_options(
+                ClearMLSpanExporter.sink_name, exporter_options, tables_per="flush"
+            ),
         )
         super().__init__(exporter, **handler_options)
         self.exporter: ClearMLSpanExporter = exporter

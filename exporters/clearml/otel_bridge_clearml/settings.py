@@ -48,53 +48,37 @@ DEFAULT_MAX_SESSION_ROWS = 10_000
 
 SINK = "clearml"
 TASK_TYPE: Setting[str] = Setting(
-    "task_type", DEFAULT_TASK_TYPE, "the ClearML task type", name="TASK_TYPE", sink=SINK
+    "task_type", DEFAULT_TASK_TYPE, "the ClearML task type", sink=SINK
 )
 PROJECT_NAME: Setting[str] = Setting(
     "project_name",
     DEFAULT_PROJECT_NAME,
     "the ClearML project",
-    name="PROJECT_NAME",
     sink=SINK,
     # The OTel service name names the project, as it names the other sinks' containers.
     generic=("OTEL_SERVICE_NAME",),
 )
 TAGS: Setting[Sequence[str]] = Setting(
-    "tags", (), "task tags (the variable comma-separated)", name="TAGS", sink=SINK, parse=parse_list
+    "tags", (), "task tags (the variable comma-separated)", sink=SINK, parse=parse_list
 )
 TASK_NAME: Setting[str | None] = Setting(
-    "task_name", None, "the task's name", "ClearML's default", name="TASK_NAME", sink=SINK
+    "task_name", None, "the task's name", "ClearML's default", sink=SINK
 )
 VISUALIZE: Setting[bool] = Setting(
-    "visualize",
-    False,
-    "spaCy renderings as media",
-    name="VISUALIZE",
-    sink=SINK,
-    parse=parse_bool,
+    "visualize", False, "spaCy renderings as media", sink=SINK, parse=parse_bool
 )
 COMPLEXITY_METRICS: Setting[bool] = Setting(
-    "complexity_metrics",
-    False,
-    "textstat metrics",
-    name="COMPLEXITY_METRICS",
-    sink=SINK,
-    parse=parse_bool,
+    "complexity_metrics", False, "textstat metrics", sink=SINK, parse=parse_bool
 )
 STREAM_LOGS: Setting[bool] = Setting(
     "stream_logs",
     False,
     "each action record as a JSON line in the task's console",
-    name="STREAM_LOGS",
     sink=SINK,
     parse=parse_bool,
 )
 SPACY_MODEL: Setting[str] = Setting(
-    "spacy_model",
-    DEFAULT_SPACY_MODEL,
-    "the spaCy pipeline for `visualize`",
-    name="SPACY_MODEL",
-    sink=SINK,
+    "spacy_model", DEFAULT_SPACY_MODEL, "the spaCy pipeline for `visualize`", sink=SINK
 )
 SETTINGS: tuple[Setting[Any], ...] = (
     TASK_TYPE,

@@ -55,7 +55,13 @@ class LabelStudioCallbackHandler(SinkCallbackHandler):
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
     ) -> None:
-        options = drop_in_exporter_options(LabelStudioSpanExporter.sink_name, exporter_options)
+        # The connection is checked below, by the handler, which raises as the original did.
+        options = drop_in_exporter_options(
+            LabelStudioSpanExporter.sink_name,
+            exporter_options,
+            meter_provider=meter_provider,
+            check_connection=False,
+        )
         exporter = LabelStudioSpanExporter(
             api_key=api_key,
             url=url,
@@ -63,7 +69,7 @@ class LabelStudioCallbackHandler(SinkCallbackHandler):
             project_name=project_name,
             project_config=project_config,
             mode=mode,
-            **{"meter_provider": meter_provider, "check_connection": False, **options},
+            **options,
         )
         super().__init__(
             exporter,

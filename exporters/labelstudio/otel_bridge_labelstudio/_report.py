@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.plugins import SinkReport
+from otel_bridge.plugins import SinkReport, needs_one_of
 from otel_bridge_labelstudio.settings import API_KEY, GENERIC_ENV_API_KEY, GENERIC_ENV_URL
 
 __all__ = ["SINK_REPORT"]
@@ -14,12 +14,6 @@ __all__ = ["SINK_REPORT"]
 
 def _review_tasks(traces: Sequence[FinishedTrace]) -> str:
     return f"{sum(len(trace.llm_calls()) for trace in traces)} review tasks"
-
-
-def _needs(environ: Mapping[str, str]) -> str:
-    if any(environ.get(variable) for variable in API_KEY.variables):
-        return ""
-    return f"set {GENERIC_ENV_URL} and {GENERIC_ENV_API_KEY}"
 
 
 def _destination(exporter: Any) -> str:
@@ -32,6 +26,6 @@ SINK_REPORT = SinkReport(
     verb="send",
     verb_past="sent",
     work=_review_tasks,
-    needs=_needs,
+    needs=needs_one_of(API_KEY.variables, f"set {GENERIC_ENV_URL} and {GENERIC_ENV_API_KEY}"),
     destination=_destination,
 )

@@ -33,24 +33,17 @@ API_KEY: Setting[str | None] = Setting(
     None,
     "a personal access token or a legacy token (Account & Settings in Label Studio)",
     "required",
-    name="API_KEY",
     sink=SINK,
     generic=("LABEL_STUDIO_API_KEY",),
 )
 URL: Setting[str] = Setting(
-    "url",
-    DEFAULT_URL,
-    "the Label Studio server",
-    name="URL",
-    sink=SINK,
-    generic=("LABEL_STUDIO_URL",),
+    "url", DEFAULT_URL, "the Label Studio server", sink=SINK, generic=("LABEL_STUDIO_URL",)
 )
 PROJECT_ID: Setting[int | str | None] = Setting(
     "project_id",
     None,
     "the project tasks go to",
     "find or create by name",
-    name="PROJECT_ID",
     sink=SINK,
     generic=("LABEL_STUDIO_PROJECT_ID",),
 )
@@ -58,17 +51,15 @@ PROJECT_NAME: Setting[str] = Setting(
     "project_name",
     DEFAULT_PROJECT_NAME,
     "the project found or created (an strftime pattern)",
-    name="PROJECT_NAME",
     sink=SINK,
 )
 MODE: Setting[str | LabelStudioMode] = Setting(
-    "mode", LabelStudioMode.PROMPT, "`prompt` or `chat`", "`prompt`", name="MODE", sink=SINK
+    "mode", LabelStudioMode.PROMPT, "`prompt` or `chat`", "`prompt`", sink=SINK
 )
 TRACE_URL_TEMPLATE: Setting[str | None] = Setting(
     "trace_url_template",
     None,
     "a link to the trace in your tracing UI, with `{trace_id}` / `{span_id}`",
-    name="TRACE_URL_TEMPLATE",
     sink=SINK,
 )
 SETTINGS: tuple[Setting[Any], ...] = (

@@ -21,20 +21,18 @@ EXPERIMENT_NAME: Setting[str] = Setting(
     "experiment_name",
     DEFAULT_EXPERIMENT_NAME,
     "the experiment (a service name is made a valid name)",
-    name="EXPERIMENT_NAME",
     sink=SINK,
     # The OTel service name names the experiment, as it names the other sinks' containers.
     generic=("OTEL_SERVICE_NAME",),
 )
 RUN_NAME: Setting[str | None] = Setting(
-    "run_name", None, "the run", "generated per process", name="RUN_NAME", sink=SINK
+    "run_name", None, "the run", "generated per process", sink=SINK
 )
 ARTIFACT_BUCKET: Setting[str | None] = Setting(
     "artifact_bucket",
     None,
     "where the records files go",
     "the run's, else the session's default bucket",
-    name="ARTIFACT_BUCKET",
     sink=SINK,
 )
 ENDPOINT_URL: Setting[str | None] = Setting(
@@ -42,7 +40,6 @@ ENDPOINT_URL: Setting[str | None] = Setting(
     None,
     "a SageMaker-compatible endpoint for every client",
     "AWS",
-    name="ENDPOINT_URL",
     sink=SINK,
     # The AWS SDKs' global endpoint override, which boto3 honours for every service.
     generic=("AWS_ENDPOINT_URL",),
@@ -52,7 +49,6 @@ ARTIFACT_PREFIX: Setting[str | None] = Setting(
     None,
     "key prefix of the records files",
     f"`{DEFAULT_ARTIFACT_PREFIX}`",
-    name="ARTIFACT_PREFIX",
     sink=SINK,
 )
 SETTINGS: tuple[Setting[Any], ...] = (

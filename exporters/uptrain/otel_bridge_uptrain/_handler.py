@@ -78,8 +78,9 @@ class UpTrainCallbackHandler(SinkCallbackHandler):
         exporter_options: Mapping[str, Any] | None = None,
         **handler_options: Any,
     ) -> None:
-        options = drop_in_exporter_options(UpTrainSpanExporter.sink_name, exporter_options)
-        options.setdefault("checks", SEED_CHECKS)
+        options = drop_in_exporter_options(
+            UpTrainSpanExporter.sink_name, exporter_options, checks=SEED_CHECKS
+        )
         exporter = UpTrainSpanExporter(
             project_name=project_name,
             key_type=key_type,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from otel_bridge.langchain_views import FinishedTrace
-from otel_bridge.plugins import SinkReport
+from otel_bridge.plugins import SinkReport, needs_one_of
 from otel_bridge_uptrain.settings import API_KEY
 
 __all__ = ["SINK_REPORT"]
@@ -19,15 +19,6 @@ def _evaluations(traces: Sequence[FinishedTrace]) -> str:
     return f"{len(traces)} traces ({turns} RAG turns)"
 
 
-def _needs(environ: Mapping[str, str]) -> str:
-    if any(environ.get(variable) for variable in API_KEY.variables):
-        return ""
-    return (
-        "set OPENAI_API_KEY (or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE "
-        "for any OpenAI-compatible judge)"
-    )
-
-
 def _destination(exporter: Any) -> str:
     return f"{exporter.model} as the judge, scores as spans linked to each trace"
 
@@ -37,6 +28,10 @@ SINK_REPORT = SinkReport(
     verb="evaluate",
     verb_past="evaluated",
     work=_evaluations,
-    needs=_needs,
+    needs=needs_one_of(
+        API_KEY.variables,
+        "set OPENAI_API_KEY (or OTEL_BRIDGE_UPTRAIN_API_KEY and OTEL_BRIDGE_UPTRAIN_API_BASE "
+        "for any OpenAI-compatible judge)",
+    ),
     destination=_destination,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_bridge.settings import Setting, parse_bool
+from otel_bridge.settings import Setting, parse_bool, seconds_setting
 
 SINK = "uptrain"
 KEY_TYPES = ("openai", "uptrain")
@@ -20,14 +20,11 @@ def _fraction(raw: str) -> float:
         raise ValueError("not a number") from None
 
 
-PROJECT_NAME: Setting[str] = Setting(
-    "project_name", "langchain", "the UpTrain project", name="PROJECT_NAME", sink=SINK
-)
+PROJECT_NAME: Setting[str] = Setting("project_name", "langchain", "the UpTrain project", sink=SINK)
 KEY_TYPE: Setting[str] = Setting(
     "key_type",
     "openai",
     "`openai` (a local `EvalLLM`) or `uptrain` (UpTrain's `APIClient`)",
-    name="KEY_TYPE",
     sink=SINK,
 )
 API_KEY: Setting[str | None] = Setting(
@@ -35,11 +32,10 @@ API_KEY: Setting[str | None] = Setting(
     None,
     "the judge's key (the generic variable by key type: OpenAI's for `openai`, UpTrain's for `uptrain`)",
     "required",
-    name="API_KEY",
     sink=SINK,
     generic=tuple(GENERIC_KEY_VARIABLES.values()),
 )
-MODEL: Setting[str] = Setting("model", "gpt-3.5-turbo", "the judge model", name="MODEL", sink=SINK)
+MODEL: Setting[str] = Setting("model", "gpt-3.5-turbo", "the judge model", sink=SINK)
 LOG_RESULTS: Setting[bool] = Setting(
     "log_results",
     True,
@@ -53,7 +49,6 @@ API_BASE: Setting[str | None] = Setting(
     None,
     "any OpenAI-compatible judge",
     "OpenAI",
-    name="API_BASE",
     sink=SINK,
     generic=("OPENAI_BASE_URL",),
 )
@@ -70,23 +65,16 @@ DASHBOARD_URL: Setting[str] = Setting(
     "dashboard_url",
     "http://localhost:4300",
     "UpTrain's local dashboard, for `key_type=openai`: each evaluated row is posted there once",
-    name="DASHBOARD_URL",
     sink=SINK,
     generic=("UPTRAIN_LOCAL_URL",),
 )
 SAMPLE_RATE: Setting[float] = Setting(
-    "sample_rate",
-    1.0,
-    "fraction of traces evaluated (by trace id)",
-    name="SAMPLE_RATE",
-    sink=SINK,
-    parse=_fraction,
+    "sample_rate", 1.0, "fraction of traces evaluated (by trace id)", sink=SINK, parse=_fraction
 )
 SCORE_HISTOGRAMS: Setting[bool] = Setting(
     "score_histograms",
     False,
     "scores also as histograms on the meter provider",
-    name="SCORE_HISTOGRAMS",
     sink=SINK,
     parse=parse_bool,
 )
@@ -106,5 +94,5 @@ SETTINGS: tuple[Setting[Any], ...] = (
     Setting("meter_provider", None, "where score histograms go", "the global one"),
     SCORE_HISTOGRAMS,
     Setting("log_stream", None, "where `log_results` prints", "stdout"),
-    Setting("judge_timeout", 60.0, "seconds per judge call", "60 s"),
+    seconds_setting("judge_timeout", 60.0, "seconds per judge call"),
 )
