@@ -156,6 +156,10 @@ class CORSConfig(_Section):
 class _Transport(_Section):
     enabled: bool = True
     tls_handshake_timeout_seconds: Seconds = 10.0
+    # The time to receive a request's body (HTTP: 408) or a call's message (gRPC:
+    # DEADLINE_EXCEEDED).
+    read_timeout_seconds: Seconds = 30.0
+    max_connections: PositiveInt = 1000
 
 
 class HTTPConfig(_Transport):
@@ -163,8 +167,6 @@ class HTTPConfig(_Transport):
     # A connection must complete its request headers this long after it opened or after its
     # previous answer, else it is closed: idle keep-alive and slowloris headers alike.
     idle_timeout_seconds: Seconds = 30.0
-    read_timeout_seconds: Seconds = 30.0
-    max_connections: PositiveInt = 1000
     backlog: PositiveInt = 1024
     cors: CORSConfig | None = None
 
@@ -172,9 +174,6 @@ class HTTPConfig(_Transport):
 class GRPCConfig(_Transport):
     endpoint: EndpointValue = _endpoint(DEFAULT_GRPC_ENDPOINT)
     idle_timeout_seconds: Seconds = 60.0
-    # A call's message must have arrived this long after the call started (DEADLINE_EXCEEDED).
-    read_timeout_seconds: Seconds = 30.0
-    max_connections: PositiveInt = 1000
     # As the Collector's keepalive.server_parameters: connections are closed gracefully at this
     # age, and calls still running get the grace before the connection is cut.
     max_connection_age_seconds: Seconds = 60.0
