@@ -290,8 +290,8 @@ def _fast_encode(value: Any, limit: int) -> str | None:
         return None
     if len(text) > limit:
         return None
-    # A lone string has no keys to mask.
-    return text if value.__class__ is str or not _has_secret_key(text) else None
+    # A lone string (a str subclass too: LangChain's message text) has no keys to mask.
+    return text if isinstance(value, str) or not _has_secret_key(text) else None
 
 
 def _has_secret_key(text: str) -> bool:
