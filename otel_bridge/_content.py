@@ -305,6 +305,15 @@ def _fast_encode(value: Any, limit: int) -> str | None:
     # with a letter few texts hold is looked for only where that letter is (one character is
     # found faster than three).
     lowered = text.lower()
+    if not text.isascii():
+        # SECRET_KEY (case ignored) takes four non-ASCII letters for ASCII ones. Lowering turns
+        # the Kelvin sign into "k"; the dotless i and the long s it leaves: they are folded here
+        # (same length, so positions still match `text`); the dotted capital I it makes two
+        # characters of: the careful walk decides.
+        if "\u0130" in text:
+            return None
+        if "\u0131" in lowered or "\u017f" in lowered:
+            lowered = lowered.replace("\u0131", "i").replace("\u017f", "s")
     if (
         ("k" in lowered and ("key" in lowered or "token" in lowered))
         or ("w" in lowered and "passw" in lowered)
