@@ -70,9 +70,8 @@ MIN_MAX_LENGTH = 64
 # slow); classes are few, the bound only guards against classes made at run time.
 _MAX_CACHED_CLASSES = 1024
 _CONVERSION_BY_CLASS: dict[type, Callable[[Any], Any]] = {}
-# A message class's role (None: the message's own `role` or `type`), whether it is a tool
-# response, and whether it declares `tool_calls`.
-_MESSAGE_CLASS_FACTS: dict[type, tuple[str | None, bool, bool]] = {}
+# How each message class converts (`_message_conversion`).
+_MESSAGE_CONVERSION_BY_CLASS: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,6 +199,14 @@ def _fields_of(kind: type[BaseModel]) -> Callable[[BaseModel], dict[str, Any]]:
     """A model's fields by field access, not model_dump(): a model that fails to serialize still
     shows its fields. The names are read once per class (pydantic's `model_fields` is slow)."""
     names = tuple(kind.model_fields)
+    if len(names) == 1:
+        # One field (a ChatPromptValue's messages): no comprehension to run.
+        (only,) = names
+
+        def one_field(model: BaseModel) -> dict[str, Any]:
+            return {only: getattr(model, only, None)}
+
+        return one_field
 
     def fields(model: BaseModel) -> dict[str, Any]:
         return {name: getattr(model, name, None) for name in names}
@@ -241,7 +248,7 @@ def _default_conversion(kind: type) -> Callable[[Any], Any]:
     if issubclass(kind, bytes | bytearray | memoryview):
         return _base64_text
     if issubclass(kind, BaseMessage):
-        return message_dict
+        return _message_conversion(kind)
     if issubclass(kind, Document):
         return document_dict
     if issubclass(kind, BaseModel):
@@ -290,30 +297,44 @@ def _fast_encode(value: Any, limit: int) -> str | None:
         return None
     if len(text) > limit:
         return None
-    # A lone string has no keys to mask.
-    return text if value.__class__ is str or not _has_secret_key(text) else None
+    # A lone string (a str subclass too: LangChain's message text) has no keys to mask.
+    if isinstance(value, str):
+        return text
+    # Most texts hold none of the fragments (`_SECRET_FRAGMENTS`): one chain of substring tests,
+    # here rather than in `_has_secret_key`, says so for the price of no further call. A fragment
+    # with a letter few texts hold is looked for only where that letter is (one character is
+    # found faster than three).
+    lowered = text.lower()
+    if not text.isascii():
+        # SECRET_KEY (case ignored) takes four non-ASCII letters for ASCII ones. Lowering turns
+        # the Kelvin sign into "k"; the dotless i and the long s it leaves: they are folded here
+        # (same length, so positions still match `text`); the dotted capital I it makes two
+        # characters of: the careful walk decides.
+        if "\u0130" in text:
+            return None
+        if "\u0131" in lowered or "\u017f" in lowered:
+            lowered = lowered.replace("\u0131", "i").replace("\u017f", "s")
+    if (
+        ("k" in lowered and ("key" in lowered or "token" in lowered))
+        or ("w" in lowered and "passw" in lowered)
+        or ("z" in lowered and "authorization" in lowered)
+        or ("b" in lowered and "bearer" in lowered)
+        or "secret" in lowered
+        or "credential" in lowered
+    ) and _has_secret_key(text, lowered):
+        return None
+    return text
 
 
-def _has_secret_key(text: str) -> bool:
-    """Whether a key of `text`, compact JSON, looks secret; True also where an escaped quote
-    makes that costly to tell (the careful walk then decides).
+def _has_secret_key(text: str, lowered: str) -> bool:
+    """Whether a key of `text`, compact JSON that holds a fragment of a secret-looking key
+    (`lowered` is `text.lower()`), looks secret; True also where an escaped quote makes that
+    costly to tell (the careful walk then decides).
 
     Only keys are read, so a message that mentions a token does not cost the careful walk: where
     a fragment of a secret-looking key occurs, the next quote closes its string, which is a key
     when ":" follows.
     """
-    lowered = text.lower()
-    # Most texts hold none of the fragments: one chain of substring tests says so.
-    if not (
-        "key" in lowered
-        or "secret" in lowered
-        or "passw" in lowered
-        or "authorization" in lowered
-        or "credential" in lowered
-        or "token" in lowered
-        or "bearer" in lowered
-    ):
-        return False
     if len(lowered) != len(text):  # lowering changed the length (a few non-ASCII letters)
         return True
     for fragment in _SECRET_FRAGMENTS:
@@ -410,18 +431,59 @@ def _remember(cache: dict[type, Any], kind: type, fact: Any) -> None:
         cache[kind] = fact
 
 
-def _message_class_facts(kind: type) -> tuple[str | None, bool, bool]:
-    facts = _MESSAGE_CLASS_FACTS.get(kind)
-    if facts is None:
-        role = None
-        if not issubclass(kind, ChatMessage):
-            role = next((r for cls, r in _ROLE_BY_MESSAGE_CLASS if issubclass(kind, cls)), None)
-        declares_tool_calls = hasattr(kind, "tool_calls") or "tool_calls" in getattr(
-            kind, "model_fields", {}
-        )
-        facts = (role, issubclass(kind, ToolMessage), declares_tool_calls)
-        _remember(_MESSAGE_CLASS_FACTS, kind, facts)
-    return facts
+def _message_conversion(kind: type[BaseMessage]) -> Callable[[BaseMessage], dict[str, Any]]:
+    """How a message of class `kind` becomes a GenAI-convention message (role and parts): the
+    class's facts (its role, whether it is a tool response, whether it declares `tool_calls`)
+    read once, so converting one message is one call with no look-ups of them."""
+    class_role: str | None = None
+    if not issubclass(kind, ChatMessage):
+        class_role = next((r for cls, r in _ROLE_BY_MESSAGE_CLASS if issubclass(kind, cls)), None)
+    declares_tool_calls = hasattr(kind, "tool_calls") or "tool_calls" in getattr(
+        kind, "model_fields", {}
+    )
+
+    if issubclass(kind, ToolMessage):
+
+        def tool_response(message: BaseMessage) -> dict[str, Any]:
+            response = {
+                "type": "tool_call_response",
+                "id": getattr(message, "tool_call_id", None),
+                "response": message.content,
+            }
+            return {"role": _role(message, class_role), "parts": [response]}
+
+        return tool_response
+
+    def conversion(message: BaseMessage) -> dict[str, Any]:
+        content = message.content
+        if content.__class__ is str:
+            parts = [{"type": "text", "content": content}] if content else []
+        else:
+            parts = _parts_of_content(content)
+        if declares_tool_calls:
+            calls = getattr(message, "tool_calls", None)
+        else:
+            # Messages allow extra fields; looking for one that is absent through getattr costs
+            # a raised and caught AttributeError inside pydantic.
+            extra = getattr(message, "__pydantic_extra__", None)
+            calls = extra.get("tool_calls") if extra else None
+        if calls:
+            parts.extend(_tool_call_part(call) for call in calls)
+        return {
+            "role": class_role if class_role is not None else _role(message, None),
+            "parts": parts,
+        }
+
+    return conversion
+
+
+def _tool_call_part(call: Any) -> dict[str, Any]:
+    return {
+        "type": "tool_call",
+        "id": call.get("id"),
+        "name": call.get("name"),
+        "arguments": call.get("args"),
+    }
 
 
 def _role(message: BaseMessage, class_role: str | None) -> str:
@@ -433,39 +495,11 @@ def _role(message: BaseMessage, class_role: str | None) -> str:
 def message_dict(message: BaseMessage) -> dict[str, Any]:
     """A LangChain message as a GenAI-convention message: role and parts."""
     kind = message.__class__
-    class_role, is_tool_response, declares_tool_calls = _MESSAGE_CLASS_FACTS.get(
-        kind
-    ) or _message_class_facts(kind)
-    content = message.content
-    role = class_role if class_role is not None else _role(message, class_role)
-    if is_tool_response:
-        response = {
-            "type": "tool_call_response",
-            "id": getattr(message, "tool_call_id", None),
-            "response": content,
-        }
-        return {"role": role, "parts": [response]}
-    if content.__class__ is str:
-        parts = [{"type": "text", "content": content}] if content else []
-    else:
-        parts = _parts_of_content(content)
-    if declares_tool_calls:
-        calls = getattr(message, "tool_calls", None)
-    else:
-        # Messages allow extra fields; looking for one that is absent through getattr costs a
-        # raised and caught AttributeError inside pydantic.
-        extra = getattr(message, "__pydantic_extra__", None)
-        calls = extra.get("tool_calls") if extra else None
-    for call in calls or ():
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": call.get("id"),
-                "name": call.get("name"),
-                "arguments": call.get("args"),
-            }
-        )
-    return {"role": role, "parts": parts}
+    convert = _MESSAGE_CONVERSION_BY_CLASS.get(kind)
+    if convert is None:
+        convert = _message_conversion(kind)
+        _remember(_MESSAGE_CONVERSION_BY_CLASS, kind, convert)
+    return convert(message)
 
 
 # Metadata keys vector stores and rerankers put a document's relevance under.

@@ -124,7 +124,9 @@ def _is_attribute_entry(key: Any, value: Any) -> bool:
 def carries_attributes(metadata: Mapping[str, Any]) -> bool:
     """Whether any entry becomes an attribute (the conversation id's among them). Most runs carry
     only LangChain's own metadata, which yields none."""
-    return any(_is_attribute_entry(key, value) for key, value in metadata.items())
+    # map() rather than a generator: it calls the test from C, once per entry of every run's
+    # metadata.
+    return any(map(_is_attribute_entry, metadata.keys(), metadata.values()))
 
 
 def metadata_attributes(metadata: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:

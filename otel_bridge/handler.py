@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -67,6 +68,12 @@ _METRIC_ATTRIBUTES = (
     semconv.GEN_AI_PROVIDER_NAME,
     semconv.GEN_AI_REQUEST_MODEL,
 )
+# The request parameters `_extract.request_parameters` reads, by the attribute each becomes.
+_REQUEST_PARAMETERS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+}
 _TRACER_NAME = "otel_bridge"
 # Conversations whose last run paused, kept to link the run that resumes each one.
 _MAX_PAUSED_CONVERSATIONS = 10_000
@@ -77,6 +84,31 @@ _RESPONSE_FACTS: tuple[tuple[str, Callable[[LLMResult], Any]], ...] = (
     (semconv.GEN_AI_RESPONSE_MODEL, _extract.response_model),
     (semconv.GEN_AI_RESPONSE_FINISH_REASONS, _extract.finish_reasons),
     (semconv.GEN_AI_RESPONSE_ID, _extract.response_id),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelRunKind:
+    """How a kind of model run starts: its callback (named in logged problems), run type and
+    operation, and (attribute, builder) of each content attribute made from its input."""
+
+    callback: str
+    run_type: str
+    operation: str
+    content: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+_CHAT_MODEL_RUN = _ModelRunKind(
+    "on_chat_model_start",
+    semconv.RUN_TYPE_CHAT_MODEL,
+    semconv.OP_CHAT,
+    ((semconv.GEN_AI_INPUT_MESSAGES, _extract.input_messages),),
+)
+_TEXT_MODEL_RUN = _ModelRunKind(
+    "on_llm_start",
+    semconv.RUN_TYPE_LLM,
+    semconv.OP_TEXT_COMPLETION,
+    ((semconv.LLM_PROMPTS, list), (semconv.GEN_AI_INPUT_MESSAGES, _extract.prompt_messages)),
 )
 
 
@@ -556,61 +588,54 @@ class OTelCallbackHandler(BaseCallbackHandler):
         operation: str,
         serialized: dict[str, Any],
         metadata: dict[str, Any] | None,
-        kwargs: dict[str, Any],
+        invocation_params: Mapping[str, Any] | None,
     ) -> tuple[dict[str, Any], str | None]:
         """The request attributes of a model run, and the requested model name."""
-        invocation_params = kwargs.get("invocation_params")
-        if not isinstance(invocation_params, Mapping):
-            invocation_params = None
         attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation}
         provider = (metadata or {}).get("ls_provider")
         if isinstance(provider, str) and provider:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-        # Each under its own guard: a failure costs only its attributes.
-        model = self._compute(
-            semconv.GEN_AI_REQUEST_MODEL,
-            _extract.request_model,
-            serialized,
-            metadata,
-            invocation_params,
-        )
-        parameters = self._compute(
-            "request parameters", _extract.request_parameters, metadata, invocation_params
-        )
-        if model:
-            attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-        for key, attribute in (
-            ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-            ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-            ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-        ):
-            if parameters and key in parameters:
-                attributes[attribute] = parameters[key]
+        # Each under its own guard: a failure costs only its attributes (written out rather than
+        # `_compute`: this runs at every model start).
+        try:
+            model = _extract.request_model(serialized, metadata, invocation_params)
+        except Exception as error:
+            self._problem(semconv.GEN_AI_REQUEST_MODEL, error)
+            model = None
+        else:
+            if model:
+                attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        try:
+            parameters = _extract.request_parameters(metadata, invocation_params)
+        except Exception as error:
+            self._problem("request parameters", error)
+        else:
+            for key, value in parameters.items():
+                attributes[_REQUEST_PARAMETERS[key]] = value
         return attributes, model
 
     def _start_model(
         self,
-        where: str,
-        run_type: str,
-        operation: str,
+        kind: _ModelRunKind,
         serialized: dict[str, Any],
+        inputs: Any,
         run_id: UUID,
-        parent_run_id: UUID | None,
-        tags: list[str] | None,
-        metadata: dict[str, Any] | None,
         kwargs: dict[str, Any],
-        content: tuple[tuple[str, Callable[[Any], Any], Any], ...],
     ) -> None:
-        """Start a model run; `content` holds (key, build, value) of each content attribute; a
-        failure costs the span, logged as `where`."""
+        """Start a model run of `kind` whose input (messages or prompts) is `inputs`; `kwargs`
+        are the callback's other keyword arguments. A failure costs the span."""
         try:
-            attributes, model = self._model_attributes(operation, serialized, metadata, kwargs)
+            params = kwargs.get("invocation_params")
+            if not isinstance(params, Mapping):
+                params = None
+            metadata = kwargs.get("metadata")
+            operation = kind.operation
+            attributes, model = self._model_attributes(operation, serialized, metadata, params)
             if self.capture_content:
-                for key, build, value in content:
-                    self._capture(attributes, key, value, build)
+                for key, build in kind.content:
+                    self._capture(attributes, key, inputs, build)
                 # Opt-in in the convention (descriptions and schemas can be large): with content.
-                params = kwargs.get("invocation_params")
-                if isinstance(params, Mapping):
+                if params is not None:
                     try:
                         definitions = _extract.tool_definitions(params)
                     except Exception as error:  # costs this attribute only
@@ -625,77 +650,37 @@ class OTelCallbackHandler(BaseCallbackHandler):
             single = not isinstance(batch_size, int) or batch_size <= 1
             self._start(
                 run_id,
-                parent_run_id,
-                run_type,
+                kwargs.get("parent_run_id"),
+                kind.run_type,
                 name,
                 f"{operation} {model}" if model else name,
-                tags,
+                kwargs.get("tags"),
                 metadata,
                 attributes,
                 operation=operation,
                 enter_scope=single,
             )
         except Exception as error:
-            self._problem(where, error)
+            self._problem(kind.callback, error)
 
+    # LangChain passes parent_run_id, tags, metadata and the rest as keywords too.
     def on_chat_model_start(
         self,
         serialized: dict[str, Any],
         messages: list[list[BaseMessage]],
         *,
         run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_model(
-            "on_chat_model_start",
-            semconv.RUN_TYPE_CHAT_MODEL,
-            semconv.OP_CHAT,
-            serialized,
-            run_id,
-            parent_run_id,
-            tags,
-            metadata,
-            kwargs,
-            ((semconv.GEN_AI_INPUT_MESSAGES, _extract.input_messages, messages),),
-        )
+        self._start_model(_CHAT_MODEL_RUN, serialized, messages, run_id, kwargs)
 
     def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
+        self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, **kwargs: Any
     ) -> None:
-        self._start_model(
-            "on_llm_start",
-            semconv.RUN_TYPE_LLM,
-            semconv.OP_TEXT_COMPLETION,
-            serialized,
-            run_id,
-            parent_run_id,
-            tags,
-            metadata,
-            kwargs,
-            (
-                (semconv.LLM_PROMPTS, list, prompts),
-                (semconv.GEN_AI_INPUT_MESSAGES, _extract.prompt_messages, prompts),
-            ),
-        )
+        self._start_model(_TEXT_MODEL_RUN, serialized, prompts, run_id, kwargs)
 
     def on_llm_new_token(
-        self,
-        token: str | list[str | dict[str, Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
+        self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
     ) -> None:
         run = self._runs.get(run_id)
         if run is None or run.first_token_seen:
@@ -711,21 +696,19 @@ class OTelCallbackHandler(BaseCallbackHandler):
         except Exception as error:
             self._problem("on_llm_new_token", error)
 
-    def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         run = self._runs.pop(run_id)
         if run is None:
             return
         try:
             attributes: dict[str, Any] = {}
-            # Each fact under its own guard: a malformed payload costs only its attribute.
-            usage = self._compute("token usage", _extract.usage, response)
+            # Each fact under its own guard: a malformed payload costs only its attribute. The
+            # guards are written out here (not `_put`): four of them run at every model end.
+            try:
+                usage = _extract.usage(response)
+            except Exception as error:
+                self._problem("token usage", error)
+                usage = None
             if usage is not None:
                 if usage.input_tokens is not None:
                     attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -742,7 +725,13 @@ class OTelCallbackHandler(BaseCallbackHandler):
                     if count is not None:
                         attributes[detail] = count
             for key, extract in _RESPONSE_FACTS:
-                self._put(attributes, key, extract, response)
+                try:
+                    value = extract(response)
+                except Exception as error:
+                    self._problem(key, error)
+                    continue
+                if _present(value):
+                    attributes[key] = value
             if self.capture_content:
                 self._capture(
                     attributes, semconv.GEN_AI_OUTPUT_MESSAGES, response, _extract.output_messages
@@ -904,37 +893,16 @@ class OTelCallbackHandler(BaseCallbackHandler):
         finally:
             self._finish(run)
 
-    def on_chain_end(
-        self,
-        outputs: dict[str, Any] | Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_chain_end(self, outputs: dict[str, Any] | Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._end_run(run_id, semconv.LANGCHAIN_OUTPUT, outputs)
 
-    def on_chain_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end_with_error(run_id, error)
 
     # A run of any kind fails the same way.
     on_llm_error = on_tool_error = on_retriever_error = on_chain_error
 
-    def on_agent_action(
-        self,
-        action: AgentAction,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_agent_action(self, action: AgentAction, *, run_id: UUID, **kwargs: Any) -> None:
         self._event(
             "on_agent_action",
             run_id,
@@ -943,14 +911,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
             lambda: (("tool_input", action.tool_input), ("log", action.log)),
         )
 
-    def on_agent_finish(
-        self,
-        finish: AgentFinish,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_agent_finish(self, finish: AgentFinish, *, run_id: UUID, **kwargs: Any) -> None:
         self._event(
             "on_agent_finish",
             run_id,
@@ -1010,14 +971,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
         except Exception as error:
             self._problem("on_tool_start", error)
 
-    def on_tool_end(
-        self,
-        output: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         # A tool error LangChain handled arrives here, as the tool's output.
         failure = self._compute(
             "handled tool error",
@@ -1037,15 +991,7 @@ class OTelCallbackHandler(BaseCallbackHandler):
 
     # --- retrievers -----------------------------------------------------------------------------
     def on_retriever_start(
-        self,
-        serialized: dict[str, Any],
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
+        self, serialized: dict[str, Any], query: str, *, run_id: UUID, **kwargs: Any
     ) -> None:
         try:
             name = _extract.run_name(serialized, kwargs.get("name"))
@@ -1054,24 +1000,19 @@ class OTelCallbackHandler(BaseCallbackHandler):
                 self._capture(attributes, semconv.GEN_AI_RETRIEVAL_QUERY_TEXT, query, text=True)
             self._start(
                 run_id,
-                parent_run_id,
+                kwargs.get("parent_run_id"),
                 semconv.RUN_TYPE_RETRIEVER,
                 name,
                 name,
-                tags,
-                metadata,
+                kwargs.get("tags"),
+                kwargs.get("metadata"),
                 attributes,
             )
         except Exception as error:
             self._problem("on_retriever_start", error)
 
     def on_retriever_end(
-        self,
-        documents: Sequence[Document],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
+        self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any
     ) -> None:
         self._end_run(run_id, semconv.GEN_AI_RETRIEVAL_DOCUMENTS, documents, _documents)
 
@@ -1098,24 +1039,10 @@ class OTelCallbackHandler(BaseCallbackHandler):
         except Exception as error:
             self._problem(where, error)
 
-    def on_text(
-        self,
-        text: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_text(self, text: str, *, run_id: UUID, **kwargs: Any) -> None:
         self._event("on_text", run_id, semconv.EVENT_TEXT, dict, lambda: (("text", text),))
 
-    def on_retry(
-        self,
-        retry_state: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._event("on_retry", run_id, semconv.EVENT_RETRY, lambda: _retry_facts(retry_state))
 
     def on_custom_event(

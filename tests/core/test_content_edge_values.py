@@ -206,3 +206,43 @@ def test_no_secret_looking_key_escapes_the_mask(value: Any) -> None:
     if fast is not None:
         assert fast == _careful(value)
     assert encode(value, POLICY) == _careful(value)
+
+
+# Every spelling of a secret-looking key the mask knows, in the cases a key is written in, and
+# with the letters that match ASCII ones when case is ignored (the Kelvin sign, the long s, the
+# dotless i and the dotted capital I): the one orjson call must not write any of them unmasked.
+SECRET_KEY_SPELLINGS = [
+    "api_key",
+    "x-api-key",
+    "secret",
+    "password",
+    "passwd",
+    "Authorization",
+    "credentials",
+    "access_token",
+    "auth-token",
+    "refresh_token",
+    "session_token",
+    "Bearer",
+    "private_key",
+    "\u212aey_api_\u212aey",
+    "api_\u212aey",
+    "\u017fecret",
+    "pa\u017f\u017fword",
+    "author\u0131zation",
+    "credent\u0131al",
+    "author\u0130zation",
+]
+
+
+def test_every_secret_looking_key_is_masked_in_every_case() -> None:
+    for spelling in SECRET_KEY_SPELLINGS:
+        # Lowering the dotted capital I gives two characters: no longer the key's spelling.
+        cases = {spelling, spelling.upper()}
+        if spelling.isascii():
+            cases |= {spelling.lower(), spelling.title()}
+        for key in cases:
+            for value in ({key: "v", "n": 1}, [{"outer": {key: "v"}}]):
+                written = _written(value)
+                assert '"v"' not in written, (key, written)
+                assert _fast_encode(value, 100_000) is None
