@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_bridge._content import ContentPolicy, _fast_encode, encode
+from tests.support.secret_keys import SECRET_KEY_SPELLINGS as ASCII_SPELLINGS
 
 POLICY = ContentPolicy(max_length=100_000)
 
@@ -212,19 +213,7 @@ def test_no_secret_looking_key_escapes_the_mask(value: Any) -> None:
 # with the letters that match ASCII ones when case is ignored (the Kelvin sign, the long s, the
 # dotless i and the dotted capital I): the one orjson call must not write any of them unmasked.
 SECRET_KEY_SPELLINGS = [
-    "api_key",
-    "x-api-key",
-    "secret",
-    "password",
-    "passwd",
-    "Authorization",
-    "credentials",
-    "access_token",
-    "auth-token",
-    "refresh_token",
-    "session_token",
-    "Bearer",
-    "private_key",
+    *ASCII_SPELLINGS,
     "\u212aey_api_\u212aey",
     "api_\u212aey",
     "\u017fecret",

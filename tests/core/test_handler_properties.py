@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_bridge import semconv
 from otel_bridge._content import ContentPolicy, _fast_encode, encode
 from otel_bridge.handler import OTelCallbackHandler
+from tests.support.secret_keys import SECRET_KEY_SPELLINGS
 
 MAX_LENGTH = 2048
 CONTENT_KEYS = (
@@ -274,25 +275,7 @@ def test_fast_and_careful_encodings_agree(value: Any, limit: int) -> None:
     assert fast == careful
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "api_key",
-        "OPENAI_API_KEY",
-        "apikey",
-        "client_secret",
-        "password",
-        "passwd",
-        "Authorization",
-        "credentials",
-        "access_token",
-        "auth-token",
-        "refresh_token",
-        "session_token",
-        "bearer",
-        "private_key",
-    ],
-)
+@pytest.mark.parametrize("key", SECRET_KEY_SPELLINGS)
 def test_secret_keys_are_masked_on_every_path(key: str) -> None:
     for value in ({key: "s3cr3t-value"}, [{"nested": {key: "s3cr3t-value"}}]):
         for redact in (None, lambda text: text):
