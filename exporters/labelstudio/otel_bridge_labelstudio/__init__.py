@@ -9,14 +9,14 @@ from otel_bridge_labelstudio._report import SINK_REPORT
 
 if TYPE_CHECKING:
     from otel_bridge_labelstudio._encoder import TaskGranularity
-    from otel_bridge_labelstudio._exporter import LabelStudioSpanExporter
     from otel_bridge_labelstudio._filter import TraceFilter
-    from otel_bridge_labelstudio._handler import LabelStudioCallbackHandler
     from otel_bridge_labelstudio._label_config import (
         LabelConfigError,
         LabelStudioMode,
         default_label_config,
     )
+    from otel_bridge_labelstudio.exporter import LabelStudioSpanExporter
+    from otel_bridge_labelstudio.handler import LabelStudioCallbackHandler
     from otel_bridge_labelstudio.settings import (
         DEFAULT_PROJECT_NAME,
         DEFAULT_URL,
@@ -37,9 +37,9 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "TaskGranularity": "._encoder",
-        "LabelStudioSpanExporter": "._exporter",
+        "LabelStudioSpanExporter": ".exporter",
         "TraceFilter": "._filter",
-        "LabelStudioCallbackHandler": "._handler",
+        "LabelStudioCallbackHandler": ".handler",
         "LabelConfigError": "._label_config",
         "LabelStudioMode": "._label_config",
         "default_label_config": "._label_config",

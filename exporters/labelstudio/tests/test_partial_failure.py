@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from label_studio_sdk import LabelStudio
-from otel_bridge_labelstudio import _exporter
+from otel_bridge_labelstudio import exporter as exporter_module
 
 from otel_bridge.delivery import RetryPolicy
 from tests import chains
@@ -55,7 +55,7 @@ def test_a_batch_whose_requests_fail_in_part_lands_each_task_exactly_once(
     only: list[tuple[str, str]],
 ) -> None:
     # Four tasks per import request: the batch of 36 traces goes as nine requests.
-    monkeypatch.setattr(_exporter, "_TASKS_PER_IMPORT", 4)
+    monkeypatch.setattr(exporter_module, "_TASKS_PER_IMPORT", 4)
     with FlakyProxy(label_studio_url, only=only, fail_share=0.4) as proxy:
         exporter = make_exporter(url=proxy.url, grace_period=30.0, retry=_FAST_RETRY)
         project_id = exporter.project().id  # before any failure: the project is not in question

@@ -9,8 +9,6 @@ from otel_bridge.plugins import lazy_exports
 from otel_bridge_uptrain._report import SINK_REPORT
 
 if TYPE_CHECKING:
-    from otel_bridge_uptrain._exporter import UpTrainSpanExporter
-    from otel_bridge_uptrain._handler import UpTrainCallbackHandler
     from otel_bridge_uptrain._judge import Score
     from otel_bridge_uptrain._rag_views import (
         Compression,
@@ -22,14 +20,16 @@ if TYPE_CHECKING:
     )
     from otel_bridge_uptrain._results import SCORE_HISTOGRAM, Evaluation
     from otel_bridge_uptrain._selection import CheckPlan, EvaluationRequest, Shape, select
+    from otel_bridge_uptrain.exporter import UpTrainSpanExporter
+    from otel_bridge_uptrain.handler import UpTrainCallbackHandler
 
 # Everything but SINK_REPORT is imported on first use: front ends list the installed sinks
 # through their entry points' modules (this one) without importing each sink's client library.
 __getattr__ = lazy_exports(
     __name__,
     {
-        "UpTrainSpanExporter": "._exporter",
-        "UpTrainCallbackHandler": "._handler",
+        "UpTrainSpanExporter": ".exporter",
+        "UpTrainCallbackHandler": ".handler",
         "Score": "._judge",
         "Compression": "._rag_views",
         "MultiQuery": "._rag_views",

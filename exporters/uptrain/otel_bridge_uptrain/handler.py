@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
-from otel_bridge_uptrain._exporter import UpTrainSpanExporter
 from otel_bridge_uptrain._judge import LocalJudge
 from otel_bridge_uptrain._selection import Check, CheckPlan
+from otel_bridge_uptrain.exporter import UpTrainSpanExporter
 
 # What the seed evaluates: the trace shapes it knows. Plain LLM/chat calls get no checks unless
 # asked for (exporter_options={"checks": CheckPlan()} grades them too).

@@ -11,8 +11,8 @@ from label_studio_sdk import LabelStudio
 from opentelemetry import metrics, trace
 
 from otel_bridge.sink_handler import SinkCallbackHandler, drop_in_exporter_options
-from otel_bridge_labelstudio._exporter import LabelStudioSpanExporter
 from otel_bridge_labelstudio._label_config import LabelStudioMode, object_tag
+from otel_bridge_labelstudio.exporter import LabelStudioSpanExporter
 from otel_bridge_labelstudio.settings import DEFAULT_PROJECT_NAME
 
 _logger = logging.getLogger(__name__)
