@@ -25,7 +25,7 @@ from otel_bridge.otlp_wire import (
     split_span_fields,
     traces_data,
 )
-from otel_bridge.spool_outbox import SQL_VARIABLES_PER_QUERY, Outbox, Tally, scalar
+from otel_bridge.spool_outbox import Outbox, Tally, rows_where_in, scalar
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -408,9 +408,7 @@ class TraceAssembly:
             if excess <= 0:
                 break
         oldest_first.close()
-        for offset in range(0, len(victims), SQL_VARIABLES_PER_QUERY):
-            chunk = victims[offset : offset + SQL_VARIABLES_PER_QUERY]
-            db.execute(f"DELETE FROM handed_over WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        rows_where_in(db, "DELETE FROM handed_over", "id", victims)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -607,9 +605,4 @@ def _rows_for(
     db: sqlite3.Connection, statement: str, trace_ids: Iterable[bytes]
 ) -> list[tuple[Any, ...]]:
     """`statement ... WHERE trace_id IN (trace_ids)` in chunks, and the rows it returned."""
-    ids = list(trace_ids)
-    rows: list[tuple[Any, ...]] = []
-    for offset in range(0, len(ids), SQL_VARIABLES_PER_QUERY):
-        chunk = ids[offset : offset + SQL_VARIABLES_PER_QUERY]
-        rows += db.execute(f"{statement} WHERE trace_id IN ({','.join('?' * len(chunk))})", chunk)
-    return rows
+    return rows_where_in(db, statement, "trace_id", trace_ids)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from otel_bridge.otlp import trace_from_traces_data
 
@@ -150,15 +150,9 @@ class Outbox:
         )
 
     def delete(self, db: sqlite3.Connection, item_ids: Sequence[int]) -> None:
-        for offset in range(0, len(item_ids), SQL_VARIABLES_PER_QUERY):
-            chunk = item_ids[offset : offset + SQL_VARIABLES_PER_QUERY]
-            # fetchall: a RETURNING statement left unfinished would keep the transaction open.
-            rows = db.execute(
-                f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(chunk))}) RETURNING bytes",
-                chunk,
-            ).fetchall()
-            self._tally.held -= len(rows)
-            self._tally.bytes -= sum(row[0] for row in rows)
+        rows = rows_where_in(db, "DELETE FROM outbox", "id", item_ids, "RETURNING bytes")
+        self._tally.held -= len(rows)
+        self._tally.bytes -= sum(row[0] for row in rows)
 
     def totals(self, db: sqlite3.Connection) -> tuple[int, int]:
         """Traces and spans queued for delivery."""
@@ -277,6 +271,25 @@ class Outbox:
             f"INSERT INTO dead_letters ({_DEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             dead,
         )
+
+
+def rows_where_in(
+    db: sqlite3.Connection,
+    statement: str,
+    column: str,
+    values: Iterable[object],
+    returning: str = "",
+) -> list[tuple[Any, ...]]:
+    """`statement WHERE column IN (values) returning`, run in chunks SQLite's variable limit
+    allows, and every row it returned (read to the end: a RETURNING statement left unfinished
+    would keep the transaction open)."""
+    values = list(values)
+    rows: list[tuple[Any, ...]] = []
+    for offset in range(0, len(values), SQL_VARIABLES_PER_QUERY):
+        chunk = values[offset : offset + SQL_VARIABLES_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        rows += db.execute(f"{statement} WHERE {column} IN ({marks}) {returning}", chunk)
+    return rows
 
 
 def scalar(db: sqlite3.Connection, sql: str, *params: object) -> int:
