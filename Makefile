@@ -9,6 +9,9 @@ UV := $(BIN)/uv
 CONSTRAINTS := requirements/constraints.txt
 EXPORTERS := labelstudio uptrain clearml sagemaker
 EDITABLES := -e '.[serve,demo]' $(foreach e,$(EXPORTERS),-e exporters/$(e))
+# The optional C code (native/): built and installed, not editable; the tests run it and the
+# Python it stands in for.
+NATIVE_SOURCES := native/pyproject.toml native/setup.py $(wildcard native/otel_bridge_speedups/*)
 SERVICES := scripts/services.sh
 
 .PHONY: install install-labelstudio-server install-ui test lint typecheck pytest demo ui browser docs \
@@ -20,9 +23,10 @@ $(BIN)/python:
 $(UV): $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.installed: $(UV) pyproject.toml $(wildcard exporters/*/pyproject.toml) requirements/test.txt $(CONSTRAINTS)
-	@echo "Installing otel-bridge, its four sinks and the test tools into $(VENV) (about a minute on a fresh machine)"
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -c $(CONSTRAINTS) $(EDITABLES) -r requirements/test.txt
+$(VENV)/.installed: $(UV) pyproject.toml $(wildcard exporters/*/pyproject.toml) requirements/test.txt $(CONSTRAINTS) $(NATIVE_SOURCES)
+	@echo "Installing otel-bridge, its four sinks, its C code and the test tools into $(VENV) (about a minute on a fresh machine)"
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -c $(CONSTRAINTS) $(EDITABLES) ./native \
+		--reinstall-package otel-bridge-speedups -r requirements/test.txt
 	touch $@
 
 # The Label Studio server lives in its own environment: its Django pins must not steer ours.

@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from receiver import _fresh, _machine, _request_body
 
 import otel_bridge.file_sink
+import otel_bridge.otlp_json
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.langchain_views import FinishedTrace
 
@@ -64,17 +65,26 @@ def main() -> int:
     body = _request_body(args.spans_per_request)
     print(f"machine: {_machine()}")
     print(f"load: {args.requests} requests of {args.spans_per_request} spans, in process")
+    native = otel_bridge.otlp_json._native_spans_json
+    # format: json with each byte walk: the C one (otel_bridge_speedups) when it is installed,
+    # and the Python one it stands in for.
+    walks = ([("C walk", native)] if native is not None else []) + [("Python walk", None)]
     for lines in ("request", "trace"):
-        for file_format in ("json", "proto"):
+        for file_format, (walk, function) in [
+            *(("json", walk) for walk in walks),
+            ("proto", ("", None)),
+        ]:
+            otel_bridge.otlp_json._native_spans_json = function
             requests = [
                 ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(args.requests)
             ]
-            _measure(file_format, lines, requests, args.requests * args.spans_per_request)
+            _measure(file_format, walk, lines, requests, args.requests * args.spans_per_request)
+    otel_bridge.otlp_json._native_spans_json = native
     return 0
 
 
 def _measure(
-    file_format: str, lines: str, requests: list[ExportTraceServiceRequest], spans: int
+    file_format: str, walk: str, lines: str, requests: list[ExportTraceServiceRequest], spans: int
 ) -> None:
     _MeasuredFileSink.deliver_seconds = _MeasuredFileSink.json_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-file-sink-") as scratch:
@@ -114,7 +124,7 @@ def _measure(
         return f"{seconds / spans * 1e6:8.1f} us/span"
 
     deliver = _MeasuredFileSink.deliver_seconds
-    print(f"format: {file_format}, lines: {lines}")
+    print(f"format: {file_format}{f' ({walk})' if walk else ''}, lines: {lines}")
     print(f"whole durable path, CPU of every thread       {per_span(total)}")
     what = "(write the file)  " if lines == "request" else "(decode, spool)   "
     print(f"  export_request {what}calling th. {per_span(export_cpu)}")

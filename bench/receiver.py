@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_bridge import otlp
+from otel_bridge import otlp, otlp_json
 from otel_bridge.trace_files import requests_in_file
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -113,8 +113,12 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
     """Child process: the receiver with the chosen sink until terminated."""
     import signal
 
+    from otel_bridge import otlp_json
     from otel_bridge.file_sink import FileSpanExporter
     from otel_bridge.receiver import Receiver, Sink, parse_config
+
+    if sink == "file-python":  # the walk otel_bridge uses without otel_bridge_speedups
+        otlp_json._native_spans_json = None
 
     config = parse_config(
         {
@@ -129,7 +133,7 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
         if sink == "no-op"
         else FileSpanExporter(
             Path(spool_dir) / "out.jsonl",
-            format="proto" if sink == "file-proto" else "json",
+            format="proto" if sink == "file-proto" else "json",  # json: file, file-python
             spool_dir=spool_dir,
             grace_period=0.5,
             max_trace_age=3600.0,
@@ -271,12 +275,15 @@ def main() -> int:
         f"load: {args.clients} clients, {args.spans_per_request} spans/request "
         f"({len(body)} bytes protobuf), {args.seconds:.0f} s per row, same client for all targets"
     )
-    print(f"{'target':<46}{'protocol':<10}{'requests':>10}{'spans/s':>12}")
+    print(f"{'target':<58}{'protocol':<10}{'requests':>10}{'spans/s':>12}")
     context = multiprocessing.get_context("spawn")
     results: list[tuple[str, str, int, float]] = []
     rotel_rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as scratch:
-        for sink in ("no-op", "file", "file-proto"):
+        sinks = ["no-op", "file", "file-python", "file-proto"]
+        if otlp_json._native_spans_json is None:
+            sinks.remove("file-python")  # "file" is already the Python walk
+        for sink in sinks:
             http_port, grpc_port = _free_port(), _free_port()
             spool = Path(scratch) / sink
             process = context.Process(
@@ -290,7 +297,10 @@ def main() -> int:
                 if sink == "file-proto":
                     label = "otel-bridge serve, file sink, format: proto"
                 elif sink == "file":
-                    label += ", format: json"
+                    walk = "Python" if otlp_json._native_spans_json is None else "C"
+                    label = f"otel-bridge serve, file sink, format: json ({walk} walk)"
+                elif sink == "file-python":
+                    label = "otel-bridge serve, file sink, format: json (Python walk)"
                 for protocol, sender in (
                     ("http", _http_sender(http_port, body)),
                     ("grpc", _grpc_sender(grpc_port, body)),
@@ -305,7 +315,7 @@ def main() -> int:
                         )
                     )
                     print(
-                        f"{label:<46}{protocol:<10}{requests:>10}{results[-1][3]:>12,.0f}",
+                        f"{label:<58}{protocol:<10}{requests:>10}{results[-1][3]:>12,.0f}",
                         flush=True,
                     )
                 if sink != "no-op":
@@ -344,7 +354,7 @@ def main() -> int:
                 rate = requests * args.spans_per_request / args.seconds
                 rotel_rates[protocol] = rate
                 print(
-                    f"{'rotel (blackhole exporter)':<46}{protocol:<10}{requests:>10}{rate:>12,.0f}"
+                    f"{'rotel (blackhole exporter)':<58}{protocol:<10}{requests:>10}{rate:>12,.0f}"
                 )
         finally:
             rotel_process.terminate()

@@ -1,7 +1,10 @@
 """The file sink's OTLP JSON lines: byte for byte what the writer wrote before spans were read
 from their protobuf bytes (the texts below are its output), and the same text whichever way a
-span is read: from its bytes (strings, numbers and booleans) or from the message (anything else)
-(issue 14)."""
+span is read: from its bytes (strings, numbers and booleans), by the C walk
+(otel_bridge_speedups) or the Python one, or from the message (anything else) (issue 14).
+
+Every test taking `walk` runs once with each byte walk. The C one must be installed here:
+`make install` builds it, and a test environment without it fails rather than skips."""
 
 from __future__ import annotations
 
@@ -15,6 +18,19 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from otel_bridge import otlp_json
 from otel_bridge.otlp_json import traces_data_json
 from tests.core.test_file_sink_formats import _every_field_request
+
+
+@pytest.fixture(params=["c", "python"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which byte walk `traces_data_json` uses: the C one, or the Python one it stands in for."""
+    if request.param == "c":
+        import otel_bridge_speedups
+
+        assert otlp_json._native_spans_json is otel_bridge_speedups.spans_json
+    else:
+        monkeypatch.setattr(otlp_json, "_native_spans_json", None)
+    return str(request.param)
+
 
 EVERY_FIELD_LINE = '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"svc ✓"}}],"droppedAttributesCount":2},"scopeSpans":[{"scope":{"name":"scope","version":"1.0","attributes":[{"key":"scope.attr","value":{"boolValue":true}}],"droppedAttributesCount":1},"spans":[{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202","traceState":"a=b","parentSpanId":"0303030303030303","name":"quote \\" backslash \\\\ newline \\n tab \\t é 😀","kind":3,"startTimeUnixNano":"1700000000123456789","endTimeUnixNano":"18446744073709551615","attributes":[{"key":"s","value":{"stringValue":"text"}},{"key":"empty","value":{"stringValue":""}},{"key":"t","value":{"boolValue":true}},{"key":"f","value":{"boolValue":false}},{"key":"i","value":{"intValue":"-9223372036854775808"}},{"key":"zero","value":{"intValue":"0"}},{"key":"d","value":{"doubleValue":2.5}},{"key":"nan","value":{"doubleValue":"NaN"}},{"key":"inf","value":{"doubleValue":"Infinity"}},{"key":"-inf","value":{"doubleValue":"-Infinity"}},{"key":"b","value":{"bytesValue":"AP9ieXRlcw=="}},{"key":"array","value":{"arrayValue":{"values":[{"stringValue":"x"},{"intValue":"7"},{}]}}},{"key":"empty array","value":{"arrayValue":{}}},{"key":"kvlist","value":{"kvlistValue":{"values":[{"key":"inner","value":{"doubleValue":-0.5}}]}}},{"key":"no value"}],"droppedAttributesCount":3,"events":[{"timeUnixNano":"5","name":"event","attributes":[{"key":"e","value":{"stringValue":"v"}}],"droppedAttributesCount":1},{}],"droppedEventsCount":4,"links":[{"traceId":"04040404040404040404040404040404","spanId":"0505050505050505","traceState":"c=d","attributes":[{"key":"l","value":{"intValue":"1"}}],"droppedAttributesCount":6,"flags":256}],"droppedLinksCount":5,"status":{"message":"broke","code":2},"flags":769},{"traceId":"01010101010101010101010101010101","spanId":"0606060606060606"}],"schemaUrl":"https://schema/s"}],"schemaUrl":"https://schema/r"},{"scopeSpans":[{"scope":{}}]}]}'
 
@@ -62,7 +78,7 @@ def _simple_spans_request() -> ExportTraceServiceRequest:
     return request
 
 
-def test_the_lines_are_byte_for_byte_what_they_were() -> None:
+def test_the_lines_are_byte_for_byte_what_they_were(walk: str) -> None:
     assert traces_data_json(_every_field_request()) == EVERY_FIELD_LINE
     assert traces_data_json(_simple_spans_request()) == SIMPLE_SPANS_LINE
     # Again: resources, scopes and small attributes now come from what was kept of them.
@@ -71,7 +87,7 @@ def test_the_lines_are_byte_for_byte_what_they_were() -> None:
 
 
 def test_spans_of_strings_numbers_and_booleans_are_read_from_their_bytes(
-    monkeypatch: pytest.MonkeyPatch,
+    walk: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def not_from_the_message(span: Any) -> str:
         raise AssertionError("written from the message")
@@ -156,7 +172,7 @@ def _random_span(rng: random.Random, span: Any) -> None:
             span.status.code = rng.randrange(3)
 
 
-def test_a_span_reads_the_same_from_its_bytes_as_from_the_message() -> None:
+def test_a_span_reads_the_same_from_its_bytes_as_from_the_message(walk: str) -> None:
     rng = random.Random(14)
     request = ExportTraceServiceRequest()
     scopes = [request.resource_spans.add().scope_spans.add() for _ in range(300)]
@@ -168,7 +184,7 @@ def test_a_span_reads_the_same_from_its_bytes_as_from_the_message() -> None:
         assert otlp_json._spans(scope_spans) == from_message
 
 
-def test_unknown_fields_are_left_out_as_the_message_leaves_them() -> None:
+def test_unknown_fields_are_left_out_as_the_message_leaves_them(walk: str) -> None:
     request = _simple_spans_request()
     scope_spans = request.resource_spans[0].scope_spans[0]
     expected = traces_data_json(request)

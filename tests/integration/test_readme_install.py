@@ -83,6 +83,22 @@ def test_the_receiver_row_validates_the_bridge_configuration(tmp_path: Path) -> 
     _ok(_run(goal, args, tmp_path, OTEL_BRIDGE_TOKEN="a-token-of-32-characters-or-more!"))
 
 
+def test_the_c_code_row_gives_the_file_sink_its_c_walk(tmp_path: Path) -> None:
+    goal = next(goal for goal in ROWS if "in C" in goal)
+    script = (
+        "from otel_bridge import otlp_json\n"
+        "from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans\n"
+        "scope = ScopeSpans()\n"
+        "scope.spans.add(name='n')\n"
+        "print(otlp_json._native_spans_json.__module__, otlp_json._spans(scope))\n"
+    )
+    out = _ok(_run(goal, ["-c", script], tmp_path))
+    assert out == 'otel_bridge_speedups._otlp_json [{"traceId":"","spanId":"","name":"n"}]\n'
+    config = example_envs.ROOT / "collector-config" / "bridge.yaml"
+    args = ["-m", "otel_bridge.cli", "serve", "--check-config", "--config", str(config)]
+    _ok(_run(goal, args, tmp_path, OTEL_BRIDGE_TOKEN="a-token-of-32-characters-or-more!"))
+
+
 def test_the_demo_row_runs_the_demo(tmp_path: Path) -> None:
     goal = next(goal for goal in ROWS if goal.startswith("the demo,"))
     output = tmp_path / "traces.jsonl"

@@ -1,5 +1,5 @@
-"""The distributions as a user installs them: wheels built from this tree (the core and each
-sink), installed (not editable) into a clean virtual environment, then the README's quickstart
+"""The distributions as a user installs them: wheels built from this tree (the core, each sink
+and the optional C code), installed (not editable) into a clean virtual environment, then the README's quickstart
 and `otel-bridge --version` run from a directory outside the source tree.
 
 uv builds and installs (the one `make install` brings); the versions are the project's
@@ -43,7 +43,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "VIRTUAL_ENV", "PYTHON"))
     }
-    for project in (ROOT, *(ROOT / "exporters" / sink for sink in SINKS)):
+    for project in (ROOT, *(ROOT / "exporters" / sink for sink in SINKS), ROOT / "native"):
         _run(
             [str(UV), "build", "--wheel", "--quiet", "--out-dir", str(dist), str(project)],
             ROOT,
@@ -70,7 +70,7 @@ def test_each_distribution_builds_one_wheel_with_its_package_and_no_tests(
     names = sorted(wheel.name for wheel in dist.glob("*.whl"))
     assert [re.sub(r"-0\.1\.0-.*", "", name) for name in names] == [
         "otel_bridge",
-        *sorted(f"otel_bridge_{sink}" for sink in SINKS),
+        *sorted([*(f"otel_bridge_{sink}" for sink in SINKS), "otel_bridge_speedups"]),
     ]
     core = zipfile.ZipFile(next(dist.glob("otel_bridge-0.1.0-*.whl"))).namelist()
     assert "otel_bridge/py.typed" in core and "otel_bridge/cli.py" in core
@@ -80,6 +80,11 @@ def test_each_distribution_builds_one_wheel_with_its_package_and_no_tests(
         files = zipfile.ZipFile(wheel).namelist()
         assert f"otel_bridge_{sink}/__init__.py" in files
         assert not [name for name in files if "/tests/" in name or name.startswith("tests/")]
+    (native,) = dist.glob("otel_bridge_speedups-*.whl")
+    files = zipfile.ZipFile(native).namelist()
+    assert [
+        name for name in files if re.fullmatch(r"otel_bridge_speedups/_otlp_json\..*\.so", name)
+    ]
 
 
 def test_the_installed_wheels_run_the_quickstart_and_name_every_sink(
@@ -93,6 +98,12 @@ def test_the_installed_wheels_run_the_quickstart_and_name_every_sink(
         env,
     )  # fmt: skip
     assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
+    # The C walk is the one the file sink uses, from the installed wheel.
+    native = "from otel_bridge import otlp_json; print(otlp_json._native_spans_json.__module__)"
+    assert (
+        _run([str(python), "-c", native], tmp_path, env).stdout
+        == "otel_bridge_speedups._otlp_json\n"
+    )
     (code,) = re.findall(r"```python\n(.*?)```", section("Quickstart"), re.DOTALL)
     (tmp_path / "quickstart.py").write_text(code, encoding="utf-8")
     ran = _run([str(python), "quickstart.py"], tmp_path, env)
