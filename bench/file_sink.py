@@ -3,8 +3,10 @@ whole path per span (`export_request` on the calling thread, then the delivery w
 the part spent in `FileSpanExporter.deliver` (and, within it, the OTLP JSON line), so the
 sink's share and the spool's are printed in the same run, for `format: json` and `format:
 proto`, with `lines: request` (the receiver's default: each request written at once, no spool)
-and `lines: trace` (spooled, one line per finished trace). Then what the sink keeps to write each span once: memory per span remembered, and the
-time a restart takes to read it back from the file it wrote.
+and `lines: trace` (spooled, one line per finished trace). Then what the sink keeps to write
+each span once: memory per span remembered, the time a restart takes to read it back from the
+file it wrote, and what a request costs once that window is full (each trace written forgets
+the oldest), beside the same requests while it is not.
 
     .venv/bin/python bench/file_sink.py [--requests 100] [--spans-per-request 256]
 """
@@ -25,6 +27,7 @@ from receiver import _fresh, _machine, _request_body
 
 import otel_bridge.file_sink
 import otel_bridge.otlp_json
+from otel_bridge import otlp
 from otel_bridge.file_sink import FileSpanExporter
 from otel_bridge.langchain_views import FinishedTrace
 
@@ -80,7 +83,35 @@ def main() -> int:
             ]
             _measure(file_format, walk, lines, requests, args.requests * args.spans_per_request)
     otel_bridge.otlp_json._native_spans_json = native
+    _measure_full_window(body, 400)
     return 0
+
+
+def _measure_full_window(body: bytes, count: int) -> None:
+    """export_request's CPU per span with `lines: request`, format json, while the window of
+    remembered spans is nearly empty and once it is full (filled first with 2-span traces, as
+    `serve` fills it after a few seconds of load)."""
+    figures = []
+    for full in (False, True):
+        requests = [ExportTraceServiceRequest.FromString(_fresh(body)) for _ in range(count)]
+        with tempfile.TemporaryDirectory(prefix="bench-file-sink-") as scratch:
+            sink = FileSpanExporter(Path(scratch) / "out", spool_dir=scratch)
+            if full:
+                written = sink._written_spans()
+                for number in range(sink.remembered_spans // 2):
+                    written.add(number, number.to_bytes(16, "big"))
+            spans = 0
+            started = time.thread_time()
+            for request in requests:
+                sink.export_request(request)
+                spans += otlp.span_count(request)
+            figures.append((time.thread_time() - started) / spans * 1e6)
+            sink.shutdown()
+    print(
+        f"lines: request, export_request: {figures[0]:.1f} us/span with the window of remembered"
+        f" spans nearly empty, {figures[1]:.1f} us/span once it is full"
+        f" ({FileSpanExporter.remembered_spans:,} spans)"
+    )
 
 
 def _measure(
