@@ -27,10 +27,19 @@ try:
 except ImportError:  # the Python walk below writes the same text
     _native_spans_json = None
 
-__all__ = ["traces_data_json"]
+__all__ = ["spans_walk", "traces_data_json"]
+
+# What `spans_walk` says of each walk.
+WALK_C = "C (otel-bridge-speedups)"
+WALK_PYTHON = "Python (install otel-bridge-speedups, native/ of a checkout, to write it in C)"
 
 # json's own C string encoder (quotes and escapes; non-ASCII kept, as ensure_ascii=False).
 _quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def spans_walk() -> str:
+    """Which byte walk writes spans' JSON here: `WALK_C` or `WALK_PYTHON`."""
+    return WALK_PYTHON if _native_spans_json is None else WALK_C
 
 
 def traces_data_json(message: Any) -> str:

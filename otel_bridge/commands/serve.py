@@ -118,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
     if receiver.grpc_port is not None and grpc is not None:
         _announce(f"OTLP/gRPC listening on {grpc.endpoint.host}:{receiver.grpc_port}")
     _announce(f"sinks: {', '.join(sink.id for sink in sinks)}")
+    from otel_bridge.file_sink import FileSpanExporter
+    from otel_bridge.otlp_json import spans_walk
+
+    if any(
+        isinstance(sink.exporter, FileSpanExporter) and sink.exporter.format == "json"
+        for sink in sinks
+    ):
+        _announce(f"file sink: OTLP JSON lines written in {spans_walk()}")
     # Event.wait with a timeout keeps the main thread responsive to signals.
     while not stop_requested.wait(0.5):
         pass

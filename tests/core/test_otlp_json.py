@@ -194,3 +194,9 @@ def test_unknown_fields_are_left_out_as_the_message_leaves_them(walk: str) -> No
     status_bytes = scope_spans.spans[2].status.SerializeToString() + b"\x4a\x01x"
     scope_spans.spans[2].status.ParseFromString(status_bytes)
     assert traces_data_json(request) == expected
+
+
+def test_the_walk_in_use_is_named(walk: str) -> None:
+    expected = otlp_json.WALK_C if walk == "c" else otlp_json.WALK_PYTHON
+    assert otlp_json.spans_walk() == expected
+    assert expected.startswith("C (" if walk == "c" else "Python (install otel-bridge-speedups")

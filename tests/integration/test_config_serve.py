@@ -105,6 +105,24 @@ sinks:
     assert {METRIC_REQUESTS, METRIC_SPANS_ACCEPTED, METRIC_SPOOL_BYTES} <= collector.names
 
 
+def test_serve_says_which_walk_writes_the_file_sinks_json(tmp_path: Path) -> None:
+    config = loopback_config(tmp_path, f"sinks:\n  file: {{path: {tmp_path / 'out.jsonl'}}}\n")
+    process, _ = start_serve(config, cwd=tmp_path, stderr=None)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "otel-bridge serve: sinks: file\n"
+        # make install builds the C walk: this environment has it.
+        walk = process.stdout.readline()
+        assert (
+            walk
+            == "otel-bridge serve: file sink: OTLP JSON lines written in C (otel-bridge-speedups)\n"
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_a_busy_port_is_reported_without_a_traceback(tmp_path: Path, transport: str) -> None:
     with socket.socket() as busy:
