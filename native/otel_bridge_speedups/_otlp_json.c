@@ -225,37 +225,31 @@ static int is_utf8(const uint8_t *text, Py_ssize_t size) {
             i++;
             continue;
         }
+        /* The sequence's length, and the range of its second byte. */
+        Py_ssize_t length;
+        uint8_t low = 0x80, high = 0xBF;
         if (c >= 0xC2 && c <= 0xDF) {
-            if (i + 1 >= size || (text[i + 1] & 0xC0) != 0x80) {
-                return 0;
-            }
-            i += 2;
+            length = 2;
         } else if (c >= 0xE0 && c <= 0xEF) {
-            if (i + 2 >= size) {
-                return 0;
-            }
-            uint8_t c1 = text[i + 1];
-            uint8_t low = c == 0xE0 ? 0xA0 : 0x80;
-            uint8_t high = c == 0xED ? 0x9F : 0xBF;
-            if (c1 < low || c1 > high || (text[i + 2] & 0xC0) != 0x80) {
-                return 0;
-            }
-            i += 3;
+            length = 3;
+            low = c == 0xE0 ? 0xA0 : low;   /* overlong */
+            high = c == 0xED ? 0x9F : high; /* surrogates */
         } else if (c >= 0xF0 && c <= 0xF4) {
-            if (i + 3 >= size) {
-                return 0;
-            }
-            uint8_t c1 = text[i + 1];
-            uint8_t low = c == 0xF0 ? 0x90 : 0x80;
-            uint8_t high = c == 0xF4 ? 0x8F : 0xBF;
-            if (c1 < low || c1 > high || (text[i + 2] & 0xC0) != 0x80 ||
-                (text[i + 3] & 0xC0) != 0x80) {
-                return 0;
-            }
-            i += 4;
+            length = 4;
+            low = c == 0xF0 ? 0x90 : low;   /* overlong */
+            high = c == 0xF4 ? 0x8F : high; /* past U+10FFFF */
         } else {
             return 0;
         }
+        if (size - i < length || text[i + 1] < low || text[i + 1] > high) {
+            return 0;
+        }
+        for (Py_ssize_t k = 2; k < length; k++) {
+            if ((text[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+        }
+        i += length;
     }
     return 1;
 }
@@ -390,16 +384,18 @@ typedef struct {
     Py_ssize_t start, stop;
 } Extent;
 
-/* A Span, data[start:stop], written to `out` as the Python walk writes it. */
-static int write_span(Out *out, const uint8_t *data, Py_ssize_t start, Py_ssize_t stop) {
+/* A Span, data[start:stop], written to `out` as the Python walk writes it. Its attributes are
+ * written to `attributes` as they come (emptied first), and copied into place after. */
+static int write_span(Out *out, Out *attributes, const uint8_t *data, Py_ssize_t start,
+                      Py_ssize_t stop) {
     Extent trace_id = {0, 0}, span_id = {0, 0}, trace_state = {0, 0}, parent = {0, 0};
     Extent name = {0, 0}, status = {0, 0};
-    int has_status = 0, has_attributes = 0, kind = 0;
+    int has_status = 0, kind = 0;
     uint64_t start_time = 0, end_time = 0, dropped = 0;
     uint32_t flags = 0;
     Reader reader = {data, start, stop};
+    attributes->size = 0;
 
-    /* First every field but the attributes, which are written in a second pass. */
     while (reader.offset < stop) {
         uint8_t tag = data[reader.offset++];
         if ((tag & 7) == 2) {
@@ -408,21 +404,25 @@ static int write_span(Out *out, const uint8_t *data, Py_ssize_t start, Py_ssize_
                 return NOT_HERE;
             }
             switch (tag) {
-            case 0x4A: has_attributes = 1; break;
+            case 0x4A: { /* an attribute */
+                if (attributes->size > 0 && OUT_LITERAL(attributes, ",") < 0) {
+                    return ERROR;
+                }
+                int result = write_key_value(attributes, data, field.start, field.stop);
+                if (result != OK) {
+                    return result;
+                }
+                break;
+            }
             case 0x0A: trace_id = field; break;
             case 0x12: span_id = field; break;
-            case 0x1A:
-                if (!is_utf8(data + field.start, field.stop - field.start)) {
-                    return NOT_HERE;
-                }
-                trace_state = field;
-                break;
             case 0x22: parent = field; break;
-            case 0x2A:
+            case 0x1A: /* the trace state */
+            case 0x2A: /* the name */
                 if (!is_utf8(data + field.start, field.stop - field.start)) {
                     return NOT_HERE;
                 }
-                name = field;
+                *(tag == 0x1A ? &trace_state : &name) = field;
                 break;
             case 0x7A: {
                 /* Each status is checked, as the Python walk checks each; the last is written. */
@@ -508,47 +508,10 @@ static int write_span(Out *out, const uint8_t *data, Py_ssize_t start, Py_ssize_
                      out_unsigned(out, end_time) < 0 || OUT_LITERAL(out, "\"") < 0)) {
         return ERROR;
     }
-    if (has_attributes) {
-        if (OUT_LITERAL(out, ",\"attributes\":[") < 0) {
-            return ERROR;
-        }
-        /* The second pass: the first checked every field's extent, so only tags and lengths
-         * are read again. */
-        Reader again = {data, start, stop};
-        int first = 1;
-        while (again.offset < stop) {
-            uint8_t tag = data[again.offset++];
-            if ((tag & 7) == 2) {
-                Extent field;
-                if (!read_length(&again, &field.start, &field.stop)) {
-                    return NOT_HERE;
-                }
-                if (tag == 0x4A) {
-                    if (!first && OUT_LITERAL(out, ",") < 0) {
-                        return ERROR;
-                    }
-                    first = 0;
-                    int result = write_key_value(out, data, field.start, field.stop);
-                    if (result != OK) {
-                        return result;
-                    }
-                }
-            } else if (tag == 0x39 || tag == 0x41) {
-                again.offset += 8;
-            } else if (tag == 0x30) {
-                again.offset += 1;
-            } else if (tag == 0x50) {
-                uint64_t ignored;
-                if (!read_varint(&again, &ignored)) {
-                    return NOT_HERE;
-                }
-            } else {
-                again.offset += 5; /* flags, tag 0x85 0x01 */
-            }
-        }
-        if (OUT_LITERAL(out, "]") < 0) {
-            return ERROR;
-        }
+    if (attributes->size > 0 &&
+        (OUT_LITERAL(out, ",\"attributes\":[") < 0 ||
+         out_write(out, attributes->data, attributes->size) < 0 || OUT_LITERAL(out, "]") < 0)) {
+        return ERROR;
     }
     if (dropped && (OUT_LITERAL(out, ",\"droppedAttributesCount\":") < 0 ||
                     out_unsigned(out, dropped) < 0)) {
@@ -598,6 +561,7 @@ static PyObject *spans_json(PyObject *module, PyObject *argument) {
     Py_ssize_t end = view.len;
     PyObject *texts = PyList_New(0);
     Out out = {NULL, 0, 0};
+    Out attributes = {NULL, 0, 0};
     if (texts == NULL) {
         goto failed;
     }
@@ -609,6 +573,7 @@ static PyObject *spans_json(PyObject *module, PyObject *argument) {
         if ((tag & 0x87) != 2 || !read_length(&reader, &field, &field_end)) {
             Py_DECREF(texts);
             PyMem_Free(out.data);
+            PyMem_Free(attributes.data);
             PyBuffer_Release(&view);
             Py_RETURN_NONE;
         }
@@ -616,7 +581,7 @@ static PyObject *spans_json(PyObject *module, PyObject *argument) {
             continue;
         }
         out.size = 0;
-        int result = write_span(&out, data, field, field_end);
+        int result = write_span(&out, &attributes, data, field, field_end);
         PyObject *text;
         if (result == ERROR) {
             goto failed;
@@ -635,12 +600,14 @@ static PyObject *spans_json(PyObject *module, PyObject *argument) {
         }
     }
     PyMem_Free(out.data);
+    PyMem_Free(attributes.data);
     PyBuffer_Release(&view);
     return texts;
 
 failed:
     Py_XDECREF(texts);
     PyMem_Free(out.data);
+    PyMem_Free(attributes.data);
     PyBuffer_Release(&view);
     return NULL;
 }
