@@ -322,6 +322,8 @@ static int write_key_value(Out *out, const uint8_t *data, Py_ssize_t start, Py_s
             }
             key = field;
             key_end = field_end;
+        } else if (has_value) {
+            return NOT_HERE; /* a second value (upb writes one): the Python walk checks each */
         } else {
             value = field;
             value_end = field_end;

@@ -168,6 +168,10 @@ def test_values_past_their_field_or_past_64_bits_are_refused() -> None:
         '{"traceId":"","spanId":"","attributes":[{"key":"k","value":{"boolValue":true}}]}'
     ]
     assert spans_json(attribute_value(b"\x10\x01\x10\x00")) == [None]  # two values
+    # A KeyValue with two values, the first one the walks do not take (bytes): both refuse it.
+    two_values = _field(0x0A, b"k") + _field(0x12, b"\x3a\x00") + _field(0x12, b"\x10\x01")
+    data = _scope_of(_field(0x4A, two_values))
+    assert spans_json(data) == otlp_json._python_spans_json(data) == [None]
     assert spans_json(attribute_value(b"\x21" + b"\x00" * 7)) == [None]  # a double cut short
     assert spans_json(attribute_value(b"\x0a\x05abc")) == [None]  # a string past its field
     assert spans_json(_scope_of(_field(0x0A, b"\x01" * 16) + b"\x39" + b"\x00" * 7)) == [None]
