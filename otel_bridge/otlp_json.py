@@ -155,7 +155,8 @@ def _python_spans_json(data: bytes) -> list[str | None] | None:
     when the `ScopeSpans` holds a field other than its scope, spans and schema URL, or is cut
     short. Walking the bytes in Python, with the text of small attributes kept by their bytes,
     costs about two thirds of reading the same fields from upb's message objects (5.4 against
-    8.1 µs a span of bench/receiver.py's requests); the C walk, about a fifth of that."""
+    8.1 µs a span of bench/receiver.py's requests). With the C walk the whole line costs 1.6 µs
+    a span against 7.6 with this one (bench/file_sink.py)."""
     texts: list[str | None] = []
     append = texts.append
     offset, end = 0, len(data)
