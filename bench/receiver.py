@@ -113,7 +113,6 @@ def _serve_bridge(http_port: int, grpc_port: int, sink: str, spool_dir: str) -> 
     """Child process: the receiver with the chosen sink until terminated."""
     import signal
 
-    from otel_bridge import otlp_json
     from otel_bridge.file_sink import FileSpanExporter
     from otel_bridge.receiver import Receiver, Sink, parse_config
 

@@ -106,8 +106,17 @@ static int out_signed(Out *out, int64_t value) {
 /* Text as json.encoder.encode_basestring writes it (ensure_ascii=False): in quotes, with '"',
  * '\\' and the control characters escaped, everything else as it is. `text` is valid UTF-8. */
 static int out_quoted(Out *out, const uint8_t *text, Py_ssize_t size) {
-    /* At most 6 bytes out for a byte in, plus the quotes. */
-    if (size > (PY_SSIZE_T_MAX - 2) / 6 || out_reserve(out, size * 6 + 2) < 0) {
+    /* Exactly what is written: the quotes, and 1 or 5 more bytes for each byte escaped. */
+    Py_ssize_t more = 2;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        uint8_t c = text[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            int is_short = c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
+                           c == '\r' || c == '\t';
+            more += is_short ? 1 : 5;
+        }
+    }
+    if (size > PY_SSIZE_T_MAX - more || out_reserve(out, size + more) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }
@@ -139,6 +148,10 @@ static int out_quoted(Out *out, const uint8_t *text, Py_ssize_t size) {
         }
     }
     *to++ = '"';
+    if (to - (out->data + out->size) != size + more) { /* the count above and the loop disagree */
+        PyErr_SetString(PyExc_SystemError, "otel_bridge_speedups: escaped length miscounted");
+        return -1;
+    }
     out->size = to - out->data;
     return 0;
 }
@@ -391,8 +404,9 @@ typedef struct {
 static int write_span(Out *out, Out *attributes, const uint8_t *data, Py_ssize_t start,
                       Py_ssize_t stop) {
     Extent trace_id = {0, 0}, span_id = {0, 0}, trace_state = {0, 0}, parent = {0, 0};
-    Extent name = {0, 0}, status = {0, 0};
-    int has_status = 0, kind = 0;
+    Extent name = {0, 0};
+    Py_ssize_t status_message = 0, status_message_end = 0;
+    int has_status = 0, status_code = 0, kind = 0;
     uint64_t start_time = 0, end_time = 0, dropped = 0;
     uint32_t flags = 0;
     Reader reader = {data, start, stop};
@@ -426,17 +440,14 @@ static int write_span(Out *out, Out *attributes, const uint8_t *data, Py_ssize_t
                 }
                 *(tag == 0x1A ? &trace_state : &name) = field;
                 break;
-            case 0x7A: {
+            case 0x7A:
                 /* Each status is checked, as the Python walk checks each; the last is written. */
-                Py_ssize_t message, message_end;
-                int code;
-                if (!read_status(data, field.start, field.stop, &message, &message_end, &code)) {
+                if (!read_status(data, field.start, field.stop, &status_message,
+                                 &status_message_end, &status_code)) {
                     return NOT_HERE;
                 }
-                status = field;
                 has_status = 1;
                 break;
-            }
             default: return NOT_HERE; /* events, links, fields not known here */
             }
         } else if (tag == 0x39 || tag == 0x41) {
@@ -468,12 +479,6 @@ static int write_span(Out *out, Out *attributes, const uint8_t *data, Py_ssize_t
         } else {
             return NOT_HERE;
         }
-    }
-    Py_ssize_t status_message = 0, status_message_end = 0;
-    int status_code = 0;
-    if (has_status && !read_status(data, status.start, status.stop, &status_message,
-                                   &status_message_end, &status_code)) {
-        return NOT_HERE;
     }
 
     if (OUT_LITERAL(out, "{\"traceId\":\"") < 0 ||

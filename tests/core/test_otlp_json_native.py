@@ -15,6 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 from otel_bridge_speedups import spans_json
 
 from otel_bridge import otlp_json
+from otel_bridge.otlp_wire import _varint
 from tests.core.test_otlp_json import _random_span
 
 
@@ -31,18 +32,6 @@ def _scopes(seed: int, count: int) -> list[ScopeSpans]:
             scope_spans.schema_url = "https://schema"
         scopes.append(scope_spans)
     return scopes
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _field(tag: int, payload: bytes) -> bytes:
