@@ -103,12 +103,21 @@ static int out_signed(Out *out, int64_t value) {
     return out_unsigned(out, (uint64_t)value);
 }
 
+/* Strings longer than this have their escapes counted before they are written. */
+#define QUOTED_COUNTED_FROM 4096
+
 /* Text as json.encoder.encode_basestring writes it (ensure_ascii=False): in quotes, with '"',
  * '\\' and the control characters escaped, everything else as it is. `text` is valid UTF-8. */
 static int out_quoted(Out *out, const uint8_t *text, Py_ssize_t size) {
-    /* Exactly what is written: the quotes, and 1 or 5 more bytes for each byte escaped. */
+    /* Room for the quotes, and 1 or 5 more bytes for each byte escaped: for a short string at
+     * most 5 for each byte (counting costs more than the room), for a long one exactly (so a
+     * 10 MB prompt does not take 60 MB). */
     Py_ssize_t more = 2;
-    for (Py_ssize_t i = 0; i < size; i++) {
+    int counted = size > QUOTED_COUNTED_FROM;
+    if (!counted) {
+        more += size * 5;
+    }
+    for (Py_ssize_t i = 0; counted && i < size; i++) {
         uint8_t c = text[i];
         if (c < 0x20 || c == '"' || c == '\\') {
             int is_short = c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' ||
@@ -148,8 +157,9 @@ static int out_quoted(Out *out, const uint8_t *text, Py_ssize_t size) {
         }
     }
     *to++ = '"';
-    if (to - (out->data + out->size) != size + more) { /* the count above and the loop disagree */
-        PyErr_SetString(PyExc_SystemError, "otel_bridge_speedups: escaped length miscounted");
+    Py_ssize_t written = to - (out->data + out->size);
+    if (counted ? written != size + more : written > size + more) { /* the room was wrong */
+        PyErr_SetString(PyExc_SystemError, "otel_bridge_speedups: a quoted string outgrew its room");
         return -1;
     }
     out->size = to - out->data;

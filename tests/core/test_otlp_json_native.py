@@ -91,11 +91,16 @@ def test_every_ascii_character_is_escaped_as_json_escapes_it() -> None:
     span = Span(trace_id=bytes(range(16)), span_id=b"\x00" * 7 + b"\xff", name=text)
     span.attributes.add(key=text).value.string_value = text
     span.status.message = text
+    # Past the 4 KiB from which the C walk counts escapes; then 6 bytes out for each byte in.
+    span.attributes.add(key="long").value.string_value = text * 40
+    span.attributes.add(key="controls").value.string_value = "\x01" * 4000
     data = _scope_of(span.SerializeToString())
     (written,) = spans_json(data)
     assert written == otlp_json._python_spans_json(data)[0]  # type: ignore[index]
     read = json.loads(written)
     assert read["name"] == read["attributes"][0]["key"] == read["status"]["message"] == text
+    assert read["attributes"][1]["value"]["stringValue"] == text * 40
+    assert read["attributes"][2]["value"]["stringValue"] == "\x01" * 4000
     assert read["traceId"] == bytes(range(16)).hex() and read["spanId"] == "00000000000000ff"
 
 
